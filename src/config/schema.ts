@@ -1,0 +1,38 @@
+import { z } from 'zod';
+
+/**
+ * The configuration schema: one source for the types, the defaults (units in the
+ * key names or descriptions) and `config/schema.json`. Later issues extend it
+ * section by section (registry, mqtt, server, budgets...).
+ */
+export const onnxLimitsSchema = z
+  .object({
+    maxModelBytes: z.number().int().positive().default(2 * 1024 ** 3).describe('Largest .onnx file accepted, in bytes (protobuf caps a model at 2 GiB).'),
+    maxTensorBytes: z.number().int().positive().default(2 * 1024 ** 3).describe('Largest single tensor (inline or external), in bytes.'),
+    maxTensorElements: z.number().int().positive().default(2 ** 31).describe('Largest element count of a tensor or declared shape.'),
+    maxDims: z.number().int().positive().default(32).describe('Largest rank of a tensor or shape.'),
+    maxNodes: z.number().int().positive().default(1_000_000).describe('Most nodes in all graphs of a model together.'),
+    maxGraphDepth: z.number().int().positive().default(32).describe('Deepest nesting of subgraphs (If/Loop/Scan bodies).'),
+  })
+  .strict()
+  .describe('Caps applied to every model before it reaches onnxruntime or a pass.');
+
+export const configSchema = z
+  .object({
+    stateDir: z.string().min(1).default('/var/lib/edgevolve').describe('Directory for the database, blobs and models.'),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+    onnx: z
+      .object({ limits: onnxLimitsSchema.prefault({}) })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type OnnxLimits = z.infer<typeof onnxLimitsSchema>;
+export const DEFAULT_ONNX_LIMITS: OnnxLimits = Object.freeze(onnxLimitsSchema.parse({}));

@@ -19,6 +19,28 @@ export const ERROR_CODES = {
   E_ONNX_EXTERNAL_DATA: { retryable: false, help: 'A tensor\'s external_data points outside the model directory, to a missing file, or past its end.' },
   E_ONNX_UNSUPPORTED: { retryable: false, help: 'The model uses an element type or construct this operation does not support.' },
   E_ONNX_GRAPH_EDIT: { retryable: false, help: 'A graph edit would break the graph (unknown node, name clash, or a cycle).' },
+
+  // registry/ and store/: OCI pull and push, signatures, the local blob store and database
+  E_REGISTRY_REF: { retryable: false, help: 'The reference is malformed; use host[:port]/repo[:tag|@sha256:...] or oci-layout:<dir>[:tag].' },
+  E_REGISTRY_UNREACHABLE: { retryable: true, help: 'The registry did not answer (connection refused, reset, timeout, or 5xx/429 after all retries); check the network, proxy and registry.' },
+  E_REGISTRY_AUTH: { retryable: false, help: 'The registry refused the credentials or the token flow failed; check registry.auth (username/password) and the scope.' },
+  E_REGISTRY_NOT_FOUND: { retryable: false, help: 'The repository, tag, manifest or blob does not exist in the registry or layout.' },
+  E_REGISTRY_PROTOCOL: { retryable: false, help: 'The registry answered in a way the distribution API does not allow (unexpected status, header or media type).' },
+  E_REGISTRY_DIGEST_MISMATCH: { retryable: true, help: 'Downloaded bytes do not hash to the digest the manifest names: corrupted in transit or tampered with; the bytes were discarded.' },
+  E_REGISTRY_DIGEST_UNSUPPORTED: { retryable: false, help: 'A digest is not a well-formed sha256:<64 hex> digest; only sha256 is accepted.' },
+  E_REGISTRY_RANGE: { retryable: true, help: 'A resumed download got a wrong or missing Content-Range or a changed ETag; the partial file was discarded and the download starts over.' },
+  E_REGISTRY_TOO_LARGE: { retryable: false, help: 'A manifest or blob is larger than the configured cap (registry.maxManifestBytes, registry.maxBlobBytes).' },
+  E_REGISTRY_MANIFEST_INVALID: { retryable: false, help: 'A manifest, index or config blob is not valid JSON of the expected shape or media type.' },
+  E_REGISTRY_NO_VARIANT: { retryable: false, help: 'No variant of the model fits this device (architecture, memory, precision); the message lists why each was rejected.' },
+  E_SIGNATURE_MISSING: { retryable: false, help: 'The trust policy requires a signature and the artifact has none (no sha256-<hex>.sig tag).' },
+  E_SIGNATURE_INVALID: { retryable: false, help: 'A signature does not verify against any pinned public key, or it signs a different digest or repository.' },
+  E_SIGNATURE_KEY: { retryable: false, help: 'A signing or verification key could not be read; use a PEM ECDSA P-256 key.' },
+  E_STORE_DISK_FULL: { retryable: true, help: 'Not enough free space (or store quota) for the download; free space or raise store.maxBytes. Nothing was activated.' },
+  E_STORE_PATH_ESCAPE: { retryable: false, help: 'A path from a manifest or layout would leave its directory (.., absolute path, or a link); refused.' },
+  E_STORE_DOWNGRADE: { retryable: false, help: 'The version is older than the last accepted one; a downgrade needs a signed artifact marked as downgrade and policy allowSignedDowngrade.' },
+  E_STORE_VERSION_INVALID: { retryable: false, help: 'The artifact has no version annotation, or one that is not dot-separated numbers (1.2.3).' },
+  E_STORE_DB: { retryable: false, help: 'The state database failed (corrupt, newer schema than this edgevolve, or SQLITE_FULL); the message names the cause.' },
+  E_STORE_NOT_FOUND: { retryable: false, help: 'The model, version or blob is not in the local store.' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -41,6 +41,11 @@ export const ERROR_CODES = {
   E_STORE_VERSION_INVALID: { retryable: false, help: 'The artifact has no version annotation, or one that is not dot-separated numbers (1.2.3).' },
   E_STORE_DB: { retryable: false, help: 'The state database failed (corrupt, newer schema than this edgevolve, or SQLITE_FULL); the message names the cause.' },
   E_STORE_NOT_FOUND: { retryable: false, help: 'The model, version or blob is not in the local store.' },
+
+  // runtime/: onnxruntime sessions
+  E_RUNTIME_SESSION_CREATE: { retryable: false, help: 'onnxruntime could not load the model (unsupported operator or opset, invalid graph, missing external data); the message gives its reason.' },
+  E_RUNTIME_RUN: { retryable: false, help: 'onnxruntime failed to run the model: an input has the wrong name, type or shape, or a kernel failed; the message gives its reason.' },
+  E_RUNTIME_UNSUPPORTED_TYPE: { retryable: false, help: 'onnxruntime-node cannot pass tensors of this element type (BFLOAT16, FLOAT8, complex) or non-tensor values (sequences, maps, optionals).' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

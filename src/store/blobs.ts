@@ -1,0 +1,344 @@
+/**
+ * The content-addressed blob store: `<root>/sha256/<hex>` holds bytes whose sha256 is
+ * <hex>, verified while they were written. Partial downloads live in
+ * `<root>/partial/<hex>.part` so a killed process can resume them.
+ *
+ * INVARIANTS: a file appears under `sha256/` only by rename after its whole content
+ * was hashed and fsynced, so a reader never sees a partial or unverified blob. Paths
+ * are built only from validated digests (`parseDigest`), never from names in input.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EdgevolveError } from '../errors/index.ts';
+import { fsyncDirectory, type DiskSpace } from '../host/index.ts';
+import { digestHex, parseDigest, type Digest } from './digest.ts';
+
+export interface BlobStoreOptions {
+  /** Directory that holds `sha256/` and `partial/`. */
+  readonly root: string;
+  readonly disk: DiskSpace;
+  /** Cap on the bytes the store may hold (committed + partial); also how tests simulate a full disk. */
+  readonly maxBytes?: number;
+  /** Space to leave free on the filesystem after a download, so the database and logs can still write. */
+  readonly reserveBytes?: number;
+}
+
+/** One blob being written; `offset` bytes are already on disk from an earlier attempt. */
+export interface BlobWriter {
+  readonly digest: Digest;
+  readonly size: number;
+  /** Bytes already present (resumed) and hashed. */
+  readonly offset: number;
+  /** Opaque validator (ETag) saved with the partial file by the previous attempt, if any. */
+  readonly validator: string | undefined;
+  /** Records the validator of the response the bytes come from, before writing any. */
+  setValidator(validator: string | undefined): Promise<void>;
+  write(chunk: Uint8Array): Promise<void>;
+  /** Drops the bytes written so far and starts again from offset 0. */
+  restart(): Promise<void>;
+  /** Verifies size and digest, fsyncs and renames into place. Throws E_REGISTRY_DIGEST_MISMATCH (and deletes the partial) on a mismatch. */
+  commit(): Promise<string>;
+  /** Closes the file and keeps the partial bytes for a later resume. */
+  close(): Promise<void>;
+}
+
+export class BlobStore {
+  readonly #options: BlobStoreOptions;
+
+  constructor(options: BlobStoreOptions) {
+    this.#options = options;
+  }
+
+  get root(): string {
+    return this.#options.root;
+  }
+
+  /** The path of a committed blob. */
+  path(digest: Digest): string {
+    return join(this.#options.root, 'sha256', digestHex(parseDigest(digest)));
+  }
+
+  #partialPath(digest: Digest): string {
+    return join(this.#options.root, 'partial', `${digestHex(parseDigest(digest))}.part`);
+  }
+
+  async init(): Promise<void> {
+    await mkdir(join(this.#options.root, 'sha256'), { recursive: true });
+    await mkdir(join(this.#options.root, 'partial'), { recursive: true });
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    try {
+      const info = await lstat(this.path(digest));
+      return info.isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  /** Reads a committed blob and checks its hash on the very bytes returned (no verify/use window). */
+  async readVerified(digest: Digest, maxBytes = 64 * 1024 * 1024): Promise<Buffer> {
+    const path = this.path(digest);
+    const info = await this.#lstatRegular(path, digest);
+    if (info.size > maxBytes) {
+      throw new EdgevolveError('E_REGISTRY_TOO_LARGE', `blob ${digest} is ${info.size} bytes, over the ${maxBytes}-byte cap for reading into memory`);
+    }
+    const bytes = await readFile(path);
+    const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (actual !== digest) {
+      throw new EdgevolveError('E_REGISTRY_DIGEST_MISMATCH', `stored blob ${digest} hashes to ${actual}: the file changed on disk`, { context: { digest, actual } });
+    }
+    return bytes;
+  }
+
+  /** Re-hashes a committed blob from disk; true when it still matches its name. */
+  async verify(digest: Digest): Promise<boolean> {
+    const path = this.path(digest);
+    await this.#lstatRegular(path, digest);
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+    return `sha256:${hash.digest('hex')}` === digest;
+  }
+
+  async #lstatRegular(path: string, digest: Digest): Promise<{ size: number }> {
+    let info;
+    try {
+      info = await lstat(path);
+    } catch (err) {
+      throw new EdgevolveError('E_STORE_NOT_FOUND', `blob ${digest} is not in the store`, { cause: err, context: { digest } });
+    }
+    if (!info.isFile()) throw new EdgevolveError('E_STORE_PATH_ESCAPE', `blob ${digest} is not a regular file (a link or device); refused`, { context: { digest } });
+    return info;
+  }
+
+  /** Bytes held by committed and partial blobs. */
+  async usedBytes(): Promise<number> {
+    let total = 0;
+    for (const sub of ['sha256', 'partial']) {
+      const dir = join(this.#options.root, sub);
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        const info = await lstat(join(dir, name)).catch(() => undefined);
+        if (info?.isFile()) total += info.size;
+      }
+    }
+    return total;
+  }
+
+  /**
+   * Refuses, before any byte is fetched, a download that would not fit: over the store
+   * quota or leaving less than `reserveBytes` free on the filesystem.
+   */
+  async ensureSpace(bytesNeeded: number): Promise<void> {
+    const { maxBytes, reserveBytes = 0 } = this.#options;
+    if (maxBytes !== undefined) {
+      const used = await this.usedBytes();
+      if (used + bytesNeeded > maxBytes) {
+        throw new EdgevolveError('E_STORE_DISK_FULL', `store quota exceeded: ${bytesNeeded} more bytes needed, ${used} of ${maxBytes} used`, {
+          context: { bytesNeeded, used, maxBytes },
+        });
+      }
+    }
+    const free = await this.#options.disk.freeBytes(this.#options.root);
+    if (free - bytesNeeded < reserveBytes) {
+      throw new EdgevolveError('E_STORE_DISK_FULL', `disk full: ${bytesNeeded} bytes needed, ${free} free, ${reserveBytes} must stay free`, {
+        context: { bytesNeeded, free, reserveBytes },
+      });
+    }
+  }
+
+  /**
+   * Opens a writer for a blob of known digest and size, resuming a partial file when
+   * one exists (its bytes are re-hashed from disk, not trusted). Checks space for the
+   * remaining bytes first.
+   */
+  async openWriter(digestInput: Digest, size: number): Promise<BlobWriter> {
+    const digest = parseDigest(digestInput);
+    if (!Number.isSafeInteger(size) || size < 0) throw new EdgevolveError('E_REGISTRY_MANIFEST_INVALID', `blob ${digest} has an invalid size ${size}`);
+    const partial = this.#partialPath(digest);
+    const hash = createHash('sha256');
+    let offset = 0;
+    let validator: string | undefined;
+    const existing = await lstat(partial).catch(() => undefined);
+    if (existing !== undefined) {
+      if (!existing.isFile() || existing.size > size) {
+        await rm(partial, { force: true });
+      } else {
+        for await (const chunk of createReadStream(partial, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+        offset = existing.size;
+        validator = await readFile(`${partial}.validator`, 'utf8').catch(() => undefined);
+      }
+    }
+    await this.ensureSpace(size - offset);
+    const handle = await open(partial, offset > 0 ? 'r+' : 'w', 0o600);
+    return new PartialBlobWriter(this, digest, size, partial, handle, hash, offset, validator);
+  }
+
+  /** Stores bytes already in memory (manifests, configs, small layers). */
+  async putBytes(bytes: Uint8Array, expected?: Digest): Promise<Digest> {
+    const digest = expected ?? (`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+    if (await this.has(digest)) return digest;
+    const writer = await this.openWriter(digest, bytes.byteLength);
+    if (writer.offset > 0) await writer.restart();
+    try {
+      await writer.write(bytes);
+      await writer.commit();
+    } catch (err) {
+      await writer.close();
+      throw err;
+    }
+    return digest;
+  }
+
+  /** Copies a local file into the store, hashing it on the way; returns its digest and size. */
+  async putFile(path: string): Promise<{ digest: Digest; size: number }> {
+    const info = await stat(path);
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+    const digest = `sha256:${hash.digest('hex')}`;
+    if (await this.has(digest)) return { digest, size: info.size };
+    const writer = await this.openWriter(digest, info.size);
+    if (writer.offset > 0) await writer.restart();
+    try {
+      for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) await writer.write(chunk as Buffer);
+      await writer.commit();
+    } catch (err) {
+      await writer.close();
+      throw err;
+    }
+    return { digest, size: info.size };
+  }
+
+  /** Deletes committed blobs not in `keep` and every partial file; returns what was removed. */
+  async gc(keep: ReadonlySet<string>, options: { partials?: boolean } = {}): Promise<{ removed: Digest[]; bytes: number }> {
+    const removed: Digest[] = [];
+    let bytes = 0;
+    const dir = join(this.#options.root, 'sha256');
+    for (const name of await readdir(dir)) {
+      const digest = `sha256:${name}`;
+      const path = join(dir, name);
+      if (keep.has(digest)) continue;
+      const info = await lstat(path).catch(() => undefined);
+      if (info === undefined) continue;
+      await unlink(path);
+      bytes += info.size;
+      if (/^[a-f0-9]{64}$/.test(name)) removed.push(digest as Digest);
+    }
+    if (options.partials ?? false) {
+      const partialDir = join(this.#options.root, 'partial');
+      for (const name of await readdir(partialDir)) await rm(join(partialDir, name), { force: true });
+    }
+    await fsyncDirectory(dir);
+    return { removed, bytes };
+  }
+
+  /** @internal used by the writer to finish a commit. */
+  async promote(partial: string, digest: Digest): Promise<string> {
+    const target = this.path(digest);
+    // Read-only: nothing in the daemon rewrites a verified blob in place.
+    await chmod(partial, 0o444);
+    await rename(partial, target);
+    await rm(`${partial}.validator`, { force: true });
+    await fsyncDirectory(join(this.#options.root, 'sha256'));
+    return target;
+  }
+}
+
+class PartialBlobWriter implements BlobWriter {
+  #written: number;
+  #closed = false;
+  #hash: Hash;
+
+  constructor(
+    private readonly store: BlobStore,
+    readonly digest: Digest,
+    readonly size: number,
+    private readonly partialPath: string,
+    private readonly handle: FileHandle,
+    hash: Hash,
+    readonly offset: number,
+    public validator: string | undefined,
+  ) {
+    this.#written = offset;
+    this.#hash = hash;
+  }
+
+  get written(): number {
+    return this.#written;
+  }
+
+  async setValidator(validator: string | undefined): Promise<void> {
+    this.validator = validator;
+    if (validator === undefined) await rm(`${this.partialPath}.validator`, { force: true });
+    else await writeSmall(`${this.partialPath}.validator`, validator);
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.#written + chunk.byteLength > this.size) {
+      throw new EdgevolveError('E_REGISTRY_TOO_LARGE', `blob ${this.digest} is longer than the ${this.size} bytes its descriptor declares`, {
+        context: { digest: this.digest, size: this.size },
+      });
+    }
+    try {
+      await this.handle.write(chunk, 0, chunk.byteLength, this.#written);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC' || (err as NodeJS.ErrnoException).code === 'EDQUOT') {
+        throw new EdgevolveError('E_STORE_DISK_FULL', `disk full while writing blob ${this.digest}`, { cause: err, context: { digest: this.digest } });
+      }
+      throw new EdgevolveError('E_IO', `cannot write blob ${this.digest}: ${(err as Error).message}`, { cause: err });
+    }
+    this.#hash.update(chunk);
+    this.#written += chunk.byteLength;
+  }
+
+  async restart(): Promise<void> {
+    await this.handle.truncate(0);
+    this.#hash = createHash('sha256');
+    this.#written = 0;
+  }
+
+  async commit(): Promise<string> {
+    if (this.#written !== this.size) {
+      await this.close();
+      throw new EdgevolveError('E_REGISTRY_PROTOCOL', `blob ${this.digest} ended after ${this.#written} of ${this.size} bytes`, {
+        context: { digest: this.digest, written: this.#written, size: this.size },
+      });
+    }
+    const actual = `sha256:${this.#hash.digest('hex')}`;
+    if (actual !== this.digest) {
+      await this.#discard();
+      throw new EdgevolveError('E_REGISTRY_DIGEST_MISMATCH', `blob ${this.digest} arrived with sha256 ${actual}; discarded`, {
+        context: { digest: this.digest, actual },
+      });
+    }
+    await this.handle.sync();
+    await this.#closeHandle();
+    return this.store.promote(this.partialPath, this.digest);
+  }
+
+  async close(): Promise<void> {
+    await this.#closeHandle();
+  }
+
+  async #discard(): Promise<void> {
+    await this.#closeHandle();
+    await rm(this.partialPath, { force: true });
+    await rm(`${this.partialPath}.validator`, { force: true });
+  }
+
+  async #closeHandle(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.handle.close();
+  }
+}
+
+async function writeSmall(path: string, text: string): Promise<void> {
+  const handle = await open(path, 'w', 0o600);
+  try {
+    await handle.writeFile(text);
+  } finally {
+    await handle.close();
+  }
+}

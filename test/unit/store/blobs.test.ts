@@ -1,0 +1,142 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, lstat, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isEdgevolveError } from '../../../src/errors/index.ts';
+import { systemDisk } from '../../../src/host/index.ts';
+import { BlobStore, type Digest } from '../../../src/store/index.ts';
+import { makeTempDir } from '../../helpers/tmp.ts';
+
+const sha = (b: Uint8Array): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+describe('BlobStore', () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  beforeEach(async () => {
+    ({ dir, cleanup } = await makeTempDir());
+  });
+  afterEach(async () => cleanup());
+
+  async function store(options: { maxBytes?: number; free?: number } = {}): Promise<BlobStore> {
+    const disk = options.free === undefined ? systemDisk : { freeBytes: () => Promise.resolve(options.free as number) };
+    const s = new BlobStore({ root: join(dir, 'blobs'), disk, ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }) });
+    await s.init();
+    return s;
+  }
+
+  it('commits a blob under its digest, read-only, only after the whole content hashed right', async () => {
+    const s = await store();
+    const bytes = randomBytes(100_000);
+    const w = await s.openWriter(sha(bytes), bytes.length);
+    await w.write(bytes.subarray(0, 40_000));
+    expect(await s.has(sha(bytes))).toBe(false);
+    await w.write(bytes.subarray(40_000));
+    const path = await w.commit();
+    expect(await readFile(path)).toEqual(bytes);
+    expect((await lstat(path)).mode & 0o222).toBe(0);
+    expect(await readdir(join(dir, 'blobs', 'partial'))).toEqual([]);
+  });
+
+  it('rejects bytes that do not hash to the digest and deletes the partial file', async () => {
+    const s = await store();
+    const bytes = randomBytes(1000);
+    const w = await s.openWriter(sha(bytes), bytes.length);
+    const corrupted = Buffer.from(bytes);
+    corrupted[500] = (corrupted[500] ?? 0) ^ 0xff;
+    await w.write(corrupted);
+    await expect(w.commit()).rejects.toSatisfy((e) => isEdgevolveError(e, 'E_REGISTRY_DIGEST_MISMATCH'));
+    expect(await s.has(sha(bytes))).toBe(false);
+    expect(await readdir(join(dir, 'blobs', 'partial'))).toEqual([]);
+  });
+
+  it('refuses more bytes than the descriptor declares while streaming', async () => {
+    const s = await store();
+    const bytes = randomBytes(1000);
+    const w = await s.openWriter(sha(bytes), 999);
+    await expect(w.write(bytes)).rejects.toSatisfy((e) => isEdgevolveError(e, 'E_REGISTRY_TOO_LARGE'));
+    await w.close();
+  });
+
+  it('resumes a partial blob: re-hashes the kept bytes from disk and reports their count as offset', async () => {
+    const s = await store();
+    const bytes = randomBytes(300_000);
+    const first = await s.openWriter(sha(bytes), bytes.length);
+    await first.setValidator('"etag-1"');
+    await first.write(bytes.subarray(0, 123_456));
+    await first.close();
+    const second = await s.openWriter(sha(bytes), bytes.length);
+    expect(second.offset).toBe(123_456);
+    expect(second.validator).toBe('"etag-1"');
+    await second.write(bytes.subarray(123_456));
+    expect(await readFile(await second.commit())).toEqual(bytes);
+  });
+
+  it('a resumed partial whose kept bytes were corrupted on disk fails verification instead of being trusted', async () => {
+    const s = await store();
+    const bytes = randomBytes(10_000);
+    const first = await s.openWriter(sha(bytes), bytes.length);
+    const bad = Buffer.from(bytes.subarray(0, 5000));
+    bad[10] = (bad[10] ?? 0) ^ 1;
+    await first.write(bad);
+    await first.close();
+    const second = await s.openWriter(sha(bytes), bytes.length);
+    await second.write(bytes.subarray(5000));
+    await expect(second.commit()).rejects.toSatisfy((e) => isEdgevolveError(e, 'E_REGISTRY_DIGEST_MISMATCH'));
+  });
+
+  it('refuses a download over the quota before writing, and leaves committed blobs intact', async () => {
+    const s = await store({ maxBytes: 150_000 });
+    const active = randomBytes(100_000);
+    await s.putBytes(active);
+    const next = randomBytes(100_000);
+    await expect(s.openWriter(sha(next), next.length)).rejects.toSatisfy(
+      (e) => isEdgevolveError(e, 'E_STORE_DISK_FULL') && /quota/.test((e as Error).message),
+    );
+    expect(await readdir(join(dir, 'blobs', 'partial'))).toEqual([]);
+    expect(await s.readVerified(sha(active))).toEqual(active);
+  });
+
+  it('refuses a download when the filesystem would keep less than the reserve free', async () => {
+    const s = new BlobStore({ root: join(dir, 'b'), disk: { freeBytes: () => Promise.resolve(1_000_000) }, reserveBytes: 600_000 });
+    await s.init();
+    const bytes = randomBytes(500_000);
+    await expect(s.openWriter(sha(bytes), bytes.length)).rejects.toSatisfy((e) => isEdgevolveError(e, 'E_STORE_DISK_FULL'));
+  });
+
+  it('readVerified detects a blob changed on disk after it was committed', async () => {
+    const s = await store();
+    const bytes = randomBytes(1000);
+    const digest = await s.putBytes(bytes);
+    const path = s.path(digest);
+    await chmod(path, 0o644);
+    await writeFile(path, randomBytes(1000));
+    await expect(s.readVerified(digest)).rejects.toSatisfy((e) => isEdgevolveError(e, 'E_REGISTRY_DIGEST_MISMATCH'));
+    expect(await s.verify(digest)).toBe(false);
+  });
+
+  it('refuses a blob that is a symlink (a path out of the store)', async () => {
+    const s = await store();
+    const digest = sha(Buffer.from('x'));
+    await writeFile(join(dir, 'outside'), 'x');
+    await symlink(join(dir, 'outside'), s.path(digest));
+    await expect(s.readVerified(digest)).rejects.toSatisfy((e) => isEdgevolveError(e, 'E_STORE_PATH_ESCAPE'));
+    expect(await s.has(digest)).toBe(false);
+  });
+
+  it('never builds a path from a malformed digest', async () => {
+    const s = await store();
+    for (const bad of ['sha256:../../etc/passwd', `sha512:${'a'.repeat(128)}`, `sha256:${'A'.repeat(64)}`, '/etc/passwd']) {
+      expect(() => s.path(bad as Digest)).toThrow(expect.objectContaining({ code: 'E_REGISTRY_DIGEST_UNSUPPORTED' }) as Error);
+    }
+  });
+
+  it('gc removes unreferenced blobs and keeps the referenced ones', async () => {
+    const s = await store();
+    const keep = await s.putBytes(Buffer.from('keep'));
+    const drop = await s.putBytes(Buffer.from('drop'));
+    const result = await s.gc(new Set([keep]));
+    expect(result.removed).toEqual([drop]);
+    expect(await s.has(keep)).toBe(true);
+    expect(await s.has(drop)).toBe(false);
+  });
+});

@@ -46,6 +46,16 @@ export const ERROR_CODES = {
   E_RUNTIME_SESSION_CREATE: { retryable: false, help: 'onnxruntime could not load the model (unsupported operator or opset, invalid graph, missing external data); the message gives its reason.' },
   E_RUNTIME_RUN: { retryable: false, help: 'onnxruntime failed to run the model: an input has the wrong name, type or shape, or a kernel failed; the message gives its reason.' },
   E_RUNTIME_UNSUPPORTED_TYPE: { retryable: false, help: 'onnxruntime-node cannot pass tensors of this element type (BFLOAT16, FLOAT8, complex) or non-tensor values (sequences, maps, optionals).' },
+
+  // data/: NumPy files and data sets
+  E_DATA_NPY_INVALID: { retryable: false, help: 'The .npy file is malformed (bad magic, header dict, dtype string or trailing bytes); the message says which part.' },
+  E_DATA_NPY_TRUNCATED: { retryable: false, help: 'The .npy file is shorter than its header promises (incomplete copy); the message says how many bytes are missing.' },
+  E_DATA_NPY_UNSUPPORTED: { retryable: false, help: 'The .npy file uses something edgevolve does not read: Fortran order, object, string, structured, complex or datetime dtypes, or an unknown format version. Save a C-order numeric array (np.ascontiguousarray(a).astype(np.float32)).' },
+  E_DATA_SHAPE_MISMATCH: { retryable: false, help: 'An array\'s shape does not fit: it disagrees with its data, with the model input it feeds, or with the sample count of the other files; the message names the file and both shapes.' },
+  E_DATA_DTYPE_MISMATCH: { retryable: false, help: 'An array\'s element type differs from what the model input (or labels) need; the message names the input and both types.' },
+  E_DATA_INPUT_MISSING: { retryable: false, help: 'The data set has no file for one of the model\'s inputs (expected <input name>.npy or input_K.pb).' },
+  E_DATA_SET_INVALID: { retryable: false, help: 'The data set directory is unusable: missing, empty, or mixing layouts; the message names the problem.' },
+  E_DATA_RANGE: { retryable: false, help: 'A read asked for samples outside the data set (a bug in the caller or a file changed while reading).' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -245,7 +245,7 @@ export function parseNpy(bytes: Uint8Array): NpyArray {
       extra: available - header.dataBytes,
     });
   }
-  const data = typedView(header, bytes.subarray(header.dataOffset, header.dataOffset + header.dataBytes), false);
+  const data = typedView(header, bytes.subarray(header.dataOffset, header.dataOffset + header.dataBytes));
   return { dtype: header.dtype, shape: header.shape, data };
 }
 
@@ -260,21 +260,17 @@ function truncatedData(header: NpyHeader, available: number): EdgevolveError {
 
 /**
  * Interprets raw element bytes as the dtype's typed array: a view when byte order
- * and alignment allow, else a copy (byte-swapped if needed). `owned` says the
- * caller's buffer may be swapped in place.
+ * and alignment allow, else a copy (byte-swapped if needed).
  */
-function typedView(header: Pick<NpyHeader, 'dtype' | 'littleEndian'>, raw: Uint8Array, owned: boolean): NpyData {
+function typedView(header: Pick<NpyHeader, 'dtype' | 'littleEndian'>, raw: Uint8Array): NpyData {
   const info = DTYPES[header.dtype];
   const length = raw.byteLength / info.itemSize;
   const swap = info.itemSize > 1 && header.littleEndian !== HOST_LITTLE_ENDIAN;
   if (!swap && raw.byteOffset % info.itemSize === 0) return info.create(raw.buffer, raw.byteOffset, length);
-  let target = raw;
-  if (!owned || raw.byteOffset % info.itemSize !== 0) {
-    target = new Uint8Array(raw.byteLength);
-    target.set(raw);
-  }
-  if (swap) swapBytes(target, info.itemSize);
-  return info.create(target.buffer, target.byteOffset, length);
+  const copy = new Uint8Array(raw.byteLength);
+  copy.set(raw);
+  if (swap) swapBytes(copy, info.itemSize);
+  return info.create(copy.buffer, 0, length);
 }
 
 function swapBytes(bytes: Uint8Array, itemSize: number): void {
@@ -403,8 +399,16 @@ export interface NpyReader {
   readonly rows: number;
   /** Elements in one row. */
   readonly rowElements: number;
+  /** Bytes in one row. */
+  readonly rowBytes: number;
   /** Reads rows [start, start + count) into a fresh array of shape [count, ...rowShape]. */
   readRows(start: number, count: number): Promise<NpyArray>;
+  /**
+   * Reads rows [start, start + count) as host-order element bytes into `target` at
+   * `offset` (which must leave room for count × rowBytes): batches gather shuffled
+   * rows into one buffer without an intermediate copy.
+   */
+  readRowsInto(start: number, count: number, target: Uint8Array, offset: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -440,13 +444,19 @@ type FileHandle = Awaited<ReturnType<typeof open>>;
 
 async function readAt(handle: FileHandle, position: number, length: number): Promise<Uint8Array> {
   const target = new Uint8Array(length);
+  const filled = await readInto(handle, position, target);
+  return filled === length ? target : target.subarray(0, filled);
+}
+
+/** Fills `target` from `position` with positional reads; returns the bytes read (fewer at end of file). */
+async function readInto(handle: FileHandle, position: number, target: Uint8Array): Promise<number> {
   let filled = 0;
-  while (filled < length) {
-    const { bytesRead } = await handle.read(target, filled, length - filled, position + filled);
+  while (filled < target.length) {
+    const { bytesRead } = await handle.read(target, filled, target.length - filled, position + filled);
     if (bytesRead === 0) break;
     filled += bytesRead;
   }
-  return filled === length ? target : target.subarray(0, filled);
+  return filled;
 }
 
 class FileNpyReader implements NpyReader {
@@ -455,7 +465,7 @@ class FileNpyReader implements NpyReader {
   readonly rowShape: readonly number[];
   readonly rows: number;
   readonly rowElements: number;
-  private readonly rowBytes: number;
+  readonly rowBytes: number;
 
   constructor(
     readonly path: string,
@@ -471,20 +481,31 @@ class FileNpyReader implements NpyReader {
   }
 
   async readRows(start: number, count: number): Promise<NpyArray> {
+    const data = allocateNpyData(this.dtype, count * this.rowElements);
+    await this.readRowsInto(start, count, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 0);
+    return { dtype: this.dtype, shape: [count, ...this.rowShape], data };
+  }
+
+  async readRowsInto(start: number, count: number, target: Uint8Array, offset: number): Promise<void> {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > this.rows) {
       throw new EdgevolveError('E_DATA_RANGE', `${this.path}: rows [${start}, ${start + count}) are outside the ${this.rows} rows of the array`, {
         context: { path: this.path, start, count, rows: this.rows },
       });
     }
     const length = count * this.rowBytes;
-    const raw = await readAt(this.handle, this.header.dataOffset + start * this.rowBytes, length);
-    if (raw.length < length) {
+    if (offset < 0 || offset + length > target.length) {
+      throw new EdgevolveError('E_DATA_RANGE', `${this.path}: ${count} rows do not fit the target buffer at offset ${offset}`, { context: { path: this.path } });
+    }
+    const slice = target.subarray(offset, offset + length);
+    const filled = await readInto(this.handle, this.header.dataOffset + start * this.rowBytes, slice);
+    if (filled < length) {
       // The file shrank after open: someone is rewriting it under us.
-      throw new EdgevolveError('E_DATA_NPY_TRUNCATED', `${this.path}: file ended while reading rows (${length - raw.length} bytes missing)`, {
-        context: { path: this.path, missing: length - raw.length },
+      throw new EdgevolveError('E_DATA_NPY_TRUNCATED', `${this.path}: file ended while reading rows (${length - filled} bytes missing)`, {
+        context: { path: this.path, missing: length - filled },
       });
     }
-    return { dtype: this.dtype, shape: [count, ...this.rowShape], data: typedView(this.header, raw, true) };
+    const itemSize = DTYPES[this.dtype].itemSize;
+    if (itemSize > 1 && this.header.littleEndian !== HOST_LITTLE_ENDIAN) swapBytes(slice, itemSize);
   }
 
   async close(): Promise<void> {

@@ -56,6 +56,10 @@ export const ERROR_CODES = {
   E_DATA_INPUT_MISSING: { retryable: false, help: 'The data set has no file for one of the model\'s inputs (expected <input name>.npy or input_K.pb).' },
   E_DATA_SET_INVALID: { retryable: false, help: 'The data set directory is unusable: missing, empty, or mixing layouts; the message names the problem.' },
   E_DATA_RANGE: { retryable: false, help: 'A read asked for samples outside the data set (a bug in the caller or a file changed while reading).' },
+
+  // compress/: the pass contract
+  E_COMPRESS_PRECONDITION: { retryable: false, help: 'A compression pass cannot run on this model; the message names what is missing (opset, shapes, calibration data...).' },
+  E_COMPRESS_POSTCONDITION: { retryable: false, help: 'A compression pass produced an invalid model; this is a bug in edgevolve, please report it with the model.' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

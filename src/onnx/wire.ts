@@ -1,0 +1,183 @@
+/**
+ * A pre-scan of the protobuf wire format, run before protobufjs sees the bytes.
+ * protobufjs decodes nested messages by recursion without a depth limit and trusts
+ * wire types and length prefixes; this scan walks the same bytes iteratively with
+ * the schema in hand and rejects, with a typed error, what would make protobufjs
+ * overflow the stack, misread a field or run past the end:
+ * - truncated varints and length-delimited fields longer than their enclosing message,
+ * - wire types that disagree with the schema (so protobufjs never reinterprets a
+ *   scalar as a nested message), and groups (never used by ONNX),
+ * - subgraph nesting deeper than limits.maxGraphDepth, and message nesting deeper
+ *   than a cap derived from it.
+ * It does not look inside bytes/string/packed payloads, so its cost is a small
+ * fraction of the decode itself.
+ */
+import protobuf from 'protobufjs';
+import { EdgevolveError } from '../errors/index.ts';
+
+const WIRE_VARINT = 0;
+const WIRE_FIXED64 = 1;
+const WIRE_LENGTH_DELIMITED = 2;
+const WIRE_START_GROUP = 3;
+const WIRE_END_GROUP = 4;
+const WIRE_FIXED32 = 5;
+
+interface FieldShape {
+  readonly name: string;
+  /** Bit set of accepted wire types. */
+  readonly wireTypes: number;
+  /** Set for message-typed fields: the layout to scan the payload with. */
+  readonly message?: MessageShape;
+}
+
+interface MessageShape {
+  readonly name: string;
+  readonly isGraph: boolean;
+  readonly fields: Map<number, FieldShape>;
+}
+
+const shapes = new WeakMap<protobuf.Type, MessageShape>();
+
+/** Builds (once per type) the field table the scan needs from the protobufjs reflection. */
+export function messageShape(type: protobuf.Type): MessageShape {
+  const known = shapes.get(type);
+  if (known !== undefined) return known;
+  const fields = new Map<number, FieldShape>();
+  const shape: MessageShape = { name: type.fullName.replace(/^\./, ''), isGraph: type.fullName === '.onnx.GraphProto', fields };
+  shapes.set(type, shape);
+  for (const field of type.fieldsArray) {
+    field.resolve();
+    const resolved = field.resolvedType;
+    if (resolved instanceof protobuf.Type) {
+      fields.set(field.id, { name: field.name, wireTypes: 1 << WIRE_LENGTH_DELIMITED, message: messageShape(resolved) });
+      continue;
+    }
+    const basic = resolved instanceof protobuf.Enum ? WIRE_VARINT : (protobuf.types.basic as Record<string, number | undefined>)[field.type];
+    if (basic === undefined) throw new EdgevolveError('E_INTERNAL', `onnx.proto field ${field.fullName} has no wire type`);
+    let wireTypes = 1 << basic;
+    // Repeated scalars may come packed or unpacked whatever the schema says (protobuf spec).
+    if (field.repeated && basic !== WIRE_LENGTH_DELIMITED) wireTypes |= 1 << WIRE_LENGTH_DELIMITED;
+    fields.set(field.id, { name: field.name, wireTypes });
+  }
+  return shape;
+}
+
+export interface WireScanLimits {
+  maxGraphDepth: number;
+}
+
+/** Message nesting allowed on top of graphs: Model→Graph→Node→Attribute→Graph is 3 per level, types nest too. */
+export function maxMessageDepth(limits: WireScanLimits): number {
+  return 4 * limits.maxGraphDepth + 64;
+}
+
+interface Frame {
+  end: number;
+  shape: MessageShape;
+}
+
+function truncated(what: string, pos: number, size: number): EdgevolveError {
+  return new EdgevolveError('E_ONNX_TRUNCATED', `model is truncated: ${what} at byte ${pos} runs past the end of its message (file is ${size} bytes)`, {
+    context: { offset: pos, size },
+  });
+}
+
+/**
+ * Scans `bytes` as a message of `root` and throws E_ONNX_TRUNCATED, E_ONNX_DECODE or
+ * E_ONNX_TOO_DEEP on the first problem. Iterative: its own stack is an array.
+ */
+export function scanWireFormat(bytes: Uint8Array, root: protobuf.Type, limits: WireScanLimits): void {
+  const size = bytes.length;
+  const maxDepth = maxMessageDepth(limits);
+  const stack: Frame[] = [{ end: size, shape: messageShape(root) }];
+  let graphDepth = 0;
+  let pos = 0;
+
+  // Reads a varint of up to 10 bytes; returns its value as a double (exact below 2^53, enough for tags and lengths).
+  const readVarint = (end: number, what: string): number => {
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      if (pos >= end) throw truncated(what, pos, size);
+      const byte = bytes[pos++]!;
+      value += (byte & 0x7f) * scale;
+      if ((byte & 0x80) === 0) return value;
+      scale *= 128;
+    }
+    throw new EdgevolveError('E_ONNX_DECODE', `not a valid ONNX model: ${what} at byte ${pos - 10} is a varint longer than 10 bytes`, {
+      context: { offset: pos - 10, size },
+    });
+  };
+
+  for (;;) {
+    let frame = stack[stack.length - 1]!;
+    while (pos === frame.end) {
+      stack.pop();
+      if (frame.shape.isGraph) graphDepth -= 1;
+      if (stack.length === 0) return;
+      frame = stack[stack.length - 1]!;
+    }
+    const tagStart = pos;
+    const tag = readVarint(frame.end, 'a field tag');
+    const fieldNumber = Math.floor(tag / 8);
+    const wireType = tag % 8;
+    if (fieldNumber === 0 || fieldNumber > 0x1fffffff) {
+      throw new EdgevolveError('E_ONNX_DECODE', `not a valid ONNX model: invalid field number ${fieldNumber} in ${frame.shape.name} at byte ${tagStart}`, {
+        context: { offset: tagStart, message: frame.shape.name },
+      });
+    }
+    const field = frame.shape.fields.get(fieldNumber);
+    if (field !== undefined && (field.wireTypes & (1 << wireType)) === 0) {
+      throw new EdgevolveError(
+        'E_ONNX_DECODE',
+        `not a valid ONNX model: field ${frame.shape.name}.${field.name} at byte ${tagStart} has wire type ${wireType}, which its type does not allow`,
+        { context: { offset: tagStart, message: frame.shape.name, field: field.name, wireType } },
+      );
+    }
+    switch (wireType) {
+      case WIRE_VARINT:
+        readVarint(frame.end, `field ${frame.shape.name}.${field?.name ?? fieldNumber}`);
+        break;
+      case WIRE_FIXED64:
+        if (pos + 8 > frame.end) throw truncated(`a 64-bit field`, tagStart, size);
+        pos += 8;
+        break;
+      case WIRE_FIXED32:
+        if (pos + 4 > frame.end) throw truncated(`a 32-bit field`, tagStart, size);
+        pos += 4;
+        break;
+      case WIRE_LENGTH_DELIMITED: {
+        const what = `field ${frame.shape.name}.${field?.name ?? fieldNumber}`;
+        const length = readVarint(frame.end, what);
+        if (length > frame.end - pos) throw truncated(`${what} (declared ${length} bytes)`, tagStart, size);
+        if (field?.message !== undefined) {
+          const nested = field.message;
+          if (nested.isGraph) {
+            graphDepth += 1;
+            // The main graph is depth 0; each If/Loop/Scan body one more than its owner's graph.
+            if (graphDepth - 1 > limits.maxGraphDepth) {
+              throw new EdgevolveError('E_ONNX_TOO_DEEP', `subgraphs are nested more than limits.maxGraphDepth (${limits.maxGraphDepth}) deep`, {
+                context: { offset: tagStart, maxGraphDepth: limits.maxGraphDepth },
+              });
+            }
+          }
+          if (stack.length >= maxDepth) {
+            throw new EdgevolveError('E_ONNX_TOO_DEEP', `messages are nested more than ${maxDepth} deep (at ${nested.name}, byte ${tagStart})`, {
+              context: { offset: tagStart, maxMessageDepth: maxDepth },
+            });
+          }
+          stack.push({ end: pos + length, shape: nested });
+        } else {
+          pos += length;
+        }
+        break;
+      }
+      case WIRE_START_GROUP:
+      case WIRE_END_GROUP:
+      default:
+        throw new EdgevolveError('E_ONNX_DECODE', `not a valid ONNX model: wire type ${wireType} (${wireType === 3 || wireType === 4 ? 'group, never used by ONNX' : 'invalid'}) at byte ${tagStart}`, {
+          context: { offset: tagStart, wireType },
+        });
+    }
+  }
+}

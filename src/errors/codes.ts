@@ -57,6 +57,11 @@ export const ERROR_CODES = {
   E_DATA_SET_INVALID: { retryable: false, help: 'The data set directory is unusable: missing, empty, or mixing layouts; the message names the problem.' },
   E_DATA_RANGE: { retryable: false, help: 'A read asked for samples outside the data set (a bug in the caller or a file changed while reading).' },
 
+  // planner/: the evaluation harness (accuracy and fidelity)
+  E_EVAL_REFERENCE_MISMATCH: { retryable: false, help: 'The reference model (or the data set\'s expected outputs) does not line up with the model: different inputs, a missing output, or a different output size; the message names it.' },
+  E_EVAL_OUTPUT_SHAPE: { retryable: false, help: 'An output does not hold one row per sample, so accuracy cannot be scored against labels; choose the class-score output (it must be [N, classes] or [N]).' },
+  E_EVAL_LABEL_RANGE: { retryable: false, help: 'A label is not a valid class id for the output scored (label >= number of classes); the labels do not belong to this model.' },
+
   // compress/: the pass contract
   E_COMPRESS_PRECONDITION: { retryable: false, help: 'A compression pass cannot run on this model; the message names what is missing (opset, shapes, calibration data...).' },
   E_COMPRESS_POSTCONDITION: { retryable: false, help: 'A compression pass produced an invalid model; this is a bug in edgevolve, please report it with the model.' },

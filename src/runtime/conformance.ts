@@ -1,0 +1,319 @@
+/**
+ * Conformance of the IR against ONNX's own backend test corpus (Debian
+ * `libonnx-testdata`): for each model, onnxruntime runs the original and our
+ * decode → encode round trip on the shipped inputs, and both are compared with the
+ * shipped expected outputs. Shared by `scripts/conformance.ts` and the integration
+ * test so that both judge by the same rules.
+ *
+ * Outcomes:
+ * - passed: the original matches the expected outputs and so does the round trip.
+ * - failed: the original runs, the round trip does not give the same result
+ *   (our decode, encode or tensor reading is wrong).
+ * - skipped: onnxruntime-node cannot load or run the original, or the model passes
+ *   values it cannot hold (sequences, optionals, BFLOAT16/FLOAT8 tensors).
+ * - ort-mismatch: onnxruntime runs the original but disagrees with the expected
+ *   outputs (not ours to fix); the round trip must then equal the original's outputs
+ *   exactly, or the case fails.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { decodeModel, encodeModel, onnxSchema, readTensor } from '../onnx/index.ts';
+import type { ModelProto, TensorProto, TensorValue, TypeProto } from '../onnx/index.ts';
+import { isEdgevolveError } from '../errors/index.ts';
+import { compareTensors, EXACT, ONNX_BACKEND_TOLERANCE, type Tolerance } from './compare.ts';
+import { createSession, type Session } from './session.ts';
+import { ortTypeOf } from './ort-tensor.ts';
+
+/** Where Debian's libonnx-testdata puts the corpus. */
+export const DEFAULT_CORPUS_ROOT = '/usr/share/libonnx-testdata/data';
+
+/** The corpus folders that hold models with test data (`real/` only names downloads). */
+export const CORPUS_FOLDERS = ['node', 'simple', 'pytorch-converted', 'pytorch-operator', 'real'] as const;
+
+export type CaseStatus = 'passed' | 'failed' | 'skipped' | 'ort-mismatch';
+
+export interface ConformanceCase {
+  /** `node/test_abs`. */
+  readonly name: string;
+  readonly dir: string;
+}
+
+export interface CaseResult {
+  readonly name: string;
+  readonly status: CaseStatus;
+  /** Why it failed, was skipped or mismatched; absent for passes. */
+  readonly reason?: string;
+  /** Whether encode(decode(bytes)) reproduced the file byte for byte; undefined when not reached. */
+  readonly byteIdentical?: boolean;
+  readonly dataSets: number;
+  readonly ms: number;
+}
+
+export interface ConformanceSummary {
+  readonly passed: number;
+  readonly failed: number;
+  readonly skipped: number;
+  readonly ortMismatch: number;
+  /** Models our codec decoded and re-encoded (whatever onnxruntime made of them). */
+  readonly reencoded: number;
+  /** Of those, re-encoded byte for byte. */
+  readonly byteIdentical: number;
+}
+
+export interface ConformanceOptions {
+  readonly tolerance?: Tolerance;
+  /** onnxruntime intra-op threads per session; 1 keeps runs comparable and leaves cores to other workers. */
+  readonly threads?: number;
+}
+
+/**
+ * The model directories under `root` (`<folder>/<case>/model.onnx` with at least one
+ * test_data_set_*), sorted by name; `ignored` counts directories without both.
+ */
+export function listCases(root: string = DEFAULT_CORPUS_ROOT, filter?: string): { cases: ConformanceCase[]; ignored: number } {
+  const cases: ConformanceCase[] = [];
+  let ignored = 0;
+  for (const folder of CORPUS_FOLDERS) {
+    const folderDir = path.join(root, folder);
+    if (!fs.existsSync(folderDir)) continue;
+    for (const entry of fs.readdirSync(folderDir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const name = `${folder}/${entry.name}`;
+      if (filter !== undefined && !name.includes(filter)) continue;
+      const dir = path.join(folderDir, entry.name);
+      if (fs.existsSync(path.join(dir, 'model.onnx')) && dataSetDirs(dir).length > 0) cases.push({ name, dir });
+      else ignored++;
+    }
+  }
+  cases.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { cases, ignored };
+}
+
+/** Runs the cases one after another; `onResult` sees each result as it completes. */
+export async function runConformance(
+  cases: readonly ConformanceCase[],
+  options: ConformanceOptions = {},
+  onResult?: (result: CaseResult) => void,
+): Promise<CaseResult[]> {
+  const results: CaseResult[] = [];
+  for (const c of cases) {
+    const result = await runCase(c, options);
+    results.push(result);
+    onResult?.(result);
+  }
+  return results;
+}
+
+export function summarize(results: readonly CaseResult[]): ConformanceSummary {
+  const count = (status: CaseStatus): number => results.filter((r) => r.status === status).length;
+  return {
+    passed: count('passed'),
+    failed: count('failed'),
+    skipped: count('skipped'),
+    ortMismatch: count('ort-mismatch'),
+    reencoded: results.filter((r) => r.byteIdentical !== undefined).length,
+    byteIdentical: results.filter((r) => r.byteIdentical === true).length,
+  };
+}
+
+/** Signals a case outcome from deep inside runCase. */
+class Outcome extends Error {
+  constructor(
+    readonly status: Exclude<CaseStatus, 'passed'>,
+    reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+/** One test_data_set_N: feeds by input name and expected outputs in graph output order. */
+interface DataSet {
+  readonly name: string;
+  readonly feeds: Record<string, TensorValue>;
+  readonly expected: readonly { readonly name: string; readonly value: TensorValue }[];
+}
+
+export async function runCase(c: ConformanceCase, options: ConformanceOptions = {}): Promise<CaseResult> {
+  const started = performance.now();
+  const tolerance = options.tolerance ?? ONNX_BACKEND_TOLERANCE;
+  const threads = options.threads ?? 1;
+  const sessions: Session[] = [];
+  let byteIdentical: boolean | undefined;
+  let dataSetCount = 0;
+  const finish = (status: CaseStatus, reason?: string): CaseResult => ({
+    name: c.name,
+    status,
+    ...(reason === undefined ? {} : { reason }),
+    ...(byteIdentical === undefined ? {} : { byteIdentical }),
+    dataSets: dataSetCount,
+    ms: Math.round(performance.now() - started),
+  });
+  try {
+    const bytes = fs.readFileSync(path.join(c.dir, 'model.onnx'));
+
+    // Decode and encode first, so byte identity is known even for models onnxruntime
+    // cannot load; a decode error only fails the case once onnxruntime has shown the
+    // model is loadable.
+    let model: ModelProto | undefined;
+    let reencoded: Uint8Array | undefined;
+    let codecError: Outcome | undefined;
+    try {
+      const decoded = guard(() => decodeModel(bytes), 'our decode failed');
+      reencoded = guard(() => encodeModel(decoded), 'our encode failed');
+      model = decoded;
+      byteIdentical = sameBytes(reencoded, bytes);
+    } catch (err) {
+      if (!(err instanceof Outcome)) throw err;
+      codecError = err;
+    }
+
+    const original = await open(bytes, threads, 'skipped', 'onnxruntime cannot load the original');
+    sessions.push(original);
+    const nonTensor = [...original.inputs, ...original.outputs].find((v) => !v.isTensor);
+    if (nonTensor !== undefined) {
+      throw new Outcome('skipped', `value '${nonTensor.name}' is not a tensor (sequence, map or optional): onnxruntime-node passes tensors only`);
+    }
+    if (codecError !== undefined || model === undefined || reencoded === undefined) throw codecError ?? new Outcome('failed', 'no model');
+
+    const graphModel = model;
+    const dataSets = guard(() => loadDataSets(c.dir, graphModel), 'reading the test data failed');
+    dataSetCount = dataSets.length;
+
+    const originalOutputs: Record<string, TensorValue>[] = [];
+    let ortMismatch: string | undefined;
+    for (const ds of dataSets) {
+      const outputs = await runOrOutcome(original, ds, 'skipped', 'onnxruntime cannot run the original');
+      originalOutputs.push(outputs);
+      ortMismatch ??= firstMismatch(outputs, ds, tolerance);
+    }
+
+    const roundTrip = await open(reencoded, threads, 'failed', 'onnxruntime cannot load the round trip');
+    sessions.push(roundTrip);
+
+    for (const [i, ds] of dataSets.entries()) {
+      const outputs = await runOrOutcome(roundTrip, ds, 'failed', 'onnxruntime cannot run the round trip');
+      if (ortMismatch === undefined) {
+        const problem = firstMismatch(outputs, ds, tolerance);
+        if (problem !== undefined) throw new Outcome('failed', `round trip: ${problem}`);
+        continue;
+      }
+      const reference = originalOutputs[i]!;
+      const problem = firstMismatch(outputs, { ...ds, expected: ds.expected.map((e) => ({ name: e.name, value: reference[e.name]! })) }, EXACT);
+      if (problem === undefined) continue;
+      // Random operators (Bernoulli, RandomUniform, ...) differ from run to run: only a
+      // deterministic original can convict the round trip.
+      const again = await runOrOutcome(original, ds, 'skipped', 'onnxruntime cannot run the original');
+      const deterministic = ds.expected.every((e) => compareTensors(again[e.name]!, reference[e.name]!, EXACT) === undefined);
+      if (deterministic) throw new Outcome('failed', `round trip differs from the original: ${problem}`);
+      ortMismatch += ' (nondeterministic: round trip not comparable)';
+    }
+    return ortMismatch === undefined ? finish('passed') : finish('ort-mismatch', ortMismatch);
+  } catch (err) {
+    if (err instanceof Outcome) return finish(err.status, err.message);
+    return finish('failed', `unexpected error: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+}
+
+async function open(bytes: Uint8Array, threads: number, status: 'skipped' | 'failed', what: string): Promise<Session> {
+  try {
+    // Fatal only: load failures are expected here and reported in the result instead.
+    return await createSession(bytes, { threads, logSeverityLevel: 4 });
+  } catch (err) {
+    throw new Outcome(status, `${what}: ${messageOf(causeOf(err))}`);
+  }
+}
+
+async function runOrOutcome(session: Session, ds: DataSet, status: 'skipped' | 'failed', what: string): Promise<Record<string, TensorValue>> {
+  try {
+    return await session.run(ds.feeds, ds.expected.map((e) => e.name));
+  } catch (err) {
+    if (isEdgevolveError(err, 'E_RUNTIME_UNSUPPORTED_TYPE')) throw new Outcome('skipped', `${ds.name}: ${err.message}`);
+    throw new Outcome(status, `${what}: ${ds.name}: ${messageOf(causeOf(err))}`);
+  }
+}
+
+/** Our own code under test: any throw is a failure of the case. */
+function guard<T>(fn: () => T, what: string): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof Outcome) throw err;
+    throw new Outcome('failed', `${what}: ${messageOf(err)}`);
+  }
+}
+
+function firstMismatch(outputs: Record<string, TensorValue>, ds: DataSet, tolerance: Tolerance): string | undefined {
+  for (const { name, value } of ds.expected) {
+    const actual = outputs[name];
+    if (actual === undefined) return `${ds.name}: output '${name}' missing`;
+    const problem = compareTensors(actual, value, tolerance);
+    if (problem !== undefined) return `${ds.name}: output '${name}': ${problem.reason}`;
+  }
+  return undefined;
+}
+
+function dataSetDirs(caseDir: string): string[] {
+  return fs
+    .readdirSync(caseDir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && e.name.startsWith('test_data_set_'))
+    .map((e) => e.name)
+    .sort((a, b) => Number(a.slice('test_data_set_'.length)) - Number(b.slice('test_data_set_'.length)));
+}
+
+/**
+ * Reads input_K.pb / output_K.pb as ONNX's runner does: file K belongs to the K-th
+ * graph input (output), and its proto type follows that value's type.
+ */
+function loadDataSets(caseDir: string, model: ModelProto): DataSet[] {
+  const graphInputs = model.graph?.input ?? [];
+  const graphOutputs = model.graph?.output ?? [];
+  return dataSetDirs(caseDir).map((name) => {
+    const dir = path.join(caseDir, name);
+    const feeds: Record<string, TensorValue> = {};
+    for (let k = 0; fs.existsSync(path.join(dir, `input_${k}.pb`)); k++) {
+      const info = graphInputs[k];
+      if (info === undefined) throw new Outcome('failed', `${name}: input_${k}.pb has no graph input ${k}`);
+      feeds[info.name ?? ''] = readTensorFile(path.join(dir, `input_${k}.pb`), info.type, name);
+    }
+    const expected: { name: string; value: TensorValue }[] = [];
+    for (let k = 0; fs.existsSync(path.join(dir, `output_${k}.pb`)); k++) {
+      const info = graphOutputs[k];
+      if (info === undefined) throw new Outcome('failed', `${name}: output_${k}.pb has no graph output ${k}`);
+      expected.push({ name: info.name ?? '', value: readTensorFile(path.join(dir, `output_${k}.pb`), info.type, name) });
+    }
+    return { name, feeds, expected };
+  });
+}
+
+function readTensorFile(file: string, type: TypeProto | null | undefined, dataSet: string): TensorValue {
+  if (!type?.tensorType) {
+    const kind = type?.sequenceType ? 'sequence' : type?.optionalType ? 'optional' : type?.mapType ? 'map' : type?.sparseTensorType ? 'sparse tensor' : 'untyped';
+    throw new Outcome('skipped', `${dataSet}/${path.basename(file)} is a ${kind} value: onnxruntime-node passes tensors only`);
+  }
+  const proto = tensorType().decode(fs.readFileSync(file)) as unknown as TensorProto;
+  const value = readTensor(proto, { baseDir: path.dirname(file) });
+  if (ortTypeOf(value.dataType) === undefined) {
+    throw new Outcome('skipped', `${dataSet}/${path.basename(file)} has element type ${value.dataType}, which onnxruntime-node cannot pass`);
+  }
+  return value;
+}
+
+function tensorType(): ReturnType<ReturnType<typeof onnxSchema>['lookupType']> {
+  return onnxSchema().lookupType('onnx.TensorProto');
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
+}
+
+/** onnxruntime's own words, without our wrapper's prefix. */
+function causeOf(err: unknown): unknown {
+  return err instanceof Error && err.cause !== undefined ? err.cause : err;
+}
+
+function messageOf(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('\n', 1)[0] ?? message;
+}

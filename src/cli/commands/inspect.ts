@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { runAction, printJson } from '../output.ts';
+import { inspectFile, type InspectDim, type InspectReport, type InspectValue } from '../../onnx/inspect.ts';
+import { printJson, runAction } from '../output.ts';
 
 export function registerInspect(program: Command): void {
   program
@@ -7,10 +8,83 @@ export function registerInspect(program: Command): void {
     .description('Show a model: opsets, inputs/outputs, op histogram, parameters, validation findings.')
     .argument('<model>', 'path to an .onnx file')
     .option('--json', 'print one JSON document')
-    .action(async (model: string, opts: { json?: boolean }) => {
-      await runAction(Boolean(opts.json), () => {
-        // Placeholder until src/onnx/inspect.ts lands (issue 2).
-        printJson({ model });
+    .option('--top <n>', 'how many of the largest parameter tensors to list', '10')
+    .action(async (model: string, opts: { json?: boolean; top: string }) => {
+      await runAction(Boolean(opts.json), async () => {
+        const report = await inspectFile(model, { largest: Number.parseInt(opts.top, 10) || 10 });
+        if (opts.json) printJson(report);
+        else process.stdout.write(renderReport(report));
       });
     });
+}
+
+/** The human form: a header block, then one aligned table per section. */
+export function renderReport(r: InspectReport): string {
+  const out: string[] = [];
+  out.push(
+    table([
+      ['file', r.file.path],
+      ['size', `${formatBytes(r.file.bytes)} (${r.file.bytes} bytes)`],
+      ['ir version', String(r.irVersion)],
+      ['producer', `${r.producer.name} ${r.producer.version}`.trim() || '-'],
+      ['opsets', r.opsetImports.map((o) => `${o.domain} ${o.version}`).join(', ') || '-'],
+      ['graph', r.graph.name || '-'],
+      ['nodes', `${r.graph.nodes} (${r.graph.nodesIncludingSubgraphs} with ${r.graph.subgraphs} subgraphs)`],
+      ['initializers', String(r.graph.initializers)],
+      ['parameters', `${r.parameters.elements} in ${r.parameters.tensors} tensors, ${formatBytes(r.parameters.bytes)}` +
+        (r.parameters.externalTensors > 0 ? ` (${formatBytes(r.parameters.externalBytes)} external in ${r.parameters.externalTensors})` : '')],
+    ]),
+  );
+  section(out, 'inputs', ['name', 'type', 'shape'], r.inputs.map(valueRow));
+  section(out, 'outputs', ['name', 'type', 'shape'], r.outputs.map(valueRow));
+  section(out, 'operators', ['op', 'count'], r.ops.map((o) => [o.op, String(o.count)]));
+  section(out, 'parameters by element type', ['type', 'tensors', 'elements', 'bytes'],
+    r.parameters.byElementType.map((e) => [e.elementType, String(e.tensors), String(e.elements), formatBytes(e.bytes)]));
+  section(out, 'largest parameter tensors', ['name', 'source', 'type', 'shape', 'elements', 'bytes'],
+    r.largestTensors.map((t) => [t.name, t.source + (t.external ? ' (external)' : ''), t.elementType, `[${t.shape.join(', ')}]`, String(t.elements), formatBytes(t.bytes)]));
+  if (r.functions.length > 0) section(out, 'functions', ['domain', 'name', 'nodes'], r.functions.map((f) => [f.domain, f.name, String(f.nodes)]));
+  const metadata = Object.entries(r.metadata);
+  if (metadata.length > 0) section(out, 'metadata', ['key', 'value'], metadata.map(([k, v]) => [k, oneLine(v)]));
+  out.push(r.findings.length === 0
+    ? 'validation: no findings'
+    : `validation: ${r.findings.length} finding(s)\n${r.findings.map((f) => `  ${oneLine(JSON.stringify(f))}`).join('\n')}`);
+  return `${out.join('\n\n')}\n`;
+}
+
+function valueRow(v: InspectValue): string[] {
+  const type = v.kind === 'tensor' ? (v.elementType ?? '?') : `${v.kind}${v.elementType ? ` of ${v.elementType}` : ''}`;
+  return [v.name, type, v.shape === null ? '?' : `[${v.shape.map(formatDim).join(', ')}]`];
+}
+
+function formatDim(d: InspectDim): string {
+  return d === null ? '?' : String(d);
+}
+
+function section(out: string[], title: string, header: string[], rows: string[][]): void {
+  out.push(`${title}:\n${rows.length === 0 ? '  (none)' : table([header, ...rows], '  ')}`);
+}
+
+/** Left-aligned columns, two spaces apart; numeric-looking columns are not special-cased. */
+function table(rows: readonly (readonly string[])[], indent = ''): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows
+    .map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '))
+    .join('\n');
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s+/g, ' ');
 }

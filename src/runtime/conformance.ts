@@ -62,6 +62,13 @@ export interface ConformanceSummary {
 
 export interface ConformanceOptions {
   readonly tolerance?: Tolerance;
+  /**
+   * Applied to the decoded model before it is encoded again; the plain round trip
+   * without it. A pass that must preserve semantics (dead-node elimination, BN
+   * folding) can be checked against the whole corpus by passing it here. It must keep
+   * the graph's inputs and outputs, and may change the model in place.
+   */
+  readonly transform?: (model: ModelProto) => ModelProto;
   /** onnxruntime intra-op threads per session; 1 keeps runs comparable and leaves cores to other workers. */
   readonly threads?: number;
 }
@@ -135,85 +142,105 @@ interface DataSet {
 
 export async function runCase(c: ConformanceCase, options: ConformanceOptions = {}): Promise<CaseResult> {
   const started = performance.now();
-  const tolerance = options.tolerance ?? ONNX_BACKEND_TOLERANCE;
-  const threads = options.threads ?? 1;
   const sessions: Session[] = [];
-  let byteIdentical: boolean | undefined;
-  let dataSetCount = 0;
+  let codec: CodecResult | undefined;
+  const progress = { dataSets: 0 };
   const finish = (status: CaseStatus, reason?: string): CaseResult => ({
     name: c.name,
     status,
     ...(reason === undefined ? {} : { reason }),
-    ...(byteIdentical === undefined ? {} : { byteIdentical }),
-    dataSets: dataSetCount,
+    ...(codec?.byteIdentical === undefined ? {} : { byteIdentical: codec.byteIdentical }),
+    dataSets: progress.dataSets,
     ms: Math.round(performance.now() - started),
   });
   try {
     const bytes = fs.readFileSync(path.join(c.dir, 'model.onnx'));
-
-    // Decode and encode first, so byte identity is known even for models onnxruntime
-    // cannot load; a decode error only fails the case once onnxruntime has shown the
-    // model is loadable.
-    let model: ModelProto | undefined;
-    let reencoded: Uint8Array | undefined;
-    let codecError: Outcome | undefined;
-    try {
-      const decoded = guard(() => decodeModel(bytes), 'our decode failed');
-      reencoded = guard(() => encodeModel(decoded), 'our encode failed');
-      model = decoded;
-      byteIdentical = sameBytes(reencoded, bytes);
-    } catch (err) {
-      if (!(err instanceof Outcome)) throw err;
-      codecError = err;
-    }
-
-    const original = await open(bytes, threads, 'skipped', 'onnxruntime cannot load the original');
-    sessions.push(original);
-    const nonTensor = [...original.inputs, ...original.outputs].find((v) => !v.isTensor);
-    if (nonTensor !== undefined) {
-      throw new Outcome('skipped', `value '${nonTensor.name}' is not a tensor (sequence, map or optional): onnxruntime-node passes tensors only`);
-    }
-    if (codecError !== undefined || model === undefined || reencoded === undefined) throw codecError ?? new Outcome('failed', 'no model');
-
-    const graphModel = model;
-    const dataSets = guard(() => loadDataSets(c.dir, graphModel), 'reading the test data failed');
-    dataSetCount = dataSets.length;
-
-    const originalOutputs: Record<string, TensorValue>[] = [];
-    let ortMismatch: string | undefined;
-    for (const ds of dataSets) {
-      const outputs = await runOrOutcome(original, ds, 'skipped', 'onnxruntime cannot run the original');
-      originalOutputs.push(outputs);
-      ortMismatch ??= firstMismatch(outputs, ds, tolerance);
-    }
-
-    const roundTrip = await open(reencoded, threads, 'failed', 'onnxruntime cannot load the round trip');
-    sessions.push(roundTrip);
-
-    for (const [i, ds] of dataSets.entries()) {
-      const outputs = await runOrOutcome(roundTrip, ds, 'failed', 'onnxruntime cannot run the round trip');
-      if (ortMismatch === undefined) {
-        const problem = firstMismatch(outputs, ds, tolerance);
-        if (problem !== undefined) throw new Outcome('failed', `round trip: ${problem}`);
-        continue;
-      }
-      const reference = originalOutputs[i]!;
-      const problem = firstMismatch(outputs, { ...ds, expected: ds.expected.map((e) => ({ name: e.name, value: reference[e.name]! })) }, EXACT);
-      if (problem === undefined) continue;
-      // Random operators (Bernoulli, RandomUniform, ...) differ from run to run: only a
-      // deterministic original can convict the round trip.
-      const again = await runOrOutcome(original, ds, 'skipped', 'onnxruntime cannot run the original');
-      const deterministic = ds.expected.every((e) => compareTensors(again[e.name]!, reference[e.name]!, EXACT) === undefined);
-      if (deterministic) throw new Outcome('failed', `round trip differs from the original: ${problem}`);
-      ortMismatch += ' (nondeterministic: round trip not comparable)';
-    }
+    // The codec runs before onnxruntime so byte identity is known even for models
+    // onnxruntime cannot load; its errors only count once the original has loaded.
+    codec = roundTrip(bytes, options.transform);
+    const ortMismatch = await judge(c, bytes, codec, options, sessions, progress);
     return ortMismatch === undefined ? finish('passed') : finish('ort-mismatch', ortMismatch);
   } catch (err) {
     if (err instanceof Outcome) return finish(err.status, err.message);
-    return finish('failed', `unexpected error: ${err instanceof Error ? err.message : String(err)}`);
+    return finish('failed', `unexpected error: ${messageOf(err)}`);
   } finally {
     for (const s of sessions) await s.release();
   }
+}
+
+type CodecResult =
+  | { readonly model: ModelProto; readonly bytes: Uint8Array; readonly byteIdentical: boolean; readonly error?: undefined }
+  | { readonly error: Outcome; readonly byteIdentical?: undefined };
+
+/** decode → (transform) → encode, with our code's failures captured as a failed outcome. */
+function roundTrip(bytes: Uint8Array, transform: ((model: ModelProto) => ModelProto) | undefined): CodecResult {
+  try {
+    const model = guard(() => decodeModel(bytes), 'our decode failed');
+    // Test data is read against the untransformed graph: a transform must keep the graph's inputs and outputs.
+    const changed = transform === undefined ? model : guard(() => transform(model), 'the transform failed');
+    const encoded = guard(() => encodeModel(changed), 'our encode failed');
+    return { model, bytes: encoded, byteIdentical: sameBytes(encoded, bytes) };
+  } catch (err) {
+    if (err instanceof Outcome) return { error: err };
+    throw err;
+  }
+}
+
+/**
+ * Runs the original and the round trip on every data set. Returns undefined when both
+ * match the expected outputs, the ort-mismatch reason when the original does not but
+ * the round trip equals it; throws an Outcome otherwise.
+ */
+async function judge(
+  c: ConformanceCase,
+  bytes: Uint8Array,
+  codec: CodecResult,
+  options: ConformanceOptions,
+  sessions: Session[],
+  progress: { dataSets: number },
+): Promise<string | undefined> {
+  const tolerance = options.tolerance ?? ONNX_BACKEND_TOLERANCE;
+  const threads = options.threads ?? 1;
+
+  const original = await open(bytes, threads, 'skipped', 'onnxruntime cannot load the original');
+  sessions.push(original);
+  const nonTensor = [...original.inputs, ...original.outputs].find((v) => !v.isTensor);
+  if (nonTensor !== undefined) {
+    throw new Outcome('skipped', `value '${nonTensor.name}' is not a tensor (sequence, map or optional): onnxruntime-node passes tensors only`);
+  }
+  if (codec.error !== undefined) throw codec.error;
+  const dataSets = guard(() => loadDataSets(c.dir, codec.model), 'reading the test data failed');
+  progress.dataSets = dataSets.length;
+
+  const originalOutputs: Record<string, TensorValue>[] = [];
+  let ortMismatch: string | undefined;
+  for (const ds of dataSets) {
+    const outputs = await runOrOutcome(original, ds, 'skipped', 'onnxruntime cannot run the original');
+    originalOutputs.push(outputs);
+    ortMismatch ??= firstMismatch(outputs, ds.expected, ds.name, tolerance);
+  }
+
+  const roundTripped = await open(codec.bytes, threads, 'failed', 'onnxruntime cannot load the round trip');
+  sessions.push(roundTripped);
+  for (const [i, ds] of dataSets.entries()) {
+    const outputs = await runOrOutcome(roundTripped, ds, 'failed', 'onnxruntime cannot run the round trip');
+    if (ortMismatch === undefined) {
+      const problem = firstMismatch(outputs, ds.expected, ds.name, tolerance);
+      if (problem !== undefined) throw new Outcome('failed', `round trip: ${problem}`);
+      continue;
+    }
+    const reference = ds.expected.map((e) => ({ name: e.name, value: originalOutputs[i]![e.name]! }));
+    const problem = firstMismatch(outputs, reference, ds.name, EXACT);
+    if (problem === undefined) continue;
+    // Random operators (Bernoulli, RandomUniform, ...) may differ from run to run: only a
+    // deterministic original can convict the round trip.
+    const again = await runOrOutcome(original, ds, 'skipped', 'onnxruntime cannot run the original');
+    if (firstMismatch(again, reference, ds.name, EXACT) === undefined) {
+      throw new Outcome('failed', `round trip differs from the original: ${problem}`);
+    }
+    ortMismatch += ' (nondeterministic: round trip not comparable)';
+  }
+  return ortMismatch;
 }
 
 async function open(bytes: Uint8Array, threads: number, status: 'skipped' | 'failed', what: string): Promise<Session> {
@@ -244,12 +271,17 @@ function guard<T>(fn: () => T, what: string): T {
   }
 }
 
-function firstMismatch(outputs: Record<string, TensorValue>, ds: DataSet, tolerance: Tolerance): string | undefined {
-  for (const { name, value } of ds.expected) {
+function firstMismatch(
+  outputs: Record<string, TensorValue>,
+  expected: DataSet['expected'],
+  dataSet: string,
+  tolerance: Tolerance,
+): string | undefined {
+  for (const { name, value } of expected) {
     const actual = outputs[name];
-    if (actual === undefined) return `${ds.name}: output '${name}' missing`;
+    if (actual === undefined) return `${dataSet}: output '${name}' missing`;
     const problem = compareTensors(actual, value, tolerance);
-    if (problem !== undefined) return `${ds.name}: output '${name}': ${problem.reason}`;
+    if (problem !== undefined) return `${dataSet}: output '${name}': ${problem.reason}`;
   }
   return undefined;
 }

@@ -112,54 +112,78 @@ class MinHeap {
  */
 export function topologicalOrder(graph: GraphProto): NodeProto[] {
   const nodes = graph.node ?? [];
+  const count = nodes.length;
   const producerIndex = new Map<string, number>();
-  nodes.forEach((n, i) => {
-    for (const o of n.output ?? []) if (o && !producerIndex.has(o)) producerIndex.set(o, i);
-  });
-  const pending = new Int32Array(nodes.length);
-  const dependents: number[][] = nodes.map(() => []);
-  const dependencies: number[][] = nodes.map(() => []);
-  nodes.forEach((n, i) => {
-    const seen = new Set<number>();
-    for (const input of nodeInputs(n)) {
+  for (let i = 0; i < count; i++) {
+    for (const o of nodes[i]!.output ?? []) if (o && !producerIndex.has(o)) producerIndex.set(o, i);
+  }
+  // Edges producer → consumer in flat arrays (CSR below): no per-node arrays or sets, so
+  // 100k-node graphs sort without a garbage-collection storm.
+  const edgeFrom: number[] = [];
+  const edgeTo: number[] = [];
+  const pending = new Int32Array(count);
+  for (let i = 0; i < count; i++) {
+    const node = nodes[i]!;
+    const firstEdge = edgeFrom.length;
+    const inputs = hasSubgraphs(node) ? nodeInputs(node) : (node.input ?? []);
+    for (const input of inputs) {
+      if (input === '') continue;
       const p = producerIndex.get(input);
-      if (p === undefined || seen.has(p)) continue;
-      seen.add(p);
-      dependents[p]!.push(i);
-      dependencies[i]!.push(p);
+      if (p === undefined) continue;
+      let duplicate = false;
+      for (let e = firstEdge; e < edgeFrom.length; e++) if (edgeFrom[e] === p) duplicate = true;
+      if (duplicate) continue;
+      edgeFrom.push(p);
+      edgeTo.push(i);
       pending[i]! += 1;
     }
-  });
+  }
+  const offsets = new Int32Array(count + 1);
+  for (const p of edgeFrom) offsets[p + 1]! += 1;
+  for (let i = 0; i < count; i++) offsets[i + 1]! += offsets[i]!;
+  const dependents = new Int32Array(edgeFrom.length);
+  const fill = offsets.slice(0, count);
+  for (let e = 0; e < edgeFrom.length; e++) dependents[fill[edgeFrom[e]!]!++] = edgeTo[e]!;
+
   const ready = new MinHeap();
-  pending.forEach((count, i) => {
-    if (count === 0) ready.push(i);
-  });
+  for (let i = 0; i < count; i++) if (pending[i] === 0) ready.push(i);
   const order: NodeProto[] = [];
   while (ready.size > 0) {
     const i = ready.pop();
     order.push(nodes[i]!);
-    for (const d of dependents[i]!) {
+    for (let e = offsets[i]!; e < offsets[i + 1]!; e++) {
+      const d = dependents[e]!;
       pending[d]! -= 1;
       if (pending[d] === 0) ready.push(d);
     }
   }
-  if (order.length < nodes.length) {
-    const onCycle = findNodeOnCycle(pending, dependencies);
+  if (order.length < count) {
+    const onCycle = findNodeOnCycle(pending, edgeFrom, edgeTo);
     const node = nodes[onCycle]!;
     throw new EdgevolveError('E_ONNX_INVALID', `graph '${graph.name ?? ''}' has a cycle through node ${nodeLabel(node, onCycle)}`, {
-      context: { graph: graph.name ?? '', node: nodeLabel(node, onCycle), unsorted: nodes.length - order.length },
+      context: { graph: graph.name ?? '', node: nodeLabel(node, onCycle), unsorted: count - order.length },
     });
   }
   return order;
 }
 
+function hasSubgraphs(node: NodeProto): boolean {
+  for (const a of node.attribute ?? []) if (a.g || (a.graphs && a.graphs.length > 0)) return true;
+  return false;
+}
+
 /** Walks unresolved dependencies from any stuck node until one repeats: that one is on a cycle. */
-function findNodeOnCycle(pending: Int32Array, dependencies: number[][]): number {
+function findNodeOnCycle(pending: Int32Array, edgeFrom: readonly number[], edgeTo: readonly number[]): number {
+  const stuckDependency = new Map<number, number>();
+  for (let e = 0; e < edgeTo.length; e++) {
+    const to = edgeTo[e]!;
+    if (pending[to]! > 0 && pending[edgeFrom[e]!]! > 0 && !stuckDependency.has(to)) stuckDependency.set(to, edgeFrom[e]!);
+  }
   let current = pending.findIndex((c) => c > 0);
   const visited = new Set<number>();
   while (!visited.has(current)) {
     visited.add(current);
-    const next = dependencies[current]!.find((d) => pending[d]! > 0);
+    const next = stuckDependency.get(current);
     if (next === undefined) break;
     current = next;
   }

@@ -1,0 +1,243 @@
+/**
+ * The evaluation harness: runs a model over a data set with onnxruntime and
+ * scores it — accuracy against labels, fidelity against a reference model (or the
+ * expected outputs of the ONNX test layout) — batch by batch, so that only one
+ * batch of outputs is held at a time.
+ *
+ * How samples are fed follows checkAgainstModel: stacked along the batch axis,
+ * one per run when the model fixes its batch to 1 or has no batch axis, padded
+ * (last sample repeated, extra rows dropped) when it fixes a larger batch.
+ */
+import { performance } from 'node:perf_hooks';
+import { checkAgainstModel, type Batch, type Dataset, type DatasetLayout, type FeedMode, type ModelBinding } from '../data/index.ts';
+import { EdgevolveError, isEdgevolveError } from '../errors/index.ts';
+import { DataType, valueToFloat32, type TensorValue } from '../onnx/index.ts';
+import { createSession, type Session } from '../runtime/index.ts';
+import { AccuracyMeter, FidelityMeter, type AccuracyResult, type FidelityResult } from './metrics.ts';
+
+export const DEFAULT_BATCH_SIZE = 32;
+
+export interface EvaluateOptions {
+  /** Samples per run when the model's batch axis is free (default 32). */
+  readonly batchSize?: number;
+  /** onnxruntime intra-op threads (its default when absent). */
+  readonly threads?: number;
+  /** Evaluate only the first N samples. */
+  readonly limit?: number;
+  /** The output scored against labels; the model's first output by default. */
+  readonly labelsOutput?: string;
+  /** Called after every batch with samples done and total. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+export interface OutputFidelity extends FidelityResult {
+  readonly output: string;
+}
+
+/** What the evaluation found; plain data, printed by `edgevolve eval` and used by the planner. */
+export interface EvaluationReport {
+  readonly samples: number;
+  readonly layout: DatasetLayout;
+  readonly mode: FeedMode;
+  /** Samples per onnxruntime run. */
+  readonly batchSize: number;
+  readonly accuracy: (AccuracyResult & { readonly output: string }) | null;
+  readonly fidelity: { readonly against: 'reference-model' | 'expected-outputs'; readonly outputs: readonly OutputFidelity[] } | null;
+  readonly timing: {
+    /** Wall time inside the model's runs only (no reading, no metrics). */
+    readonly runMs: number;
+    readonly samplesPerSecond: number;
+    readonly referenceRunMs: number | null;
+  };
+}
+
+/**
+ * Opens the model (and the reference), evaluates, and releases the sessions.
+ * `model` and `reference` are paths or ONNX bytes.
+ */
+export async function evaluateModel(
+  model: string | Uint8Array,
+  dataset: Dataset,
+  options: EvaluateOptions & { readonly reference?: string | Uint8Array } = {},
+): Promise<EvaluationReport> {
+  const sessionOptions = options.threads === undefined ? {} : { threads: options.threads };
+  const session = await createSession(model, sessionOptions);
+  let reference: Session | undefined;
+  try {
+    if (options.reference !== undefined) reference = await createSession(options.reference, sessionOptions);
+    return await evaluateSessions(session, reference, dataset, options);
+  } finally {
+    await reference?.release();
+    await session.release();
+  }
+}
+
+/** Evaluates with open sessions (the planner keeps the reference's open across candidates). */
+export async function evaluateSessions(session: Session, reference: Session | undefined, dataset: Dataset, options: EvaluateOptions = {}): Promise<EvaluationReport> {
+  const view = options.limit === undefined ? dataset : dataset.take(options.limit);
+  const binding = checkAgainstModel(view, session.inputs);
+  if (reference !== undefined) checkReference(binding, reference, session);
+  const outputNames = session.outputs.map((o) => o.name);
+
+  const labelsOutput = options.labelsOutput ?? outputNames[0];
+  if (labelsOutput === undefined || !outputNames.includes(labelsOutput)) {
+    throw new EdgevolveError('E_EVAL_OUTPUT_SHAPE', `the model has no output '${String(labelsOutput)}' (outputs: ${outputNames.join(', ')})`, {
+      context: { output: labelsOutput },
+    });
+  }
+  const accuracy = view.hasLabels ? new AccuracyMeter() : undefined;
+  const against = reference !== undefined ? 'reference-model' : view.hasExpectedOutputs ? 'expected-outputs' : undefined;
+  const fidelity = against === undefined ? undefined : new Map(outputNames.map((name) => [name, new FidelityMeter()]));
+
+  const perRun = binding.mode === 'batched' ? (binding.fixedBatch ?? positive(options.batchSize ?? DEFAULT_BATCH_SIZE)) : 1;
+  let runMs = 0;
+  let referenceRunMs = 0;
+  let done = 0;
+  for await (const batch of binding.dataset.batches(perRun)) {
+    const { feeds, runRows } = feedsFor(binding, batch);
+    const started = performance.now();
+    const outputs = await session.run(feeds);
+    runMs += performance.now() - started;
+
+    if (accuracy !== undefined && batch.labels !== undefined) {
+      const scores = rowsOf(labelsOutput, outputs, batch.size, runRows);
+      if (scores.rows !== batch.size) {
+        throw new EdgevolveError('E_EVAL_OUTPUT_SHAPE', `output '${labelsOutput}' does not hold one row per sample, so it cannot be scored against labels`, {
+          context: { output: labelsOutput },
+        });
+      }
+      accuracy.add(scores.data, batch.labels);
+    }
+    if (fidelity !== undefined) {
+      let expected: Record<string, TensorValue>;
+      if (reference !== undefined) {
+        const refStarted = performance.now();
+        expected = await reference.run(feeds, outputNames);
+        referenceRunMs += performance.now() - refStarted;
+      } else {
+        expected = expectedByName(batch, outputNames);
+      }
+      for (const [name, meter] of fidelity) {
+        if (expected[name] === undefined) continue;
+        const actual = rowsOf(name, outputs, batch.size, runRows);
+        const wanted = rowsOf(name, expected, batch.size, runRows);
+        if (actual.data.length !== wanted.data.length) {
+          throw new EdgevolveError(
+            'E_EVAL_REFERENCE_MISMATCH',
+            `output '${name}' has shape [${outputs[name]?.dims.join(', ')}], the reference [${expected[name]?.dims.join(', ')}]`,
+            { context: { output: name } },
+          );
+        }
+        meter.add(actual.data, wanted.data, actual.rows);
+      }
+    }
+    done += batch.size;
+    options.onProgress?.(done, binding.dataset.size);
+  }
+
+  return {
+    samples: done,
+    layout: view.layout,
+    mode: binding.mode,
+    batchSize: perRun,
+    accuracy: accuracy === undefined ? null : { output: labelsOutput, ...accuracy.result() },
+    fidelity:
+      against === undefined || fidelity === undefined
+        ? null
+        : { against, outputs: [...fidelity].filter(([, m]) => m.result().samples > 0).map(([output, m]) => ({ output, ...m.result() })) },
+    timing: { runMs, samplesPerSecond: runMs > 0 ? (done * 1000) / runMs : 0, referenceRunMs: reference === undefined ? null : referenceRunMs },
+  };
+}
+
+function positive(batchSize: number): number {
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
+    throw new EdgevolveError('E_USAGE', `batch size must be a positive integer, got ${batchSize}`, { context: { batchSize } });
+  }
+  return batchSize;
+}
+
+/** The reference must take the data set the same way and produce every output of the model. */
+function checkReference(binding: ModelBinding, reference: Session, session: Session): void {
+  let refBinding: ModelBinding;
+  try {
+    refBinding = checkAgainstModel(binding.dataset, reference.inputs);
+  } catch (err) {
+    if (!isEdgevolveError(err)) throw err;
+    throw new EdgevolveError('E_EVAL_REFERENCE_MISMATCH', `the reference model does not take this data set: ${err.message}`, { cause: err, context: err.context });
+  }
+  if (refBinding.mode !== binding.mode || refBinding.fixedBatch !== binding.fixedBatch) {
+    throw new EdgevolveError(
+      'E_EVAL_REFERENCE_MISMATCH',
+      `the reference model takes its inputs differently (${describeFeeding(refBinding)}) from the model (${describeFeeding(binding)})`,
+      {},
+    );
+  }
+  const refOutputs = new Set(reference.outputs.map((o) => o.name));
+  for (const output of session.outputs) {
+    if (!refOutputs.has(output.name)) {
+      throw new EdgevolveError('E_EVAL_REFERENCE_MISMATCH', `the reference model has no output '${output.name}' (it has ${[...refOutputs].join(', ')})`, {
+        context: { output: output.name },
+      });
+    }
+  }
+}
+
+function describeFeeding(binding: ModelBinding): string {
+  return binding.fixedBatch === undefined ? binding.mode : `${binding.mode}, fixed batch ${binding.fixedBatch}`;
+}
+
+/**
+ * The feeds for one batch as the model takes them, and how many rows one run
+ * holds (more than the batch when a fixed batch size is padded).
+ */
+function feedsFor(binding: ModelBinding, batch: Batch): { feeds: Record<string, TensorValue>; runRows: number } {
+  if (binding.mode === 'whole') return { feeds: batch.feeds, runRows: batch.size };
+  const feeds: Record<string, TensorValue> = {};
+  const padTo = binding.fixedBatch !== undefined && batch.size < binding.fixedBatch ? binding.fixedBatch : batch.size;
+  for (const [name, value] of Object.entries(batch.feeds)) {
+    if (binding.hasBatchAxis[name] === false) feeds[name] = { ...value, dims: value.dims.slice(1) };
+    else feeds[name] = padTo > batch.size ? padRows(value, batch.size, padTo) : value;
+  }
+  return { feeds, runRows: padTo };
+}
+
+/** Repeats the last row so a partial batch fills a model's fixed batch size. */
+function padRows(value: TensorValue, rows: number, padTo: number): TensorValue {
+  const data = value.data;
+  if (Array.isArray(data)) throw new EdgevolveError('E_INTERNAL', 'string tensors are not padded');
+  const rowLength = data.length / rows;
+  const Ctor = data.constructor as new (length: number) => typeof data;
+  const padded = new Ctor(padTo * rowLength);
+  (padded as typeof data).set(data as never, 0);
+  const last = data.subarray((rows - 1) * rowLength, rows * rowLength);
+  for (let r = rows; r < padTo; r++) (padded as typeof data).set(last as never, r * rowLength);
+  return { dataType: value.dataType, dims: [padTo, ...value.dims.slice(1)], data: padded };
+}
+
+/**
+ * One output as float32 rows: when its first axis is the run's batch axis, one row
+ * per sample (padding rows dropped); otherwise (a single-sample run) the whole
+ * output is one row.
+ */
+function rowsOf(name: string, outputs: Record<string, TensorValue>, samples: number, runRows: number): { data: Float32Array; rows: number } {
+  const value = outputs[name];
+  if (value === undefined) throw new EdgevolveError('E_INTERNAL', `onnxruntime returned no output '${name}'`);
+  const data = value.dataType === DataType.FLOAT && value.data instanceof Float32Array ? value.data : valueToFloat32(value);
+  if (value.dims.length > 0 && value.dims[0] === runRows) {
+    return { data: runRows === samples ? data : data.subarray(0, (data.length / runRows) * samples), rows: samples };
+  }
+  if (runRows === 1) return { data, rows: 1 };
+  throw new EdgevolveError('E_EVAL_OUTPUT_SHAPE', `output '${name}' has shape [${value.dims.join(', ')}], which does not start with the batch of ${runRows}`, {
+    context: { output: name, dims: value.dims },
+  });
+}
+
+/** ONNX test layout: output_K.pb belongs to the model's K-th output. */
+function expectedByName(batch: Batch, outputNames: readonly string[]): Record<string, TensorValue> {
+  const expected: Record<string, TensorValue> = {};
+  batch.expectedOutputs?.forEach((value, k) => {
+    const name = outputNames[k];
+    if (name !== undefined) expected[name] = value;
+  });
+  return expected;
+}

@@ -65,6 +65,9 @@ export const ERROR_CODES = {
   // compress/: the pass contract
   E_COMPRESS_PRECONDITION: { retryable: false, help: 'A compression pass cannot run on this model; the message names what is missing (opset, shapes, calibration data...).' },
   E_COMPRESS_POSTCONDITION: { retryable: false, help: 'A compression pass produced an invalid model; this is a bug in edgevolve, please report it with the model.' },
+  // runtime/bench/ and hardware/: the isolated benchmark and the device profile
+  E_BENCH_CRASHED: { retryable: false, help: 'The benchmark child died (segfault, abort, OOM kill or exit) before reporting; the message names the signal or exit code, the phase and the last stderr line.' },
+  E_BENCH_TIMEOUT: { retryable: true, help: 'The benchmark did not finish within --timeout and its child was killed; raise --timeout or lower --iterations, or the model hangs onnxruntime.' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

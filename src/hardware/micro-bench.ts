@@ -1,0 +1,95 @@
+/**
+ * Measured capability: short onnxruntime runs of the micro-models (micro-models.ts)
+ * that tell the planner what this device really does with fp32 and int8, and how
+ * fast it moves memory. Sized to take a few seconds on a Raspberry Pi 4; each kernel
+ * gets a time slice and reports the median of its runs.
+ */
+import { createSession, type SessionOptions } from '../runtime/session.ts';
+import { measureLatencies } from '../runtime/bench/measure.ts';
+import { percentileOfSorted } from '../runtime/bench/stats.ts';
+import { convFp32, convInt8, gemmFp32, gemmInt8, memoryAdd, type MicroModel } from './micro-models.ts';
+
+export const MICRO_BENCH_VERSION = 1;
+
+export interface KernelResult {
+  readonly name: string;
+  readonly medianMs: number;
+  readonly runs: number;
+  /** Operations per second (multiply-add = 2) for GEMM/Conv; bytes per second for memory. */
+  readonly perSecond: number;
+}
+
+export interface MicroBenchmarks {
+  readonly version: typeof MICRO_BENCH_VERSION;
+  /** ISO 8601 time the measurement ran. */
+  readonly measuredAt: string;
+  readonly durationMs: number;
+  /** Intra-op threads used (onnxruntime's default: one per core). */
+  readonly threads: number | null;
+  readonly gemmFp32Gflops: number;
+  readonly gemmInt8Gops: number;
+  /** int8 time advantage on GEMM: > 1 means int8 is faster here. */
+  readonly gemmInt8Speedup: number;
+  readonly convFp32Gflops: number;
+  readonly convInt8Gops: number;
+  readonly convInt8Speedup: number;
+  readonly memoryBandwidthGBps: number;
+  readonly kernels: readonly KernelResult[];
+}
+
+export interface MicroBenchOptions {
+  /** Wall time each kernel may spend in timed runs. Default 700 ms: five kernels plus session creation stay well under 10 s. */
+  readonly sliceMs?: number;
+  readonly threads?: number;
+  /** Smaller shapes for tests. */
+  readonly scale?: 'full' | 'tiny';
+  readonly now?: () => number;
+}
+
+const SHAPES = {
+  full: { gemm: { m: 128, k: 512, n: 512 }, conv: { channelsIn: 32, channelsOut: 64, size: 32 }, memoryElements: 4 * 1024 * 1024 },
+  tiny: { gemm: { m: 16, k: 64, n: 64 }, conv: { channelsIn: 8, channelsOut: 8, size: 8 }, memoryElements: 64 * 1024 },
+} as const;
+
+export async function runMicroBenchmarks(options: MicroBenchOptions = {}, clock: { now(): number } = { now: () => Date.now() }): Promise<MicroBenchmarks> {
+  const shapes = SHAPES[options.scale ?? 'full'];
+  const sliceMs = options.sliceMs ?? 700;
+  const started = clock.now();
+  const sessionOptions: SessionOptions = options.threads === undefined ? {} : { threads: options.threads };
+  const kernels: KernelResult[] = [];
+  for (const model of [gemmFp32(shapes.gemm), gemmInt8(shapes.gemm), convFp32(shapes.conv), convInt8(shapes.conv), memoryAdd(shapes.memoryElements)]) {
+    kernels.push(await runKernel(model, sessionOptions, sliceMs, options.now));
+  }
+  const [gf, gi, cf, ci, mem] = kernels as [KernelResult, KernelResult, KernelResult, KernelResult, KernelResult];
+  return {
+    version: MICRO_BENCH_VERSION,
+    measuredAt: new Date(started).toISOString(),
+    durationMs: clock.now() - started,
+    threads: options.threads ?? null,
+    gemmFp32Gflops: gf.perSecond / 1e9,
+    gemmInt8Gops: gi.perSecond / 1e9,
+    gemmInt8Speedup: gf.medianMs / gi.medianMs,
+    convFp32Gflops: cf.perSecond / 1e9,
+    convInt8Gops: ci.perSecond / 1e9,
+    convInt8Speedup: cf.medianMs / ci.medianMs,
+    memoryBandwidthGBps: mem.perSecond / 1e9,
+    kernels,
+  };
+}
+
+async function runKernel(model: MicroModel, sessionOptions: SessionOptions, sliceMs: number, now: (() => number) | undefined): Promise<KernelResult> {
+  const session = await createSession(model.bytes, sessionOptions);
+  try {
+    const measurement = await measureLatencies(() => session.run(model.feeds), {
+      warmup: 2,
+      iterations: 10_000,
+      maxMs: sliceMs,
+      ...(now === undefined ? {} : { now }),
+    });
+    const sorted = Float64Array.from(measurement.samplesMs).sort();
+    const medianMs = percentileOfSorted(sorted, 50);
+    return { name: model.name, medianMs, runs: sorted.length, perSecond: model.work / (medianMs / 1000) };
+  } finally {
+    await session.release();
+  }
+}

@@ -61,4 +61,18 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  // hardware/: measured micro-benchmarks, re-run when the hardware fingerprint changes.
+  {
+    version: 3,
+    description: 'hardware micro-benchmark cache keyed by hardware fingerprint',
+    sql: `
+      CREATE TABLE hardware_benchmarks (
+        fingerprint  TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        measured_at  INTEGER NOT NULL,
+        result       TEXT NOT NULL,
+        PRIMARY KEY (fingerprint, version)
+      ) STRICT;
+    `,
+  },
 ];

@@ -37,7 +37,7 @@ describe('state database', () => {
     old.close();
 
     const db = openStateDatabase(path);
-    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.at(-1)?.version);
     const repo = new ModelRepository(db, { now: () => 42, sleep: () => Promise.resolve() });
     const [v] = repo.versions('m');
     expect(v).toMatchObject({ name: 'm', version: '1.0', signed: false });
@@ -56,10 +56,11 @@ describe('state database', () => {
 
   it('a failing migration leaves the schema at the previous version', () => {
     const path = join(dir, 'fail.db');
-    const broken = [...MIGRATIONS, { version: 3, description: 'broken', sql: 'CREATE TABLE t (x); SELECT nope FROM missing;' }];
+    const latest = MIGRATIONS.at(-1)?.version ?? 0;
+    const broken = [...MIGRATIONS, { version: latest + 1, description: 'broken', sql: 'CREATE TABLE t (x); SELECT nope FROM missing;' }];
     expect(() => openStateDatabase(path, broken)).toThrow(expect.objectContaining({ code: 'E_STORE_DB' }) as Error);
     const db = new Database(path);
-    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(db.pragma('user_version', { simple: true })).toBe(latest);
     expect(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 't'").get()).toEqual({ n: 0 });
     db.close();
   });

@@ -23,6 +23,8 @@ export interface BlobStoreOptions {
   readonly maxBytes?: number;
   /** Space to leave free on the filesystem after a download, so the database and logs can still write. */
   readonly reserveBytes?: number;
+  /** Where partial downloads live; defaults to `<root>/partial`. Must be on the same filesystem as root. */
+  readonly partialDir?: string;
 }
 
 /** One blob being written; `offset` bytes are already on disk from an earlier attempt. */
@@ -31,6 +33,8 @@ export interface BlobWriter {
   readonly size: number;
   /** Bytes already present (resumed) and hashed. */
   readonly offset: number;
+  /** Bytes on disk now (offset plus what this writer appended). */
+  readonly written: number;
   /** Opaque validator (ETag) saved with the partial file by the previous attempt, if any. */
   readonly validator: string | undefined;
   /** Records the validator of the response the bytes come from, before writing any. */
@@ -61,12 +65,16 @@ export class BlobStore {
   }
 
   #partialPath(digest: Digest): string {
-    return join(this.#options.root, 'partial', `${digestHex(parseDigest(digest))}.part`);
+    return join(this.#partialDir(), `${digestHex(parseDigest(digest))}.part`);
+  }
+
+  #partialDir(): string {
+    return this.#options.partialDir ?? join(this.#options.root, 'partial');
   }
 
   async init(): Promise<void> {
     await mkdir(join(this.#options.root, 'sha256'), { recursive: true });
-    await mkdir(join(this.#options.root, 'partial'), { recursive: true });
+    await mkdir(this.#partialDir(), { recursive: true });
   }
 
   async has(digest: Digest): Promise<boolean> {
@@ -116,8 +124,7 @@ export class BlobStore {
   /** Bytes held by committed and partial blobs. */
   async usedBytes(): Promise<number> {
     let total = 0;
-    for (const sub of ['sha256', 'partial']) {
-      const dir = join(this.#options.root, sub);
+    for (const dir of [join(this.#options.root, 'sha256'), this.#partialDir()]) {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         const info = await lstat(join(dir, name)).catch(() => undefined);
         if (info?.isFile()) total += info.size;
@@ -196,7 +203,7 @@ export class BlobStore {
     const info = await stat(path);
     const hash = createHash('sha256');
     for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-    const digest = `sha256:${hash.digest('hex')}`;
+    const digest: Digest = `sha256:${hash.digest('hex')}`;
     if (await this.has(digest)) return { digest, size: info.size };
     const writer = await this.openWriter(digest, info.size);
     if (writer.offset > 0) await writer.restart();
@@ -226,7 +233,7 @@ export class BlobStore {
       if (/^[a-f0-9]{64}$/.test(name)) removed.push(digest as Digest);
     }
     if (options.partials ?? false) {
-      const partialDir = join(this.#options.root, 'partial');
+      const partialDir = this.#partialDir();
       for (const name of await readdir(partialDir)) await rm(join(partialDir, name), { force: true });
     }
     await fsyncDirectory(dir);

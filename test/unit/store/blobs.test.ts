@@ -32,7 +32,7 @@ describe('BlobStore', () => {
     expect(await s.has(sha(bytes))).toBe(false);
     await w.write(bytes.subarray(40_000));
     const path = await w.commit();
-    expect(await readFile(path)).toEqual(bytes);
+    expect((await readFile(path)).equals(bytes)).toBe(true);
     expect((await lstat(path)).mode & 0o222).toBe(0);
     expect(await readdir(join(dir, 'blobs', 'partial'))).toEqual([]);
   });
@@ -68,7 +68,7 @@ describe('BlobStore', () => {
     expect(second.offset).toBe(123_456);
     expect(second.validator).toBe('"etag-1"');
     await second.write(bytes.subarray(123_456));
-    expect(await readFile(await second.commit())).toEqual(bytes);
+    expect((await readFile(await second.commit())).equals(bytes)).toBe(true);
   });
 
   it('a resumed partial whose kept bytes were corrupted on disk fails verification instead of being trusted', async () => {
@@ -93,7 +93,7 @@ describe('BlobStore', () => {
       (e) => isEdgevolveError(e, 'E_STORE_DISK_FULL') && /quota/.test((e as Error).message),
     );
     expect(await readdir(join(dir, 'blobs', 'partial'))).toEqual([]);
-    expect(await s.readVerified(sha(active))).toEqual(active);
+    expect((await s.readVerified(sha(active))).equals(active)).toBe(true);
   });
 
   it('refuses a download when the filesystem would keep less than the reserve free', async () => {

@@ -1,0 +1,14 @@
+export { RegistryClient, createDispatcher, type RegistryClientOptions, type TlsOptions } from './client.ts';
+export { OciLayout, assertTag } from './layout.ts';
+export type { ContentSource, ContentTarget, BlobContent } from './content.ts';
+export { parseManifest, manifestBytes, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest, type ParsedManifest } from './manifest.ts';
+export { MEDIA_TYPE, ANNOTATION, MANIFEST_ACCEPT } from './media-types.ts';
+export { pushArtifact, listVariants, artifactVersion, type ArtifactSpec, type VariantSpec, type ModelConfig, type VariantInfo, type PushedArtifact } from './artifact.ts';
+export { pullModel, downloadBlob, type PullDeps, type PullRequest, type PullResult } from './pull.ts';
+export { selectVariant, ociArch, type DeviceProfile, type SelectionBudgets, type Selection } from './select.ts';
+export { checkTrust, checkDowngrade, type TrustPolicy } from './trust.ts';
+export { pushSignature, checkSignature, signatureTag, loadPrivateKey, parsePublicKey, simpleSigningPayload } from './signature.ts';
+export { parseRef, type ArtifactRef } from './ref.ts';
+export { withRetry, backoffDelay, Semaphore, DEFAULT_RETRY, type RetryOptions } from './retry.ts';
+export { parseChallenge, basicAuthorization, type Credentials } from './auth.ts';
+export { readModelInfo, type ModelInfo, type TensorSignature } from './model-info.ts';

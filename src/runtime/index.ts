@@ -1,3 +1,3 @@
 /** runtime/: onnxruntime-node sessions speaking the IR's TensorValue. */
 export { createSession, type Session, type SessionOptions, type SessionValueInfo } from './session.ts';
-export { toOrtTensor, fromOrtTensor, ortTypeOf, dataTypeOfOrtType } from './ort-tensor.ts';
+export { toOrtTensor, fromOrtTensor, ortTypeOf, dataTypeOfOrtType, isPassableDataType } from './ort-tensor.ts';

@@ -3,13 +3,16 @@
  *
  * Both sides keep element data in the same TypedArrays (FLOAT16 as raw Uint16 bits,
  * BOOL as Uint8, INT64 as BigInt64, STRING as string[]), so conversion wraps the
- * existing buffer instead of copying. The 4-bit types are the exception: the IR
- * holds one element per byte, onnxruntime two per byte, so they are (un)packed.
+ * existing buffer instead of copying.
+ *
+ * INT4/UINT4 are refused although onnxruntime-common declares them: the 1.30 node
+ * binding rejects them as feeds ("Tensor.type is not supported: int4") and aborts the
+ * whole process (V8 out-of-memory in OrtValueToNapiValue) when a model returns one.
  */
 import * as ort from 'onnxruntime-node';
 import { EdgevolveError } from '../errors/index.ts';
 import { DataType } from '../onnx/types.ts';
-import { pack4Bit, unpack4Bit, type TensorValue } from '../onnx/index.ts';
+import { dataTypeName, type TensorValue } from '../onnx/index.ts';
 
 /** onnxruntime's name of each ONNX element type it can hold in a tensor. */
 const ORT_TYPE_BY_DATA_TYPE: ReadonlyMap<number, ort.Tensor.Type> = new Map<number, ort.Tensor.Type>([
@@ -26,15 +29,21 @@ const ORT_TYPE_BY_DATA_TYPE: ReadonlyMap<number, ort.Tensor.Type> = new Map<numb
   [DataType.DOUBLE, 'float64'],
   [DataType.UINT32, 'uint32'],
   [DataType.UINT64, 'uint64'],
-  [DataType.UINT4, 'uint4'],
-  [DataType.INT4, 'int4'],
 ]);
 
-const DATA_TYPE_BY_ORT_TYPE: ReadonlyMap<string, number> = new Map(
-  [...ORT_TYPE_BY_DATA_TYPE].map(([dataType, ortType]) => [ortType, dataType] as const),
-);
+/** Also names the 4-bit types, which appear in session metadata though tensors of them cannot cross the binding. */
+const DATA_TYPE_BY_ORT_TYPE: ReadonlyMap<string, number> = new Map<string, number>([
+  ...[...ORT_TYPE_BY_DATA_TYPE].map(([dataType, ortType]) => [ortType, dataType] as const),
+  ['uint4', DataType.UINT4],
+  ['int4', DataType.INT4],
+]);
 
-/** onnxruntime's type name for an ONNX element type, or undefined when onnxruntime-node cannot hold it (BFLOAT16, FLOAT8*, complex). */
+/** True when onnxruntime-node can pass tensors of this ONNX element type in and out. */
+export function isPassableDataType(dataType: number): boolean {
+  return ORT_TYPE_BY_DATA_TYPE.has(dataType);
+}
+
+/** onnxruntime's type name for an ONNX element type, or undefined when onnxruntime-node cannot pass it (BFLOAT16, FLOAT8*, 4-bit, complex). */
 export function ortTypeOf(dataType: number): ort.Tensor.Type | undefined {
   return ORT_TYPE_BY_DATA_TYPE.get(dataType);
 }
@@ -44,33 +53,25 @@ export function dataTypeOfOrtType(ortType: string): number | undefined {
   return DATA_TYPE_BY_ORT_TYPE.get(ortType);
 }
 
-/** Wraps a TensorValue as an onnxruntime tensor, sharing its buffer (4-bit types are packed into a new one). */
+/** Wraps a TensorValue as an onnxruntime tensor, sharing its buffer. */
 export function toOrtTensor(value: TensorValue): ort.Tensor {
   const type = ORT_TYPE_BY_DATA_TYPE.get(value.dataType);
   if (type === undefined) {
-    throw new EdgevolveError('E_RUNTIME_UNSUPPORTED_TYPE', `onnxruntime-node cannot hold tensors of element type ${value.dataType}`, {
+    throw new EdgevolveError('E_RUNTIME_UNSUPPORTED_TYPE', `onnxruntime-node cannot pass tensors of element type ${dataTypeName(value.dataType)}`, {
       context: { dataType: value.dataType },
     });
   }
-  const data = value.data;
-  if (type === 'uint4' || type === 'int4') {
-    return new ort.Tensor(type, pack4Bit(data as Uint8Array | Int8Array), value.dims);
-  }
   // The constructor checks that the array class matches the type and its length matches dims.
-  return new ort.Tensor(type, data, value.dims);
+  return new ort.Tensor(type, value.data, value.dims);
 }
 
-/** Reads an onnxruntime tensor as a TensorValue, sharing its buffer (4-bit types are unpacked into a new one). */
+/** Reads an onnxruntime tensor as a TensorValue, sharing its buffer. */
 export function fromOrtTensor(tensor: ort.Tensor): TensorValue {
   const dataType = DATA_TYPE_BY_ORT_TYPE.get(tensor.type);
-  if (dataType === undefined) {
+  if (dataType === undefined || !ORT_TYPE_BY_DATA_TYPE.has(dataType)) {
     throw new EdgevolveError('E_RUNTIME_UNSUPPORTED_TYPE', `onnxruntime returned a tensor of unsupported type ${tensor.type}`, {
       context: { ortType: tensor.type },
     });
   }
-  const dims = Array.from(tensor.dims);
-  if (tensor.type === 'uint4' || tensor.type === 'int4') {
-    return { dataType, dims, data: unpack4Bit(tensor.data as Uint8Array, tensor.size, tensor.type === 'int4') };
-  }
-  return { dataType, dims, data: tensor.data };
+  return { dataType, dims: Array.from(tensor.dims), data: tensor.data };
 }

@@ -7,7 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import { EdgevolveError, isEdgevolveError } from '../errors/index.ts';
 import type { TensorValue } from '../onnx/index.ts';
-import { dataTypeOfOrtType, fromOrtTensor, toOrtTensor } from './ort-tensor.ts';
+import { dataTypeOfOrtType, fromOrtTensor, isPassableDataType, toOrtTensor } from './ort-tensor.ts';
 
 export interface SessionOptions {
   /** Intra-op threads; onnxruntime's default (one per core) when absent. */
@@ -65,6 +65,8 @@ class OrtSession implements Session {
   readonly outputs: readonly SessionValueInfo[];
   readonly #inner: ort.InferenceSession;
   readonly #source: Readonly<Record<string, unknown>>;
+  /** Outputs onnxruntime-node cannot return (4-bit, see ort-tensor.ts): fetching one would abort the process. */
+  readonly #unfetchable: ReadonlySet<string>;
   #released = false;
 
   constructor(inner: ort.InferenceSession, source: Readonly<Record<string, unknown>>) {
@@ -72,10 +74,19 @@ class OrtSession implements Session {
     this.#source = source;
     this.inputs = inner.inputMetadata.map(toValueInfo);
     this.outputs = inner.outputMetadata.map(toValueInfo);
+    this.#unfetchable = new Set(this.outputs.filter((o) => o.dataType !== undefined && !isPassableDataType(o.dataType)).map((o) => o.name));
   }
 
   async run(feeds: Readonly<Record<string, TensorValue>>, outputNames?: readonly string[]): Promise<Record<string, TensorValue>> {
     if (this.#released) throw new EdgevolveError('E_RUNTIME_RUN', 'the session was released', { context: this.#source });
+    if (this.#unfetchable.size > 0) {
+      const bad = (outputNames ?? this.outputs.map((o) => o.name)).find((n) => this.#unfetchable.has(n));
+      if (bad !== undefined) {
+        throw new EdgevolveError('E_RUNTIME_UNSUPPORTED_TYPE', `output '${bad}' is a 4-bit tensor, which onnxruntime-node cannot return`, {
+          context: { ...this.#source, output: bad },
+        });
+      }
+    }
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const name of Object.keys(feeds)) {
       try {

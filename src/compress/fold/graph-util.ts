@@ -4,7 +4,7 @@
  * value_info, initializers written under a name only one node uses).
  */
 import { definedNames, NameScope, nodeInputs, tensorDims, tensorToFloat32, makeTensor, DataType } from '../../onnx/index.ts';
-import type { GraphProto, NodeProto, TensorProto } from '../../onnx/index.ts';
+import type { GraphProto, NodeProto, TensorInput, TensorProto } from '../../onnx/index.ts';
 
 /** How many node inputs (subgraph outer-scope reads included) and graph outputs read each value. */
 export function useCounts(graph: GraphProto): Map<string, number> {
@@ -68,11 +68,25 @@ export class InitializerWriter {
 
   /** Sets `node.input[slot]` to a FLOAT initializer holding `data` with `dims`. */
   write(node: NodeProto, slot: number, dims: readonly number[], data: Float32Array, baseName: string): string {
+    return this.writeTyped(node, slot, DataType.FLOAT, dims, data, baseName);
+  }
+
+  /** Points `node.input[slot]` at an existing initializer (a slice another node already got). */
+  reuse(node: NodeProto, slot: number, name: string): void {
+    const inputs = (node.input ??= []);
+    const current = inputs[slot];
+    if (current) this.uses.set(current, (this.uses.get(current) ?? 1) - 1);
+    this.uses.set(name, (this.uses.get(name) ?? 0) + 1);
+    inputs[slot] = name;
+  }
+
+  /** Like `write`, for any element type `makeTensor` accepts. */
+  writeTyped(node: NodeProto, slot: number, dataType: number, dims: readonly number[], data: TensorInput, baseName: string): string {
     const inputs = (node.input ??= []);
     const current = inputs[slot];
     const ownsCurrent = current !== undefined && current !== '' && this.inits.has(current) && (this.uses.get(current) ?? 0) === 1;
     const name = ownsCurrent ? current : this.names.fresh(baseName);
-    const tensor = makeTensor(name, DataType.FLOAT, dims, data);
+    const tensor = makeTensor(name, dataType, dims, data);
     if (ownsCurrent) {
       const list = this.graph.initializer ?? [];
       const index = list.findIndex((t) => t.name === name);

@@ -5,6 +5,9 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT_USAGE } from './output.ts';
 import { registerInspect } from './commands/inspect.ts';
+import { registerEval } from './commands/eval.ts';
+import { registerProfile } from './commands/profile.ts';
+import { registerBench } from './commands/bench.ts';
 
 export function buildProgram(): Command {
   const program = new Command('edgevolve')
@@ -13,6 +16,9 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerInspect(program);
+  registerEval(program);
+  registerProfile(program);
+  registerBench(program);
   return program;
 }
 

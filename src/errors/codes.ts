@@ -65,6 +65,12 @@ export const ERROR_CODES = {
   // compress/: the pass contract
   E_COMPRESS_PRECONDITION: { retryable: false, help: 'A compression pass cannot run on this model; the message names what is missing (opset, shapes, calibration data...).' },
   E_COMPRESS_POSTCONDITION: { retryable: false, help: 'A compression pass produced an invalid model; this is a bug in edgevolve, please report it with the model.' },
+
+  // compress/: methods, quantization and precision plans
+  E_COMPRESS_METHOD: { retryable: false, help: 'Unknown compression method, or an option that does not apply to it or has a bad value; the message names the option (see `edgevolve compress --help`).' },
+  E_COMPRESS_PLAN_INVALID: { retryable: false, help: 'The precision plan file is not {"nodes": {"<node>": "fp32" | "fp16" | "int8"}} or names nodes the model does not have; the message lists them (node names as `edgevolve inspect` shows them, or the first output name for unnamed nodes).' },
+  E_COMPRESS_CALIBRATION: { retryable: false, help: 'Static quantization needs calibration data (--data <dir> with one .npy per model input) that matches the model; the message names the input or tensor at fault.' },
+
   // runtime/bench/ and hardware/: the isolated benchmark and the device profile
   E_BENCH_CRASHED: { retryable: false, help: 'The benchmark child died (segfault, abort, OOM kill or exit) before reporting; the message names the signal or exit code, the phase and the last stderr line.' },
   E_BENCH_TIMEOUT: { retryable: true, help: 'The benchmark did not finish within --timeout and its child was killed; raise --timeout or lower --iterations, or the model hangs onnxruntime.' },

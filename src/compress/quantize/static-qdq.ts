@@ -1,0 +1,468 @@
+/**
+ * int8 static quantization in the QDQ format (compression.md §1.4): activations get
+ * QuantizeLinear → DequantizeLinear pairs with calibrated scales, weights become int8
+ * initializers behind a DequantizeLinear, biases int32 with scale = input scale ×
+ * weight scale. onnxruntime fuses `DQ → Conv/MatMul/Gemm/Add/... → Q` node units into
+ * QLinearConv, QLinearMatMul, QGemm, QLinearAdd and friends when it loads the model.
+ *
+ * The pass is split in two so that calibration measures exactly what will be
+ * quantized: `planStatic` decides, from the graph alone, which nodes are quantized and
+ * which tensors need a range; `quantizeStatic` applies the plan with the ranges.
+ */
+import { EdgevolveError } from '../../errors/index.ts';
+import { cloneModel } from '../clone.ts';
+import type { Change, Pass, PassResult } from '../pass.ts';
+import { GraphIndex, NameScope, getAttrFloat, getAttrInt, makeNode, makeTensor, opsetVersion, removeUnusedInitializers, tensorDims, tensorToFloat32 } from '../../onnx/index.ts';
+import { DataType, type ModelProto, type NodeProto, type TensorProto } from '../../onnx/types.ts';
+import { graphOf, initializerMap, nodeKey, parameterBytes, readFloat, scaleStats } from './common.ts';
+import { inferElemTypes } from './elem-types.ts';
+import { raiseOpset } from './opset.ts';
+import {
+  computeScaleZeroPoint,
+  minMax,
+  quantDataType,
+  quantizeBias,
+  quantizeInto,
+  quantizeWeight,
+  quantRange,
+  type QuantType,
+  type QuantizedWeight,
+} from './quant-math.ts';
+
+/** A calibrated real range per tensor name. */
+export type TensorRanges = ReadonlyMap<string, readonly [number, number]>;
+
+export interface StaticSelection {
+  /** Op types to quantize (default DEFAULT_STATIC_OP_TYPES). */
+  readonly opTypes: readonly string[];
+  /** Node names (see nodeKey) to leave in float. */
+  readonly exclude: readonly string[];
+  /** One weight scale per output channel (needs opset 13; raised when lower). */
+  readonly perChannel: boolean;
+  /** Keep Relu/Clip instead of folding them into the producer's output range. */
+  readonly keepRemovableActivations?: boolean;
+}
+
+export interface StaticQuantOptions extends StaticSelection {
+  readonly activationType: QuantType;
+  readonly reduceRange: boolean;
+  readonly ranges: TensorRanges;
+}
+
+/** The union of onnxruntime's QDQ and QLinear registries that its CPU kernels fuse (compression.md §1.2). */
+export const DEFAULT_STATIC_OP_TYPES: readonly string[] = [
+  'Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add', 'Mul', 'Concat', 'Relu', 'Clip', 'LeakyRelu', 'Sigmoid',
+  'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Reshape', 'Flatten', 'Transpose', 'Squeeze', 'Unsqueeze',
+  'Resize', 'Softmax', 'Split', 'Slice', 'Gather', 'Pad',
+];
+
+/** Which inputs of an op carry data to quantize (the rest are shapes, indices, clip bounds...). */
+function dataSlots(node: NodeProto): number[] {
+  switch (node.opType ?? '') {
+    case 'Add':
+    case 'Mul':
+      return [0, 1];
+    case 'Concat':
+      return (node.input ?? []).map((_, i) => i);
+    default:
+      return [0];
+  }
+}
+
+/** Ops whose output takes the quantization parameters of their input (onnxruntime's "direct 8-bit" ops). */
+const SAME_AS_INPUT = new Set(['Reshape', 'Flatten', 'Transpose', 'Squeeze', 'Unsqueeze', 'MaxPool', 'Slice', 'Gather', 'Split', 'Resize', 'Pad']);
+const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
+/** Producers whose output may absorb a following Relu/Clip (onnxruntime's QDQRemovableActivation). */
+const REMOVABLE = new Set(['Relu', 'Clip']);
+
+interface WeightSlot {
+  readonly name: string;
+  /** Per-channel axis when per-channel applies. */
+  readonly axis: number | undefined;
+}
+
+interface NodePlan {
+  readonly node: NodeProto;
+  /** Activation (or constant data) inputs to read through a DQ. */
+  readonly activations: string[];
+  readonly weight: WeightSlot | undefined;
+  /** Bias initializer name, quantized to int32 when input and weight are. */
+  readonly bias: string | undefined;
+  /** Outputs to quantize, each with the tensor whose parameters it shares (itself unless direct 8-bit). */
+  readonly outputs: { name: string; sharesWith: string }[];
+}
+
+export interface StaticPlan {
+  readonly nodes: readonly NodePlan[];
+  /** Relu/Clip nodes folded into their producer's output quantization: activation node → producer output renamed. */
+  readonly removed: ReadonlyMap<NodeProto, string>;
+  readonly keptFloat: readonly Change[];
+  /** Non-initializer tensors whose range must be calibrated. */
+  readonly tensorsToCalibrate: readonly string[];
+  /** The opset the output needs. */
+  readonly minOpset: number;
+}
+
+function clipLowerBoundIsZero(node: NodeProto, inits: ReadonlyMap<string, TensorProto>): boolean {
+  if (node.opType === 'Relu') return true;
+  const minName = node.input?.[1];
+  if (minName) {
+    const t = inits.get(minName);
+    if (t === undefined) return false;
+    const v = tensorToFloat32(t);
+    return v.length === 1 && v[0] === 0;
+  }
+  // Clip before opset 11 keeps bounds in attributes; none means unbounded below.
+  const attrMin = getAttrFloat(node, 'min');
+  return attrMin === 0;
+}
+
+/** Decides what gets quantized, from the graph alone. */
+export function planStatic(model: ModelProto, selection: StaticSelection): StaticPlan {
+  const graph = graphOf(model, 'int8-static');
+  const types = inferElemTypes(graph);
+  const inits = initializerMap(graph);
+  const index = new GraphIndex(graph);
+  const selected = new Set(selection.opTypes);
+  const excluded = new Set(selection.exclude);
+  const keptFloat: Change[] = [];
+  const isFloat = (name: string): boolean => types.get(name) === DataType.FLOAT;
+  const floatInit = (name: string | undefined): TensorProto | undefined => {
+    const t = name ? inits.get(name) : undefined;
+    return t?.dataType === DataType.FLOAT ? t : undefined;
+  };
+  const candidates = new Set<NodeProto>();
+  for (const node of graph.node ?? []) {
+    const op = node.opType ?? '';
+    if (node.domain && node.domain !== 'ai.onnx') continue;
+    if (!selected.has(op)) continue;
+    const key = nodeKey(node);
+    if (excluded.has(key)) {
+      keptFloat.push({ target: key, action: 'kept-float', detail: `${op}: excluded (--exclude)` });
+      continue;
+    }
+    const out0 = node.output?.[0] ?? '';
+    if (!isFloat(out0)) {
+      keptFloat.push({ target: key, action: 'kept-float', detail: `${op}: output '${out0}' is not known to be float32` });
+      continue;
+    }
+    const slots = WEIGHTED.has(op) ? [0, 1] : dataSlots(node);
+    const bad = slots.map((s) => node.input?.[s] ?? '').find((name) => name === '' || !isFloat(name));
+    if (bad !== undefined) {
+      keptFloat.push({ target: key, action: 'kept-float', detail: `${op}: input '${bad}' is not known to be float32` });
+      continue;
+    }
+    if (op === 'Gemm' && getAttrInt(node, 'transA', 0) !== 0 && floatInit(node.input?.[0]) !== undefined) {
+      keptFloat.push({ target: key, action: 'kept-float', detail: 'Gemm: constant A input' });
+      continue;
+    }
+    candidates.add(node);
+  }
+
+  // Relu/Clip whose only input comes from a quantized node that nothing else reads: fold into that node's output range.
+  const removed = new Map<NodeProto, string>();
+  if (selection.keepRemovableActivations !== true) {
+    for (const node of candidates) {
+      if (!REMOVABLE.has(node.opType ?? '') || !clipLowerBoundIsZero(node, inits)) continue;
+      const input = node.input![0]!;
+      const producer = index.producer(input);
+      if (producer === undefined || !candidates.has(producer) || removed.has(producer)) continue;
+      if (index.consumers(input).length !== 1 || index.isGraphOutput(input) || index.isGraphOutput(node.output![0]!)) continue;
+      removed.set(node, input);
+    }
+  }
+
+  const nodes: NodePlan[] = [];
+  const toCalibrate = new Set<string>();
+  for (const node of graph.node ?? []) {
+    if (!candidates.has(node) || removed.has(node)) continue;
+    const op = node.opType ?? '';
+    let weight: WeightSlot | undefined;
+    let bias: string | undefined;
+    const activations: string[] = [];
+    if (WEIGHTED.has(op)) {
+      activations.push(node.input![0]!);
+      const w = floatInit(node.input?.[1]);
+      if (w !== undefined) weight = { name: w.name!, axis: selection.perChannel ? perChannelAxis(node, w) : undefined };
+      else activations.push(node.input![1]!);
+      const b = floatInit(node.input?.[2]);
+      if (weight !== undefined && b !== undefined && tensorDims(b).length === 1 && op !== 'MatMul') bias = b.name;
+    } else {
+      for (const s of dataSlots(node)) activations.push(node.input![s]!);
+    }
+    // An output that is a graph output stays float: quantizing it would only add error to what the caller reads.
+    let outputs = (node.output ?? []).filter((o) => o && !index.isGraphOutput(o));
+    // Outputs absorbing a removed Relu/Clip are quantized under the activation's own name.
+    outputs = outputs.map((o) => {
+      const consumer = index.consumers(o)[0];
+      return consumer !== undefined && removed.get(consumer) === o ? consumer.output![0]! : o;
+    });
+    const sharesWith = SAME_AS_INPUT.has(op) ? activations[0] : undefined;
+    const outPlans = outputs.map((o) => ({ name: o, sharesWith: sharesWith ?? o }));
+    nodes.push({ node, activations, weight, bias, outputs: outPlans });
+    for (const a of activations) if (!inits.has(a)) toCalibrate.add(a);
+    for (const o of outPlans) if (o.sharesWith === o.name) toCalibrate.add(o.name);
+  }
+  const needsAxis = selection.perChannel && nodes.some((n) => n.weight?.axis !== undefined);
+  return { nodes, removed, keptFloat, tensorsToCalibrate: [...toCalibrate], minOpset: needsAxis ? 13 : 11 };
+}
+
+function perChannelAxis(node: NodeProto, w: TensorProto): number | undefined {
+  const rank = (w.dims ?? []).length;
+  switch (node.opType ?? '') {
+    case 'Conv':
+      return 0;
+    case 'ConvTranspose':
+      // Per-channel ConvTranspose needs group 1 (the axis-1 channels are per group otherwise).
+      return getAttrInt(node, 'group', 1) === 1 ? 1 : undefined;
+    case 'Gemm':
+      return getAttrInt(node, 'transB', 0) === 1 ? 0 : 1;
+    case 'MatMul':
+      return rank === 2 ? 1 : undefined;
+    default:
+      return undefined;
+  }
+}
+
+export interface PreparedModel {
+  readonly model: ModelProto;
+  readonly plan: StaticPlan;
+  readonly warnings: readonly string[];
+}
+
+/** Clones the model, raises its opset as the plan needs, and plans again on the result (names are stable across the raise). */
+export function prepareStatic(input: ModelProto, selection: StaticSelection): PreparedModel {
+  const model = cloneModel(input);
+  const first = planStatic(model, selection);
+  const warnings: string[] = [];
+  if (first.nodes.length > 0 && (opsetVersion(model) ?? 1) < first.minOpset) {
+    const up = raiseOpset(model, first.minOpset);
+    warnings.push(`opset raised from ${up.from} to ${up.to} for Q/DQ${first.minOpset >= 13 ? ' with per-channel axes' : ''}` + (up.rewritten.length > 0 ? ` (${up.rewritten.length} nodes rewritten)` : ''));
+  }
+  return { model, plan: planStatic(model, selection), warnings };
+}
+
+export const int8StaticPass: Pass<StaticQuantOptions> = {
+  name: 'int8-static',
+  run: (model, options) => quantizeStatic(model, options),
+};
+
+interface QParams {
+  readonly scale: TensorProto;
+  readonly zeroPoint: TensorProto;
+  readonly scaleValue: number;
+  readonly zeroPointValue: number;
+}
+
+/** Applies a static plan with calibrated ranges. */
+export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): PassResult {
+  const prepared = prepareStatic(input, options);
+  const { model, plan } = prepared;
+  const graph = model.graph!;
+  const bytesBefore = parameterBytes(graph);
+  const names = new NameScope(graph);
+  const inits = initializerMap(graph);
+  const index = new GraphIndex(graph);
+  const changes: Change[] = [...plan.keptFloat];
+  const warnings: string[] = [...prepared.warnings];
+  const actType = options.activationType;
+  const actRange = quantRange(actType, { symmetric: false, reduceRange: false });
+
+  // Softmax outputs are probabilities whatever the calibration saw (onnxruntime's adjust_tensor_ranges).
+  const ranges = new Map(options.ranges);
+  for (const n of plan.nodes) if (n.node.opType === 'Softmax') for (const o of n.outputs) ranges.set(o.name, [0, 1]);
+
+  /** Parameters per tensor: made once from its range (or, for constant data, from its values). */
+  const params = new Map<string, QParams>();
+  const paramsFor = (tensor: string): QParams | undefined => {
+    const known = params.get(tensor);
+    if (known !== undefined) return known;
+    const init = inits.get(tensor);
+    const range = ranges.get(tensor) ?? (init !== undefined ? minMax(tensorToFloat32(init)) : undefined);
+    if (range === undefined) return undefined;
+    const p = computeScaleZeroPoint(range[0], range[1], actRange, false);
+    const zpData = actType === 'int8' ? Int8Array.of(p.zeroPoint) : Uint8Array.of(p.zeroPoint);
+    const made: QParams = {
+      scale: makeTensor(names.fresh(`${tensor}_scale`), DataType.FLOAT, [], [p.scale]),
+      zeroPoint: makeTensor(names.fresh(`${tensor}_zero_point`), quantDataType(actType), [], zpData),
+      scaleValue: p.scale,
+      zeroPointValue: p.zeroPoint,
+    };
+    graph.initializer!.push(made.scale, made.zeroPoint);
+    params.set(tensor, made);
+    return made;
+  };
+
+  const headNodes: NodeProto[] = [];
+  const before = new Map<NodeProto, NodeProto[]>();
+  const after = new Map<NodeProto, NodeProto[]>();
+  const pushTo = (map: Map<NodeProto, NodeProto[]>, anchor: NodeProto, nodes: NodeProto[]): void => {
+    const list = map.get(anchor) ?? [];
+    list.push(...nodes);
+    map.set(anchor, list);
+  };
+  /** Activation → its DQ output; every consumer is rewired to it at the end (one shared pair, as onnxruntime does). */
+  const activationDq = new Map<string, string>();
+  const qNodes = new Set<NodeProto>();
+  const constantDq = new Map<string, string>();
+
+  const dequantizeActivation = (tensor: string, p: QParams, producer: NodeProto | undefined): string => {
+    const known = activationDq.get(tensor);
+    if (known !== undefined) return known;
+    const qOut = names.fresh(`${tensor}_QuantizeLinear_Output`);
+    const dqOut = names.fresh(`${tensor}_DequantizeLinear_Output`);
+    const q = makeNode('QuantizeLinear', [tensor, p.scale.name!, p.zeroPoint.name!], [qOut], {}, { name: names.fresh(`${tensor}_QuantizeLinear`) });
+    const dq = makeNode('DequantizeLinear', [qOut, p.scale.name!, p.zeroPoint.name!], [dqOut], {}, { name: names.fresh(`${tensor}_DequantizeLinear`) });
+    qNodes.add(q);
+    if (producer === undefined) headNodes.push(q, dq);
+    else pushTo(after, producer, [q, dq]);
+    activationDq.set(tensor, dqOut);
+    return dqOut;
+  };
+
+  /** Constant data (an Add's or Concat's initializer input): stored quantized, behind a DQ only. */
+  const dequantizeConstant = (tensor: string, p: QParams): string => {
+    const known = constantDq.get(tensor);
+    if (known !== undefined) return known;
+    const init = inits.get(tensor)!;
+    const data = tensorToFloat32(init);
+    const qData = actType === 'int8' ? new Int8Array(data.length) : new Uint8Array(data.length);
+    quantizeInto(data, qData, p.scaleValue, p.zeroPointValue, actType);
+    const qt = makeTensor(names.fresh(`${tensor}_quantized`), quantDataType(actType), tensorDims(init), qData);
+    graph.initializer!.push(qt);
+    const output = names.fresh(`${tensor}_DequantizeLinear_Output`);
+    headNodes.push(makeNode('DequantizeLinear', [qt.name!, p.scale.name!, p.zeroPoint.name!], [output], {}, { name: names.fresh(`${tensor}_DequantizeLinear`) }));
+    constantDq.set(tensor, output);
+    return output;
+  };
+
+  const weightCache = new Map<string, { q: QuantizedWeight; tensors: [TensorProto, TensorProto, TensorProto] }>();
+  const quantizedWeight = (name: string, axis: number | undefined) => {
+    const key = `${name}|${axis ?? 't'}`;
+    let hit = weightCache.get(key);
+    if (hit === undefined) {
+      const { data, dims } = readFloat(inits.get(name)!);
+      const q = quantizeWeight(data, dims, { type: 'int8', symmetric: true, reduceRange: options.reduceRange, axis });
+      const paramDims = axis === undefined ? [] : [q.scales.length];
+      const tensors: [TensorProto, TensorProto, TensorProto] = [
+        makeTensor(names.fresh(`${name}_quantized`), DataType.INT8, dims, q.data),
+        makeTensor(names.fresh(`${name}_scale`), DataType.FLOAT, paramDims, q.scales),
+        makeTensor(names.fresh(`${name}_zero_point`), DataType.INT8, paramDims, Int8Array.from(q.zeroPoints)),
+      ];
+      graph.initializer!.push(...tensors);
+      hit = { q, tensors };
+      weightCache.set(key, hit);
+    }
+    return hit;
+  };
+
+  // Producers that absorb a removed Relu/Clip write the activation's output name instead.
+  const renamedOutput = new Map<string, string>();
+  for (const [activation, producerOutput] of plan.removed) renamedOutput.set(producerOutput, activation.output![0]!);
+  const dropped = new Set(plan.removed.keys());
+  /** The node that writes a tensor after removed activations' producers took over their output names. */
+  const producerOf = (tensor: string): NodeProto | undefined => {
+    const p = index.producer(tensor);
+    return p !== undefined && dropped.has(p) ? index.producer(plan.removed.get(p)!) : p;
+  };
+  /** Output parameters by tensor, including those shared through direct 8-bit ops. */
+  const outParams = new Map<string, QParams>();
+  const activationParams = (t: string): QParams | undefined => outParams.get(t) ?? paramsFor(t);
+  const missing: string[] = [];
+  let quantizedNodes = 0;
+
+  for (const np of plan.nodes) {
+    const node = np.node;
+    const key = nodeKey(node);
+    const actParams = np.activations.map((a) => activationParams(a));
+    const missingAt = actParams.findIndex((p) => p === undefined);
+    if (missingAt >= 0) {
+      missing.push(np.activations[missingAt]!);
+      changes.push({ target: key, action: 'kept-float', detail: `${node.opType}: no calibrated range for '${np.activations[missingAt]}'` });
+      continue;
+    }
+    const newInputs = [...(node.input ?? [])];
+    np.activations.forEach((a, i) => {
+      const p = actParams[i]!;
+      const dq = inits.has(a) ? dequantizeConstant(a, p) : dequantizeActivation(a, p, producerOf(a));
+      newInputs.forEach((name, at) => {
+        if (name === a && !(np.weight !== undefined && at === 1)) newInputs[at] = dq;
+      });
+    });
+    const firstAct = actParams[0]!;
+    const stats: Record<string, number | string | boolean> = { inputScale: firstAct.scaleValue };
+    if (np.weight !== undefined) {
+      const { q, tensors } = quantizedWeight(np.weight.name, np.weight.axis);
+      const dqOut = names.fresh(`${np.weight.name}_DequantizeLinear_Output`);
+      const attrs: Record<string, number> = np.weight.axis === undefined ? {} : { axis: np.weight.axis };
+      // A DQ per consumer: onnxruntime's node-unit selectors want the weight DQ to feed one node.
+      pushTo(before, node, [makeNode('DequantizeLinear', tensors.map((t) => t.name!), [dqOut], attrs, { name: names.fresh(`${np.weight.name}_DequantizeLinear`) })]);
+      newInputs[1] = dqOut;
+      Object.assign(stats, { weight: np.weight.name, perChannel: np.weight.axis !== undefined }, scaleStats(q.scales));
+      if (np.bias !== undefined) {
+        const bias = tensorToFloat32(inits.get(np.bias)!);
+        const qb = quantizeBias(bias, firstAct.scaleValue, q.scales);
+        if (qb.saturated > 0) warnings.push(`${key}: ${qb.saturated} bias value(s) saturated int32`);
+        const perChannel = qb.scales.length > 1;
+        const paramDims = perChannel ? [qb.scales.length] : [];
+        const bq = makeTensor(names.fresh(`${np.bias}_quantized`), DataType.INT32, [bias.length], qb.data);
+        const bs = makeTensor(names.fresh(`${np.bias}_quantized_scale`), DataType.FLOAT, paramDims, qb.scales);
+        const bz = makeTensor(names.fresh(`${np.bias}_quantized_zero_point`), DataType.INT32, paramDims, new Int32Array(qb.scales.length));
+        graph.initializer!.push(bq, bs, bz);
+        const bOut = names.fresh(`${np.bias}_DequantizeLinear_Output`);
+        pushTo(before, node, [makeNode('DequantizeLinear', [bq.name!, bs.name!, bz.name!], [bOut], perChannel ? { axis: 0 } : {}, { name: names.fresh(`${np.bias}_DequantizeLinear`) })]);
+        newInputs[2] = bOut;
+        stats.bias = 'int32';
+      }
+    }
+    node.input = newInputs;
+    node.output = (node.output ?? []).map((o) => renamedOutput.get(o) ?? o);
+    // The output Q/DQ completes the node unit (DQ → op → Q) that onnxruntime fuses.
+    for (const o of np.outputs) {
+      const p = o.sharesWith === o.name ? paramsFor(o.name) : activationParams(o.sharesWith);
+      if (p === undefined) continue;
+      outParams.set(o.name, p);
+      dequantizeActivation(o.name, p, node);
+      stats.outputScale = p.scaleValue;
+    }
+    quantizedNodes += 1;
+    changes.push({ target: key, action: 'quantized', detail: `${node.opType} → QDQ (${actType} activations${np.weight ? `, int8 weight${np.weight.axis !== undefined ? ' per-channel' : ''}` : ''})`, stats });
+  }
+  for (const activation of plan.removed.keys()) {
+    changes.push({ target: nodeKey(activation), action: 'removed', detail: `${activation.opType} folded into the producer's output quantization range` });
+  }
+
+  // Assemble: head nodes first, then each node with its DQs before it and its Q/DQ pairs after it;
+  // every reader of a quantized activation (except its Q) reads the DQ output.
+  const assembled: NodeProto[] = [...headNodes];
+  for (const node of graph.node ?? []) {
+    if (dropped.has(node)) continue;
+    assembled.push(...(before.get(node) ?? []), node, ...(after.get(node) ?? []));
+  }
+  for (const node of assembled) {
+    if (qNodes.has(node)) continue;
+    node.input = (node.input ?? []).map((i) => activationDq.get(i) ?? i);
+  }
+  graph.node = assembled;
+  removeUnusedInitializers(graph);
+  if (missing.length > 0) warnings.push(`${missing.length} tensor(s) had no calibrated range; their nodes stayed float: ${missing.slice(0, 5).join(', ')}`);
+  const kept = changes.filter((c) => c.action === 'kept-float');
+  if (kept.length > 0) warnings.push(`${kept.length} node(s) left in float: ${kept.slice(0, 10).map((c) => c.target).join(', ')}${kept.length > 10 ? ', ...' : ''}`);
+  return {
+    model,
+    modified: quantizedNodes > 0,
+    report: {
+      pass: 'int8-static',
+      changes,
+      warnings,
+      stats: { quantizedNodes, keptFloatNodes: kept.length, removedActivations: plan.removed.size, parameterBytesBefore: bytesBefore, parameterBytesAfter: parameterBytes(graph) },
+    },
+  };
+}
+
+export function assertRangesCover(plan: StaticPlan, ranges: TensorRanges): void {
+  const missing = plan.tensorsToCalibrate.filter((t) => !ranges.has(t));
+  if (missing.length > 0) {
+    throw new EdgevolveError('E_COMPRESS_PRECONDITION', `int8-static: no calibrated range for ${missing.length} tensor(s): ${missing.slice(0, 5).join(', ')}`, { context: { missing: missing.slice(0, 20) } });
+  }
+}

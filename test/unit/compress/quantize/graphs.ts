@@ -1,0 +1,124 @@
+/**
+ * Small hand-built graphs exercising each op pattern the quantizers handle, with
+ * deterministic weights (a seeded generator), and helpers to run them in onnxruntime.
+ */
+import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, type ModelProto, type NodeProto, type TensorProto, type TensorValue } from '../../../../src/onnx/index.ts';
+import { createSession } from '../../../../src/runtime/index.ts';
+
+/** mulberry32: deterministic values in [-1, 1). */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  };
+}
+
+export function randomTensor(name: string, dims: number[], seed: number, scale = 1): TensorProto {
+  const rand = seeded(seed);
+  const n = dims.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = rand() * scale;
+  return makeTensor(name, DataType.FLOAT, dims, data);
+}
+
+export function randomInput(dims: number[], seed: number, scale = 1): TensorValue {
+  const rand = seeded(seed);
+  const n = dims.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = rand() * scale;
+  return { dataType: DataType.FLOAT, dims, data };
+}
+
+function model(nodes: NodeProto[], inputs: [string, number[]][], outputs: [string, (number | string)[]][], inits: TensorProto[], opset = 13): ModelProto {
+  return makeModel({
+    graph: makeGraph({
+      name: 'g',
+      nodes,
+      inputs: inputs.map(([n, s]) => makeValueInfo(n, DataType.FLOAT, s)),
+      outputs: outputs.map(([n, s]) => makeValueInfo(n, DataType.FLOAT, s)),
+      initializers: inits,
+    }),
+    opsets: [{ domain: '', version: opset }],
+  });
+}
+
+/** Gemm(transB=1) → Relu → MatMul (3-D input via Reshape) sharing no weights; plus a weight used by two MatMuls. */
+export function mlpGraph(): ModelProto {
+  return model(
+    [
+      makeNode('Gemm', ['x', 'w1', 'b1'], ['h1'], { transB: 1 }, { name: 'fc1' }),
+      makeNode('Relu', ['h1'], ['r1'], {}, { name: 'relu1' }),
+      makeNode('MatMul', ['r1', 'w2'], ['h2'], {}, { name: 'fc2' }),
+      makeNode('MatMul', ['r1', 'w2'], ['h2b'], {}, { name: 'fc2_shared' }),
+      makeNode('Add', ['h2', 'h2b'], ['y'], {}, { name: 'residual' }),
+    ],
+    [['x', [4, 16]]],
+    [['y', [4, 8]]],
+    [randomTensor('w1', [32, 16], 1, 0.5), randomTensor('b1', [32], 2, 0.1), randomTensor('w2', [32, 8], 3, 0.5)],
+  );
+}
+
+/** MatMul with a 3-D activation [2, 5, 16] × [16, 12]. */
+export function matmul3dGraph(): ModelProto {
+  return model([makeNode('MatMul', ['x', 'w'], ['y'], {}, { name: 'mm3d' })], [['x', [2, 5, 16]]], [['y', [2, 5, 12]]], [randomTensor('w', [16, 12], 7, 0.3)]);
+}
+
+/** Conv with bias → Relu → grouped Conv (no bias) → depthwise Conv → Add (residual) → Concat → Gemm head. */
+export function convGraph(): ModelProto {
+  return model(
+    [
+      makeNode('Conv', ['x', 'c1w', 'c1b'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }, { name: 'conv_bias' }),
+      makeNode('Relu', ['c1'], ['r1'], {}, { name: 'relu' }),
+      makeNode('Conv', ['r1', 'c2w'], ['c2'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 2 }, { name: 'conv_grouped' }),
+      makeNode('Conv', ['c2', 'c3w', 'c3b'], ['c3'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 8 }, { name: 'conv_depthwise' }),
+      makeNode('Add', ['c3', 'r1'], ['sum'], {}, { name: 'residual' }),
+      makeNode('Concat', ['sum', 'c2'], ['cat'], { axis: 1 }, { name: 'concat' }),
+      makeNode('GlobalAveragePool', ['cat'], ['gap'], {}, { name: 'gap' }),
+      makeNode('Flatten', ['gap'], ['flat'], { axis: 1 }, { name: 'flatten' }),
+      makeNode('Gemm', ['flat', 'fcw', 'fcb'], ['y'], { transB: 1 }, { name: 'head' }),
+    ],
+    [['x', [1, 3, 12, 12]]],
+    [['y', [1, 10]]],
+    [
+      randomTensor('c1w', [8, 3, 3, 3], 11, 0.4),
+      randomTensor('c1b', [8], 12, 0.1),
+      randomTensor('c2w', [8, 4, 3, 3], 13, 0.3),
+      randomTensor('c3w', [8, 1, 3, 3], 14, 0.5),
+      randomTensor('c3b', [8], 15, 0.1),
+      randomTensor('fcw', [10, 16], 16, 0.5),
+      randomTensor('fcb', [10], 17, 0.1),
+    ],
+  );
+}
+
+/** Runs a model on one feed and returns its outputs. */
+export async function runModel(m: ModelProto, feeds: Record<string, TensorValue>, level: 'disabled' | 'all' = 'all'): Promise<Record<string, TensorValue>> {
+  const session = await createSession(encodeModel(m), { graphOptimizationLevel: level, threads: 1 });
+  try {
+    return await session.run(feeds);
+  } finally {
+    await session.release();
+  }
+}
+
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return dot / Math.sqrt(na * nb || 1);
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}

@@ -6,8 +6,6 @@ import { Command, CommanderError } from 'commander';
 import { EXIT_USAGE } from './output.ts';
 import { registerInspect } from './commands/inspect.ts';
 import { registerEval } from './commands/eval.ts';
-import { registerProfile } from './commands/profile.ts';
-import { registerBench } from './commands/bench.ts';
 
 export function buildProgram(): Command {
   const program = new Command('edgevolve')
@@ -17,8 +15,6 @@ export function buildProgram(): Command {
     .exitOverride();
   registerInspect(program);
   registerEval(program);
-  registerProfile(program);
-  registerBench(program);
   return program;
 }
 

@@ -105,7 +105,61 @@ export function parseManifest(
   return { kind: 'manifest', digest, mediaType: mediaType || MEDIA_TYPE.ociManifest, bytes, manifest: result.data as ImageManifest };
 }
 
-/** Canonical bytes for a manifest we write: compact JSON, so the digest is stable. */
+/**
+ * Canonical bytes for a manifest we write: compact JSON with Go's field order and sorted
+ * annotation keys, which is what containers/image (skopeo) produces when it re-serializes
+ * an index. Written this way, `skopeo copy --all` keeps the index digest, so signatures
+ * made before a mirror still verify after it.
+ */
 export function manifestBytes(value: ImageManifest | ImageIndex): Buffer {
-  return Buffer.from(JSON.stringify(value), 'utf8');
+  return Buffer.from(JSON.stringify('manifests' in value ? canonicalIndex(value) : canonicalManifest(value)), 'utf8');
+}
+
+function sortedAnnotations(annotations: Readonly<Record<string, string>> | undefined): Record<string, string> | undefined {
+  if (annotations === undefined) return undefined;
+  return Object.fromEntries(Object.entries(annotations).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function canonicalDescriptor(d: Descriptor, withArtifactType: boolean): Record<string, unknown> {
+  return {
+    mediaType: d.mediaType,
+    digest: d.digest,
+    size: d.size,
+    ...(d.urls === undefined ? {} : { urls: d.urls }),
+    ...(d.annotations === undefined ? {} : { annotations: sortedAnnotations(d.annotations) }),
+    ...(d.platform === undefined
+      ? {}
+      : {
+          platform: {
+            architecture: d.platform.architecture,
+            os: d.platform.os,
+            ...(d.platform['os.version'] === undefined ? {} : { 'os.version': d.platform['os.version'] }),
+            ...(d.platform['os.features'] === undefined ? {} : { 'os.features': d.platform['os.features'] }),
+            ...(d.platform.variant === undefined ? {} : { variant: d.platform.variant }),
+          },
+        }),
+    ...(withArtifactType && d.artifactType !== undefined ? { artifactType: d.artifactType } : {}),
+  };
+}
+
+function canonicalIndex(index: ImageIndex): Record<string, unknown> {
+  // No artifactType on the index or its entries: image-spec 1.0 tools drop it when they re-serialize.
+  return {
+    schemaVersion: index.schemaVersion,
+    ...(index.mediaType === undefined ? {} : { mediaType: index.mediaType }),
+    manifests: index.manifests.map((d) => canonicalDescriptor(d, false)),
+    ...(index.annotations === undefined ? {} : { annotations: sortedAnnotations(index.annotations) }),
+  };
+}
+
+function canonicalManifest(manifest: ImageManifest): Record<string, unknown> {
+  return {
+    schemaVersion: manifest.schemaVersion,
+    ...(manifest.mediaType === undefined ? {} : { mediaType: manifest.mediaType }),
+    ...(manifest.artifactType === undefined ? {} : { artifactType: manifest.artifactType }),
+    config: canonicalDescriptor(manifest.config, true),
+    layers: manifest.layers.map((d) => canonicalDescriptor(d, true)),
+    ...(manifest.subject === undefined ? {} : { subject: canonicalDescriptor(manifest.subject, true) }),
+    ...(manifest.annotations === undefined ? {} : { annotations: sortedAnnotations(manifest.annotations) }),
+  };
 }

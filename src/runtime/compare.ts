@@ -73,8 +73,9 @@ function compareNumbers(a: ArrayLike<number>, e: ArrayLike<number>, { rtol, atol
     if (x === y) continue;
     if (Number.isNaN(x) && Number.isNaN(y)) continue;
     const diff = Math.abs(x - y);
-    // Infinities, and NaN against a number, fail here: their diff is NaN or Infinity.
-    if (diff <= atol + rtol * Math.abs(y)) continue;
+    // An infinity equals only itself (x === y above): with |y| infinite the tolerance
+    // would be too. NaN against a number fails because its diff is NaN.
+    if (Number.isFinite(y) && diff <= atol + rtol * Math.abs(y)) continue;
     mismatched++;
     if (first < 0) first = i;
     if (!(diff <= maxAbsDiff)) maxAbsDiff = diff;

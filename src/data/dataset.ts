@@ -22,6 +22,9 @@ import { shuffleInPlace } from './prng.ts';
 
 export const LABELS_FILE = 'labels.npy';
 
+/** Positional reads a batch keeps outstanding (libuv runs 4 at once by default; the rest queue). */
+const READS_IN_FLIGHT = 64;
+
 /** One input the data set provides. */
 export interface DatasetInput {
   readonly name: string;
@@ -316,14 +319,19 @@ class NpySource implements SampleSource {
     for (const reader of this.readers) {
       const data = allocateNpyData(reader.dtype, indices.length * reader.rowElements);
       const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      // Coalesce runs of consecutive rows into one positional read each.
+      // Coalesce runs of consecutive rows into one positional read each, and keep up
+      // to READS_IN_FLIGHT reads outstanding: a shuffled batch is many small reads,
+      // and one at a time each waits a full trip through libuv's thread pool.
+      const reads: Promise<void>[] = [];
       for (let i = 0; i < indices.length; ) {
         const start = indices[i] as number;
         let run = 1;
         while (i + run < indices.length && indices[i + run] === start + run) run++;
-        await reader.readRowsInto(start, run, bytes, i * reader.rowBytes);
+        reads.push(reader.readRowsInto(start, run, bytes, i * reader.rowBytes));
+        if (reads.length >= READS_IN_FLIGHT) await Promise.all(reads.splice(0));
         i += run;
       }
+      await Promise.all(reads);
       feeds.push({ dataType: DATA_TYPE_OF_NPY[reader.dtype], dims: [indices.length, ...reader.rowShape], data });
     }
     return { feeds, expectedOutputs: undefined };

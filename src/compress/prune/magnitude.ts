@@ -7,6 +7,7 @@
  */
 import { deflateRawSync } from 'node:zlib';
 import { z } from 'zod';
+import { parsePassOptions } from './options.ts';
 import { DataType, encodeModel, makeTensor, tensorDims, tensorToFloat32 } from '../../onnx/index.ts';
 import type { ModelProto, TensorProto } from '../../onnx/index.ts';
 import { cloneModel } from '../clone.ts';
@@ -88,7 +89,7 @@ function deflatedSize(model: ModelProto): number {
 }
 
 export function pruneUnstructured(model: ModelProto, rawOptions: PruneUnstructuredOptions): PassResult {
-  const options = pruneUnstructuredOptionsSchema.parse(rawOptions);
+  const options = parsePassOptions('prune-unstructured', pruneUnstructuredOptionsSchema, rawOptions);
   const copy = cloneModel(model);
   const graph = copy.graph;
   const changes: Change[] = [];

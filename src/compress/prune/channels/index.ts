@@ -5,6 +5,7 @@
  * Groups that cannot be pruned safely are left alone and the report says why.
  */
 import { z } from 'zod';
+import { parsePassOptions } from '../options.ts';
 import { DataType, tensorDims } from '../../../onnx/index.ts';
 import type { GraphProto, ModelProto } from '../../../onnx/index.ts';
 import { cloneModel } from '../../clone.ts';
@@ -39,7 +40,7 @@ export function floatParameters(graph: GraphProto): number {
 }
 
 export function pruneChannels(model: ModelProto, rawOptions: PruneChannelsOptions): PassResult {
-  const options = pruneChannelsOptionsSchema.parse(rawOptions);
+  const options = parsePassOptions('prune-channels', pruneChannelsOptionsSchema, rawOptions);
   const copy = cloneModel(model);
   const graph = copy.graph;
   if (!graph) return { model, modified: false, report: { pass: 'prune-channels', changes: [], warnings: ['model has no graph'], stats: {} } };

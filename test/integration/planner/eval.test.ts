@@ -35,13 +35,14 @@ const W = Float32Array.from([1, 0, -1, 0.5, 2, 0, -1, 1, 0.25, 0, -0.5, 3]);
 const B = Float32Array.from([0.1, -0.2, 0.05]);
 const SAMPLES = 20;
 
-/** A linear classifier whose first input dimension is `batchDim` (a number fixes it). */
-function linearModel(batchDim: number | string): Uint8Array {
+/** A linear classifier whose first input dimension is `batchDim` (a number fixes it; null: no batch axis at all). */
+function linearModel(batchDim: number | string | null): Uint8Array {
+  const lead = batchDim === null ? [] : [batchDim];
   const graph = makeGraph({
     name: 'linear',
     nodes: [makeNode('MatMul', ['x', 'W'], ['xw']), makeNode('Add', ['xw', 'b'], ['logits'])],
-    inputs: [makeValueInfo('x', DataType.FLOAT, [batchDim, 4])],
-    outputs: [makeValueInfo('logits', DataType.FLOAT, [batchDim, 3])],
+    inputs: [makeValueInfo('x', DataType.FLOAT, [...lead, 4])],
+    outputs: [makeValueInfo('logits', DataType.FLOAT, [...lead, 3])],
     initializers: [makeTensor('W', DataType.FLOAT, [4, 3], W), makeTensor('b', DataType.FLOAT, [3], B)],
   });
   return encodeModel(makeModel({ graph }));
@@ -65,9 +66,10 @@ async function linearDataset(): Promise<string> {
 }
 
 describe('evaluateModel on a model built in the test', () => {
-  const cases: [string, number | string, number, string, number][] = [
+  const cases: [string, number | string | null, number, string, number][] = [
     ['a free batch axis, in batches of 8', 'N', 8, 'batched', 8],
     ['a batch fixed to 1, sample by sample', 1, 8, 'single', 1],
+    ['no batch axis, sample by sample', null, 8, 'single', 1],
     ['a batch fixed to 6, the last batch padded', 6, 8, 'batched', 6],
   ];
   for (const [what, batchDim, batchSize, mode, perRun] of cases) {

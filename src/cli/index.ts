@@ -6,6 +6,9 @@ import { Command, CommanderError } from 'commander';
 import { EXIT_USAGE } from './output.ts';
 import { registerInspect } from './commands/inspect.ts';
 import { registerEval } from './commands/eval.ts';
+import { registerProfile } from './commands/profile.ts';
+import { registerBench } from './commands/bench.ts';
+import { registerCompress } from './commands/compress.ts';
 
 export function buildProgram(): Command {
   const program = new Command('edgevolve')
@@ -15,6 +18,9 @@ export function buildProgram(): Command {
     .exitOverride();
   registerInspect(program);
   registerEval(program);
+  registerProfile(program);
+  registerBench(program);
+  registerCompress(program);
   return program;
 }
 

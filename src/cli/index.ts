@@ -8,7 +8,6 @@ import { registerInspect } from './commands/inspect.ts';
 import { registerEval } from './commands/eval.ts';
 import { registerProfile } from './commands/profile.ts';
 import { registerBench } from './commands/bench.ts';
-import { registerCompress } from './commands/compress.ts';
 
 export function buildProgram(): Command {
   const program = new Command('edgevolve')
@@ -20,7 +19,6 @@ export function buildProgram(): Command {
   registerEval(program);
   registerProfile(program);
   registerBench(program);
-  registerCompress(program);
   return program;
 }
 

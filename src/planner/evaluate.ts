@@ -89,15 +89,12 @@ export async function evaluateSessions(session: Session, reference: Session | un
   const against = reference !== undefined ? 'reference-model' : view.hasExpectedOutputs ? 'expected-outputs' : undefined;
   const fidelity = against === undefined ? undefined : new Map(outputNames.map((name) => [name, new FidelityMeter()]));
 
-  const perRun = binding.mode === 'batched' ? (binding.fixedBatch ?? positive(options.batchSize ?? DEFAULT_BATCH_SIZE)) : 1;
+  const perRun = samplesPerRun(binding, options.batchSize);
   let runMs = 0;
   let referenceRunMs = 0;
   let done = 0;
-  for await (const batch of binding.dataset.batches(perRun)) {
-    const { feeds, runRows } = feedsFor(binding, batch);
-    const started = performance.now();
-    const outputs = await session.run(feeds);
-    runMs += performance.now() - started;
+  for await (const { batch, feeds, outputs, runRows, ms } of runOverDataset(session, binding, options.batchSize)) {
+    runMs += ms;
 
     if (accuracy !== undefined && batch.labels !== undefined) {
       const scores = rowsOf(labelsOutput, outputs, batch.size, runRows);
@@ -147,6 +144,75 @@ export async function evaluateSessions(session: Session, reference: Session | un
         : { against, outputs: [...fidelity].filter(([, m]) => m.result().samples > 0).map(([output, m]) => ({ output, ...m.result() })) },
     timing: { runMs, samplesPerSecond: runMs > 0 ? (done * 1000) / runMs : 0, referenceRunMs: reference === undefined ? null : referenceRunMs },
   };
+}
+
+/** One run of the model over one batch of the data set. */
+export interface RunStep {
+  readonly batch: Batch;
+  /** The feeds as the model took them (padded or without the batch axis when the model needs that). */
+  readonly feeds: Record<string, TensorValue>;
+  /** Every output, as onnxruntime returned it (padding rows included). */
+  readonly outputs: Record<string, TensorValue>;
+  /** Rows in the run: more than batch.size when a fixed batch was padded. */
+  readonly runRows: number;
+  /** Wall time of the run alone. */
+  readonly ms: number;
+}
+
+/**
+ * Runs the model over a checked data set batch by batch (see checkAgainstModel for
+ * how samples are fed) and yields each run's outputs; the base of evaluation and
+ * of collecting outputs (calibration, teacher labelling).
+ */
+export async function* runOverDataset(session: Session, binding: ModelBinding, batchSize?: number): AsyncGenerator<RunStep, void, undefined> {
+  for await (const batch of binding.dataset.batches(samplesPerRun(binding, batchSize))) {
+    const { feeds, runRows } = feedsFor(binding, batch);
+    const started = performance.now();
+    const outputs = await session.run(feeds);
+    yield { batch, feeds, outputs, runRows, ms: performance.now() - started };
+  }
+}
+
+/** The outputs of the model over a data set, as float32 with one row per sample: for data sets known to fit in memory. */
+export async function collectOutputs(
+  session: Session,
+  dataset: Dataset,
+  options: Pick<EvaluateOptions, 'batchSize' | 'limit'> = {},
+): Promise<{ readonly samples: number; readonly outputs: Record<string, { readonly rowDims: readonly number[]; readonly data: Float32Array }> }> {
+  const view = options.limit === undefined ? dataset : dataset.take(options.limit);
+  const binding = checkAgainstModel(view, session.inputs);
+  const chunks = new Map<string, { rowDims: number[]; parts: Float32Array[]; length: number }>();
+  let samples = 0;
+  for await (const { batch, outputs, runRows } of runOverDataset(session, binding, options.batchSize)) {
+    for (const name of Object.keys(outputs)) {
+      const rows = rowsOf(name, outputs, batch.size, runRows);
+      const dims = outputs[name]?.dims ?? [];
+      let entry = chunks.get(name);
+      if (entry === undefined) {
+        entry = { rowDims: rows.rows === batch.size && dims[0] === runRows ? dims.slice(1) : [...dims], parts: [], length: 0 };
+        chunks.set(name, entry);
+      }
+      // Copy: the outputs' buffers belong to onnxruntime's tensors of this run.
+      entry.parts.push(rows.data.slice());
+      entry.length += rows.data.length;
+    }
+    samples += batch.size;
+  }
+  const collected: Record<string, { rowDims: readonly number[]; data: Float32Array }> = {};
+  for (const [name, { rowDims, parts, length }] of chunks) {
+    const data = new Float32Array(length);
+    let offset = 0;
+    for (const part of parts) {
+      data.set(part, offset);
+      offset += part.length;
+    }
+    collected[name] = { rowDims, data };
+  }
+  return { samples, outputs: collected };
+}
+
+function samplesPerRun(binding: ModelBinding, batchSize: number | undefined): number {
+  return binding.mode === 'batched' ? (binding.fixedBatch ?? positive(batchSize ?? DEFAULT_BATCH_SIZE)) : 1;
 }
 
 function positive(batchSize: number): number {

@@ -2,6 +2,9 @@
 export {
   evaluateModel,
   evaluateSessions,
+  runOverDataset,
+  collectOutputs,
+  type RunStep,
   DEFAULT_BATCH_SIZE,
   type EvaluateOptions,
   type EvaluationReport,

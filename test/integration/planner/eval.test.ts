@@ -24,7 +24,8 @@ import {
   readTensor,
   setAttribute,
 } from '../../../src/onnx/index.ts';
-import { evaluateModel } from '../../../src/planner/index.ts';
+import { collectOutputs, evaluateModel } from '../../../src/planner/index.ts';
+import { createSession } from '../../../src/runtime/index.ts';
 import { requireTool } from '../../helpers/require-tool.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'edgevolve-eval-'));
@@ -91,6 +92,26 @@ describe('evaluateModel on a model built in the test', () => {
       }
     });
   }
+
+  it('collects one row of outputs per sample, padding rows dropped, equal to x · W + b', async () => {
+    const session = await createSession(linearModel(6), { threads: 1 });
+    const dataset = await openDataset(await linearDataset());
+    try {
+      const { samples, outputs } = await collectOutputs(session, dataset);
+      expect(samples).toBe(SAMPLES);
+      expect(outputs.logits!.rowDims).toEqual([3]);
+      const x = (await dataset.readAll()).feeds.x!.data as Float32Array;
+      const expected = Array.from({ length: SAMPLES * 3 }, (_, i) => {
+        const [s, c] = [Math.floor(i / 3), i % 3];
+        return B[c]! + [0, 1, 2, 3].reduce((sum, f) => sum + x[s * 4 + f]! * W[f * 3 + c]!, 0);
+      });
+      expect(outputs.logits!.data).toHaveLength(SAMPLES * 3);
+      outputs.logits!.data.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 4));
+    } finally {
+      await dataset.close();
+      await session.release();
+    }
+  });
 
   it('evaluates only the first N samples with limit', async () => {
     const dataset = await openDataset(await linearDataset());

@@ -53,9 +53,12 @@ export function decodeModel(bytes: Uint8Array, opts: DecodeOptions = {}): ModelP
   }
   if (bytes.length === 0) throw new EdgevolveError('E_ONNX_DECODE', 'not a valid ONNX model: the file is empty', { context: { size: 0 } });
   const type = modelType();
-  scanWireFormat(bytes, type, limits);
+  // A plain Uint8Array view (no copy) so raw_data fields come out as Uint8Array views,
+  // not Node Buffers, whose slice() shares memory and would surprise callers.
+  const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+  scanWireFormat(plain, type, limits);
   try {
-    return type.decode(bytes) as unknown as ModelProto;
+    return type.decode(plain) as unknown as ModelProto;
   } catch (err) {
     throw classifyDecodeError(err, bytes.length);
   }
@@ -63,11 +66,19 @@ export function decodeModel(bytes: Uint8Array, opts: DecodeOptions = {}): ModelP
 
 /** Encodes a model to ModelProto bytes. Fields are written in field-number order, as onnx's C++ serializer does. */
 export function encodeModel(model: ModelProto): Uint8Array {
+  let out: Uint8Array;
   try {
-    return modelType().encode(model).finish();
+    out = modelType().encode(model).finish();
   } catch (err) {
     throw new EdgevolveError('E_ONNX_INVALID', `cannot encode model: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
+  // protobufjs returns a Node Buffer, small ones carved from a shared 8 KiB pool. Hand
+  // out a plain Uint8Array that owns its ArrayBuffer: a view when the Buffer already
+  // does (large models, no copy), a copy otherwise.
+  if (out.byteOffset === 0 && out.buffer.byteLength === out.length) return new Uint8Array(out.buffer, 0, out.length);
+  const copy = new Uint8Array(out.length);
+  copy.set(out);
+  return copy;
 }
 
 /** @deprecated use decodeModel (kept for the skeleton's callers). */
@@ -129,7 +140,8 @@ export async function readModelFile(file: string, opts: DecodeOptions = {}): Pro
     throw ioError('read', file, err);
   }
   try {
-    return { model: decodeModel(bytes, { limits }), bytes, baseDir: path.dirname(path.resolve(file)) };
+    const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+    return { model: decodeModel(plain, { limits }), bytes: plain, baseDir: path.dirname(path.resolve(file)) };
   } catch (err) {
     if (err instanceof EdgevolveError) {
       throw new EdgevolveError(err.code, `${file}: ${err.message}`, { cause: err, context: { ...err.context, path: file } });

@@ -84,10 +84,6 @@ function sortedMagnitudes(arrays: readonly Float32Array[]): Float32Array {
   return abs.sort();
 }
 
-function deflatedSize(model: ModelProto): number {
-  return deflateRawSync(encodeModel(model)).byteLength;
-}
-
 export function pruneUnstructured(model: ModelProto, rawOptions: PruneUnstructuredOptions): PassResult {
   const options = parsePassOptions('prune-unstructured', pruneUnstructuredOptionsSchema, rawOptions);
   const copy = cloneModel(model);
@@ -153,12 +149,14 @@ export function pruneUnstructured(model: ModelProto, rawOptions: PruneUnstructur
     weightElements: total,
     weightZeros: zeros,
     sparsity: total === 0 ? 0 : zeros / total,
-    bytesBefore: encodeModel(model).byteLength,
-    bytesAfter: encodeModel(copy).byteLength,
   };
+  const encodedBefore = encodeModel(model);
+  const encodedAfter = encodeModel(copy);
+  stats['bytesBefore'] = encodedBefore.byteLength;
+  stats['bytesAfter'] = encodedAfter.byteLength;
   if (options.measureCompressed) {
-    stats['deflatedBytesBefore'] = deflatedSize(model);
-    stats['deflatedBytesAfter'] = deflatedSize(copy);
+    stats['deflatedBytesBefore'] = deflateRawSync(encodedBefore).byteLength;
+    stats['deflatedBytesAfter'] = deflateRawSync(encodedAfter).byteLength;
   }
   if (candidates.length === 0) warnings.push('no prunable weights (float Conv/ConvTranspose/Gemm/MatMul initializers) found');
   return { model: copy, modified: candidates.length > 0, report: { pass: 'prune-unstructured', changes, warnings, stats } };

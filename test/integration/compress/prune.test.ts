@@ -1,0 +1,59 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { decodeModelBytes, type ModelProto } from '../../../src/onnx/index.ts';
+import { runPass } from '../../../src/compress/pass.ts';
+import { pruneChannelsPass, pruneUnstructuredPass } from '../../../src/compress/prune/index.ts';
+import { CHECKS, randomFeeds, runModel } from '../../helpers/ort-equivalence.ts';
+import { PADDLE_MODELS } from '../../helpers/onnx-builders.ts';
+
+const MNIST_CNN = 'test/fixtures/models/mnist-cnn.onnx';
+
+async function outputDims(model: ModelProto, dims: Record<string, number[]>): Promise<Record<string, number[]>> {
+  const out = await runModel(model, randomFeeds(model, 3, dims));
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.dims]));
+}
+
+describe('prune-channels on the PaddleOCR detector (depthwise convs, SE blocks, residual adds, Concat and Resize in the neck)', () => {
+  const det = decodeModelBytes(readFileSync(PADDLE_MODELS.det));
+
+  it('prunes every group except the one reaching the graph output, and still runs with the same output shape', async () => {
+    const result = runPass(pruneChannelsPass, det, { ratio: 0.3 }, CHECKS);
+    const stats = result.report.stats;
+    expect(stats['groupsPruned']).toBe(36);
+    expect(stats['groupsSkipped']).toBe(1);
+    const kept = result.report.changes.filter((c) => c.action === 'kept');
+    expect(kept.map((c) => c.detail)).toEqual(["reaches graph output 'sigmoid_0.tmp_0'"]);
+    // Two coupled dimensions shrink by 0.7 each: parameters land near 0.49x.
+    expect(stats['paramsAfter']! / stats['paramsBefore']!).toBeLessThan(0.55);
+    const dims = { x: [1, 3, 64, 96] };
+    expect(await outputDims(result.model, dims)).toEqual(await outputDims(det, dims));
+  });
+});
+
+describe('prune-unstructured on the PaddleOCR detector', () => {
+  it('reaches the target sparsity over all weights and the deflated file shrinks', async () => {
+    const det = decodeModelBytes(readFileSync(PADDLE_MODELS.det));
+    const result = runPass(pruneUnstructuredPass, det, { sparsity: 0.5 }, CHECKS);
+    const s = result.report.stats;
+    expect(s['sparsity']).toBeGreaterThanOrEqual(0.5);
+    expect(s['sparsity']).toBeLessThan(0.51);
+    expect(s['deflatedBytesAfter']! / s['deflatedBytesBefore']!).toBeLessThan(0.7);
+    // Zeros are still stored densely: the raw file stays the same size (hoisting the Constant nodes saves a little).
+    expect(s['bytesAfter']! / s['bytesBefore']!).toBeGreaterThan(0.99);
+    const dims = { x: [1, 3, 32, 32] };
+    expect(await outputDims(result.model, dims)).toEqual(await outputDims(det, dims));
+  });
+});
+
+describe.runIf(existsSync(MNIST_CNN))('prune-channels on mnist-cnn (Conv-BN-Relu-MaxPool x2 + Gemm)', () => {
+  it('ratio 0.3 prunes both conv groups, folds nothing away, and parameters fall by about the ratio', async () => {
+    const cnn = decodeModelBytes(readFileSync(MNIST_CNN));
+    const result = runPass(pruneChannelsPass, cnn, { ratio: 0.3 }, CHECKS);
+    expect(result.report.stats['groupsPruned']).toBeGreaterThanOrEqual(2);
+    const ratio = result.report.stats['paramsAfter']! / result.report.stats['paramsBefore']!;
+    expect(ratio).toBeLessThan(0.8);
+    expect(ratio).toBeGreaterThan(0.4);
+    const dims = { [cnn.graph!.input![0]!.name!]: [2, 1, 28, 28] };
+    expect(await outputDims(result.model, dims)).toEqual(await outputDims(cnn, dims));
+  });
+});

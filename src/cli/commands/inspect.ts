@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { inspectFile, type InspectDim, type InspectReport, type InspectValue } from '../../onnx/inspect.ts';
-import { printJson, runAction } from '../output.ts';
+import { EXIT_FAILURE, printJson, runAction } from '../output.ts';
 
 export function registerInspect(program: Command): void {
   program
     .command('inspect')
-    .description('Show a model: opsets, inputs/outputs, op histogram, parameters, validation findings.')
+    .description('Show a model: opsets, inputs/outputs, op histogram, parameters, validation findings. Exit 1 when the file is not a readable model or has validation errors.')
     .argument('<model>', 'path to an .onnx file')
     .option('--json', 'print one JSON document')
     .option('--top <n>', 'how many of the largest parameter tensors to list', '10')
@@ -14,6 +14,12 @@ export function registerInspect(program: Command): void {
         const report = await inspectFile(model, { largest: Number.parseInt(opts.top, 10) || 10 });
         if (opts.json) printJson(report);
         else process.stdout.write(renderReport(report));
+        // The report is printed either way; error findings make the exit code say the model is bad.
+        const errors = report.findings.filter((f) => f.severity === 'error');
+        if (errors.length > 0) {
+          console.error(`edgevolve: E_ONNX_INVALID: ${model}: ${errors.length} validation error(s), first: ${errors[0]!.message}`);
+          process.exitCode = EXIT_FAILURE;
+        }
       });
     });
 }

@@ -77,12 +77,12 @@ describe('TensorValue <-> ort.Tensor', () => {
     expect(toOrtTensor({ dataType: DataType.FLOAT16, dims: [6], data: bits }).data).toBe(bits);
   });
 
-  it.each([
+  it.each<[string, TensorValue]>([
     ['BFLOAT16', { dataType: DataType.BFLOAT16, dims: [1], data: new Uint16Array(1) }],
     ['FLOAT8E4M3FN', { dataType: DataType.FLOAT8E4M3FN, dims: [1], data: new Uint8Array(1) }],
     // onnxruntime-common accepts int4, but the 1.30 node binding rejects it when run.
     ['INT4', { dataType: DataType.INT4, dims: [2], data: new Int8Array(2) }],
-  ] as const)('refuses %s feeds, which onnxruntime-node cannot pass, with E_RUNTIME_UNSUPPORTED_TYPE', (_name, value: TensorValue) => {
+  ])('refuses %s feeds, which onnxruntime-node cannot pass, with E_RUNTIME_UNSUPPORTED_TYPE', (_name, value: TensorValue) => {
     expect(() => toOrtTensor(value)).toThrow(expect.objectContaining({ code: 'E_RUNTIME_UNSUPPORTED_TYPE' }));
   });
 

@@ -51,9 +51,11 @@ export function renderReport(r: InspectReport): string {
   if (r.functions.length > 0) section(out, 'functions', ['domain', 'name', 'nodes'], r.functions.map((f) => [f.domain, f.name, String(f.nodes)]));
   const metadata = Object.entries(r.metadata);
   if (metadata.length > 0) section(out, 'metadata', ['key', 'value'], metadata.map(([k, v]) => [k, oneLine(v)]));
-  out.push(r.findings.length === 0
-    ? 'validation: no findings'
-    : `validation: ${r.findings.length} finding(s)\n${r.findings.map((f) => `  ${oneLine(JSON.stringify(f))}`).join('\n')}`);
+  if (r.findings.length === 0) out.push('validation: no findings');
+  else {
+    section(out, `validation: ${r.findings.length} finding(s)`, ['severity', 'code', 'where', 'message'],
+      r.findings.map((f) => [f.severity, f.code, [f.graph, f.node ?? f.value].filter(Boolean).join(' / ') || '-', oneLine(f.message)]));
+  }
   return `${out.join('\n\n')}\n`;
 }
 

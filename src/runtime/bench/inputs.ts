@@ -112,21 +112,24 @@ export function generateInput(input: ResolvedInput, seed: number): TensorValue {
   const count = input.dims.reduce((a, b) => a * b, 1);
   const info = elementTypeInfo(input.dataType);
   const dims = [...input.dims];
+  // mulberry32 yields uint32 values; each case scales them to [0, 1).
   const random = mulberry32(seed);
   switch (input.dataType) {
     case DataType.FLOAT: {
       const data = new Float32Array(count);
-      for (let i = 0; i < count; i++) data[i] = random();
+      // The top 24 bits of the uint32: exact in float32, so rounding never reaches 1.
+      for (let i = 0; i < count; i++) data[i] = (random() >>> 8) / 0x1000000;
       return { dataType: input.dataType, dims, data };
     }
     case DataType.DOUBLE: {
       const data = new Float64Array(count);
-      for (let i = 0; i < count; i++) data[i] = random();
+      for (let i = 0; i < count; i++) data[i] = random() / 0x100000000;
       return { dataType: input.dataType, dims, data };
     }
     case DataType.FLOAT16: {
       const data = new Uint16Array(count);
-      for (let i = 0; i < count; i++) data[i] = float32ToFloat16Bits(random());
+      // The top 11 bits: exact in float16, for the same reason.
+      for (let i = 0; i < count; i++) data[i] = float32ToFloat16Bits((random() >>> 21) / 2048);
       return { dataType: input.dataType, dims, data };
     }
     default:

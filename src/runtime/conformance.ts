@@ -8,7 +8,8 @@
  * Outcomes:
  * - passed: the original matches the expected outputs and so does the round trip.
  * - failed: the original runs, the round trip does not give the same result
- *   (our decode, encode or tensor reading is wrong).
+ *   (our decode, encode or tensor reading is wrong), or our validator reports an
+ *   error for a model onnxruntime loads (a false positive).
  * - skipped: onnxruntime-node cannot load or run the original, or the model passes
  *   values it cannot hold (sequences, optionals, BFLOAT16/FLOAT8 tensors).
  * - ort-mismatch: onnxruntime runs the original but disagrees with the expected
@@ -17,7 +18,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeModel, encodeModel, onnxSchema, readTensor } from '../onnx/index.ts';
+import { decodeModel, encodeModel, onnxSchema, readTensor, validateModel } from '../onnx/index.ts';
 import type { ModelProto, TensorProto, TensorValue, TypeProto } from '../onnx/index.ts';
 import { isEdgevolveError } from '../errors/index.ts';
 import { compareTensors, EXACT, ONNX_BACKEND_TOLERANCE, type Tolerance } from './compare.ts';
@@ -157,7 +158,7 @@ export async function runCase(c: ConformanceCase, options: ConformanceOptions = 
     const bytes = fs.readFileSync(path.join(c.dir, 'model.onnx'));
     // The codec runs before onnxruntime so byte identity is known even for models
     // onnxruntime cannot load; its errors only count once the original has loaded.
-    codec = roundTrip(bytes, options.transform);
+    codec = roundTrip(bytes, c.dir, options.transform);
     const ortMismatch = await judge(c, bytes, codec, options, sessions, progress);
     return ortMismatch === undefined ? finish('passed') : finish('ort-mismatch', ortMismatch);
   } catch (err) {
@@ -172,10 +173,12 @@ type CodecResult =
   | { readonly model: ModelProto; readonly bytes: Uint8Array; readonly byteIdentical: boolean; readonly error?: undefined }
   | { readonly error: Outcome; readonly byteIdentical?: undefined };
 
-/** decode → (transform) → encode, with our code's failures captured as a failed outcome. */
-function roundTrip(bytes: Uint8Array, transform: ((model: ModelProto) => ModelProto) | undefined): CodecResult {
+/** decode → validate → (transform) → encode, with our code's failures captured as a failed outcome. */
+function roundTrip(bytes: Uint8Array, dir: string, transform: ((model: ModelProto) => ModelProto) | undefined): CodecResult {
   try {
     const model = guard(() => decodeModel(bytes), 'our decode failed');
+    const invalid = validateModel(model, { baseDir: dir }).find((f) => f.severity === 'error');
+    if (invalid !== undefined) throw new Outcome('failed', `our validator rejects the model: ${invalid.code}: ${invalid.message}`);
     // Test data is read against the untransformed graph: a transform must keep the graph's inputs and outputs.
     const changed = transform === undefined ? model : guard(() => transform(model), 'the transform failed');
     const encoded = guard(() => encodeModel(changed), 'our encode failed');

@@ -8,7 +8,8 @@ import { z } from 'zod';
 import { EdgevolveError } from '../errors/index.ts';
 import { validateModel, type ModelProto } from '../onnx/index.ts';
 import { runPass, type ConditionFailure, type Pass, type PassResult, type RunPassOptions } from './pass.ts';
-import { foldPass, type FoldOptions } from './fold/index.ts';
+import { foldOptionsSchema, foldPass, type FoldOptions } from './fold/index.ts';
+import { pruneChannelsOptionsSchema, pruneChannelsPass, pruneUnstructuredOptionsSchema, pruneUnstructuredPass } from './prune/index.ts';
 import { calibrate, type CalibrationFeeds, type OpenCalibrationSession } from './quantize/calibrate.ts';
 import { int8DynamicPass } from './quantize/dynamic.ts';
 import { fp16Pass } from './quantize/fp16.ts';
@@ -211,6 +212,36 @@ export const METHODS = {
         keepIoTypes: o.keepIoTypes,
       });
       return [pre, m];
+    },
+  }),
+  // Pre-passes and pruning (src/compress/fold, src/compress/prune).
+  fold: method({
+    name: 'fold',
+    summary: 'the pre-passes alone: Constant nodes → initializers, BatchNormalization and bias Add folded into Conv/ConvTranspose/Gemm, constants folded, Identity/Dropout and dead nodes removed',
+    options: foldOptionsSchema,
+    data: 'none',
+    run(model, o) {
+      return Promise.resolve([run(foldPass, model, o)]);
+    },
+  }),
+  'prune-unstructured': method({
+    name: 'prune-unstructured',
+    summary: 'magnitude pruning to a target sparsity (--set sparsity=0.5, per layer or global); zeros stay dense, so it shrinks the compressed file, not the latency',
+    options: pruneUnstructuredOptionsSchema.extend({ fold: z.boolean().default(true) }),
+    data: 'none',
+    run(model, { fold, ...o }) {
+      const pre = prePass(model, fold);
+      return Promise.resolve([pre, run(pruneUnstructuredPass, pre.model, o)]);
+    },
+  }),
+  'prune-channels': method({
+    name: 'prune-channels',
+    summary: 'structured pruning (--set ratio=0.3): removes whole output channels of Conv/Gemm/MatMul and the matching inputs of every consumer, group by group; unsafe groups are left alone with the reason',
+    options: pruneChannelsOptionsSchema.extend({ fold: z.boolean().default(true) }),
+    data: 'none',
+    run(model, { fold, ...o }) {
+      const pre = prePass(model, fold);
+      return Promise.resolve([pre, run(pruneChannelsPass, pre.model, o)]);
     },
   }),
 } satisfies Record<string, CompressMethod>;

@@ -51,7 +51,7 @@ export function hoistConstants(model: ModelProto): Change[] {
   const graph = model.graph;
   if (!graph) return [];
   const outputs = new Set((graph.output ?? []).map((o) => o.name ?? ''));
-  const changes: Change[] = [];
+  let hoisted = 0;
   const kept = [];
   for (const node of graph.node ?? []) {
     const out = node.output?.[0];
@@ -65,9 +65,11 @@ export function hoistConstants(model: ModelProto): Change[] {
       continue;
     }
     (graph.initializer ??= []).push(tensor);
-    changes.push({ target: node.name || out, action: 'hoisted', detail: `Constant → initializer '${out}'` });
+    hoisted += 1;
   }
-  if (changes.length === 0) return changes;
+  if (hoisted === 0) return [];
+  // One summary line: exporters like Paddle2ONNX emit hundreds of these and a row each would bury the report.
+  const changes: Change[] = [{ target: `${hoisted} Constant node(s)`, action: 'hoisted', detail: 'Constant → initializer of the same name', stats: { count: hoisted } }];
   graph.node = kept;
   // Before IR version 4 every initializer also had to be a graph input; moving to IR 4 avoids adding inputs.
   if (int64ToNumber(model.irVersion ?? 0) < 4) model.irVersion = 4;

@@ -79,7 +79,7 @@ function foldResult(name: string, model: ModelProto, options: FoldOptions): Pass
     nodesBefore,
     nodesAfter: copy.graph?.node?.length ?? 0,
     rounds,
-    constantsHoisted: changes.filter((c) => c.action === 'hoisted').length,
+    constantsHoisted: changes.filter((c) => c.action === 'hoisted').reduce((a, c) => a + Number(c.stats?.['count'] ?? 0), 0),
     batchNormsFolded: countBy(changes, 'folded', 'BatchNormalization'),
     biasAddsFolded: countBy(changes, 'folded', 'Add folded'),
     constantsFolded: changes.filter((c) => c.action === 'folded' && / → constant/.test(c.detail ?? '')).length,

@@ -134,6 +134,28 @@ describe('Constant folding', () => {
     await expectEquivalent(m, result.model, { rtol: 0, atol: 0 });
   });
 
+  it('folds int64 shape arithmetic (Shape with start, Gather at a negative index, Mul, Div truncating) into a Reshape target', async () => {
+    const m = model(
+      [
+        makeNode('Shape', ['x'], ['tail'], { start: 1 }),
+        makeNode('Gather', ['tail', 'last'], ['w'], { axis: 0 }),
+        makeNode('Mul', ['w', 'three'], ['w3']),
+        makeNode('Div', ['w3', 'two'], ['half']),
+        makeNode('Unsqueeze', ['half', 'axes0'], ['half1']),
+        makeNode('Concat', ['minus1', 'half1'], ['target'], { axis: 0 }),
+        makeNode('Reshape', ['x', 'target'], ['y']),
+      ],
+      [i64('last', [-1], []), i64('three', [3], []), i64('two', [2], []), i64('axes0', [0]), i64('minus1', [-1])],
+      [4, 3, 6],
+      [['y', [8, 9]]],
+    );
+    const result = runPass(foldConstantsPass, m, {}, CHECKS);
+    expect(ops(result.model)).toEqual(['Reshape']);
+    // 6·3 / 2 = 9 (and 7·3/2 would truncate to 10, as onnxruntime's integer Div does).
+    expect(Array.from(readTensor(result.model.graph!.initializer!.find((t) => t.name === 'target')!).data as BigInt64Array)).toEqual([-1n, 9n]);
+    await expectEquivalent(m, result.model);
+  });
+
   it('leaves nodes with a non-constant input, an overridable initializer, or an unsupported op', () => {
     const m = model(
       [makeNode('Add', ['x', 'b'], ['a']), makeNode('Mul', ['o', 'two'], ['m']), makeNode('Exp', ['two'], ['e']), makeNode('Add', ['a', 'm'], ['s']), makeNode('Add', ['s', 'e'], ['y'])],

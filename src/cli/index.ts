@@ -8,6 +8,8 @@ import { registerInspect } from './commands/inspect.ts';
 import { registerEval } from './commands/eval.ts';
 import { registerProfile } from './commands/profile.ts';
 import { registerBench } from './commands/bench.ts';
+import { registerPush } from './commands/push.ts';
+import { registerPull } from './commands/pull.ts';
 
 export function buildProgram(): Command {
   const program = new Command('edgevolve')
@@ -19,6 +21,8 @@ export function buildProgram(): Command {
   registerEval(program);
   registerProfile(program);
   registerBench(program);
+  registerPush(program);
+  registerPull(program);
   return program;
 }
 

@@ -50,8 +50,13 @@ export interface RegistryClientOptions {
 }
 
 /** A dispatcher honouring proxy variables and custom TLS (CA, client certificate). */
-export function createDispatcher(tls: TlsOptions = {}, connections = 16): Dispatcher {
-  const tlsOptions = { ...(tls.ca === undefined ? {} : { ca: tls.ca }), ...(tls.cert === undefined ? {} : { cert: tls.cert }), ...(tls.key === undefined ? {} : { key: tls.key }) };
+export function createDispatcher(tls: TlsOptions = {}, connections = 16, insecure = false): Dispatcher {
+  const tlsOptions = {
+    ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+    ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+    ...(tls.key === undefined ? {} : { key: tls.key }),
+    ...(insecure ? { rejectUnauthorized: false } : {}),
+  };
   const hasProxy = ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY'].some((k) => (process.env[k] ?? '') !== '');
   if (!hasProxy) return new Agent({ connect: tlsOptions, connections });
   return new EnvHttpProxyAgent({ connect: tlsOptions, requestTls: tlsOptions, connections });

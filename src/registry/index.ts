@@ -12,3 +12,4 @@ export { parseRef, type ArtifactRef } from './ref.ts';
 export { withRetry, backoffDelay, Semaphore, DEFAULT_RETRY, type RetryOptions } from './retry.ts';
 export { parseChallenge, basicAuthorization, type Credentials } from './auth.ts';
 export { readModelInfo, type ModelInfo, type TensorSignature } from './model-info.ts';
+export { openEndpoint, loadTrustPolicy, basicDeviceProfile, type Endpoint, type EndpointOptions } from './open.ts';

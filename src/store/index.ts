@@ -4,3 +4,4 @@ export { MIGRATIONS, type Migration } from './migrations.ts';
 export { ModelRepository, type VersionRecord, type NewVersion, type HistoryEntry } from './repository.ts';
 export { parseDigest, isDigest, digestHex, type Digest } from './digest.ts';
 export { compareVersions, parseVersion } from './version.ts';
+export { openStore, type OpenedStore } from './open.ts';

@@ -197,8 +197,8 @@ export class ModelRepository {
   }
 
   /**
-   * Drops version rows outside the retention set (active + the last `keepPrevious`
-   * distinct versions of each name's history) and returns every blob digest still
+   * Drops version rows outside the retention set (active, the last `keepPrevious`
+   * distinct versions of each name's history, and versions staged since the last activation) and returns every blob digest still
    * referenced, for the blob store's GC.
    */
   prune(keepPrevious: number): Set<string> {
@@ -208,8 +208,12 @@ export class ModelRepository {
     for (const name of byName.keys()) {
       const active = this.active(name);
       if (active !== undefined) keepIds.add(active.id);
+      const history = this.history(name, 10_000);
+      // Staged versions (pulled after the last activation, not activated yet) are kept too.
+      const lastActivation = history[0]?.activatedAt ?? Number.NEGATIVE_INFINITY;
+      for (const v of byName.get(name) ?? []) if (v.pulledAt >= lastActivation) keepIds.add(v.id);
       const previous: number[] = [];
-      for (const h of this.history(name, 10_000)) {
+      for (const h of history) {
         if (h.versionId === active?.id || previous.includes(h.versionId)) continue;
         if (previous.length >= keepPrevious) break;
         previous.push(h.versionId);

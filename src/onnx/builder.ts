@@ -4,7 +4,7 @@
  */
 import Long from 'long';
 import { EdgevolveError } from '../errors/index.ts';
-import { int64ToNumber } from './int64.ts';
+import { int64ToNumber, int64ToNumberClamped } from './int64.ts';
 import {
   AttributeType,
   type AttributeProto,
@@ -210,7 +210,7 @@ function attributeType(a: AttributeProto): number {
   if (a.ints && a.ints.length > 0) return AttributeType.INTS;
   if (a.floats && a.floats.length > 0) return AttributeType.FLOATS;
   if (a.strings && a.strings.length > 0) return AttributeType.STRINGS;
-  if (a.i !== undefined && a.i !== null && int64ToNumber(a.i) !== 0) return AttributeType.INT;
+  if (a.i !== undefined && a.i !== null && int64ToNumberClamped(a.i) !== 0) return AttributeType.INT;
   if (a.f !== undefined && a.f !== 0) return AttributeType.FLOAT;
   return AttributeType.UNDEFINED;
 }

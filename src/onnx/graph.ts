@@ -4,7 +4,7 @@
  * bodies, in attribute `g` and `graphs`) are walked wherever they can hide a use.
  */
 import { EdgevolveError } from '../errors/index.ts';
-import { int64ToNumberClamped, int64ToNumber } from './int64.ts';
+import { int64ToNumberClamped } from './int64.ts';
 import { nodeInputs, nodeLabel, subgraphsOf } from './graph-scope.ts';
 import type { GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto } from './types.ts';
 
@@ -276,7 +276,12 @@ export function opsetVersion(model: ModelProto, domain = ''): number | undefined
   const want = domain === 'ai.onnx' ? '' : domain;
   for (const o of model.opsetImport ?? []) {
     const d = o.domain === 'ai.onnx' ? '' : (o.domain ?? '');
-    if (d === want) return int64ToNumber(o.version);
+    if (d !== want) continue;
+    const version = int64ToNumberClamped(o.version);
+    if (!Number.isSafeInteger(version)) {
+      throw new EdgevolveError('E_ONNX_INVALID', `opset version ${String(o.version)} of domain '${d}' is not a usable number`, { context: { domain: d } });
+    }
+    return version;
   }
   return undefined;
 }

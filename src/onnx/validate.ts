@@ -67,6 +67,18 @@ export function validateModel(model: ModelProto, opts: ValidateOptions = {}): Fi
   const domains = new Set<string>();
   for (const o of model.opsetImport ?? []) domains.add(normalizeDomain(o.domain));
   for (const f of model.functions ?? []) domains.add(normalizeDomain(f.domain));
+  const seenDomains = new Set<string>();
+  for (const o of model.opsetImport ?? []) {
+    const domain = normalizeDomain(o.domain);
+    const version = int64ToNumberClamped(o.version);
+    if (!Number.isSafeInteger(version) || version < 1) {
+      out.add({ severity: 'error', code: 'bad-opset-version', message: `opset import of domain '${domain}' has version ${String(o.version)}` });
+    }
+    if (seenDomains.has(domain)) {
+      out.add({ severity: 'error', code: 'duplicate-opset-import', message: `domain '${domain}' is imported more than once` });
+    }
+    seenDomains.add(domain);
+  }
   if ((model.opsetImport ?? []).length === 0) {
     out.add({ severity: 'error', code: 'no-opset-import', message: 'the model imports no opset (opset_import is empty)' });
   }

@@ -8,7 +8,9 @@
  * - wire types that disagree with the schema (so protobufjs never reinterprets a
  *   scalar as a nested message), and groups (never used by ONNX),
  * - subgraph nesting deeper than limits.maxGraphDepth, and message nesting deeper
- *   than a cap derived from it.
+ *   than a cap derived from it,
+ * - a singular message field (or oneof) given twice, which C++ protobuf (onnxruntime)
+ *   merges and protobufjs replaces: validation must see the model onnxruntime runs.
  * It does not look inside bytes/string/packed payloads, so its cost is a small
  * fraction of the decode itself.
  */
@@ -28,6 +30,12 @@ interface FieldShape {
   readonly wireTypes: number;
   /** Set for message-typed fields: the layout to scan the payload with. */
   readonly message?: MessageShape;
+  /**
+   * For singular message fields and oneof members: a bit that may be set once per
+   * message. protobuf merges a repeated occurrence (C++, as onnxruntime does) but
+   * protobufjs replaces it, so the two would see different models; we refuse it.
+   */
+  readonly onceBit: number;
 }
 
 interface MessageShape {
@@ -45,11 +53,23 @@ export function messageShape(type: protobuf.Type): MessageShape {
   const fields = new Map<number, FieldShape>();
   const shape: MessageShape = { name: type.fullName.replace(/^\./, ''), isGraph: type.fullName === '.onnx.GraphProto', fields };
   shapes.set(type, shape);
+  const onceGroups = new Map<string, number>();
+  const onceBitFor = (group: string): number => {
+    let bit = onceGroups.get(group);
+    if (bit === undefined) {
+      if (onceGroups.size >= 31) throw new EdgevolveError('E_INTERNAL', `onnx.proto message ${shape.name} has too many singular fields for the scan`);
+      bit = 1 << onceGroups.size;
+      onceGroups.set(group, bit);
+    }
+    return bit;
+  };
   for (const field of type.fieldsArray) {
     field.resolve();
     const resolved = field.resolvedType;
+    const group = field.partOf ? `oneof:${field.partOf.name}` : `field:${field.id}`;
     if (resolved instanceof protobuf.Type) {
-      fields.set(field.id, { name: field.name, wireTypes: 1 << WIRE_LENGTH_DELIMITED, message: messageShape(resolved) });
+      const onceBit = field.repeated ? 0 : onceBitFor(group);
+      fields.set(field.id, { name: field.name, wireTypes: 1 << WIRE_LENGTH_DELIMITED, message: messageShape(resolved), onceBit });
       continue;
     }
     const basic = resolved instanceof protobuf.Enum ? WIRE_VARINT : (protobuf.types.basic as Record<string, number | undefined>)[field.type];
@@ -57,7 +77,8 @@ export function messageShape(type: protobuf.Type): MessageShape {
     let wireTypes = 1 << basic;
     // Repeated scalars may come packed or unpacked whatever the schema says (protobuf spec).
     if (field.repeated && basic !== WIRE_LENGTH_DELIMITED) wireTypes |= 1 << WIRE_LENGTH_DELIMITED;
-    fields.set(field.id, { name: field.name, wireTypes });
+    // Scalars in a oneof: a second member would leave protobufjs with two set fields.
+    fields.set(field.id, { name: field.name, wireTypes, onceBit: field.partOf ? onceBitFor(group) : 0 });
   }
   return shape;
 }
@@ -74,6 +95,8 @@ export function maxMessageDepth(limits: WireScanLimits): number {
 interface Frame {
   end: number;
   shape: MessageShape;
+  /** onceBits already seen in this message. */
+  seen: number;
 }
 
 function truncated(what: string, pos: number, size: number): EdgevolveError {
@@ -89,7 +112,7 @@ function truncated(what: string, pos: number, size: number): EdgevolveError {
 export function scanWireFormat(bytes: Uint8Array, root: protobuf.Type, limits: WireScanLimits): void {
   const size = bytes.length;
   const maxDepth = maxMessageDepth(limits);
-  const stack: Frame[] = [{ end: size, shape: messageShape(root) }];
+  const stack: Frame[] = [{ end: size, shape: messageShape(root), seen: 0 }];
   let graphDepth = 0;
   let pos = 0;
 
@@ -134,6 +157,16 @@ export function scanWireFormat(bytes: Uint8Array, root: protobuf.Type, limits: W
         { context: { offset: tagStart, message: frame.shape.name, field: field.name, wireType } },
       );
     }
+    if (field !== undefined && field.onceBit !== 0) {
+      if ((frame.seen & field.onceBit) !== 0) {
+        throw new EdgevolveError(
+          'E_ONNX_DECODE',
+          `not a valid ONNX model: ${frame.shape.name}.${field.name} at byte ${tagStart} is set twice (or with another member of its oneof); protobuf readers disagree on what that means`,
+          { context: { offset: tagStart, message: frame.shape.name, field: field.name } },
+        );
+      }
+      frame.seen |= field.onceBit;
+    }
     switch (wireType) {
       case WIRE_VARINT:
         readVarint(frame.end, `field ${frame.shape.name}.${field?.name ?? fieldNumber}`);
@@ -166,7 +199,7 @@ export function scanWireFormat(bytes: Uint8Array, root: protobuf.Type, limits: W
               context: { offset: tagStart, maxMessageDepth: maxDepth },
             });
           }
-          stack.push({ end: pos + length, shape: nested });
+          stack.push({ end: pos + length, shape: nested, seen: 0 });
         } else {
           pos += length;
         }

@@ -44,6 +44,14 @@ describe('decodeModel / encodeModel', () => {
     expect(codeOf(() => decodeModel(Uint8Array.from([7 << 3, 1])))).toBe('E_ONNX_DECODE');
   });
 
+  it('refuses a graph given twice, which onnxruntime would merge but protobufjs would replace', () => {
+    const bytes = encodeModel(tinyMlp());
+    const twice = new Uint8Array(bytes.length * 2);
+    twice.set(bytes, 0);
+    twice.set(bytes, bytes.length); // protobuf concatenation = merge
+    expect(codeOf(() => decodeModel(twice))).toBe('E_ONNX_DECODE');
+  });
+
   it('refuses a model larger than limits.maxModelBytes before decoding', () => {
     const bytes = encodeModel(tinyMlp());
     expect(codeOf(() => decodeModel(bytes, { limits: { maxModelBytes: 16 } }))).toBe('E_ONNX_TOO_LARGE');

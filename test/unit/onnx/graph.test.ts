@@ -1,3 +1,4 @@
+import Long from 'long';
 import { describe, expect, it } from 'vitest';
 import { isEdgevolveError } from '../../../src/errors/index.ts';
 import {
@@ -150,6 +151,8 @@ describe('names and types', () => {
     expect(opsetVersion(model)).toBe(13);
     expect(opsetVersion(model, 'com.microsoft')).toBe(1);
     expect(opsetVersion(model, 'ai.onnx.ml')).toBeUndefined();
+    model.opsetImport![0]!.version = Long.MAX_VALUE;
+    expect(errorOf(() => opsetVersion(model)).code).toBe('E_ONNX_INVALID');
   });
 });
 

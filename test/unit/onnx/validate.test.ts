@@ -31,6 +31,12 @@ describe('validateModel', () => {
     expect(codes(m)).toContain('no-opset-import');
   });
 
+  it('reports an opset version that is not a positive integer and a domain imported twice', () => {
+    const m = tinyMlp();
+    m.opsetImport = [{ domain: '', version: 0 }, { domain: 'ai.onnx', version: Long.MAX_VALUE }];
+    expect(codes(m)).toEqual(['bad-opset-version', 'bad-opset-version', 'duplicate-opset-import']);
+  });
+
   it('accepts imported domains and ai.onnx, rejects a domain the model does not import', () => {
     const m = tinyMlp();
     m.graph!.node![2]!.domain = 'ai.onnx';

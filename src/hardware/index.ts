@@ -52,7 +52,7 @@ export async function profileDevice(deps: ProfileDeps, options: ProfileOptions):
 
 export { MicroBenchCache } from './cache.ts';
 export { collectHardware, type ProbeHost, type ProbeOptions } from './probe.ts';
-export { hardwareFingerprint } from './fingerprint.ts';
+export { hardwareFingerprint, type FingerprintInput } from './fingerprint.ts';
 export { runMicroBenchmarks, MICRO_BENCH_VERSION, type MicroBenchmarks, type KernelResult } from './micro-bench.ts';
 export { probeExecutionProviders, onnxruntimeVersion } from './ort-providers.ts';
 export * from './profile.ts';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { inspectFile, type InspectDim, type InspectReport, type InspectValue } from '../../onnx/inspect.ts';
-import { EXIT_FAILURE, printJson, runAction } from '../output.ts';
+import { EXIT_FAILURE, printJson, runAction, usageError } from '../output.ts';
 
 export function registerInspect(program: Command): void {
   program
@@ -11,7 +11,9 @@ export function registerInspect(program: Command): void {
     .option('--top <n>', 'how many of the largest parameter tensors to list', '10')
     .action(async (model: string, opts: { json?: boolean; top: string }) => {
       await runAction(Boolean(opts.json), async () => {
-        const report = await inspectFile(model, { largest: Number.parseInt(opts.top, 10) || 10 });
+        const largest = Number(opts.top);
+        if (!Number.isSafeInteger(largest) || largest < 0) throw usageError(`--top must be a non-negative integer, got '${opts.top}'`);
+        const report = await inspectFile(model, { largest });
         if (opts.json) printJson(report);
         else process.stdout.write(renderReport(report));
         // The report is printed either way; error findings make the exit code say the model is bad.

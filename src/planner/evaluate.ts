@@ -44,7 +44,7 @@ export interface EvaluationReport {
   readonly accuracy: (AccuracyResult & { readonly output: string }) | null;
   readonly fidelity: { readonly against: 'reference-model' | 'expected-outputs'; readonly outputs: readonly OutputFidelity[] } | null;
   readonly timing: {
-    /** Wall time inside the model's runs only (no reading, no metrics). */
+    /** Wall time inside the model's runs only (no reading, no metrics), after one untimed warm-up run. */
     readonly runMs: number;
     readonly samplesPerSecond: number;
     readonly referenceRunMs: number | null;
@@ -93,8 +93,9 @@ export async function evaluateSessions(session: Session, reference: Session | un
   let runMs = 0;
   let referenceRunMs = 0;
   let done = 0;
-  for await (const { batch, feeds, outputs, runRows, ms } of runOverDataset(session, binding, options.batchSize)) {
+  for await (const { batch, feeds, outputs, runRows, ms } of runOverDataset(session, binding, options.batchSize, { warmup: true })) {
     runMs += ms;
+    if (done === 0 && reference !== undefined) await reference.run(feeds, outputNames);
 
     if (accuracy !== undefined && batch.labels !== undefined) {
       const scores = rowsOf(labelsOutput, outputs, batch.size, runRows);
@@ -164,9 +165,18 @@ export interface RunStep {
  * how samples are fed) and yields each run's outputs; the base of evaluation and
  * of collecting outputs (calibration, teacher labelling).
  */
-export async function* runOverDataset(session: Session, binding: ModelBinding, batchSize?: number): AsyncGenerator<RunStep, void, undefined> {
+export async function* runOverDataset(
+  session: Session,
+  binding: ModelBinding,
+  batchSize?: number,
+  options: { readonly warmup?: boolean } = {},
+): AsyncGenerator<RunStep, void, undefined> {
+  let first = true;
   for await (const batch of binding.dataset.batches(samplesPerRun(binding, batchSize))) {
     const { feeds, runRows } = feedsFor(binding, batch);
+    // onnxruntime's first run allocates its arenas and prepares kernels: keep it out of the timing.
+    if (first && options.warmup === true) await session.run(feeds);
+    first = false;
     const started = performance.now();
     const outputs = await session.run(feeds);
     yield { batch, feeds, outputs, runRows, ms: performance.now() - started };

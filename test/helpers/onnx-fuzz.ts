@@ -301,7 +301,9 @@ export interface FuzzSummary {
   mutateMsByKind: Record<string, number>;
   exerciseMsByKind: Record<string, number>;
   failures: FuzzFailure[];
+  /** The case with the most wall-clock time, and the one with the most CPU time (what the time limit checks). */
   slowest: { ms: number; kind: MutationKind; seedModel: string; detail: string };
+  slowestCpu: { ms: number; kind: MutationKind; seedModel: string; detail: string };
   maxHeapGrowthBytes: number;
   totalMs: number;
 }
@@ -351,6 +353,7 @@ export function runFuzz(opts: { count: number; seed: number; seeds: readonly { n
   const mutateMsByKind: Record<string, number> = {};
   const exerciseMsByKind: Record<string, number> = {};
   let slowest: FuzzSummary['slowest'] = { ms: 0, kind: 'bit-flip', seedModel: '', detail: '' };
+  let slowestCpu: FuzzSummary['slowestCpu'] = { ms: 0, kind: 'bit-flip', seedModel: '', detail: '' };
   gc();
   const baseline = process.memoryUsage().heapUsed;
   let maxHeapGrowth = 0;
@@ -360,6 +363,7 @@ export function runFuzz(opts: { count: number; seed: number; seeds: readonly { n
     const c = mutate(opts.seeds, rand);
     byKind[c.kind] = (byKind[c.kind] ?? 0) + 1;
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     mutateMsByKind[c.kind] = (mutateMsByKind[c.kind] ?? 0) + (t0 - m0);
     let outcome: string;
     try {
@@ -370,9 +374,14 @@ export function runFuzz(opts: { count: number; seed: number; seeds: readonly { n
       failures.push({ index: i, kind: c.kind, seedModel: c.seedModel, detail: c.detail, problem });
     }
     const ms = performance.now() - t0;
+    const cpuUsed = process.cpuUsage(cpu0);
+    const cpuMs = (cpuUsed.user + cpuUsed.system) / 1000;
     exerciseMsByKind[c.kind] = (exerciseMsByKind[c.kind] ?? 0) + ms;
     if (ms > slowest.ms) slowest = { ms, kind: c.kind, seedModel: c.seedModel, detail: c.detail };
-    if (ms > timeLimit) failures.push({ index: i, kind: c.kind, seedModel: c.seedModel, detail: c.detail, problem: `took ${ms.toFixed(0)} ms` });
+    if (cpuMs > slowestCpu.ms) slowestCpu = { ms: cpuMs, kind: c.kind, seedModel: c.seedModel, detail: c.detail };
+    // The bound is on CPU time: wall time on a shared, loaded machine measures the neighbours;
+    // a hang or a pathological input burns CPU and is caught all the same.
+    if (cpuMs > timeLimit) failures.push({ index: i, kind: c.kind, seedModel: c.seedModel, detail: c.detail, problem: `used ${cpuMs.toFixed(0)} ms of CPU (${ms.toFixed(0)} ms wall)` });
     byOutcome[outcome] = (byOutcome[outcome] ?? 0) + 1;
     if (i % 250 === 249) {
       gc();
@@ -382,7 +391,7 @@ export function runFuzz(opts: { count: number; seed: number; seeds: readonly { n
   }
   gc();
   maxHeapGrowth = Math.max(maxHeapGrowth, process.memoryUsage().heapUsed - baseline);
-  return { count: opts.count, seed: opts.seed, byKind, byOutcome, mutateMsByKind, exerciseMsByKind, failures, slowest, maxHeapGrowthBytes: maxHeapGrowth, totalMs: performance.now() - started };
+  return { count: opts.count, seed: opts.seed, byKind, byOutcome, mutateMsByKind, exerciseMsByKind, failures, slowest, slowestCpu, maxHeapGrowthBytes: maxHeapGrowth, totalMs: performance.now() - started };
 }
 
 /** The seed models: every corpus model with a subgraph, a seeded sample of the rest, a built MLP, and the PaddleOCR classifier. */

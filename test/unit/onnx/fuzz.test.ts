@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { MUTATION_KINDS, loadFuzzSeeds, runFuzz } from '../../helpers/onnx-fuzz.ts';
 
 describe('fuzz', () => {
-  it('answers 2,000 mutated models with success or a typed E_ONNX_* error, each within 1 s, with bounded heap', () => {
+  it('answers 2,000 mutated models with success or a typed E_ONNX_* error, each within 1 s of CPU, with bounded heap', () => {
     const seeds = loadFuzzSeeds({ corpusSample: 40, seed: 1, includeLarge: true });
     const summary = runFuzz({ count: 2000, seed: 20261128, seeds, timeLimitMs: 1000 });
     expect(summary.failures.slice(0, 5)).toEqual([]);

@@ -90,19 +90,30 @@ async function countMacs(model: ModelProto, dims: readonly number[]): Promise<nu
   return macs;
 }
 
-async function latency(model: ModelProto, dims: readonly number[]): Promise<{ p50: number; p90: number }> {
-  const session = await createSession(encodeModel(model), { threads });
-  const feeds = feedsFor(model, dims);
-  for (let i = 0; i < Math.max(5, iterations / 5); i++) await session.run(feeds);
-  const times: number[] = [];
-  for (let i = 0; i < iterations; i++) {
-    const t0 = performance.now();
-    await session.run(feeds);
-    times.push(performance.now() - t0);
+/**
+ * Median and p90 latency of each model, runs interleaved round-robin so that load from
+ * other processes on a shared machine hits every variant alike.
+ */
+async function latencies(models: readonly ModelProto[], dims: readonly number[]): Promise<{ p50: number; p90: number }[]> {
+  const sessions = await Promise.all(models.map((m) => createSession(encodeModel(m), { threads })));
+  const feeds = feedsFor(models[0]!, dims);
+  const times: number[][] = models.map(() => []);
+  try {
+    for (let i = 0; i < Math.max(3, Math.ceil(iterations / 5)); i++) for (const s of sessions) await s.run(feeds);
+    for (let i = 0; i < iterations; i++) {
+      for (const [k, s] of sessions.entries()) {
+        const t0 = performance.now();
+        await s.run(feeds);
+        times[k]!.push(performance.now() - t0);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
   }
-  await session.release();
-  times.sort((a, b) => a - b);
-  return { p50: times[Math.floor(times.length * 0.5)]!, p90: times[Math.floor(times.length * 0.9)]! };
+  return times.map((t) => {
+    t.sort((a, b) => a - b);
+    return { p50: t[Math.floor(t.length * 0.5)]!, p90: t[Math.floor(t.length * 0.9)]! };
+  });
 }
 
 interface Row {
@@ -119,9 +130,8 @@ interface Row {
   note: string;
 }
 
-async function measure(subject: Subject, variant: string, model: ModelProto, passMs: number, note: string): Promise<Row> {
+async function measure(subject: Subject, variant: string, model: ModelProto, lat: { p50: number; p90: number }, passMs: number, note: string): Promise<Row> {
   const bytes = encodeModel(model);
-  const lat = await latency(model, subject.input);
   let top1: number | null = null;
   if (subject.data && existsSync(subject.data)) {
     const report = await evaluateModel(bytes, await openDataset(subject.data), { threads });
@@ -151,16 +161,17 @@ for (const subject of SUBJECTS) {
   const original = decodeModelBytes(readFileSync(subject.path));
   // The baseline is the folded model: pruning folds nothing itself, and comparing against it isolates the pruning.
   const folded = runPass(foldPass, original, {}, VALIDATE).model;
-  rows.push(await measure(subject, 'fp32 (folded)', folded, 0, ''));
   let t0 = performance.now();
   const channels = runPass(pruneChannelsPass, folded, { ratio }, VALIDATE);
   const channelsMs = performance.now() - t0;
-  const s = channels.report.stats;
-  rows.push(await measure(subject, `prune-channels ${ratio}`, channels.model, channelsMs, `groups ${s['groupsPruned']}/${s['groups']} pruned`));
   t0 = performance.now();
   const unstructured = runPass(pruneUnstructuredPass, folded, { sparsity, measureCompressed: false }, VALIDATE);
   const unstructuredMs = performance.now() - t0;
-  rows.push(await measure(subject, `prune-unstructured ${sparsity}`, unstructured.model, unstructuredMs, `sparsity ${(unstructured.report.stats['sparsity']! * 100).toFixed(1)}%`));
+  const [base, pruned, sparse] = await latencies([folded, channels.model, unstructured.model], subject.input);
+  const s = channels.report.stats;
+  rows.push(await measure(subject, 'fp32 (folded)', folded, base!, 0, ''));
+  rows.push(await measure(subject, `prune-channels ${ratio}`, channels.model, pruned!, channelsMs, `groups ${s['groupsPruned']}/${s['groups']} pruned`));
+  rows.push(await measure(subject, `prune-unstructured ${sparsity}`, unstructured.model, sparse!, unstructuredMs, `sparsity ${(unstructured.report.stats['sparsity']! * 100).toFixed(1)}%`));
 }
 
 if (values.json) {

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { decodeModelBytes, type ModelProto } from '../../../src/onnx/index.ts';
 import { runPass } from '../../../src/compress/pass.ts';
+import { compressModel } from '../../../src/compress/index.ts';
 import { pruneChannelsPass, pruneUnstructuredPass } from '../../../src/compress/prune/index.ts';
 import { CHECKS, randomFeeds, runModel } from '../../helpers/ort-equivalence.ts';
 import { PADDLE_MODELS } from '../../helpers/onnx-builders.ts';
@@ -30,18 +31,34 @@ describe('prune-channels on the PaddleOCR detector (depthwise convs, SE blocks, 
   });
 });
 
-describe('prune-unstructured on the PaddleOCR detector', () => {
+describe('prune-unstructured on the PaddleOCR classifier', () => {
   it('reaches the target sparsity over all weights and the deflated file shrinks', async () => {
-    const det = decodeModelBytes(readFileSync(PADDLE_MODELS.det));
-    const result = runPass(pruneUnstructuredPass, det, { sparsity: 0.5 }, CHECKS);
+    const cls = decodeModelBytes(readFileSync(PADDLE_MODELS.cls));
+    const result = runPass(pruneUnstructuredPass, cls, { sparsity: 0.5 }, CHECKS);
     const s = result.report.stats;
     expect(s['sparsity']).toBeGreaterThanOrEqual(0.5);
     expect(s['sparsity']).toBeLessThan(0.51);
     expect(s['deflatedBytesAfter']! / s['deflatedBytesBefore']!).toBeLessThan(0.7);
     // Zeros are still stored densely: the raw file stays the same size (hoisting the Constant nodes saves a little).
-    expect(s['bytesAfter']! / s['bytesBefore']!).toBeGreaterThan(0.99);
-    const dims = { x: [1, 3, 32, 32] };
-    expect(await outputDims(result.model, dims)).toEqual(await outputDims(det, dims));
+    expect(s['bytesAfter']! / s['bytesBefore']!).toBeGreaterThan(0.97);
+    const dims = { x: [1, 3, 48, 192] };
+    expect(await outputDims(result.model, dims)).toEqual(await outputDims(cls, dims));
+  });
+});
+
+describe('the prune methods through compressModel (what `edgevolve compress --method prune-*` runs)', () => {
+  it('prune-channels folds first, then prunes; the PaddleOCR classifier shrinks and still runs', async () => {
+    const cls = decodeModelBytes(readFileSync(PADDLE_MODELS.cls));
+    const result = await compressModel(cls, 'prune-channels', { ratio: 0.3 }, {});
+    expect(result.report.passes.map((p) => p.pass)).toEqual(['fold', 'prune-channels']);
+    expect(result.report.sizeRatio).toBeLessThan(0.6);
+    const dims = { x: [1, 3, 48, 192] };
+    expect(await outputDims(decodeModelBytes(result.bytes), dims)).toEqual(await outputDims(cls, dims));
+  });
+
+  it('rejects an option of another method with E_COMPRESS_METHOD naming it', async () => {
+    const cls = decodeModelBytes(readFileSync(PADDLE_MODELS.cls));
+    await expect(compressModel(cls, 'prune-unstructured', { sparsity: 0.5, ratio: 0.3 }, {})).rejects.toMatchObject({ code: 'E_COMPRESS_METHOD', message: expect.stringMatching(/--ratio/) as unknown });
   });
 });
 

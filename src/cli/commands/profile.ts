@@ -15,6 +15,7 @@ interface ProfileFlags {
   json?: boolean;
   refresh?: boolean;
   measure: boolean;
+  providers: boolean;
   config?: string;
   stateDir?: string;
 }
@@ -26,6 +27,7 @@ export function registerProfile(program: Command): void {
     .option('--json', 'print one JSON document')
     .option('--refresh', 're-run the micro-benchmarks even when the cache has this hardware')
     .option('--no-measure', 'skip the micro-benchmarks (use cached ones if any)')
+    .option('--no-providers', 'do not try each onnxruntime execution provider (faster)')
     .option('--config <file>', 'configuration file (for stateDir)')
     .option('--state-dir <dir>', 'state directory (overrides the configuration)')
     .action(async (opts: ProfileFlags) => {
@@ -36,7 +38,7 @@ export function registerProfile(program: Command): void {
         try {
           const profile = await profileDevice(
             { host: { ...systemHost(), ...nodeFiles(), ...systemCommands, ...systemInfo }, ...(db === undefined ? {} : { cache: new MicroBenchCache(db) }) },
-            { stateDir, arch: process.arch, refresh: Boolean(opts.refresh), measure: opts.measure },
+            { stateDir, arch: process.arch, refresh: Boolean(opts.refresh), measure: opts.measure, probeProviders: opts.providers },
           );
           if (opts.json) printJson(profile);
           else process.stdout.write(renderProfile(profile));

@@ -73,5 +73,11 @@ export function fromOrtTensor(tensor: ort.Tensor): TensorValue {
       context: { ortType: tensor.type },
     });
   }
+  const data: TensorValue['data'] | ArrayBufferView = tensor.data;
+  // Where the engine has Float16Array (Node 24+), onnxruntime-common returns float16
+  // data in one; the IR keeps FLOAT16 as raw Uint16 bits, so view the same bytes.
+  if (tensor.type === 'float16' && !(data instanceof Uint16Array) && ArrayBuffer.isView(data)) {
+    return { dataType, dims: Array.from(tensor.dims), data: new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) };
+  }
   return { dataType, dims: Array.from(tensor.dims), data: tensor.data };
 }

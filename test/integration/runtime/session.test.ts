@@ -101,6 +101,16 @@ describe('TensorValue <-> ort.Tensor', () => {
     }
   });
 
+  it('returns FLOAT16 as Uint16 bits over the same bytes when onnxruntime hands out another view (Float16Array on Node 24+)', () => {
+    // Node 20 has no Float16Array, so a stand-in tensor with an Int16Array plays its part.
+    const bytes = new Int16Array([0x3c00, -0x4000]);
+    const fake = { type: 'float16', dims: [2], data: bytes } as unknown as ort.Tensor;
+    const value = fromOrtTensor(fake);
+    expect(value.data).toBeInstanceOf(Uint16Array);
+    expect((value.data as Uint16Array).buffer).toBe(bytes.buffer);
+    expect(Array.from(value.data as Uint16Array)).toEqual([0x3c00, 0xc000]);
+  });
+
   it('maps onnxruntime output types back to ONNX element types', () => {
     const t = new ort.Tensor('bool', new Uint8Array([1]), [1]);
     expect(fromOrtTensor(t).dataType).toBe(DataType.BOOL);

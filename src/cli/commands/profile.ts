@@ -90,7 +90,7 @@ export function renderProfile(p: DeviceProfile): string {
   else {
     const m = p.measured;
     out.push(
-      `measured (${m.measuredAt}, ${(m.durationMs / 1000).toFixed(1)} s):\n${table([
+      `measured (${m.measuredAt}, ${(m.durationMs / 1000).toFixed(1)} s, ${m.threads} thread${m.threads === 1 ? "" : "s"} per kernel):\n${table([
         ['GEMM', `fp32 ${m.gemmFp32Gflops.toFixed(1)} GFLOP/s, int8 ${m.gemmInt8Gops.toFixed(1)} GOP/s (int8 ${m.gemmInt8Speedup.toFixed(2)}x)`],
         ['Conv 3x3', `fp32 ${m.convFp32Gflops.toFixed(1)} GFLOP/s, int8 ${m.convInt8Gops.toFixed(1)} GOP/s (int8 ${m.convInt8Speedup.toFixed(2)}x)`],
         ['memory', `${m.memoryBandwidthGBps.toFixed(2)} GB/s`],

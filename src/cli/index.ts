@@ -8,6 +8,7 @@ import { registerInspect } from './commands/inspect.ts';
 import { registerEval } from './commands/eval.ts';
 import { registerProfile } from './commands/profile.ts';
 import { registerBench } from './commands/bench.ts';
+import { registerCompress } from './commands/compress.ts';
 import { registerPush } from './commands/push.ts';
 import { registerPull } from './commands/pull.ts';
 
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerProfile(program);
   registerBench(program);
+  registerCompress(program);
   registerPush(program);
   registerPull(program);
   return program;

@@ -197,3 +197,51 @@ export function quantizeBias(bias: Float32Array, inputScale: number, weightScale
   }
   return { data, scales, saturated };
 }
+
+/**
+ * onnxruntime's `_adjust_weight_scale_for_int32_bias` (on by default in its QDQ
+ * quantizer): where input_scale × weight_scale is too small for the bias to fit in
+ * int32 (a channel whose weights are all near zero but whose bias is not, common
+ * after BatchNormalization folding), the weight scale grows to the smallest valid
+ * one. Returns the channels whose scale changed; `scales` is updated in place.
+ */
+export function adjustWeightScalesForBias(inputScale: number, scales: Float32Array, bias: Float32Array): number[] {
+  const epsilon = 1.0001;
+  const qrange = 2147483647 - (-2147483648 + 1);
+  const changed: number[] = [];
+  const fix = (c: number, absmax: number): void => {
+    const smallest = (epsilon * 2 * absmax) / qrange;
+    const candidate = inputScale * scales[c]!;
+    if (candidate < smallest && candidate > 0) {
+      scales[c] = Math.fround(scales[c]! * (smallest / candidate));
+      changed.push(c);
+    }
+  };
+  if (scales.length === 1) {
+    let absmax = 0;
+    for (const b of bias) absmax = Math.max(absmax, Math.abs(b));
+    fix(0, absmax);
+  } else {
+    for (let c = 0; c < scales.length; c++) fix(c, Math.abs(bias[c] ?? 0));
+  }
+  return changed;
+}
+
+/** Re-quantizes the given channels of a weight with the (already changed) scales in `q`. */
+export function requantizeChannels(data: Float32Array, dims: readonly number[], q: QuantizedWeight, channels: readonly number[]): void {
+  const out = q.data;
+  if (q.axis === undefined) {
+    quantizeInto(data, out, q.scales[0]!, q.zeroPoints[0]!, q.type);
+    return;
+  }
+  const axis = q.axis;
+  const count = dims[axis] ?? 1;
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  for (const c of channels) {
+    for (let o = 0; o < outer; o++) {
+      const base = (o * count + c) * inner;
+      quantizeInto(data, out, q.scales[c]!, q.zeroPoints[c]!, q.type, { start: base, end: base + inner, stride: 1 });
+    }
+  }
+}

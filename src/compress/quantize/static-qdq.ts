@@ -25,6 +25,8 @@ import {
   quantizeInto,
   quantizeWeight,
   quantRange,
+  adjustWeightScalesForBias,
+  requantizeChannels,
   type QuantType,
   type QuantizedWeight,
 } from './quant-math.ts';
@@ -337,12 +339,20 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
   };
 
   const weightCache = new Map<string, { q: QuantizedWeight; tensors: [TensorProto, TensorProto, TensorProto] }>();
-  const quantizedWeight = (name: string, axis: number | undefined) => {
-    const key = `${name}|${axis ?? 't'}`;
+  /** The quantized weight; with a bias, its scales are first made large enough for an int32 bias (as onnxruntime does). */
+  const quantizedWeight = (name: string, axis: number | undefined, bias: { data: Float32Array; inputScale: number } | undefined) => {
+    const key = `${name}|${axis ?? 't'}|${bias === undefined ? '' : `${bias.inputScale}`}`;
     let hit = weightCache.get(key);
     if (hit === undefined) {
       const { data, dims } = readFloat(inits.get(name)!);
       const q = quantizeWeight(data, dims, { type: 'int8', symmetric: true, reduceRange: options.reduceRange, axis });
+      if (bias !== undefined) {
+        const adjusted = adjustWeightScalesForBias(bias.inputScale, q.scales, bias.data);
+        if (adjusted.length > 0) {
+          requantizeChannels(data, dims, q, adjusted);
+          weightScaleAdjustments += adjusted.length;
+        }
+      }
       const paramDims = axis === undefined ? [] : [q.scales.length];
       const tensors: [TensorProto, TensorProto, TensorProto] = [
         makeTensor(names.fresh(`${name}_quantized`), DataType.INT8, dims, q.data),
@@ -355,6 +365,7 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
     }
     return hit;
   };
+  let weightScaleAdjustments = 0;
 
   // Producers that absorb a removed Relu/Clip write the activation's output name instead.
   const renamedOutput = new Map<string, string>();
@@ -392,15 +403,16 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
     const firstAct = actParams[0]!;
     const stats: Record<string, number | string | boolean> = { inputScale: firstAct.scaleValue };
     if (np.weight !== undefined) {
-      const { q, tensors } = quantizedWeight(np.weight.name, np.weight.axis);
+      const biasData = np.bias !== undefined ? tensorToFloat32(inits.get(np.bias)!) : undefined;
+      const { q, tensors } = quantizedWeight(np.weight.name, np.weight.axis, biasData === undefined ? undefined : { data: biasData, inputScale: firstAct.scaleValue });
       const dqOut = names.fresh(`${np.weight.name}_DequantizeLinear_Output`);
       const attrs: Record<string, number> = np.weight.axis === undefined ? {} : { axis: np.weight.axis };
       // A DQ per consumer: onnxruntime's node-unit selectors want the weight DQ to feed one node.
       pushTo(before, node, [makeNode('DequantizeLinear', tensors.map((t) => t.name!), [dqOut], attrs, { name: names.fresh(`${np.weight.name}_DequantizeLinear`) })]);
       newInputs[1] = dqOut;
       Object.assign(stats, { weight: np.weight.name, perChannel: np.weight.axis !== undefined }, scaleStats(q.scales));
-      if (np.bias !== undefined) {
-        const bias = tensorToFloat32(inits.get(np.bias)!);
+      if (np.bias !== undefined && biasData !== undefined) {
+        const bias = biasData;
         const qb = quantizeBias(bias, firstAct.scaleValue, q.scales);
         if (qb.saturated > 0) warnings.push(`${key}: ${qb.saturated} bias value(s) saturated int32`);
         const perChannel = qb.scales.length > 1;
@@ -455,7 +467,7 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
       pass: 'int8-static',
       changes,
       warnings,
-      stats: { quantizedNodes, keptFloatNodes: kept.length, removedActivations: plan.removed.size, parameterBytesBefore: bytesBefore, parameterBytesAfter: parameterBytes(graph) },
+      stats: { quantizedNodes, keptFloatNodes: kept.length, removedActivations: plan.removed.size, weightScaleAdjustments, parameterBytesBefore: bytesBefore, parameterBytesAfter: parameterBytes(graph) },
     },
   };
 }

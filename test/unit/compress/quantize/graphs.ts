@@ -122,3 +122,31 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
+
+/** The op types onnxruntime actually runs after its graph optimizations (it writes the optimized model for us). */
+export async function optimizedOpTypes(m: ModelProto): Promise<string[]> {
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const ort = await import('onnxruntime-node');
+  const { decodeModel } = await import('../../../../src/onnx/index.ts');
+  const dir = mkdtempSync(path.join(tmpdir(), 'edgevolve-opt-'));
+  try {
+    const file = path.join(dir, 'optimized.onnx');
+    const session = await ort.InferenceSession.create(encodeModel(m), { graphOptimizationLevel: 'all', optimizedModelFilePath: file, logSeverityLevel: 3 });
+    await session.release();
+    return (decodeModel(readFileSync(file)).graph?.node ?? []).map((n) => n.opType ?? '');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Calibration feeds from a synchronous list maker (restartable, as calibrate() needs). */
+export function feedsOf(make: () => Iterable<Record<string, TensorValue>>): () => AsyncIterable<Record<string, TensorValue>> {
+  return () => ({
+    [Symbol.asyncIterator]: () => {
+      const it = make()[Symbol.iterator]();
+      return { next: () => Promise.resolve(it.next()) };
+    },
+  });
+}

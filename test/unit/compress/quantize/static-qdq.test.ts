@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { calibrate, type OpenCalibrationSession } from '../../../../src/compress/quantize/calibrate.ts';
+import { DEFAULT_STATIC_OP_TYPES, planStatic, prepareStatic, quantizeStatic, type StaticSelection } from '../../../../src/compress/quantize/static-qdq.ts';
+import { DataType, getAttrInt, readTensor, tensorToFloat32, validateModel, type ModelProto } from '../../../../src/onnx/index.ts';
+import { createSession } from '../../../../src/runtime/index.ts';
+import { convGraph, cosine, feedsOf, matmul3dGraph, mlpGraph, optimizedOpTypes, randomInput, runModel } from './graphs.ts';
+
+const selection: StaticSelection = { opTypes: DEFAULT_STATIC_OP_TYPES, exclude: [], perChannel: true };
+
+const open: OpenCalibrationSession = async (bytes) => {
+  const s = await createSession(bytes, { graphOptimizationLevel: 'disabled', threads: 1 });
+  return { run: (f, o) => s.run(f, o), release: () => s.release() };
+};
+
+async function quantize(g: ModelProto, dims: number[], sel: StaticSelection = selection, method: 'minmax' | 'percentile' | 'entropy' = 'minmax') {
+  const prepared = prepareStatic(g, sel);
+  const feeds = feedsOf(() => [0, 1, 2, 3, 4, 5].map((i) => ({ x: randomInput(dims, 100 + i) })));
+  const cal = await calibrate(prepared.model, prepared.plan.tensorsToCalibrate, feeds, open, { method });
+  return quantizeStatic(prepared.model, { ...sel, activationType: 'uint8', reduceRange: true, ranges: cal.ranges });
+}
+
+describe('planStatic', () => {
+  it('folds a Relu that follows a quantized Conv into the Conv\'s output range, and calibrates the Relu output instead', () => {
+    const plan = planStatic(convGraph(), selection);
+    expect([...plan.removed.keys()].map((n) => n.name)).toEqual(['relu']);
+    expect(plan.tensorsToCalibrate).toContain('r1');
+    expect(plan.tensorsToCalibrate).not.toContain('c1');
+    // The graph output stays float: it is not calibrated.
+    expect(plan.tensorsToCalibrate).not.toContain('y');
+    expect(plan.minOpset).toBe(13);
+  });
+  it('honours --exclude and --op-types and reports what stays float', () => {
+    const plan = planStatic(convGraph(), { ...selection, exclude: ['conv_depthwise'], opTypes: ['Conv', 'Relu'] });
+    expect(plan.nodes.map((n) => n.node.name)).toEqual(['conv_bias', 'conv_grouped']);
+    expect(plan.keptFloat.map((c) => c.target)).toEqual(['conv_depthwise']);
+  });
+});
+
+describe('int8-static QDQ', () => {
+  it('stores weights int8 per channel behind a DequantizeLinear with the right axis, and biases int32 with scale = input × weight scale', async () => {
+    const r = await quantize(convGraph(), [1, 3, 12, 12]);
+    const graph = r.model.graph!;
+    const init = new Map(graph.initializer!.map((t) => [t.name!, t]));
+    expect(graph.initializer!.filter((t) => t.dataType === DataType.FLOAT && (t.dims ?? []).length > 1)).toEqual([]);
+    const conv = graph.node!.find((n) => n.name === 'conv_bias')!;
+    const wDq = graph.node!.find((n) => n.output![0] === conv.input![1])!;
+    expect(wDq.opType).toBe('DequantizeLinear');
+    expect(getAttrInt(wDq, 'axis')).toBe(0);
+    expect(init.get(wDq.input![0]!)!.dataType).toBe(DataType.INT8);
+    const bDq = graph.node!.find((n) => n.output![0] === conv.input![2])!;
+    expect(init.get(bDq.input![0]!)!.dataType).toBe(DataType.INT32);
+    const xDq = graph.node!.find((n) => n.output![0] === conv.input![0])!;
+    const xScale = tensorToFloat32(init.get(xDq.input![1]!)!)[0]!;
+    const wScales = tensorToFloat32(init.get(wDq.input![1]!)!);
+    const bScales = tensorToFloat32(init.get(bDq.input![1]!)!);
+    for (let c = 0; c < wScales.length; c++) expect(bScales[c]).toBe(Math.fround(xScale * wScales[c]!));
+    // Gemm with transB=1 is per channel along axis 0.
+    const head = graph.node!.find((n) => n.name === 'head')!;
+    expect(getAttrInt(graph.node!.find((n) => n.output![0] === head.input![1])!, 'axis')).toBe(0);
+    expect(r.model.opsetImport![0]!.version).toBe(13);
+    expect(validateModel(r.model).filter((f) => f.severity === 'error')).toEqual([]);
+  });
+
+  it('runs in onnxruntime close to float on convs with/without bias, grouped, depthwise, residual Add, Concat and Gemm', async () => {
+    const g = convGraph();
+    const r = await quantize(g, [1, 3, 12, 12]);
+    expect(r.report.stats.quantizedNodes).toBeGreaterThanOrEqual(8);
+    const x = randomInput([1, 3, 12, 12], 5);
+    const [a, b] = [await runModel(g, { x }), await runModel(r.model, { x })];
+    expect(b.y!.dims).toEqual(a.y!.dims);
+    // Six calibration samples: the test input can step outside their ranges a little.
+    expect(cosine(a.y!.data as Float32Array, b.y!.data as Float32Array)).toBeGreaterThan(0.995);
+  });
+
+  it('is fused by onnxruntime into QLinearConv / QGemm / QLinearAdd / QLinearConcat', async () => {
+    const types = await optimizedOpTypes((await quantize(convGraph(), [1, 3, 12, 12])).model);
+    expect(types).toContain('QLinearConv');
+    expect(types).toContain('QLinearAdd');
+    expect(types).toContain('QLinearConcat');
+    expect(types).not.toContain('Conv');
+  });
+
+  it('handles MatMul with a 3-D input, Gemm with transB, and a weight shared by two MatMuls', async () => {
+    for (const [g, dims] of [[matmul3dGraph(), [2, 5, 16]], [mlpGraph(), [4, 16]]] as const) {
+      const r = await quantize(g, [...dims]);
+      const x = randomInput([...dims], 7);
+      const [a, b] = [await runModel(g, { x }), await runModel(r.model, { x })];
+      expect(cosine(a.y!.data as Float32Array, b.y!.data as Float32Array)).toBeGreaterThan(0.999);
+    }
+    const shared = await quantize(mlpGraph(), [4, 16]);
+    expect(shared.model.graph!.initializer!.filter((t) => t.name?.startsWith('w2_quantized'))).toHaveLength(1);
+  });
+
+  it('percentile and entropy calibration also produce valid, accurate models', async () => {
+    for (const method of ['percentile', 'entropy'] as const) {
+      const g = convGraph();
+      const r = await quantize(g, [1, 3, 12, 12], selection, method);
+      const x = randomInput([1, 3, 12, 12], 5);
+      const [a, b] = [await runModel(g, { x }), await runModel(r.model, { x })];
+      expect(cosine(a.y!.data as Float32Array, b.y!.data as Float32Array)).toBeGreaterThan(0.99);
+    }
+  });
+
+  it('int8 activations give int8 zero points', async () => {
+    const prepared = prepareStatic(convGraph(), selection);
+    const feeds = feedsOf(() => [{ x: randomInput([1, 3, 12, 12], 1) }]);
+    const cal = await calibrate(prepared.model, prepared.plan.tensorsToCalibrate, feeds, open, { method: 'minmax' });
+    const r = quantizeStatic(prepared.model, { ...selection, activationType: 'int8', reduceRange: true, ranges: cal.ranges });
+    const q = r.model.graph!.node!.find((n) => n.opType === 'QuantizeLinear')!;
+    const zp = r.model.graph!.initializer!.find((t) => t.name === q.input![2])!;
+    expect(readTensor(zp).dataType).toBe(DataType.INT8);
+  });
+
+  it('a node whose input has no calibrated range stays float and is named', () => {
+    const r = quantizeStatic(convGraph(), { ...selection, activationType: 'uint8', reduceRange: false, ranges: new Map() });
+    expect(r.modified).toBe(false);
+    expect(r.report.changes.find((c) => c.target === 'conv_bias')?.detail).toMatch(/no calibrated range for 'x'/);
+  });
+});

@@ -66,7 +66,7 @@ export function float32ToFloat8Bits(value: number, type: Float8Type, saturate = 
   const zero = fmt.unsignedZero ? 0 : sign;
   const exponentField = magnitudeBits >>> 23;
   if (exponentField === 0) return zero; // float32 subnormals are far below every float8 subnormal
-  const magnitude = Math.abs(value === 0 ? 0 : fround(value));
+  const magnitude = Math.abs(fround(value));
   const minNormalExponent = 1 - fmt.bias;
   // The quantum: the value of one unit in the last place at this magnitude (subnormals share the smallest).
   let quantumExponent = Math.max(exponentField - 127, minNormalExponent) - fmt.mantissaBits;

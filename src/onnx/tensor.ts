@@ -3,7 +3,6 @@
  * (float_data, int32_data, ...) and external files, for every element type.
  */
 import os from 'node:os';
-import Long from 'long';
 import { EdgevolveError } from '../errors/index.ts';
 import { elementTypeInfo, dataTypeName, rawByteLength, type ElementTypeInfo } from './dtype.ts';
 import { resolveExternalData, readExternalData } from './external.ts';
@@ -391,9 +390,4 @@ export function makeTensor(name: string, dataType: number, dims: readonly number
   }
   tensor.rawData = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
   return tensor;
-}
-
-/** Makes an int64 from a bigint for proto fields (exact beyond 2^53). */
-export function longFromBigInt(value: bigint): Long {
-  return Long.fromString(value.toString(), false);
 }

@@ -128,6 +128,12 @@ class Analyzer {
         return this.resize(node, input);
       case 'Pad':
         return this.pad(node, input);
+      case 'ReduceMean':
+      case 'ReduceMax':
+      case 'ReduceMin':
+      case 'ReduceSum':
+      case 'ReduceL2':
+        return this.reduce(node, input);
       default:
         if (JOINS.has(op)) return this.join(node);
         if (PASS_THROUGH.has(op) && input) return this.passThrough(node, input, op);
@@ -437,6 +443,22 @@ class Analyzer {
     const scales = scalesName ? this.floatValues(scalesName) : node.opType === 'Upsample' ? Float32Array.from(getAttrFloats(node, 'scales', [])) : undefined;
     if (scales === undefined || scales.length !== input.rank || scales[channelAxis] !== 1) {
       this.atoms.blockLayout(input, `${this.label(node)}: scales are not constant or scale the channel axis`);
+      return;
+    }
+    this.setOutput(node, input);
+  }
+
+  /** Reductions over other axes with keepdims (SE blocks' spatial mean) keep the channels. */
+  private reduce(node: NodeProto, input: Layout | undefined): void {
+    if (!input) return;
+    const rank = input.rank;
+    const axesFromInput = (node.opType === 'ReduceSum' && this.opset >= 13) || this.opset >= 18;
+    const axes = axesFromInput ? this.intValues(node.input?.[1]) : getAttrInts(node, 'axes');
+    const keep = getAttrInt(node, 'keepdims', 1) === 1;
+    const channelAxis = rank === undefined ? undefined : rank + input.axis;
+    const touchesChannels = axes === undefined || channelAxis === undefined || axes.some((a) => (a < 0 ? a + rank! : a) === channelAxis);
+    if (!keep || touchesChannels || input.spread !== 1) {
+      this.atoms.blockLayout(input, `${this.label(node)} reduces over the channel axis, all axes, or drops dimensions`);
       return;
     }
     this.setOutput(node, input);

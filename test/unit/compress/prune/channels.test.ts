@@ -237,6 +237,30 @@ describe('prune-channels on single patterns', () => {
   });
 });
 
+describe('prune-channels through a squeeze-and-excitation block', () => {
+  it('ReduceMean over H,W → Conv → Relu → Conv → Sigmoid → Mul joins the excitation with the trunk', async () => {
+    const m = model(
+      [
+        makeNode('Conv', ['x', 'W1'], ['c1'], {}, { name: 'trunk' }),
+        makeNode('Relu', ['c1'], ['r1']),
+        makeNode('ReduceMean', ['r1'], ['squeeze'], { axes: [2, 3], keepdims: 1 }),
+        makeNode('Conv', ['squeeze', 'Wr', 'Br'], ['red'], {}, { name: 'reduce' }),
+        makeNode('Relu', ['red'], ['rr']),
+        makeNode('Conv', ['rr', 'We', 'Be'], ['exc'], {}, { name: 'excite' }),
+        makeNode('Sigmoid', ['exc'], ['gate']),
+        makeNode('Mul', ['r1', 'gate'], ['scaled']),
+        makeNode('Conv', ['scaled', 'W2'], ['y'], {}, { name: 'head' }),
+      ],
+      [weight('W1', [8, 3, 1, 1], 0, DEAD8), weight('Wr', [4, 8, 1, 1], 0, DEAD4), weight('Br', [4], 0, DEAD4), weight('We', [8, 4, 1, 1], 0, DEAD8), weight('Be', [8]), weight('W2', [2, 8, 1, 1])],
+      [1, 3, 4, 4],
+      [['y', [1, 2, 4, 4]]],
+    );
+    const out = await prunesExactly(m, { ratio: 0.375, layers: { reduce: 0.5 } }, { groups: 2 });
+    expect(dimsOf(out, 'excite')).toEqual([5, 2, 1, 1]);
+    expect(dimsOf(out, 'head')).toEqual([2, 5, 1, 1]);
+  });
+});
+
 describe('prune-channels leaves unsafe groups alone and says why', () => {
   it('skips a group that reaches a graph output, is read by Shape, feeds a grouped Conv, or is on the never-prune list', () => {
     const m = model(

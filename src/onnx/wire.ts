@@ -36,6 +36,8 @@ interface FieldShape {
    * protobufjs replaces it, so the two would see different models; we refuse it.
    */
   readonly onceBit: number;
+  /** Repeated 64-bit integers: protobufjs makes one Long object per element. */
+  readonly longElements: boolean;
 }
 
 interface MessageShape {
@@ -45,6 +47,8 @@ interface MessageShape {
 }
 
 const shapes = new WeakMap<protobuf.Type, MessageShape>();
+// Varint-encoded only (onnx.proto has no fixed64 fields), so elements are counted by terminating bytes.
+const LONG_TYPES: ReadonlySet<string> = new Set(['int64', 'uint64', 'sint64']);
 
 /** Builds (once per type) the field table the scan needs from the protobufjs reflection. */
 export function messageShape(type: protobuf.Type): MessageShape {
@@ -69,7 +73,7 @@ export function messageShape(type: protobuf.Type): MessageShape {
     const group = field.partOf ? `oneof:${field.partOf.name}` : `field:${field.id}`;
     if (resolved instanceof protobuf.Type) {
       const onceBit = field.repeated ? 0 : onceBitFor(group);
-      fields.set(field.id, { name: field.name, wireTypes: 1 << WIRE_LENGTH_DELIMITED, message: messageShape(resolved), onceBit });
+      fields.set(field.id, { name: field.name, wireTypes: 1 << WIRE_LENGTH_DELIMITED, message: messageShape(resolved), onceBit, longElements: false });
       continue;
     }
     const basic = resolved instanceof protobuf.Enum ? WIRE_VARINT : (protobuf.types.basic as Record<string, number | undefined>)[field.type];
@@ -78,13 +82,25 @@ export function messageShape(type: protobuf.Type): MessageShape {
     // Repeated scalars may come packed or unpacked whatever the schema says (protobuf spec).
     if (field.repeated && basic !== WIRE_LENGTH_DELIMITED) wireTypes |= 1 << WIRE_LENGTH_DELIMITED;
     // Scalars in a oneof: a second member would leave protobufjs with two set fields.
-    fields.set(field.id, { name: field.name, wireTypes, onceBit: field.partOf ? onceBitFor(group) : 0 });
+    const longElements = field.repeated && LONG_TYPES.has(field.type);
+    fields.set(field.id, { name: field.name, wireTypes, onceBit: field.partOf ? onceBitFor(group) : 0, longElements });
   }
   return shape;
 }
 
 export interface WireScanLimits {
   maxGraphDepth: number;
+  maxNodes: number;
+}
+
+/**
+ * How many JS objects the decode may create: messages plus int64 elements (one Long
+ * each). Real models have 2–3 messages per node (PaddleOCR: 2.3); a file of empty
+ * messages or 1-byte int64 varints would otherwise grow 50–100× in the heap and take
+ * the process down long before limits.maxNodes is checked.
+ */
+export function maxDecodedObjects(limits: WireScanLimits): number {
+  return 16 * limits.maxNodes + 1_000_000;
 }
 
 /** Message nesting allowed on top of graphs: Model→Graph→Node→Attribute→Graph is 3 per level, types nest too. */
@@ -112,6 +128,12 @@ function truncated(what: string, pos: number, size: number): EdgevolveError {
 export function scanWireFormat(bytes: Uint8Array, root: protobuf.Type, limits: WireScanLimits): void {
   const size = bytes.length;
   const maxDepth = maxMessageDepth(limits);
+  const maxObjects = maxDecodedObjects(limits);
+  let objects = 0;
+  const tooManyObjects = (at: number): EdgevolveError =>
+    new EdgevolveError('E_ONNX_TOO_LARGE', `model would decode into more than ${maxObjects} objects (16 × limits.maxNodes + 1,000,000); stopped at byte ${at}`, {
+      context: { offset: at, maxObjects },
+    });
   const stack: Frame[] = [{ end: size, shape: messageShape(root), seen: 0 }];
   let graphDepth = 0;
   let pos = 0;
@@ -170,6 +192,7 @@ export function scanWireFormat(bytes: Uint8Array, root: protobuf.Type, limits: W
     switch (wireType) {
       case WIRE_VARINT:
         readVarint(frame.end, `field ${frame.shape.name}.${field?.name ?? fieldNumber}`);
+        if (field?.longElements === true && ++objects > maxObjects) throw tooManyObjects(tagStart);
         break;
       case WIRE_FIXED64:
         if (pos + 8 > frame.end) throw truncated(`a 64-bit field`, tagStart, size);
@@ -199,8 +222,14 @@ export function scanWireFormat(bytes: Uint8Array, root: protobuf.Type, limits: W
               context: { offset: tagStart, maxMessageDepth: maxDepth },
             });
           }
+          if (++objects > maxObjects) throw tooManyObjects(tagStart);
           stack.push({ end: pos + length, shape: nested, seen: 0 });
         } else {
+          if (field?.longElements === true) {
+            // Packed: one element per varint, i.e. per byte without the continuation bit.
+            for (let i = pos; i < pos + length; i++) if ((bytes[i]! & 0x80) === 0) objects += 1;
+            if (objects > maxObjects) throw tooManyObjects(tagStart);
+          }
           pos += length;
         }
         break;

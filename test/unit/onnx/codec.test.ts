@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isEdgevolveError } from '../../../src/errors/index.ts';
 import { decodeModel, encodeModel, readModelFile, writeModelFile, validateModel } from '../../../src/onnx/index.ts';
-import { PADDLE_MODELS, nestedIfModelBytes, tinyMlp } from '../../helpers/onnx-builders.ts';
+import { PADDLE_MODELS, concat, lengthDelimited, nestedIfModelBytes, tinyMlp, varintField } from '../../helpers/onnx-builders.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 
 function codeOf(fn: () => unknown): string {
@@ -50,6 +50,19 @@ describe('decodeModel / encodeModel', () => {
     twice.set(bytes, 0);
     twice.set(bytes, bytes.length); // protobuf concatenation = merge
     expect(codeOf(() => decodeModel(twice))).toBe('E_ONNX_DECODE');
+  });
+
+  it('refuses a file that would decode into millions of objects (empty nodes, 1-byte int64s) before allocating them', () => {
+    // 1,300,000 empty NodeProtos: 2 bytes each on the wire, ~100+ bytes each in the heap (cap: 16 × 10,000 + 1,000,000).
+    const emptyNodes = new Uint8Array(2_600_000);
+    for (let i = 0; i < emptyNodes.length; i += 2) emptyNodes[i] = (1 << 3) | 2; // GraphProto.node, length 0
+    const nodeBomb = concat(lengthDelimited(7, emptyNodes));
+    expect(codeOf(() => decodeModel(nodeBomb, { limits: { maxNodes: 10_000 } }))).toBe('E_ONNX_TOO_LARGE');
+    // One tensor whose packed int64_data holds 2,000,000 one-byte varints: one Long object each.
+    const tensor = concat(varintField(2, 7), lengthDelimited(7, new Uint8Array(2_000_000)));
+    const longBomb = concat(lengthDelimited(7, lengthDelimited(5, tensor)));
+    expect(codeOf(() => decodeModel(longBomb, { limits: { maxNodes: 10_000 } }))).toBe('E_ONNX_TOO_LARGE');
+    expect(codeOf(() => decodeModel(longBomb))).toBe('ok');
   });
 
   it('refuses a model larger than limits.maxModelBytes before decoding', () => {

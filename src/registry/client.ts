@@ -140,6 +140,8 @@ export class RegistryClient implements ContentSource, ContentTarget {
         body: typeof body === 'function' ? (body() as unknown as Dispatcher.DispatchOptions['body']) : body,
         ...(signal === undefined ? {} : { signal }),
         headersTimeout: 60_000,
+        // Fewer, larger chunks: the per-chunk cost (hash update, buffer copy) dominates at 64 KiB.
+        highWaterMark: 1024 * 1024,
         bodyTimeout: 60_000,
       });
       return res;

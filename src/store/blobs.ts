@@ -252,10 +252,20 @@ export class BlobStore {
   }
 }
 
+/** Chunks from the network are small (16-64 KiB); they are coalesced into writes of this size. */
+const WRITE_BUFFER_BYTES = 1024 * 1024;
+
+/**
+ * INVARIANTS: bytes [0, #flushed) are in the file; bytes [#flushed, #written) are in
+ * #buffer and hashed; `close` flushes them so a resume sees every byte written.
+ */
 class PartialBlobWriter implements BlobWriter {
   #written: number;
+  #flushed: number;
   #closed = false;
   #hash: Hash;
+  #buffer: Buffer | undefined;
+  #buffered = 0;
 
   constructor(
     private readonly store: BlobStore,
@@ -268,6 +278,7 @@ class PartialBlobWriter implements BlobWriter {
     public validator: string | undefined,
   ) {
     this.#written = offset;
+    this.#flushed = offset;
     this.#hash = hash;
   }
 
@@ -287,22 +298,44 @@ class PartialBlobWriter implements BlobWriter {
         context: { digest: this.digest, size: this.size },
       });
     }
+    this.#hash.update(chunk);
+    this.#written += chunk.byteLength;
+    if (chunk.byteLength >= WRITE_BUFFER_BYTES) {
+      await this.#flush();
+      await this.#writeAt(chunk, this.#flushed);
+      this.#flushed += chunk.byteLength;
+      return;
+    }
+    this.#buffer ??= Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
+    if (this.#buffered + chunk.byteLength > WRITE_BUFFER_BYTES) await this.#flush();
+    this.#buffer.set(chunk, this.#buffered);
+    this.#buffered += chunk.byteLength;
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#buffered === 0 || this.#buffer === undefined) return;
+    await this.#writeAt(this.#buffer.subarray(0, this.#buffered), this.#flushed);
+    this.#flushed += this.#buffered;
+    this.#buffered = 0;
+  }
+
+  async #writeAt(bytes: Uint8Array, position: number): Promise<void> {
     try {
-      await this.handle.write(chunk, 0, chunk.byteLength, this.#written);
+      await this.handle.write(bytes, 0, bytes.byteLength, position);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOSPC' || (err as NodeJS.ErrnoException).code === 'EDQUOT') {
         throw new EdgevolveError('E_STORE_DISK_FULL', `disk full while writing blob ${this.digest}`, { cause: err, context: { digest: this.digest } });
       }
       throw new EdgevolveError('E_IO', `cannot write blob ${this.digest}: ${(err as Error).message}`, { cause: err });
     }
-    this.#hash.update(chunk);
-    this.#written += chunk.byteLength;
   }
 
   async restart(): Promise<void> {
+    this.#buffered = 0;
     await this.handle.truncate(0);
     this.#hash = createHash('sha256');
     this.#written = 0;
+    this.#flushed = 0;
   }
 
   async commit(): Promise<string> {
@@ -319,12 +352,14 @@ class PartialBlobWriter implements BlobWriter {
         context: { digest: this.digest, actual },
       });
     }
+    await this.#flush();
     await this.handle.sync();
     await this.#closeHandle();
     return this.store.promote(this.partialPath, this.digest);
   }
 
   async close(): Promise<void> {
+    if (!this.#closed) await this.#flush().catch(() => undefined);
     await this.#closeHandle();
   }
 

@@ -67,7 +67,7 @@ export class FaultProxy extends EventEmitter {
     const blob = req.method === 'GET' ? /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '') : null;
     const digest = blob?.[1];
     const fault = digest === undefined ? undefined : this.fault(digest, this.log.filter((l) => l.digest === digest).length);
-    const headers = { ...req.headers, host: `${this.upstream.host}:${this.upstream.port}` };
+    const headers: Record<string, string | string[] | undefined> = { ...req.headers, host: `${this.upstream.host}:${this.upstream.port}` };
     if (fault?.ignoreRange === true) {
       delete headers.range;
       delete headers['if-range'];

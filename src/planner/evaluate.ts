@@ -126,7 +126,8 @@ export async function evaluateSessions(session: Session, reference: Session | un
             { context: { output: name } },
           );
         }
-        meter.add(actual.data, wanted.data, actual.rows);
+        const dims = outputs[name]?.dims ?? [];
+        meter.add(actual.data, wanted.data, actual.rows, dims[dims.length - 1]);
       }
     }
     done += batch.size;

@@ -164,7 +164,13 @@ export interface FidelityResult {
   readonly samples: number;
   /** Elements per sample. */
   readonly rowLength: number;
-  /** Share of samples whose argmax agrees; null for rows of one element. */
+  /** Length of the last axis, along which top-1 agreement is taken (classes; the vocabulary of a sequence output). */
+  readonly classes: number;
+  /**
+   * Share of positions whose argmax along the last axis agrees: one position per
+   * sample for [N, classes] outputs, one per time step for [N, T, classes]; null
+   * when the last axis has a single element.
+   */
   readonly top1Agreement: number | null;
   /** Mean over samples of the cosine similarity of the rows. */
   readonly meanCosine: number;
@@ -176,15 +182,20 @@ export interface FidelityResult {
 /** Accumulates fidelity of one output against the reference, batch by batch. */
 export class FidelityMeter {
   private samples = 0;
+  private positions = 0;
   private agree = 0;
   private cosineSum = 0;
   private diff2 = 0;
   private ref2 = 0;
   private maxAbs = 0;
   private rowLength: number | undefined;
+  private classes: number | undefined;
 
-  /** Adds `rows` samples: `actual` and `reference` hold rows × rowLength elements each. */
-  add(actual: Float32Array, reference: Float32Array, rows: number): void {
+  /**
+   * Adds `rows` samples: `actual` and `reference` hold rows × rowLength elements each.
+   * `classes` is the length of the last axis (default: the whole row).
+   */
+  add(actual: Float32Array, reference: Float32Array, rows: number, classes?: number): void {
     if (actual.length !== reference.length) {
       throw new EdgevolveError('E_EVAL_REFERENCE_MISMATCH', `the output has ${actual.length} elements, the reference ${reference.length}`, {
         context: { actual: actual.length, reference: reference.length },
@@ -193,11 +204,13 @@ export class FidelityMeter {
     if (rows === 0) return;
     const rowLength = actual.length / rows;
     if (!Number.isInteger(rowLength)) throw new EdgevolveError('E_INTERNAL', `${actual.length} elements do not split into ${rows} rows`);
+    const axis = classes === undefined || classes < 1 || rowLength % classes !== 0 ? rowLength : classes;
     this.rowLength ??= rowLength;
-    for (let s = 0; s < rows; s++) {
-      const offset = s * rowLength;
-      if (argmax(actual, offset, rowLength) === argmax(reference, offset, rowLength)) this.agree++;
-      this.cosineSum += cosineSimilarity(actual, reference, offset, rowLength);
+    this.classes ??= axis;
+    for (let s = 0; s < rows; s++) this.cosineSum += cosineSimilarity(actual, reference, s * rowLength, rowLength);
+    for (let offset = 0; axis > 0 && offset < actual.length; offset += axis) {
+      if (argmax(actual, offset, axis) === argmax(reference, offset, axis)) this.agree++;
+      this.positions++;
     }
     const { diff2, ref2 } = squaredNorms(actual, reference, 0, actual.length);
     this.diff2 += diff2;
@@ -210,11 +223,12 @@ export class FidelityMeter {
 
   result(): FidelityResult {
     const n = this.samples;
-    const rowLength = this.rowLength ?? 0;
+    const classes = this.classes ?? 0;
     return {
       samples: n,
-      rowLength,
-      top1Agreement: rowLength < 2 || n === 0 ? null : this.agree / n,
+      rowLength: this.rowLength ?? 0,
+      classes,
+      top1Agreement: classes < 2 || this.positions === 0 ? null : this.agree / this.positions,
       meanCosine: n === 0 ? 1 : this.cosineSum / n,
       relativeL2: relativeFromNorms(this.diff2, this.ref2),
       maxAbsError: this.maxAbs,

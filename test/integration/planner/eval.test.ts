@@ -84,7 +84,7 @@ describe('evaluateModel on a model built in the test', () => {
         expect(report.batchSize).toBe(perRun);
         expect(report.accuracy).toEqual({ output: 'logits', samples: SAMPLES, classes: 3, top1: 0.75, top5: null });
         expect(report.fidelity?.outputs).toEqual([
-          { output: 'logits', samples: SAMPLES, rowLength: 3, top1Agreement: 1, meanCosine: expect.closeTo(1, 6) as number, relativeL2: 0, maxAbsError: 0 },
+          { output: 'logits', samples: SAMPLES, rowLength: 3, classes: 3, top1Agreement: 1, meanCosine: expect.closeTo(1, 6) as number, relativeL2: 0, maxAbsError: 0 },
         ]);
         expect(report.timing.runMs).toBeGreaterThan(0);
       } finally {

@@ -101,7 +101,7 @@ describe('FidelityMeter', () => {
     const meter = new FidelityMeter();
     const out = f(0.1, 0.7, 0.2, 0.5, 0.25, 0.25);
     meter.add(out, out.slice(), 2);
-    expect(meter.result()).toEqual({ samples: 2, rowLength: 3, top1Agreement: 1, meanCosine: 1, relativeL2: 0, maxAbsError: 0 });
+    expect(meter.result()).toEqual({ samples: 2, rowLength: 3, classes: 3, top1Agreement: 1, meanCosine: 1, relativeL2: 0, maxAbsError: 0 });
   });
 
   it('accumulates agreement, mean cosine, relative L2 and max error over batches', () => {
@@ -117,6 +117,15 @@ describe('FidelityMeter', () => {
     // diff: [0,0,-1,0,0,1] → ‖diff‖² = 2; ref: [1,0,1,1,0,1] → ‖ref‖² = 4.
     expect(result.relativeL2).toBeCloseTo(Math.sqrt(2 / 4), 7);
     expect(result.maxAbsError).toBe(1);
+  });
+
+  it('takes top-1 agreement per position along the last axis of a sequence output', () => {
+    const meter = new FidelityMeter();
+    // One sample of 3 time steps × 2 classes: steps 0 and 2 agree, step 1 does not.
+    meter.add(f(0.9, 0.1, 0.2, 0.8, 0.3, 0.7), f(0.8, 0.2, 0.6, 0.4, 0.1, 0.9), 1, 2);
+    const result = meter.result();
+    expect([result.samples, result.rowLength, result.classes]).toEqual([1, 6, 2]);
+    expect(result.top1Agreement).toBeCloseTo(2 / 3, 7);
   });
 
   it('reports top-1 agreement as null for one-element rows', () => {

@@ -7,6 +7,8 @@ import {
   NameScope,
   addInitializer,
   attr,
+  decodeModel,
+  encodeModel,
   eliminateDeadNodes,
   insertNodes,
   makeGraph,
@@ -144,6 +146,12 @@ describe('names and types', () => {
     expect(valueType(g, 'nope')).toBeUndefined();
     g.input!.push(makeValueInfo('r', DataType.INT8, null));
     expect(valueType(g, 'r')).toEqual({ elemType: DataType.INT8, shape: null });
+  });
+
+  it('valueType tells a 0 dim from an unknown one on a decoded model', () => {
+    const model = makeModel({ graph: makeGraph({ name: 'g', nodes: [], inputs: [makeValueInfo('x', DataType.FLOAT, [0, 'N', null, 5])], outputs: [] }) });
+    const decoded = decodeModel(encodeModel(model));
+    expect(valueType(decoded.graph!, 'x')).toEqual({ elemType: DataType.FLOAT, shape: [0, 'N', null, 5] });
   });
 
   it('opsetVersion treats ai.onnx as the default domain', () => {

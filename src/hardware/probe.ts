@@ -117,7 +117,7 @@ async function probeClusters(read: Read, list: List, cpuinfo: Cpuinfo): Promise<
   const policies = (await list(CPUFREQ)).filter((n) => /^policy\d+$/.test(n)).sort((a, b) => Number(a.slice(6)) - Number(b.slice(6)));
   const nameOf = (cpu: number): string => cpuinfo.processors.find((p) => p.index === cpu)?.coreName ?? 'unknown';
   if (policies.length > 0) {
-    return Promise.all(
+    const perPolicy = await Promise.all(
       policies.map(async (name) => {
         const dir = `${CPUFREQ}/${name}`;
         const [relatedCpus, affectedCpus, cpuinfoMinFreq, cpuinfoMaxFreq, scalingMaxFreq, scalingCurFreq, scalingGovernor] = await Promise.all([
@@ -141,10 +141,55 @@ async function probeClusters(read: Read, list: List, cpuinfo: Cpuinfo): Promise<
         };
       }),
     );
+    return mergePerCpuPolicies(perPolicy);
   }
   const groups = new Map<string, number[]>();
   for (const p of cpuinfo.processors) groups.set(p.coreName, [...(groups.get(p.coreName) ?? []), p.index]);
   return [...groups].map(([coreName, cpus]) => ({ coreName, cpus, minHz: null, maxHz: null, curHz: null, scalingMaxHz: null, governor: null }));
+}
+
+/**
+ * x86 cpufreq drivers (intel_pstate, amd-pstate) give every CPU its own policy; a
+ * cluster of one CPU each says nothing. Single-CPU policies with the same core name,
+ * limits and governor are merged; multi-CPU policies (ARM clusters) are kept as they are,
+ * and so are hybrid x86 P- and E-cores, whose maximum clocks differ.
+ */
+function mergePerCpuPolicies(clusters: readonly CpuCluster[]): CpuCluster[] {
+  const merged: CpuCluster[] = [];
+  let lastIsPerCpu = false;
+  for (const cluster of clusters) {
+    const last = merged.at(-1);
+    const perCpu = cluster.cpus.length === 1;
+    if (
+      last !== undefined &&
+      perCpu &&
+      lastIsPerCpu &&
+      last.coreName === cluster.coreName &&
+      last.minHz === cluster.minHz &&
+      last.maxHz === cluster.maxHz &&
+      last.governor === cluster.governor
+    ) {
+      merged[merged.length - 1] = {
+        ...last,
+        cpus: [...last.cpus, ...cluster.cpus],
+        // The lowest ceiling and the highest current clock of the group: what can run, what runs.
+        scalingMaxHz: minOfNullable(last.scalingMaxHz, cluster.scalingMaxHz),
+        curHz: maxOfNullable(last.curHz, cluster.curHz),
+      };
+    } else {
+      merged.push(cluster);
+      lastIsPerCpu = perCpu;
+    }
+  }
+  return merged;
+}
+
+function minOfNullable(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b);
+}
+
+function maxOfNullable(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.max(a, b);
 }
 
 async function probeThermal(read: Read, list: List, commands: RunCommand, warnings: string[]): Promise<ThermalFacts> {

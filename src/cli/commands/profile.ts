@@ -66,7 +66,7 @@ export function renderProfile(p: DeviceProfile): string {
   out.push(
     table([
       ['board', `${p.board.model ?? 'unknown'} (${p.board.family}${p.board.soc === null ? '' : `, ${p.board.soc}`})`],
-      ...(p.board.jetson === null ? [] : [['jetson', `L4T ${p.board.jetson.l4t}${p.board.jetson.board === undefined ? '' : ` (${p.board.jetson.board})`}`]]),
+      ...(p.board.jetson === null ? [] : [['jetson', `L4T ${p.board.jetson.l4t}${p.board.jetson.board === null ? '' : ` (${p.board.jetson.board})`}`]]),
       ['os', `${p.os.distro} ${p.os.release}, kernel ${p.os.kernel}, ${p.cpu.arch}`],
       ['cpu', `${p.cpu.modelName}, ${p.cpu.cores} cores`],
       ['isa', p.cpu.featureSummary.join(', ') || '-'],
@@ -80,7 +80,7 @@ export function renderProfile(p: DeviceProfile): string {
   section(out, 'cpu clusters', ['cores', 'cpus', 'min MHz', 'max MHz', 'now MHz', 'governor'],
     p.cpu.clusters.map((c) => [c.coreName, c.cpus.join(','), mhz(c.minHz), mhz(c.scalingMaxHz !== null && c.maxHz !== null && c.scalingMaxHz < c.maxHz ? c.scalingMaxHz : c.maxHz) + (c.scalingMaxHz !== null && c.maxHz !== null && c.scalingMaxHz < c.maxHz ? ' (capped)' : ''), mhz(c.curHz), c.governor ?? '-']));
   section(out, 'thermal zones', ['zone', 'type', '°C', 'trips'],
-    p.thermal.zones.map((z) => [z.name, z.type, z.celsius === undefined ? '?' : z.celsius.toFixed(1), z.trips.map((t) => `${t.type} ${t.celsius}`).join(', ') || '-']));
+    p.thermal.zones.map((z) => [z.name, z.type, z.celsius === null ? '?' : z.celsius.toFixed(1), z.trips.map((t) => `${t.type} ${t.celsius}`).join(', ') || '-']));
   const throttle = p.thermal.piThrottle === null ? [] : describeThrottle(p.thermal.piThrottle);
   out.push(`throttling: ${p.thermal.throttlingNow ? 'YES' : 'no'}${p.thermal.notes.length > 0 ? ` (${p.thermal.notes.join('; ')})` : ''}${p.thermal.piThrottle !== null && throttle.length === 0 ? ' (vcgencmd: none since boot)' : ''}`);
   section(out, 'accelerators', ['kind', 'devices', 'driver'], p.accelerators.map((a) => [a.kind, a.devices.join(' '), a.driver ?? '-']));

@@ -23,8 +23,8 @@ export interface JetsonRelease {
   /** The REVISION field, e.g. "4.1", so L4T 35.4.1. */
   readonly revision: string;
   readonly l4t: string;
-  readonly board: string | undefined;
-  readonly date: string | undefined;
+  readonly board: string | null;
+  readonly date: string | null;
 }
 
 /** /etc/nv_tegra_release: "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: …". */
@@ -34,7 +34,7 @@ export function parseJetsonRelease(text: string): JetsonRelease | undefined {
   const field = (name: string): string | undefined => new RegExp(`${name}:\\s*([^,\\n]+)`).exec(text)?.[1]?.trim();
   const l4tMajor = Number(head[1]);
   const revision = head[2] ?? '0';
-  return { l4tMajor, revision, l4t: `${l4tMajor}.${revision}`, board: field('BOARD'), date: field('DATE') };
+  return { l4tMajor, revision, l4t: `${l4tMajor}.${revision}`, board: field('BOARD') ?? null, date: field('DATE') ?? null };
 }
 
 export interface DmiFiles {

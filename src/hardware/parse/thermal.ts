@@ -19,8 +19,8 @@ export interface TripPoint {
 export interface ThermalZone {
   readonly name: string;
   readonly type: string;
-  /** Undefined when the zone cannot be read now (disabled sensor, EINVAL from the driver). */
-  readonly celsius: number | undefined;
+  /** Null when the zone cannot be read now (disabled sensor, EINVAL from the driver); null, not undefined, so JSON keeps it. */
+  readonly celsius: number | null;
   readonly trips: readonly TripPoint[];
   /** Trip types at or below the current temperature, e.g. ['passive']. */
   readonly reached: readonly string[];
@@ -37,7 +37,7 @@ export function parseThermalZone(files: ThermalZoneFiles): ThermalZone {
     trips.push({ type, celsius: t });
   }
   const reached = celsius === undefined ? [] : [...new Set(trips.filter((t) => celsius >= t.celsius).map((t) => t.type))];
-  return { name: files.name, type: files.type?.trim() || files.name, celsius, trips, reached };
+  return { name: files.name, type: files.type?.trim() || files.name, celsius: celsius ?? null, trips, reached };
 }
 
 function milliCelsius(text: string | undefined): number | undefined {

@@ -124,7 +124,7 @@ describe('cpufreq and thermal', () => {
     expect(zone.celsius).toBeCloseTo(86.153, 6);
     expect(zone.trips.map((t) => t.celsius)).toEqual([75, 85, 115]);
     expect(zone.reached).toEqual(['passive']);
-    expect(parseThermalZone({ name: 'thermal_zone3', temp: 'EINVAL', trips: [] })).toMatchObject({ type: 'thermal_zone3', celsius: undefined, reached: [] });
+    expect(parseThermalZone({ name: 'thermal_zone3', temp: 'EINVAL', trips: [] })).toMatchObject({ type: 'thermal_zone3', celsius: null, reached: [] });
   });
 });
 

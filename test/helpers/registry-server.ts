@@ -45,7 +45,15 @@ export function htpasswdLine(user: string, password: string): string {
   return `${user}:${python.stdout.trim()}`;
 }
 
-export async function startRegistry(options: { auth?: { user: string; password: string } } = {}): Promise<RunningRegistry> {
+/** Bearer-token auth: the registry trusts JWTs signed by the key of `certPath` and sends clients to `realm`. */
+export interface TokenAuthOptions {
+  readonly realm: string;
+  readonly service: string;
+  readonly issuer: string;
+  readonly certPath: string;
+}
+
+export async function startRegistry(options: { auth?: { user: string; password: string }; token?: TokenAuthOptions } = {}): Promise<RunningRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'edgevolve-registry-'));
   const port = await freePort();
   const storageDir = join(dir, 'storage');
@@ -53,6 +61,10 @@ export async function startRegistry(options: { auth?: { user: string; password: 
   if (options.auth !== undefined) {
     await writeFile(join(dir, 'htpasswd'), `${htpasswdLine(options.auth.user, options.auth.password)}\n`);
     authBlock = `auth:\n  htpasswd:\n    realm: edgevolve-test\n    path: ${join(dir, 'htpasswd')}\n`;
+  }
+  if (options.token !== undefined) {
+    const t = options.token;
+    authBlock = `auth:\n  token:\n    realm: ${t.realm}\n    service: ${t.service}\n    issuer: ${t.issuer}\n    rootcertbundle: ${t.certPath}\n`;
   }
   const config = [
     'version: 0.1',

@@ -41,7 +41,8 @@ export type BenchOutcome =
   | { readonly ok: false; readonly failure: BenchFailure; readonly child: { readonly pid: number | null; readonly wallMs: number } };
 
 const STDERR_TAIL_BYTES = 4096;
-const DEFAULT_ENTRY = fileURLToPath(new URL('./child.ts', import.meta.url));
+// child.ts under tsx, child.js beside a compiled parent.js.
+const DEFAULT_ENTRY = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './child.ts' : './child.js', import.meta.url));
 
 export function runIsolatedBenchmark(options: IsolatedBenchOptions): Promise<BenchOutcome> {
   const entry = options.childEntry ?? DEFAULT_ENTRY;

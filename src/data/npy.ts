@@ -58,6 +58,8 @@ interface DtypeInfo {
   readonly itemSize: number;
   readonly create: (buffer: ArrayBufferLike, byteOffset: number, length: number) => NpyData;
   readonly matches: (data: NpyData) => boolean;
+  /** The typed array class name, for messages. */
+  readonly arrayName: string;
 }
 
 const DTYPES: Readonly<Record<NpyDtype, DtypeInfo>> = {
@@ -85,6 +87,7 @@ function dtype(
     itemSize,
     create: (buffer, byteOffset, length) => new ctor(buffer, byteOffset, length),
     matches: (data) => data instanceof ctor,
+    arrayName: ctor.name,
   };
 }
 
@@ -312,7 +315,7 @@ export function checkNpyArray(array: NpyArray): void {
   const info = DTYPES[array.dtype];
   if (info === undefined) throw new EdgevolveError('E_DATA_NPY_UNSUPPORTED', `dtype '${String(array.dtype)}' is not supported`);
   if (!info.matches(array.data)) {
-    throw new EdgevolveError('E_DATA_DTYPE_MISMATCH', `dtype ${array.dtype} needs a ${info.create(new ArrayBuffer(0), 0, 0).constructor.name}, got ${array.data.constructor.name}`);
+    throw new EdgevolveError('E_DATA_DTYPE_MISMATCH', `dtype ${array.dtype} needs a ${info.arrayName}, got ${array.data.constructor.name}`);
   }
   let count = 1;
   for (const dim of array.shape) {

@@ -9,6 +9,7 @@
  *   scalar as a nested message), and groups (never used by ONNX),
  * - subgraph nesting deeper than limits.maxGraphDepth, and message nesting deeper
  *   than a cap derived from it,
+ * - packed repeated fields that end in the middle of an element,
  * - a singular message field (or oneof) given twice, which C++ protobuf (onnxruntime)
  *   merges and protobufjs replaces: validation must see the model onnxruntime runs.
  * It does not look inside bytes/string/packed payloads, so its cost is a small
@@ -38,6 +39,8 @@ interface FieldShape {
   readonly onceBit: number;
   /** Repeated 64-bit integers: protobufjs makes one Long object per element. */
   readonly longElements: boolean;
+  /** For repeated scalars: the wire type of one element when packed (to check a packed payload's framing). */
+  readonly packedElement?: number;
 }
 
 interface MessageShape {
@@ -83,7 +86,8 @@ export function messageShape(type: protobuf.Type): MessageShape {
     if (field.repeated && basic !== WIRE_LENGTH_DELIMITED) wireTypes |= 1 << WIRE_LENGTH_DELIMITED;
     // Scalars in a oneof: a second member would leave protobufjs with two set fields.
     const longElements = field.repeated && LONG_TYPES.has(field.type);
-    fields.set(field.id, { name: field.name, wireTypes, onceBit: field.partOf ? onceBitFor(group) : 0, longElements });
+    const packedElement = field.repeated && basic !== WIRE_LENGTH_DELIMITED ? basic : undefined;
+    fields.set(field.id, { name: field.name, wireTypes, onceBit: field.partOf ? onceBitFor(group) : 0, longElements, ...(packedElement === undefined ? {} : { packedElement }) });
   }
   return shape;
 }
@@ -119,6 +123,24 @@ function truncated(what: string, pos: number, size: number): EdgevolveError {
   return new EdgevolveError('E_ONNX_TRUNCATED', `model is truncated: ${what} at byte ${pos} runs past the end of its message (file is ${size} bytes)`, {
     context: { offset: pos, size },
   });
+}
+
+/**
+ * A packed payload must hold whole elements: protobufjs reads elements until it passes
+ * the payload's end, so a ragged tail would make it read into the next field.
+ */
+function checkPackedFraming(bytes: Uint8Array, start: number, length: number, field: FieldShape, message: string, tagStart: number): void {
+  const ragged =
+    field.packedElement === WIRE_FIXED32
+      ? length % 4 !== 0
+      : field.packedElement === WIRE_FIXED64
+        ? length % 8 !== 0
+        : length > 0 && (bytes[start + length - 1]! & 0x80) !== 0;
+  if (ragged) {
+    throw new EdgevolveError('E_ONNX_DECODE', `not a valid ONNX model: packed field ${message}.${field.name} at byte ${tagStart} ends in the middle of an element`, {
+      context: { offset: tagStart, message, field: field.name, length },
+    });
+  }
 }
 
 /**
@@ -225,6 +247,7 @@ export function scanWireFormat(bytes: Uint8Array, root: protobuf.Type, limits: W
           if (++objects > maxObjects) throw tooManyObjects(tagStart);
           stack.push({ end: pos + length, shape: nested, seen: 0 });
         } else {
+          if (field?.packedElement !== undefined) checkPackedFraming(bytes, pos, length, field, frame.shape.name, tagStart);
           if (field?.longElements === true) {
             // Packed: one element per varint, i.e. per byte without the continuation bit.
             for (let i = pos; i < pos + length; i++) if ((bytes[i]! & 0x80) === 0) objects += 1;

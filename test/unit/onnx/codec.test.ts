@@ -44,6 +44,12 @@ describe('decodeModel / encodeModel', () => {
     expect(codeOf(() => decodeModel(Uint8Array.from([7 << 3, 1])))).toBe('E_ONNX_DECODE');
   });
 
+  it('refuses a packed float field whose length is not a multiple of 4', () => {
+    // ModelProto.graph → GraphProto.initializer → TensorProto.float_data with 6 bytes.
+    const tensor = concat(varintField(2, 1), lengthDelimited(4, [0, 0, 128, 63, 0, 0]));
+    expect(codeOf(() => decodeModel(lengthDelimited(7, lengthDelimited(5, tensor))))).toBe('E_ONNX_DECODE');
+  });
+
   it('refuses a graph given twice, which onnxruntime would merge but protobufjs would replace', () => {
     const bytes = encodeModel(tinyMlp());
     const twice = new Uint8Array(bytes.length * 2);

@@ -18,12 +18,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeModel, encodeModel, onnxSchema, readTensor, validateModel } from '../onnx/index.ts';
-import type { ModelProto, TensorProto, TensorValue, TypeProto } from '../onnx/index.ts';
+import { dataTypeName, decodeModel, encodeModel, validateModel } from '../onnx/index.ts';
+import type { ModelProto, TensorValue } from '../onnx/index.ts';
 import { isEdgevolveError } from '../errors/index.ts';
 import { compareTensors, EXACT, ONNX_BACKEND_TOLERANCE, type Tolerance } from './compare.ts';
 import { createSession, type Session } from './session.ts';
-import { ortTypeOf } from './ort-tensor.ts';
+import { isPassableDataType } from './ort-tensor.ts';
+import { listDataSetDirs, readTestDataSets, type NamedTensor, type TestDataSet } from './onnx-test-data.ts';
 
 /** Where Debian's libonnx-testdata puts the corpus. */
 export const DEFAULT_CORPUS_ROOT = '/usr/share/libonnx-testdata/data';
@@ -89,7 +90,7 @@ export function listCases(root: string = DEFAULT_CORPUS_ROOT, filter?: string): 
       const name = `${folder}/${entry.name}`;
       if (filter !== undefined && !name.includes(filter)) continue;
       const dir = path.join(folderDir, entry.name);
-      if (fs.existsSync(path.join(dir, 'model.onnx')) && dataSetDirs(dir).length > 0) cases.push({ name, dir });
+      if (fs.existsSync(path.join(dir, 'model.onnx')) && listDataSetDirs(dir).length > 0) cases.push({ name, dir });
       else ignored++;
     }
   }
@@ -134,12 +135,6 @@ class Outcome extends Error {
   }
 }
 
-/** One test_data_set_N: feeds by input name and expected outputs in graph output order. */
-interface DataSet {
-  readonly name: string;
-  readonly feeds: Record<string, TensorValue>;
-  readonly expected: readonly { readonly name: string; readonly value: TensorValue }[];
-}
 
 export async function runCase(c: ConformanceCase, options: ConformanceOptions = {}): Promise<CaseResult> {
   const started = performance.now();
@@ -212,7 +207,7 @@ async function judge(
     throw new Outcome('skipped', `value '${nonTensor.name}' is not a tensor (sequence, map or optional): onnxruntime-node passes tensors only`);
   }
   if (codec.error !== undefined) throw codec.error;
-  const dataSets = guard(() => loadDataSets(c.dir, codec.model), 'reading the test data failed');
+  const dataSets = readDataSets(c.dir, codec.model);
   progress.dataSets = dataSets.length;
 
   const originalOutputs: Record<string, TensorValue>[] = [];
@@ -220,7 +215,7 @@ async function judge(
   for (const ds of dataSets) {
     const outputs = await runOrOutcome(original, ds, 'skipped', 'onnxruntime cannot run the original');
     originalOutputs.push(outputs);
-    ortMismatch ??= firstMismatch(outputs, ds.expected, ds.name, tolerance);
+    ortMismatch ??= firstMismatch(outputs, ds.outputs, ds.name, tolerance);
   }
 
   const roundTripped = await open(codec.bytes, threads, 'failed', 'onnxruntime cannot load the round trip');
@@ -228,11 +223,11 @@ async function judge(
   for (const [i, ds] of dataSets.entries()) {
     const outputs = await runOrOutcome(roundTripped, ds, 'failed', 'onnxruntime cannot run the round trip');
     if (ortMismatch === undefined) {
-      const problem = firstMismatch(outputs, ds.expected, ds.name, tolerance);
+      const problem = firstMismatch(outputs, ds.outputs, ds.name, tolerance);
       if (problem !== undefined) throw new Outcome('failed', `round trip: ${problem}`);
       continue;
     }
-    const reference = ds.expected.map((e) => ({ name: e.name, value: originalOutputs[i]![e.name]! }));
+    const reference = ds.outputs.map((e) => ({ name: e.name, value: originalOutputs[i]![e.name]! }));
     const problem = firstMismatch(outputs, reference, ds.name, EXACT);
     if (problem === undefined) continue;
     // Random operators (Bernoulli, RandomUniform, ...) may differ from run to run: only a
@@ -255,9 +250,9 @@ async function open(bytes: Uint8Array, threads: number, status: 'skipped' | 'fai
   }
 }
 
-async function runOrOutcome(session: Session, ds: DataSet, status: 'skipped' | 'failed', what: string): Promise<Record<string, TensorValue>> {
+async function runOrOutcome(session: Session, ds: TestDataSet, status: 'skipped' | 'failed', what: string): Promise<Record<string, TensorValue>> {
   try {
-    return await session.run(ds.feeds, ds.expected.map((e) => e.name));
+    return await session.run(ds.inputs, ds.outputs.map((e) => e.name));
   } catch (err) {
     if (isEdgevolveError(err, 'E_RUNTIME_UNSUPPORTED_TYPE')) throw new Outcome('skipped', `${ds.name}: ${err.message}`);
     throw new Outcome(status, `${what}: ${ds.name}: ${messageOf(causeOf(err))}`);
@@ -276,7 +271,7 @@ function guard<T>(fn: () => T, what: string): T {
 
 function firstMismatch(
   outputs: Record<string, TensorValue>,
-  expected: DataSet['expected'],
+  expected: readonly NamedTensor[],
   dataSet: string,
   tolerance: Tolerance,
 ): string | undefined {
@@ -289,54 +284,23 @@ function firstMismatch(
   return undefined;
 }
 
-function dataSetDirs(caseDir: string): string[] {
-  return fs
-    .readdirSync(caseDir, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && e.name.startsWith('test_data_set_'))
-    .map((e) => e.name)
-    .sort((a, b) => Number(a.slice('test_data_set_'.length)) - Number(b.slice('test_data_set_'.length)));
-}
-
-/**
- * Reads input_K.pb / output_K.pb as ONNX's runner does: file K belongs to the K-th
- * graph input (output), and its proto type follows that value's type.
- */
-function loadDataSets(caseDir: string, model: ModelProto): DataSet[] {
-  const graphInputs = model.graph?.input ?? [];
-  const graphOutputs = model.graph?.output ?? [];
-  return dataSetDirs(caseDir).map((name) => {
-    const dir = path.join(caseDir, name);
-    const feeds: Record<string, TensorValue> = {};
-    for (let k = 0; fs.existsSync(path.join(dir, `input_${k}.pb`)); k++) {
-      const info = graphInputs[k];
-      if (info === undefined) throw new Outcome('failed', `${name}: input_${k}.pb has no graph input ${k}`);
-      feeds[info.name ?? ''] = readTensorFile(path.join(dir, `input_${k}.pb`), info.type, name);
-    }
-    const expected: { name: string; value: TensorValue }[] = [];
-    for (let k = 0; fs.existsSync(path.join(dir, `output_${k}.pb`)); k++) {
-      const info = graphOutputs[k];
-      if (info === undefined) throw new Outcome('failed', `${name}: output_${k}.pb has no graph output ${k}`);
-      expected.push({ name: info.name ?? '', value: readTensorFile(path.join(dir, `output_${k}.pb`), info.type, name) });
-    }
-    return { name, feeds, expected };
-  });
-}
-
-function readTensorFile(file: string, type: TypeProto | null | undefined, dataSet: string): TensorValue {
-  if (!type?.tensorType) {
-    const kind = type?.sequenceType ? 'sequence' : type?.optionalType ? 'optional' : type?.mapType ? 'map' : type?.sparseTensorType ? 'sparse tensor' : 'untyped';
-    throw new Outcome('skipped', `${dataSet}/${path.basename(file)} is a ${kind} value: onnxruntime-node passes tensors only`);
+/** The test data, with values onnxruntime-node cannot pass turned into a skip and any other problem into a failure. */
+function readDataSets(dir: string, model: ModelProto): TestDataSet[] {
+  let dataSets: TestDataSet[];
+  try {
+    dataSets = readTestDataSets(dir, model);
+  } catch (err) {
+    if (isEdgevolveError(err, 'E_RUNTIME_UNSUPPORTED_TYPE')) throw new Outcome('skipped', messageOf(err));
+    throw new Outcome('failed', `reading the test data failed: ${messageOf(err)}`);
   }
-  const proto = tensorType().decode(fs.readFileSync(file)) as unknown as TensorProto;
-  const value = readTensor(proto, { baseDir: path.dirname(file) });
-  if (ortTypeOf(value.dataType) === undefined) {
-    throw new Outcome('skipped', `${dataSet}/${path.basename(file)} has element type ${value.dataType}, which onnxruntime-node cannot pass`);
+  for (const ds of dataSets) {
+    const values = [...Object.entries(ds.inputs), ...ds.outputs.map((o) => [o.name, o.value] as const)];
+    const unpassable = values.find(([, v]) => !isPassableDataType(v.dataType));
+    if (unpassable !== undefined) {
+      throw new Outcome('skipped', `${ds.name}: '${unpassable[0]}' is ${dataTypeName(unpassable[1].dataType)}, which onnxruntime-node cannot pass`);
+    }
   }
-  return value;
-}
-
-function tensorType(): ReturnType<ReturnType<typeof onnxSchema>['lookupType']> {
-  return onnxSchema().lookupType('onnx.TensorProto');
+  return dataSets;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

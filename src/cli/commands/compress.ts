@@ -149,7 +149,12 @@ export function renderReport(input: string, output: string, r: CompressReport): 
     lines.push('');
     const stats = Object.entries(pass.stats).map(([k, v]) => `${k}=${typeof v === 'number' && !Number.isInteger(v) ? v.toPrecision(4) : v}`);
     lines.push(`[${pass.pass}] ${stats.join(' ')}`);
-    if (pass.changes.length > 0) {
+    // Pre-pass edits (hundreds of hoisted Constants on exported models) are summarized; --json has them all.
+    if (pass.pass === 'fold' && pass.changes.length > 0) {
+      const byAction = new Map<string, number>();
+      for (const c of pass.changes) byAction.set(c.action, (byAction.get(c.action) ?? 0) + 1);
+      lines.push([...byAction].map(([a, n]) => `${n} ${a}`).join(', '));
+    } else if (pass.changes.length > 0) {
       const rows = pass.changes.map((c) => [c.target, c.action, c.detail ?? '', c.stats ? Object.entries(c.stats).map(([k, v]) => `${k}=${typeof v === 'number' && !Number.isInteger(v) ? v.toPrecision(4) : String(v)}`).join(' ') : '']);
       lines.push(table(['node', 'action', 'detail', 'numbers'], rows));
     }

@@ -28,8 +28,10 @@ export interface CalibrationOptions {
   readonly bins?: number;
   /** Entropy method: quantized bins the KL search compares against (128 for 8 bits). */
   readonly quantizedBins?: number;
-  /** Histogram pass: tensors exposed per run, bounding memory. Default 16. */
+  /** Histogram pass: at most this many tensors exposed per run. Default 256. */
   readonly tensorsPerRun?: number;
+  /** Histogram pass: at most this many bytes of exposed tensors per batch (sizes measured in the min/max pass). Default 256 MiB. */
+  readonly bytesPerRun?: number;
 }
 
 /** An open model that runs feeds and returns the requested outputs. */
@@ -69,7 +71,8 @@ export async function calibrate(
     const bound = Math.max(Math.abs(lo), Math.abs(hi));
     histograms.set(t, new Histogram(symmetricAbs ? 0 : -bound, bound, bins, lo, hi));
   }
-  await collectHistograms(model, [...histograms.keys()], feeds, open, histograms, symmetricAbs, options.tensorsPerRun ?? 16);
+  const chunks = chunkBySize([...histograms.keys()], minmax.elements, options.tensorsPerRun ?? 256, options.bytesPerRun ?? 256 << 20);
+  await collectHistograms(model, chunks, feeds, open, histograms, symmetricAbs);
   const ranges = new Map<string, readonly [number, number]>();
   for (const [t, h] of histograms) {
     ranges.set(t, options.method === 'percentile' ? percentileRange(h, options.percentile ?? 99.999) : entropyRange(h, options.quantizedBins ?? 128));
@@ -78,20 +81,23 @@ export async function calibrate(
 }
 
 /** A model whose extra outputs are ReduceMin/ReduceMax of each tensor (keepdims=0: one scalar each). */
-export function augmentForMinMax(model: ModelProto, tensors: readonly string[]): { model: ModelProto; outputs: Map<string, [string, string]> } {
+export function augmentForMinMax(model: ModelProto, tensors: readonly string[]): { model: ModelProto; outputs: Map<string, [string, string, string]> } {
   const copy = cloneModel(model);
   const graph = copy.graph!;
   const names = new NameScope(graph);
-  const outputs = new Map<string, [string, string]>();
+  const outputs = new Map<string, [string, string, string]>();
   for (const t of tensors) {
     const lo = names.fresh(`${t}_ReduceMin`);
     const hi = names.fresh(`${t}_ReduceMax`);
+    // The element count sizes the histogram pass's chunks; a scalar too.
+    const size = names.fresh(`${t}_Size`);
     graph.node!.push(
       makeNode('ReduceMin', [t], [lo], { keepdims: 0 }, { name: names.fresh(`${t}_ReduceMin_node`) }),
       makeNode('ReduceMax', [t], [hi], { keepdims: 0 }, { name: names.fresh(`${t}_ReduceMax_node`) }),
+      makeNode('Size', [t], [size], {}, { name: names.fresh(`${t}_Size_node`) }),
     );
-    graph.output!.push(makeValueInfo(lo, DataType.FLOAT, []), makeValueInfo(hi, DataType.FLOAT, []));
-    outputs.set(t, [lo, hi]);
+    graph.output!.push(makeValueInfo(lo, DataType.FLOAT, []), makeValueInfo(hi, DataType.FLOAT, []), makeValueInfo(size, DataType.INT64, []));
+    outputs.set(t, [lo, hi, size]);
   }
   return { model: copy, outputs };
 }
@@ -101,15 +107,18 @@ async function collectMinMax(model: ModelProto, tensors: readonly string[], feed
   const fetch = [...outputs.values()].flat();
   const mins = new Map<string, number>();
   const maxs = new Map<string, number>();
+  const elements = new Map<string, number>();
   let batches = 0;
   const session = await open(encodeModel(augmented));
   try {
     for await (const feed of feeds()) {
       const result = await session.run(feed, fetch);
       batches += 1;
-      for (const [t, [lo, hi]] of outputs) {
+      for (const [t, [lo, hi, size]] of outputs) {
         const a = scalar(result[lo]);
         const b = scalar(result[hi]);
+        const n = result[size]?.data;
+        if (n instanceof BigInt64Array && n.length > 0) elements.set(t, Math.max(elements.get(t) ?? 0, Number(n[0])));
         // nanmin/nanmax across batches, as onnxruntime does.
         if (!Number.isNaN(a) && Number.isFinite(a)) mins.set(t, Math.min(mins.get(t) ?? Infinity, a));
         if (!Number.isNaN(b) && Number.isFinite(b)) maxs.set(t, Math.max(maxs.get(t) ?? -Infinity, b));
@@ -124,7 +133,26 @@ async function collectMinMax(model: ModelProto, tensors: readonly string[], feed
     const hi = maxs.get(t);
     if (lo !== undefined && hi !== undefined) ranges.set(t, [lo, hi]);
   }
-  return { ranges, batches };
+  return { ranges, batches, elements };
+}
+
+/** Groups tensors so that one batch of each group stays under the byte budget. */
+function chunkBySize(tensors: readonly string[], elements: ReadonlyMap<string, number>, maxTensors: number, maxBytes: number): string[][] {
+  const chunks: string[][] = [];
+  let current: string[] = [];
+  let bytes = 0;
+  for (const t of tensors) {
+    const b = (elements.get(t) ?? 0) * 4;
+    if (current.length > 0 && (current.length >= maxTensors || bytes + b > maxBytes)) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(t);
+    bytes += b;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 function scalar(v: TensorValue | undefined): number {
@@ -134,15 +162,13 @@ function scalar(v: TensorValue | undefined): number {
 
 async function collectHistograms(
   model: ModelProto,
-  tensors: readonly string[],
+  chunks: readonly (readonly string[])[],
   feeds: CalibrationFeeds,
   open: OpenCalibrationSession,
   histograms: Map<string, Histogram>,
   absolute: boolean,
-  perRun: number,
 ): Promise<void> {
-  for (let start = 0; start < tensors.length; start += perRun) {
-    const chunk = tensors.slice(start, start + perRun);
+  for (const chunk of chunks) {
     const copy = cloneModel(model);
     const declared = new Set((copy.graph!.output ?? []).map((o) => o.name));
     for (const t of chunk) if (!declared.has(t)) copy.graph!.output!.push(makeValueInfo(t, DataType.FLOAT, null));

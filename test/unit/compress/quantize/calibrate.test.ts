@@ -20,10 +20,10 @@ function minMaxOf(data: Float32Array): [number, number] {
 }
 
 describe('minmax calibration', () => {
-  it('adds one ReduceMin and one ReduceMax scalar output per tensor, not the tensors', () => {
+  it('adds ReduceMin, ReduceMax and Size scalar outputs per tensor, not the tensors', () => {
     const { model, outputs } = augmentForMinMax(convGraph(), ['c1', 'c2']);
-    expect(model.graph!.output!.length).toBe(1 + 4);
-    expect(model.graph!.node!.slice(-4).map((n) => n.opType)).toEqual(['ReduceMin', 'ReduceMax', 'ReduceMin', 'ReduceMax']);
+    expect(model.graph!.output!.length).toBe(1 + 6);
+    expect(model.graph!.node!.slice(-6).map((n) => n.opType)).toEqual(['ReduceMin', 'ReduceMax', 'Size', 'ReduceMin', 'ReduceMax', 'Size']);
     expect([...outputs.keys()]).toEqual(['c1', 'c2']);
   });
 

@@ -22,3 +22,6 @@ export { shiftImage } from './augment.ts';
 export { buildMlp, buildCnn, type BuildOptions, type ConvStage } from './architectures.ts';
 export { parseMnistDigits, splitSet, selectSamples, MNIST_SIDE, MNIST_PIXELS } from './mnist.ts';
 export { exportToOnnx, EXPORT_OPSET, EXPORT_IR_VERSION, type ExportOptions } from './export-onnx.ts';
+export { makeDetInputs, makeRecInputs, makeClsInputs, randomText, type OcrBatch, type TextBox } from './synthetic-text.ts';
+export { ctcGreedyDecode, paddleOcrAlphabet } from './ctc.ts';
+export { FONT_CHARACTERS, GLYPH_WIDTH, GLYPH_HEIGHT, glyphMask } from './bitmap-font.ts';

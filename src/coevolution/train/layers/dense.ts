@@ -1,10 +1,16 @@
-import { gemmNN, gemmNT, gemmTN } from '../gemm.ts';
+import { gemmNN, gemmNT, gemmTN, transpose } from '../gemm.ts';
 import type { Rng } from '../prng.ts';
 import { makeParam, type Layer, type Param } from './layer.ts';
 
 /**
  * A fully connected layer, y = x W^T + b with W stored [out, in]: the layout of ONNX
  * Gemm with transB=1 (and of PyTorch's Linear), so export copies W unchanged.
+ *
+ * A layer built without an input gradient is the first of its network and reads raw
+ * inputs, which for images are mostly exact zeros (MNIST: about 80%). It skips them: the
+ * forward product and the weight gradient loop over each sample's non-zero inputs only,
+ * accumulating in float64 in the same order as the dense GEMM kernel, so the results are
+ * bit-identical to the dense path, at about a fifth of the work on MNIST.
  */
 export class Dense implements Layer {
   readonly kind = 'dense';
@@ -17,6 +23,10 @@ export class Dense implements Layer {
   private readonly dx: Float32Array;
   private readonly scratch: Float32Array;
   private input: Float32Array = new Float32Array(0);
+  /** Sparse path only: W^T [in, out] and float64 accumulators (out for forward, in*out for dW). */
+  private readonly weightT: Float32Array;
+  private readonly rowSums: Float64Array;
+  private readonly gradSums: Float64Array;
 
   constructor(
     readonly inFeatures: number,
@@ -36,13 +46,18 @@ export class Dense implements Layer {
     this.out = new Float32Array(maxBatch * outFeatures);
     this.dx = new Float32Array(needInputGrad ? maxBatch * inFeatures : 0);
     this.scratch = new Float32Array(Math.max(maxBatch * (inFeatures + outFeatures), inFeatures * outFeatures));
+    const sparse = !needInputGrad;
+    this.weightT = new Float32Array(sparse ? inFeatures * outFeatures : 0);
+    this.rowSums = new Float64Array(sparse ? outFeatures : 0);
+    this.gradSums = new Float64Array(sparse ? inFeatures * outFeatures : 0);
   }
 
   forward(x: Float32Array, batch: number): Float32Array {
     const { inFeatures: nIn, outFeatures: nOut } = this;
     this.input = x;
     const y = this.out.subarray(0, batch * nOut);
-    gemmNT(batch, nOut, nIn, x, this.weight.value, y, false);
+    if (this.needInputGrad) gemmNT(batch, nOut, nIn, x, this.weight.value, y, false);
+    else this.sparseForward(x, batch, y);
     const b = this.bias.value;
     for (let s = 0; s < batch; s++) {
       const row = s * nOut;
@@ -54,7 +69,8 @@ export class Dense implements Layer {
   backward(dy: Float32Array, batch: number): Float32Array {
     const { inFeatures: nIn, outFeatures: nOut } = this;
     // dW[out,in] = dy^T[out,N] x[N,in]
-    gemmTN(nOut, nIn, batch, dy, this.input, this.weight.grad, false, this.scratch);
+    if (this.needInputGrad) gemmTN(nOut, nIn, batch, dy, this.input, this.weight.grad, false, this.scratch);
+    else this.sparseWeightGrad(dy, batch);
     const db = this.bias.grad;
     db.fill(0);
     for (let s = 0; s < batch; s++) {
@@ -66,5 +82,43 @@ export class Dense implements Layer {
     const dx = this.dx.subarray(0, batch * nIn);
     gemmNN(batch, nIn, nOut, dy, this.weight.value, dx, false, this.scratch);
     return dx;
+  }
+
+  private sparseForward(x: Float32Array, batch: number, y: Float32Array): void {
+    const { inFeatures: nIn, outFeatures: nOut, rowSums } = this;
+    const wt = this.weightT;
+    transpose(nOut, nIn, this.weight.value, wt);
+    for (let s = 0; s < batch; s++) {
+      rowSums.fill(0);
+      const xRow = s * nIn;
+      for (let k = 0; k < nIn; k++) {
+        const v = x[xRow + k]!;
+        if (v === 0) continue;
+        const wRow = k * nOut;
+        for (let o = 0; o < nOut; o++) rowSums[o] = rowSums[o]! + v * wt[wRow + o]!;
+      }
+      const yRow = s * nOut;
+      for (let o = 0; o < nOut; o++) y[yRow + o] = rowSums[o]!;
+    }
+  }
+
+  private sparseWeightGrad(dy: Float32Array, batch: number): void {
+    const { inFeatures: nIn, outFeatures: nOut, gradSums } = this;
+    const x = this.input;
+    gradSums.fill(0);
+    for (let s = 0; s < batch; s++) {
+      const xRow = s * nIn;
+      const dyRow = s * nOut;
+      for (let k = 0; k < nIn; k++) {
+        const v = x[xRow + k]!;
+        if (v === 0) continue;
+        const gRow = k * nOut;
+        for (let o = 0; o < nOut; o++) gradSums[gRow + o] = gradSums[gRow + o]! + dy[dyRow + o]! * v;
+      }
+    }
+    const grad = this.weight.grad;
+    for (let k = 0; k < nIn; k++) {
+      for (let o = 0; o < nOut; o++) grad[o * nIn + k] = gradSums[k * nOut + o]!;
+    }
   }
 }

@@ -161,3 +161,22 @@ describe('layer gradients match finite differences', () => {
     expect([...grad].every(Number.isFinite)).toBe(true);
   });
 });
+
+describe('Dense on raw inputs (no input gradient) skips zeros without changing a bit', () => {
+  it('forward outputs and weight gradients equal the dense GEMM path exactly on 80%-zero inputs', () => {
+    const batch = 7;
+    const dense = new Dense(50, 9, batch, new Rng(10), true);
+    const sparse = new Dense(50, 9, batch, new Rng(10), false);
+    const rng = new Rng(11);
+    const x = new Float32Array(batch * 50);
+    for (let i = 0; i < x.length; i++) x[i] = rng.uniform() < 0.8 ? 0 : rng.uniform();
+    const dy = new Float32Array(batch * 9).map(() => rng.normal());
+    const yDense = Float32Array.from(dense.forward(x, batch));
+    const ySparse = Float32Array.from(sparse.forward(x, batch));
+    expect(Buffer.compare(Buffer.from(yDense.buffer), Buffer.from(ySparse.buffer))).toBe(0);
+    dense.backward(dy, batch);
+    sparse.backward(dy, batch);
+    expect(Buffer.compare(Buffer.from(dense.weight.grad.buffer), Buffer.from(sparse.weight.grad.buffer))).toBe(0);
+    expect(Buffer.compare(Buffer.from(dense.bias.grad.buffer), Buffer.from(sparse.bias.grad.buffer))).toBe(0);
+  });
+});

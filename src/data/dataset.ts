@@ -13,9 +13,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgevolveError } from '../errors/index.ts';
-import { dataTypeName } from '../onnx/dtype.ts';
-import type { TensorValue } from '../onnx/tensor.ts';
-import { DataType } from '../onnx/types.ts';
+import { DataType, dataTypeName, type TensorValue } from '../onnx/index.ts';
 import { allocateNpyData, openNpy, readNpy, type NpyDtype, type NpyReader } from './npy.ts';
 import { isOnnxTestLayout, listOnnxTestSets, readTensorFile, type OnnxTestSet } from './onnx-test-layout.ts';
 import { shuffleInPlace } from './prng.ts';

@@ -7,9 +7,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgevolveError } from '../errors/index.ts';
-import { onnxSchema } from '../onnx/codec.ts';
-import { readTensor, type TensorValue } from '../onnx/tensor.ts';
-import type { TensorProto } from '../onnx/types.ts';
+import { onnxSchema, readTensor, type TensorProto, type TensorValue } from '../onnx/index.ts';
 
 const SET_PREFIX = 'test_data_set_';
 

@@ -5,7 +5,11 @@
  */
 import { mulberry32 } from '../../data/prng.ts';
 import { EdgevolveError } from '../../errors/index.ts';
-import { DataType, dataTypeName, elementTypeInfo, float32ToFloat16Bits, type TensorValue } from '../../onnx/index.ts';
+// Leaf modules rather than onnx/index.ts: the child loads these at start-up, and the index pulls in protobufjs.
+import { dataTypeName, elementTypeInfo } from '../../onnx/dtype.ts';
+import { float32ToFloat16Bits } from '../../onnx/float16.ts';
+import type { TensorValue } from '../../onnx/tensor.ts';
+import { DataType } from '../../onnx/types.ts';
 
 /** What the benchmark needs to know of a model input (runtime's SessionValueInfo fits). */
 export interface BenchInputSpec {

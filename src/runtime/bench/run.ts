@@ -4,10 +4,9 @@
  * scripts/bench-bench.ts runs it in-process to measure what isolation costs.
  */
 import { performance } from 'node:perf_hooks';
-import { checkAgainstModel, openDataset } from '../../data/index.ts';
 import { EdgevolveError } from '../../errors/index.ts';
 import type { ProcessMemory } from '../../host/process-memory.ts';
-import type { TensorValue } from '../../onnx/index.ts';
+import type { TensorValue } from '../../onnx/tensor.ts';
 import { createSession, type Session } from '../session.ts';
 import { generateInput, resolveInputShapes } from './inputs.ts';
 import { measureLatencies } from './measure.ts';
@@ -67,6 +66,8 @@ function generateFeeds(session: Session, request: BenchRequest): { feeds: Record
 
 /** The first batch of the data set, shaped the way the model takes it. */
 async function readFeeds(session: Session, request: BenchRequest, dir: string): Promise<{ feeds: Record<string, TensorValue>; inputs: BenchInputReport[] }> {
+  // Loaded only with --data: most benchmarks generate their inputs, and the child starts faster without it.
+  const { checkAgainstModel, openDataset } = await import('../../data/index.ts');
   const dataset = await openDataset(dir);
   try {
     const binding = checkAgainstModel(dataset, session.inputs);

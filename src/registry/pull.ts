@@ -138,7 +138,14 @@ export async function pullModel(deps: PullDeps, req: PullRequest): Promise<PullR
  * a digest mismatch discards the bytes and is retried from zero.
  */
 export async function downloadBlob(deps: Pick<PullDeps, 'blobs' | 'clock' | 'random' | 'retry' | 'logger'>, source: ContentSource, descriptor: Descriptor, signal?: AbortSignal): Promise<void> {
-  if (await deps.blobs.has(descriptor.digest)) return;
+  await deps.blobs.exclusive(descriptor.digest, async () => {
+    // Checked inside the lock: a concurrent pull of the same blob may just have committed it.
+    if (await deps.blobs.has(descriptor.digest)) return;
+    await downloadUnlocked(deps, source, descriptor, signal);
+  });
+}
+
+async function downloadUnlocked(deps: Pick<PullDeps, 'blobs' | 'clock' | 'random' | 'retry' | 'logger'>, source: ContentSource, descriptor: Descriptor, signal?: AbortSignal): Promise<void> {
   await withRetry(
     async () => {
       const writer = await deps.blobs.openWriter(descriptor.digest, descriptor.size);

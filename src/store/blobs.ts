@@ -50,6 +50,8 @@ export interface BlobWriter {
 
 export class BlobStore {
   readonly #options: BlobStoreOptions;
+  /** Tail of the queue of work on each digest; two writers on one partial file would interleave bytes. */
+  readonly #locks = new Map<string, Promise<unknown>>();
 
   constructor(options: BlobStoreOptions) {
     this.#options = options;
@@ -75,6 +77,23 @@ export class BlobStore {
   async init(): Promise<void> {
     await mkdir(join(this.#options.root, 'sha256'), { recursive: true });
     await mkdir(this.#partialDir(), { recursive: true });
+  }
+
+  /**
+   * Runs `task` with exclusive use of `digest` within this process (callers that write a
+   * blob wrap open-write-commit in it). INVARIANTS: each digest's tasks run one at a time,
+   * in call order; the map entry is removed when the last queued task settles.
+   */
+  async exclusive<T>(digest: Digest, task: () => Promise<T>): Promise<T> {
+    const previous = this.#locks.get(digest) ?? Promise.resolve();
+    const run = previous.then(task, task);
+    const tail = run.catch(() => undefined);
+    this.#locks.set(digest, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.#locks.get(digest) === tail) this.#locks.delete(digest);
+    }
   }
 
   async has(digest: Digest): Promise<boolean> {
@@ -185,17 +204,19 @@ export class BlobStore {
   /** Stores bytes already in memory (manifests, configs, small layers). */
   async putBytes(bytes: Uint8Array, expected?: Digest): Promise<Digest> {
     const digest = expected ?? (`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
-    if (await this.has(digest)) return digest;
-    const writer = await this.openWriter(digest, bytes.byteLength);
-    if (writer.offset > 0) await writer.restart();
-    try {
-      await writer.write(bytes);
-      await writer.commit();
-    } catch (err) {
-      await writer.close();
-      throw err;
-    }
-    return digest;
+    return this.exclusive(digest, async () => {
+      if (await this.has(digest)) return digest;
+      const writer = await this.openWriter(digest, bytes.byteLength);
+      if (writer.offset > 0) await writer.restart();
+      try {
+        await writer.write(bytes);
+        await writer.commit();
+      } catch (err) {
+        await writer.close();
+        throw err;
+      }
+      return digest;
+    });
   }
 
   /** Copies a local file into the store, hashing it on the way; returns its digest and size. */
@@ -204,17 +225,19 @@ export class BlobStore {
     const hash = createHash('sha256');
     for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
     const digest: Digest = `sha256:${hash.digest('hex')}`;
-    if (await this.has(digest)) return { digest, size: info.size };
-    const writer = await this.openWriter(digest, info.size);
-    if (writer.offset > 0) await writer.restart();
-    try {
-      for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) await writer.write(chunk as Buffer);
-      await writer.commit();
-    } catch (err) {
-      await writer.close();
-      throw err;
-    }
-    return { digest, size: info.size };
+    return this.exclusive(digest, async () => {
+      if (await this.has(digest)) return { digest, size: info.size };
+      const writer = await this.openWriter(digest, info.size);
+      if (writer.offset > 0) await writer.restart();
+      try {
+        for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) await writer.write(chunk as Buffer);
+        await writer.commit();
+      } catch (err) {
+        await writer.close();
+        throw err;
+      }
+      return { digest, size: info.size };
+    });
   }
 
   /** Deletes committed blobs not in `keep` and every partial file; returns what was removed. */

@@ -54,5 +54,4 @@ describe('edgevolve push / pull', () => {
     expect(refused.code).toBe(1);
     expect(refused.json).toMatchObject({ ok: false, error: { code: 'E_SIGNATURE_INVALID' } });
   });
-
 });

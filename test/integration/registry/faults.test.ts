@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isEdgevolveError } from '../../../src/errors/index.ts';
 import { systemDisk, type Clock } from '../../../src/host/index.ts';
-import { RegistryClient, pullModel, pushArtifact, type PullDeps } from '../../../src/registry/index.ts';
+import { RegistryClient, downloadBlob, pullModel, pushArtifact, type PullDeps } from '../../../src/registry/index.ts';
 import { BlobStore, ModelRepository, openStateDatabase, type StateDatabase } from '../../../src/store/index.ts';
 import { requireRegistry, startRegistry, type RunningRegistry } from '../../helpers/registry-server.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
@@ -115,6 +115,14 @@ describe.runIf(requireRegistry())('resumable verified downloads through a faulty
     expect(await deps.blobs.has(layerDigest as `sha256:${string}`)).toBe(false);
     expect(deps.repository.active('det')).toBeUndefined();
     expect(proxy.log.filter((l) => l.digest === layerDigest)).toHaveLength(retry.attempts);
+  });
+
+  it('two pulls of the same blob into one store at once download it once and both succeed', async () => {
+    proxy.fault = (d) => (d === layerDigest ? { throttleBytesPer10ms: 256 * 1024 } : undefined);
+    const descriptor = { mediaType: 'application/octet-stream', digest: layerDigest as `sha256:${string}`, size: layerSize };
+    await Promise.all([downloadBlob(deps, client, descriptor), downloadBlob(deps, client, descriptor)]);
+    expect(await deps.blobs.verify(descriptor.digest)).toBe(true);
+    expect(proxy.log.filter((l) => l.digest === layerDigest)).toHaveLength(1);
   });
 
   it('a blob over registry.maxBlobBytes is refused before any byte is fetched', async () => {

@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   // registry/ and store/: OCI pull and push, signatures, the local blob store and database
   E_REGISTRY_REF: { retryable: false, help: 'The reference is malformed; use host[:port]/repo[:tag|@sha256:...] or oci-layout:<dir>[:tag].' },
   E_REGISTRY_UNREACHABLE: { retryable: true, help: 'The registry did not answer (connection refused, reset, timeout, or 5xx/429 after all retries); check the network, proxy and registry.' },
+  E_REGISTRY_TLS: { retryable: false, help: 'The TLS handshake with the registry failed (untrusted or expired certificate, wrong host, client certificate refused); check registry.caFile, certFile and keyFile.' },
   E_REGISTRY_AUTH: { retryable: false, help: 'The registry refused the credentials or the token flow failed; check registry.auth (username/password) and the scope.' },
   E_REGISTRY_NOT_FOUND: { retryable: false, help: 'The repository, tag, manifest or blob does not exist in the registry or layout.' },
   E_REGISTRY_PROTOCOL: { retryable: false, help: 'The registry answered in a way the distribution API does not allow (unexpected status, header or media type).' },

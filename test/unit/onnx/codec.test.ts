@@ -111,6 +111,18 @@ describe('readModelFile / writeModelFile', () => {
     expect(fs.readdirSync(dir)).toEqual(['m.onnx']);
   });
 
+  it('reports a write it cannot finish as E_IO, keeps the old file and leaves no temp file', async () => {
+    const file = path.join(dir, 'm.onnx');
+    fs.writeFileSync(file, 'old contents');
+    // Renaming a file over a non-empty directory fails after the temp file is written and synced.
+    const blocked = path.join(dir, 'blocked.onnx');
+    fs.mkdirSync(path.join(blocked, 'inside'), { recursive: true });
+    await expect(writeModelFile(blocked, tinyMlp())).rejects.toMatchObject({ code: 'E_IO' });
+    await expect(writeModelFile(path.join(dir, 'no', 'such', 'dir.onnx'), tinyMlp())).rejects.toMatchObject({ code: 'E_IO' });
+    expect(fs.readFileSync(file, 'utf8')).toBe('old contents');
+    expect(fs.readdirSync(dir).sort()).toEqual(['blocked.onnx', 'm.onnx']);
+  });
+
   it('reports a missing file as E_IO and a truncated one with its path', async () => {
     await expect(readModelFile(path.join(dir, 'nope.onnx'))).rejects.toMatchObject({ code: 'E_IO' });
     const file = path.join(dir, 'cut.onnx');

@@ -72,6 +72,8 @@ interface Response {
 }
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/** OpenSSL verification codes and Node's TLS error codes: a configuration problem, not a flaky network. */
+const TLS_CODE_RE = /^(ERR_SSL_|ERR_TLS_|UNABLE_TO_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_OSSL_)/;
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 function header(res: Response, name: string): string | undefined {
@@ -83,6 +85,9 @@ function header(res: Response, name: string): string | undefined {
 function networkError(err: unknown, what: string): EdgevolveError {
   if (err instanceof EdgevolveError) return err;
   const code = (err as { code?: string }).code ?? '';
+  if (TLS_CODE_RE.test(code)) {
+    return new EdgevolveError('E_REGISTRY_TLS', `${what}: TLS failed: ${(err as Error).message} (${code})`, { cause: err, context: { code } });
+  }
   const retryable = NETWORK_CODES.has(code) || code.startsWith('UND_ERR_');
   return new EdgevolveError(retryable ? 'E_REGISTRY_UNREACHABLE' : 'E_REGISTRY_PROTOCOL', `${what}: ${(err as Error).message}${code === '' ? '' : ` (${code})`}`, {
     cause: err,

@@ -3,6 +3,7 @@
  * a temporary storage directory, optionally behind htpasswd basic auth, and stops it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -53,7 +54,16 @@ export interface TokenAuthOptions {
   readonly certPath: string;
 }
 
-export async function startRegistry(options: { auth?: { user: string; password: string }; token?: TokenAuthOptions } = {}): Promise<RunningRegistry> {
+/** Serve https with this certificate; with `clientCaPath`, require client certificates signed by it (mTLS). */
+export interface RegistryTlsOptions {
+  readonly certPath: string;
+  readonly keyPath: string;
+  readonly clientCaPath?: string;
+}
+
+export async function startRegistry(
+  options: { auth?: { user: string; password: string }; token?: TokenAuthOptions; tls?: RegistryTlsOptions } = {},
+): Promise<RunningRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'edgevolve-registry-'));
   const port = await freePort();
   const storageDir = join(dir, 'storage');
@@ -80,6 +90,14 @@ export async function startRegistry(options: { auth?: { user: string; password: 
     'http:',
     `  addr: 127.0.0.1:${port}`,
     '  secret: edgevolve-test-secret',
+    ...(options.tls === undefined
+      ? []
+      : [
+          '  tls:',
+          `    certificate: ${options.tls.certPath}`,
+          `    key: ${options.tls.keyPath}`,
+          ...(options.tls.clientCaPath === undefined ? [] : ['    clientcas:', `      - ${options.tls.clientCaPath}`]),
+        ]),
     authBlock,
   ].join('\n');
   await writeFile(join(dir, 'config.yml'), config);
@@ -92,11 +110,15 @@ export async function startRegistry(options: { auth?: { user: string; password: 
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited: ${stderr}`);
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/v2/`);
-      if (res.status === 200 || res.status === 401) break;
-    } catch {
-      // not listening yet
+    if (options.tls === undefined) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/v2/`);
+        if (res.status === 200 || res.status === 401) break;
+      } catch {
+        // not listening yet
+      }
+    } else if (await canConnect(port)) {
+      break;
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
@@ -115,4 +137,16 @@ export async function startRegistry(options: { auth?: { user: string; password: 
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** TLS registries are polled by TCP connect: the readiness probe has no client certificate. */
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }

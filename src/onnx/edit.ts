@@ -153,9 +153,10 @@ export function eliminateDeadNodes(graph: GraphProto): number {
 }
 
 /**
- * Removes initializers no node reads (subgraphs included) and no graph output names.
- * Initializers that are also graph inputs stay: they are part of the interface (a
- * caller may override them). Returns the names removed.
+ * Removes initializers no node reads (subgraphs included) and no graph output names,
+ * in this graph and, by the same rule, in every subgraph. Initializers that are also
+ * graph inputs stay: they are part of the interface (a caller may override them).
+ * Returns the names removed.
  */
 export function removeUnusedInitializers(graph: GraphProto): string[] {
   const used = new Set<string>();
@@ -169,5 +170,6 @@ export function removeUnusedInitializers(graph: GraphProto): string[] {
     removed.push(name);
     return false;
   });
+  for (const n of graph.node ?? []) for (const g of subgraphsOf(n)) removed.push(...removeUnusedInitializers(g));
   return removed;
 }

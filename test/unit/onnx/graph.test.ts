@@ -239,7 +239,10 @@ describe('edits', () => {
     const g = graphWithIf();
     g.initializer = [makeTensor('k', DataType.FLOAT, [2], [1, 2]), makeTensor('junk', DataType.FLOAT, [1], [0]), makeTensor('x0', DataType.FLOAT, [2], [0, 0])];
     g.node!.splice(1, 1); // k now comes from the initializer, read only inside then_branch
-    expect(removeUnusedInitializers(g)).toEqual(['junk']);
+    const elseBranch = g.node![1]!.attribute![1]!.g!;
+    elseBranch.initializer = [makeTensor('inner_junk', DataType.FLOAT, [1], [0])];
+    expect(removeUnusedInitializers(g)).toEqual(['junk', 'inner_junk']);
     expect(g.initializer.map((t) => t.name)).toEqual(['k', 'x0']);
+    expect(elseBranch.initializer).toEqual([]);
   });
 });

@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   E_SIGNATURE_INVALID: { retryable: false, help: 'A signature does not verify against any pinned public key, or it signs a different digest or repository.' },
   E_SIGNATURE_KEY: { retryable: false, help: 'A signing or verification key could not be read; use a PEM ECDSA P-256 key.' },
   E_STORE_DISK_FULL: { retryable: true, help: 'Not enough free space (or store quota) for the download; free space or raise store.maxBytes. Nothing was activated.' },
+  E_STORE_BUSY: { retryable: true, help: 'Another edgevolve process is downloading the same blob into this store; wait for it, or remove a stale blobs/partial/*.lock whose process is gone.' },
   E_STORE_PATH_ESCAPE: { retryable: false, help: 'A path from a manifest or layout would leave its directory (.., absolute path, or a link); refused.' },
   E_STORE_DOWNGRADE: { retryable: false, help: 'The version is older than the last accepted one; a downgrade needs a signed artifact marked as downgrade and policy allowSignedDowngrade.' },
   E_STORE_VERSION_INVALID: { retryable: false, help: 'The artifact has no version annotation, or one that is not dot-separated numbers (1.2.3).' },

@@ -278,7 +278,8 @@ function fromTypedField(tensor: TensorProto, info: ElementTypeInfo, elements: nu
     case 'doubleData':
       return Float64Array.from(tensor.doubleData ?? []);
     case 'stringData':
-      return (tensor.stringData ?? []).map((bytes) => utf8.decode(bytes));
+      // Hand-built tensors sometimes carry JS strings where the proto has bytes; take them as they are.
+      return (tensor.stringData ?? []).map((bytes) => (typeof bytes === 'string' ? bytes : utf8.decode(bytes)));
     case 'int64Data': {
       const src = tensor.int64Data ?? [];
       const out = new BigInt64Array(src.length);

@@ -7,7 +7,7 @@
  * was hashed and fsynced, so a reader never sees a partial or unverified blob. Paths
  * are built only from validated digests (`parseDigest`), never from names in input.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -183,6 +183,16 @@ export class BlobStore {
     const digest = parseDigest(digestInput);
     if (!Number.isSafeInteger(size) || size < 0) throw new EdgevolveError('E_REGISTRY_MANIFEST_INVALID', `blob ${digest} has an invalid size ${size}`);
     const partial = this.#partialPath(digest);
+    await acquireLock(`${partial}.lock`, digest);
+    try {
+      return await this.#openLocked(digest, size, partial);
+    } catch (err) {
+      await rm(`${partial}.lock`, { force: true });
+      throw err;
+    }
+  }
+
+  async #openLocked(digest: Digest, size: number, partial: string): Promise<BlobWriter> {
     const hash = createHash('sha256');
     let offset = 0;
     let validator: string | undefined;
@@ -396,6 +406,45 @@ class PartialBlobWriter implements BlobWriter {
     if (this.#closed) return;
     this.#closed = true;
     await this.handle.close();
+    await rm(`${this.partialPath}.lock`, { force: true });
+  }
+}
+
+/** Identifies this process in lock files: a PID alone is reused (PID 1 in every container). */
+const PROCESS_TOKEN = `${process.pid}:${randomBytes(8).toString('hex')}`;
+
+/**
+ * Takes `<partial>.lock` (O_EXCL) so two processes never write one partial file. A lock
+ * whose process is gone (killed mid-download) is stale and taken over.
+ */
+async function acquireLock(path: string, digest: Digest): Promise<void> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(path, 'wx', 0o600);
+      await handle.writeFile(PROCESS_TOKEN);
+      await handle.close();
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = await readFile(path, 'utf8').catch(() => '');
+    if (holderAlive(holder)) {
+      throw new EdgevolveError('E_STORE_BUSY', `blob ${digest} is being downloaded by another process (${holder.split(':')[0] ?? '?'})`, { context: { digest } });
+    }
+    await rm(path, { force: true });
+  }
+  throw new EdgevolveError('E_STORE_BUSY', `blob ${digest}: could not take the download lock`, { context: { digest } });
+}
+
+function holderAlive(holder: string): boolean {
+  const pid = Number(holder.split(':')[0]);
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return holder === PROCESS_TOKEN;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,3 +1,4 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, lstat, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -128,6 +129,34 @@ describe('BlobStore', () => {
     for (const bad of ['sha256:../../etc/passwd', `sha512:${'a'.repeat(128)}`, `sha256:${'A'.repeat(64)}`, '/etc/passwd']) {
       expect(() => s.path(bad as Digest)).toThrow(expect.objectContaining({ code: 'E_REGISTRY_DIGEST_UNSUPPORTED' }) as Error);
     }
+  });
+
+  it('refuses to share a partial file with a live process, and takes over the lock of a dead one', async () => {
+    const s = await store();
+    const bytes = randomBytes(1000);
+    const lock = join(dir, 'blobs', 'partial', `${sha(bytes).slice(7)}.part.lock`);
+    const live = spawn('sleep', ['30']);
+    try {
+      await writeFile(lock, `${live.pid}:othertoken`);
+      await expect(s.openWriter(sha(bytes), bytes.length)).rejects.toSatisfy((e) => isEdgevolveError(e, 'E_STORE_BUSY'));
+    } finally {
+      live.kill('SIGKILL');
+    }
+    const dead = spawnSync('true');
+    await writeFile(lock, `${dead.pid}:othertoken`);
+    const w = await s.openWriter(sha(bytes), bytes.length);
+    expect((await readFile(lock, 'utf8')).startsWith(`${process.pid}:`)).toBe(true);
+    await w.write(bytes);
+    await w.commit();
+    await expect(lstat(lock)).rejects.toThrow();
+  });
+
+  it('treats a lock with this PID but another process token as stale (PID reuse after a restart)', async () => {
+    const s = await store();
+    const bytes = randomBytes(10);
+    await writeFile(join(dir, 'blobs', 'partial', `${sha(bytes).slice(7)}.part.lock`), `${process.pid}:previous-incarnation`);
+    const w = await s.openWriter(sha(bytes), bytes.length);
+    await w.close();
   });
 
   it('gc removes unreferenced blobs and keeps the referenced ones', async () => {

@@ -4,6 +4,7 @@
  * problems at once; `assertValidModel` throws E_ONNX_INVALID when any is an error.
  */
 import { EdgevolveError } from '../errors/index.ts';
+import { elementTypeInfo } from './dtype.ts';
 import { checkedElementCount, resolveLimits, type OnnxLimits } from './limits.ts';
 import { nodeLabel, subgraphsOf } from './graph-scope.ts';
 import { topologicalOrder } from './graph.ts';
@@ -137,6 +138,10 @@ function checkSparse(s: SparseTensorProto, where: string, graph: string, ctx: Co
 function checkType(type: TypeProto | null | undefined, name: string, graph: string, ctx: Context, depth = 0): void {
   if (!type || depth > 64) return;
   const tensorType = type.tensorType ?? type.sparseTensorType;
+  const elemType = tensorType?.elemType ?? 0;
+  if (tensorType && elemType !== 0 && elementTypeInfo(elemType) === undefined) {
+    ctx.out.add({ severity: 'error', code: 'unknown-data-type', message: `value '${name}' declares element type ${elemType}, which is not an ONNX data type`, value: name, graph });
+  }
   if (tensorType?.shape) {
     const dims = tensorType.shape.dim ?? [];
     if (dims.length > ctx.limits.maxDims) {

@@ -85,6 +85,12 @@ describe('validateModel', () => {
     expect(codes(m).sort()).toEqual(['shape-rank', 'shape-too-large', 'tensor-data', 'tensor-too-large']);
   });
 
+  it('reports a declared element type that ONNX does not define', () => {
+    const m = tinyMlp();
+    m.graph!.input![0] = makeValueInfo('x', 99, ['N', 4]);
+    expect(errors(m)).toMatchObject([{ code: 'unknown-data-type', value: 'x' }]);
+  });
+
   it('applies configurable caps on tensor bytes, node count and subgraph depth', () => {
     expect(codes(tinyMlp(), { limits: { maxTensorBytes: 16 } })).toEqual(['tensor-too-large']);
     expect(codes(tinyMlp(), { limits: { maxNodes: 2 } })).toEqual(['too-many-nodes']);

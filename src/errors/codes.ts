@@ -76,6 +76,10 @@ export const ERROR_CODES = {
   // runtime/bench/ and hardware/: the isolated benchmark and the device profile
   E_BENCH_CRASHED: { retryable: false, help: 'The benchmark child died (segfault, abort, OOM kill or exit) before reporting; the message names the signal or exit code, the phase and the last stderr line.' },
   E_BENCH_TIMEOUT: { retryable: true, help: 'The benchmark did not finish within --timeout and its child was killed; raise --timeout or lower --iterations, or the model hangs onnxruntime.' },
+
+  // coevolution/train/: the training library and its synthetic data
+  E_TRAIN_INVALID: { retryable: false, help: 'A training setup is inconsistent (layer sizes that do not chain, a batch larger than the network was built for, samples of the wrong size, a bad split or image size); the message names the mismatch.' },
+  E_TRAIN_DATA: { retryable: false, help: 'Training data is malformed (e.g. an MNIST digit file without a "data" array of 784-value images, or text the bitmap font cannot draw); the message names the file or character.' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

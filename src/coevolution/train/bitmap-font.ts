@@ -1,3 +1,5 @@
+import { EdgevolveError } from '../../errors/index.ts';
+
 /**
  * A 5x7 bitmap font (the classic dot-matrix shapes) for digits, upper-case letters and a
  * little punctuation: enough to render legible text lines without a canvas package.
@@ -56,7 +58,7 @@ export const FONT_CHARACTERS: readonly string[] = Object.keys(GLYPHS);
 /** Ink mask of one character: GLYPH_HEIGHT rows of GLYPH_WIDTH cells, 1 for ink; throws for characters outside the font. */
 export function glyphMask(character: string): Uint8Array {
   const rows = GLYPHS[character];
-  if (rows === undefined) throw new RangeError(`the bitmap font has no glyph for ${JSON.stringify(character)}`);
+  if (rows === undefined) throw new EdgevolveError('E_TRAIN_DATA', `the bitmap font has no glyph for ${JSON.stringify(character)}`, { context: { character } });
   const mask = new Uint8Array(GLYPH_WIDTH * GLYPH_HEIGHT);
   rows.forEach((row, y) => {
     for (let x = 0; x < GLYPH_WIDTH; x++) mask[y * GLYPH_WIDTH + x] = row[x] === '#' ? 1 : 0;

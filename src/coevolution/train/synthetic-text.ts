@@ -1,5 +1,6 @@
 import { GLYPH_HEIGHT, GLYPH_WIDTH, glyphMask } from './bitmap-font.ts';
 import { Rng } from './prng.ts';
+import { EdgevolveError } from '../../errors/index.ts';
 
 /**
  * Synthetic text images for calibrating and evaluating the PaddleOCR models of
@@ -162,7 +163,7 @@ export type TextBox = readonly [number, number, number, number];
  * detector's strides need), each with a few text lines at random places and sizes.
  */
 export function makeDetInputs(seed: number, count: number, height: number, width: number): OcrBatch & { boxes: TextBox[][] } {
-  if (height % 32 !== 0 || width % 32 !== 0) throw new RangeError(`detector input ${height}x${width}: both sides must be multiples of 32`);
+  if (height % 32 !== 0 || width % 32 !== 0) throw new EdgevolveError('E_TRAIN_INVALID', `detector input ${height}x${width}: both sides must be multiples of 32`);
   const rng = new Rng(seed);
   const data = new Float32Array(count * 3 * height * width);
   const boxes: TextBox[][] = [];

@@ -1,9 +1,10 @@
 import { shiftImage } from './augment.ts';
 import { sizeOf } from './layers/layer.ts';
 import { argmaxRows, softmaxCrossEntropy } from './loss.ts';
-import { accuracy, type Sequential } from './network.ts';
+import type { Sequential } from './network.ts';
 import { Adam } from './optim.ts';
 import { Rng } from './prng.ts';
+import { EdgevolveError } from '../../errors/index.ts';
 
 /** Labelled samples stored back to back: `inputs` holds `count` samples of `sampleShape`. */
 export interface LabelledSet {
@@ -37,12 +38,12 @@ export interface EpochReport {
 /** Trains `network` in place with Adam on softmax cross-entropy; returns the per-epoch reports. */
 export function train(network: Sequential, data: LabelledSet, options: TrainOptions): EpochReport[] {
   const { batchSize, epochs } = options;
-  if (batchSize > network.maxBatch) throw new RangeError(`batch size ${batchSize} exceeds the network's maxBatch ${network.maxBatch}`);
+  if (batchSize > network.maxBatch) throw new EdgevolveError('E_TRAIN_INVALID', `batch size ${batchSize} exceeds the network's maxBatch ${network.maxBatch}`);
   const sampleSize = sizeOf(data.sampleShape);
-  if (sampleSize !== network.inputSize) throw new RangeError(`samples have ${sampleSize} values, the network takes ${network.inputSize}`);
+  if (sampleSize !== network.inputSize) throw new EdgevolveError('E_TRAIN_INVALID', `samples have ${sampleSize} values, the network takes ${network.inputSize}`);
   const maxShift = options.maxShift ?? 0;
   const [channels = 1, height = 1, width = 1] = data.sampleShape.length === 3 ? data.sampleShape : [];
-  if (maxShift > 0 && data.sampleShape.length !== 3) throw new RangeError('shift augmentation needs [C,H,W] samples');
+  if (maxShift > 0 && data.sampleShape.length !== 3) throw new EdgevolveError('E_TRAIN_INVALID', `shift augmentation needs [C,H,W] samples, got [${data.sampleShape.join(',')}]`);
 
   const rng = new Rng(options.seed);
   const optimizer = new Adam(network.params, { weightDecay: options.weightDecay ?? 0 });
@@ -80,9 +81,8 @@ export function train(network: Sequential, data: LabelledSet, options: TrainOpti
       const logits = network.forward(x, batch, true);
       const grad = dLogits.subarray(0, batch * network.outputSize);
       lossSum += softmaxCrossEntropy(logits, labels, batch, network.outputSize, grad) * batch;
-      const seen = predicted.subarray(0, batch);
-      argmaxRows(logits, batch, network.outputSize, seen);
-      correct += Math.round(accuracy(seen, labels) * batch);
+      argmaxRows(logits, batch, network.outputSize, predicted);
+      for (let s = 0; s < batch; s++) if (predicted[s] === labels[s]) correct++;
       network.backward(grad, batch);
       optimizer.step(options.learningRate * 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps)));
       step++;

@@ -59,7 +59,9 @@ export function createDispatcher(tls: TlsOptions = {}, connections = 16, insecur
   };
   const hasProxy = ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY'].some((k) => (process.env[k] ?? '') !== '');
   if (!hasProxy) return new Agent({ connect: tlsOptions, connections });
-  return new EnvHttpProxyAgent({ connect: tlsOptions, requestTls: tlsOptions, connections });
+  // proxyTunnel false: http:// registries go through the proxy as absolute-form requests, as curl does
+  // (many proxies allow CONNECT only to 443); https:// is always tunnelled.
+  return new EnvHttpProxyAgent({ connect: tlsOptions, requestTls: tlsOptions, connections, proxyTunnel: false });
 }
 
 type Headers = Record<string, string>;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isEdgevolveError } from '../../../src/errors/index.ts';
 import { systemDisk, type Clock } from '../../../src/host/index.ts';
-import { RegistryClient, downloadBlob, pullModel, pushArtifact, type PullDeps } from '../../../src/registry/index.ts';
+import { RegistryClient, createDispatcher, downloadBlob, pullModel, pushArtifact, type PullDeps } from '../../../src/registry/index.ts';
 import { BlobStore, ModelRepository, openStateDatabase, type StateDatabase } from '../../../src/store/index.ts';
 import { requireRegistry, startRegistry, type RunningRegistry } from '../../helpers/registry-server.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
@@ -123,6 +123,22 @@ describe.runIf(requireRegistry())('resumable verified downloads through a faulty
     await Promise.all([downloadBlob(deps, client, descriptor), downloadBlob(deps, client, descriptor)]);
     expect(await deps.blobs.verify(descriptor.digest)).toBe(true);
     expect(proxy.log.filter((l) => l.digest === layerDigest)).toHaveLength(1);
+  });
+
+  it('goes through the proxy named by HTTP_PROXY (undici EnvHttpProxyAgent)', async () => {
+    const saved = { HTTP_PROXY: process.env.HTTP_PROXY, NO_PROXY: process.env.NO_PROXY, no_proxy: process.env.no_proxy };
+    process.env.HTTP_PROXY = `http://${proxy.host}`;
+    delete process.env.NO_PROXY;
+    delete process.env.no_proxy;
+    const dispatcher = createDispatcher();
+    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+    // Addressed to the registry itself; only the proxy variable routes it through the proxy.
+    const viaEnv = new RegistryClient({ registry: registry.host, repository: 'faults/det', plainHttp: true, clock, random, retry, dispatcher });
+    const descriptor = { mediaType: 'application/octet-stream', digest: layerDigest as `sha256:${string}`, size: layerSize };
+    await downloadBlob(deps, viaEnv, descriptor);
+    expect(proxy.log.filter((l) => l.digest === layerDigest)).toHaveLength(1);
+    await dispatcher.close();
   });
 
   it('a blob over registry.maxBlobBytes is refused before any byte is fetched', async () => {

@@ -1,21 +1,13 @@
 import { z } from 'zod';
+import { onnxLimitsSchema } from '../onnx/limits-schema.ts';
+
+export { onnxLimitsSchema, DEFAULT_ONNX_LIMITS, type OnnxLimits } from '../onnx/limits-schema.ts';
 
 /**
  * The configuration schema: one source for the types, the defaults (units in the
  * key names or descriptions) and `config/schema.json`. Later issues extend it
  * section by section (registry, mqtt, server, budgets...).
  */
-export const onnxLimitsSchema = z
-  .object({
-    maxModelBytes: z.number().int().positive().default(2 * 1024 ** 3).describe('Largest .onnx file accepted, in bytes (protobuf caps a model at 2 GiB).'),
-    maxTensorBytes: z.number().int().positive().default(2 * 1024 ** 3).describe('Largest single tensor (inline or external), in bytes.'),
-    maxTensorElements: z.number().int().positive().default(2 ** 31).describe('Largest element count of a tensor or declared shape.'),
-    maxDims: z.number().int().positive().default(32).describe('Largest rank of a tensor or shape.'),
-    maxNodes: z.number().int().positive().default(1_000_000).describe('Most nodes in all graphs of a model together.'),
-    maxGraphDepth: z.number().int().positive().default(32).describe('Deepest nesting of subgraphs (If/Loop/Scan bodies).'),
-  })
-  .strict()
-  .describe('Caps applied to every model before it reaches onnxruntime or a pass.');
 
 /** registry/: how to reach registries and what to trust (README "Registry and store"). */
 export const registryConfigSchema = z
@@ -72,5 +64,3 @@ export const configSchema = z
   .strict();
 
 export type Config = z.infer<typeof configSchema>;
-export type OnnxLimits = z.infer<typeof onnxLimitsSchema>;
-export const DEFAULT_ONNX_LIMITS: OnnxLimits = Object.freeze(onnxLimitsSchema.parse({}));

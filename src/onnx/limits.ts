@@ -1,10 +1,9 @@
-import { DEFAULT_ONNX_LIMITS, type OnnxLimits } from '../config/schema.ts';
+import { DEFAULT_ONNX_LIMITS, type OnnxLimits } from './limits-schema.ts';
 import { EdgevolveError } from '../errors/index.ts';
 import { int64ToNumberClamped } from './int64.ts';
 import type { Int64 } from './types.ts';
 
-export type { OnnxLimits } from '../config/schema.ts';
-export { DEFAULT_ONNX_LIMITS } from '../config/schema.ts';
+export { onnxLimitsSchema, DEFAULT_ONNX_LIMITS, type OnnxLimits } from './limits-schema.ts';
 
 /** Fills the caps a caller left out with the defaults. */
 export function resolveLimits(limits: Partial<OnnxLimits> | undefined): OnnxLimits {

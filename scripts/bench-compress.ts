@@ -5,7 +5,7 @@
  *   npx tsx scripts/bench-compress.ts [--threads 1] [--iterations 200] [--det-size 640] [--only det,cls,rec,mnist]
  *
  * Latency is the median of `iterations` runs after a warm-up, fp32 and compressed
- * sessions measured in alternating rounds (this VM is shared; alternating keeps a
+ * sessions measured run by run in alternation (this VM is shared; alternating keeps a
  * load spike from landing on one side only). Accuracy uses the planner's evaluation
  * harness on test/fixtures/data/mnist-test; PaddleOCR fidelity is the mean cosine
  * of the output maps over text-like pages made from MNIST digits.
@@ -61,7 +61,7 @@ function median(values: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Median latency (ms) of both sessions, alternating rounds of 20 runs. */
+/** Median latency (ms) of both sessions, alternating run by run so that load from other jobs lands on both alike. */
 async function latencies(a: Session, b: Session, feed: Record<string, TensorValue>, n = iterations): Promise<[number, number]> {
   for (let i = 0; i < 10; i++) {
     await a.run(feed);
@@ -69,13 +69,11 @@ async function latencies(a: Session, b: Session, feed: Record<string, TensorValu
   }
   const ta: number[] = [];
   const tb: number[] = [];
-  for (let done = 0; done < n; done += 20) {
-    for (const [s, t] of [[a, ta], [b, tb]] as const) {
-      for (let i = 0; i < 20; i++) {
-        const t0 = performance.now();
-        await s.run(feed);
-        t.push(performance.now() - t0);
-      }
+  for (let i = 0; i < n; i++) {
+    for (const [s, t] of i % 2 === 0 ? ([[a, ta], [b, tb]] as const) : ([[b, tb], [a, ta]] as const)) {
+      const t0 = performance.now();
+      await s.run(feed);
+      t.push(performance.now() - t0);
     }
   }
   return [median(ta), median(tb)];

@@ -83,7 +83,7 @@ const staticOptions = z
   .object({
     calibration: z.enum(['minmax', 'percentile', 'entropy']).default('minmax'),
     percentile: z.number().gt(0).max(100).default(99.999),
-    bins: z.number().int().min(128).max(1 << 16).default(2048),
+    bins: z.number().int().min(128).max(1 << 16).optional(),
     activationType: quantType.default('uint8'),
     perChannel: z.boolean().default(true),
     reduceRange,
@@ -115,7 +115,7 @@ const mixedOptions = z
     activationType: quantType.default('uint8'),
     calibration: z.enum(['minmax', 'percentile', 'entropy']).default('minmax'),
     percentile: z.number().gt(0).max(100).default(99.999),
-    bins: z.number().int().min(128).max(1 << 16).default(2048),
+    bins: z.number().int().min(128).max(1 << 16).optional(),
     batchSize: z.number().int().positive().default(16),
     calibrationSamples: z.number().int().positive().optional(),
   })
@@ -133,11 +133,15 @@ async function calibrateFor(
   selection: Parameters<typeof prepareStatic>[1],
   ctx: MethodContext,
   method: string,
-  o: { calibration: 'minmax' | 'percentile' | 'entropy'; percentile: number; bins: number },
+  o: { calibration: 'minmax' | 'percentile' | 'entropy'; percentile: number; bins?: number | undefined },
 ): Promise<{ model: ModelProto; ranges: TensorRanges }> {
   const cal = requireCalibration(ctx, method);
   const prepared = prepareStatic(model, selection);
-  const result = await calibrate(prepared.model, prepared.plan.tensorsToCalibrate, cal.feeds, cal.open, { method: o.calibration, percentile: o.percentile, bins: o.bins });
+  const result = await calibrate(prepared.model, prepared.plan.tensorsToCalibrate, cal.feeds, cal.open, {
+    method: o.calibration,
+    percentile: o.percentile,
+    ...(o.bins !== undefined ? { bins: o.bins } : {}),
+  });
   return { model: prepared.model, ranges: result.ranges };
 }
 

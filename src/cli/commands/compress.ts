@@ -49,7 +49,7 @@ export function registerCompress(program: Command): void {
     .option('--data <dir>', 'calibration data: one <input>.npy per model input (first axis = samples)')
     .option('--calibration <m>', 'int8-static: minmax | percentile | entropy (default minmax)')
     .option('--percentile <p>', 'percentile calibration: share of |x| kept, in percent (default 99.999)', number)
-    .option('--bins <n>', 'histogram bins for percentile/entropy (default 2048)', number)
+    .option('--bins <n>', 'histogram bins (default 2048 for percentile, 128 for entropy, as onnxruntime)', number)
     .option('--activation-type <t>', 'int8-static: uint8 | int8 activations (default uint8)')
     .option('--per-channel [bool]', 'one weight scale per output channel (int8-static default true, int8-dynamic false)', bool)
     .option('--reduce-range [bool|auto]', '7-bit weights; auto = on for x86 CPUs without VNNI (default auto)', boolOrAuto)

@@ -24,7 +24,7 @@ export interface CalibrationOptions {
   readonly method: CalibrationMethod;
   /** Percentile method: the share of |x| kept, in percent (onnxruntime's default 99.999). */
   readonly percentile?: number;
-  /** Histogram bins (percentile and entropy); default 2048. */
+  /** Histogram bins: onnxruntime's defaults, 2048 for percentile and 128 for entropy (with 128 quantized bins that is a single candidate window; TensorRT-style searches use 2048). */
   readonly bins?: number;
   /** Entropy method: quantized bins the KL search compares against (128 for 8 bits). */
   readonly quantizedBins?: number;
@@ -64,7 +64,7 @@ export async function calibrate(
   if (minmax.batches === 0) throw new EdgevolveError('E_DATA_SET_INVALID', 'the calibration data set has no samples');
   const unobserved = tensors.filter((t) => !minmax.ranges.has(t));
   if (options.method === 'minmax') return { ranges: minmax.ranges, batches: minmax.batches, unobserved };
-  const bins = options.bins ?? 2048;
+  const bins = options.bins ?? (options.method === 'entropy' ? 128 : 2048);
   const symmetricAbs = options.method === 'percentile';
   const histograms = new Map<string, Histogram>();
   for (const [t, [lo, hi]] of minmax.ranges) {

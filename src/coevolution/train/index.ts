@@ -3,7 +3,8 @@
  * over Float32Arrays, Adam, softmax cross-entropy, a seeded training loop, and ONNX export.
  * It trains the project's reference MNIST models (scripts/train-fixtures.ts) and is the
  * base of the cloud-side distillation loop. Everything is seeded: the same seed on the
- * same machine gives the same bytes.
+ * same machine gives the same bytes. Also here: synthetic text images for the PaddleOCR
+ * fixtures (scripts/make-ocr-fixtures.ts), drawn with a built-in bitmap font.
  */
 export { Rng } from './prng.ts';
 export { gemmNN, gemmNT, gemmTN, transpose } from './gemm.ts';

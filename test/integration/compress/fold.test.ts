@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { decodeModelBytes, encodeModel } from '../../../src/onnx/index.ts';
 import { runPass } from '../../../src/compress/pass.ts';
@@ -26,5 +26,17 @@ describe('fold on the PaddleOCR models (Constant-node weights, opset 11)', () =>
     const result = runPass(foldPass, before, {}, CHECKS);
     expect(result.modified).toBe(true);
     await expectEquivalent(before, result.model, { dims: { x: [1, 3, 48, 192] }, rtol: 1e-4, atol: 1e-5 });
+  });
+});
+
+const MNIST_CNN = 'test/fixtures/models/mnist-cnn.onnx';
+
+describe.runIf(existsSync(MNIST_CNN) || process.env.CI === 'true')('fold on the trained mnist-cnn (Conv-BN-Relu-MaxPool x2 + Gemm)', () => {
+  it('folds both BatchNormalizations into their Convs and keeps the logits within rtol 1e-4', async () => {
+    const before = decodeModelBytes(readFileSync(MNIST_CNN));
+    const result = runPass(foldPass, before, {}, CHECKS);
+    expect(result.report.stats['batchNormsFolded']).toBe(2);
+    expect((result.model.graph?.node ?? []).map((n) => n.opType)).not.toContain('BatchNormalization');
+    await expectEquivalent(before, result.model, { dims: { input: [4, 1, 28, 28] }, rtol: 1e-4, atol: 1e-5 });
   });
 });

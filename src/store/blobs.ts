@@ -250,8 +250,14 @@ export class BlobStore {
     });
   }
 
-  /** Deletes committed blobs not in `keep` and every partial file; returns what was removed. */
-  async gc(keep: ReadonlySet<string>, options: { partials?: boolean } = {}): Promise<{ removed: Digest[]; bytes: number }> {
+  /**
+   * Deletes committed blobs not in `keep`, except those committed within `graceMs` (a
+   * concurrent pull may not have recorded its version yet), and partial downloads untouched
+   * for `partialMaxAgeMs` whose lock is free. Returns what was removed.
+   */
+  async gc(keep: ReadonlySet<string>, options: { graceMs?: number; partialMaxAgeMs?: number; now?: number } = {}): Promise<{ removed: Digest[]; bytes: number }> {
+    const now = options.now ?? Date.now();
+    const graceMs = options.graceMs ?? 60 * 60 * 1000;
     const removed: Digest[] = [];
     let bytes = 0;
     const dir = join(this.#options.root, 'sha256');
@@ -260,16 +266,24 @@ export class BlobStore {
       const path = join(dir, name);
       if (keep.has(digest)) continue;
       const info = await lstat(path).catch(() => undefined);
-      if (info === undefined) continue;
+      if (info === undefined || now - info.mtimeMs < graceMs) continue;
       await unlink(path);
       bytes += info.size;
       if (/^[a-f0-9]{64}$/.test(name)) removed.push(digest as Digest);
     }
-    if (options.partials ?? false) {
-      const partialDir = this.#partialDir();
-      for (const name of await readdir(partialDir)) await rm(join(partialDir, name), { force: true });
-    }
     await fsyncDirectory(dir);
+    if (options.partialMaxAgeMs !== undefined) {
+      const partialDir = this.#partialDir();
+      for (const name of await readdir(partialDir)) {
+        if (!name.endsWith('.part')) continue;
+        const path = join(partialDir, name);
+        const info = await lstat(path).catch(() => undefined);
+        if (info === undefined || now - info.mtimeMs < options.partialMaxAgeMs) continue;
+        if (holderAlive(await readFile(`${path}.lock`, 'utf8').catch(() => ''))) continue;
+        bytes += info.size;
+        for (const suffix of ['', '.validator', '.lock']) await rm(`${path}${suffix}`, { force: true });
+      }
+    }
     return { removed, bytes };
   }
 

@@ -65,7 +65,7 @@ export function registerPull(program: Command): void {
           );
           // Retention: drop versions beyond the rollback window, then their unreferenced blobs.
           const referenced = store.repository.prune(config.store.keepPrevious);
-          await store.blobs.gc(referenced);
+          await store.blobs.gc(referenced, { partialMaxAgeMs: 7 * 24 * 3600 * 1000 });
           if (opts.json) printJson({ ok: true, ...result });
           else {
             process.stdout.write(`${result.activated ? 'activated' : 'stored'} ${result.name} ${result.version} (variant ${result.variant}${result.signed ? ', signed' : ''})\n`);

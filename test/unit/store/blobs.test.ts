@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, lstat, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isEdgevolveError } from '../../../src/errors/index.ts';
@@ -159,13 +159,24 @@ describe('BlobStore', () => {
     await w.close();
   });
 
-  it('gc removes unreferenced blobs and keeps the referenced ones', async () => {
+  it('gc removes unreferenced blobs past the grace period, keeps referenced and fresh ones, and expires abandoned partials', async () => {
     const s = await store();
     const keep = await s.putBytes(Buffer.from('keep'));
     const drop = await s.putBytes(Buffer.from('drop'));
-    const result = await s.gc(new Set([keep]));
+    const fresh = await s.putBytes(Buffer.from('fresh'));
+    const old = new Date(Date.now() - 2 * 3600_000);
+    await utimes(s.path(drop), old, old);
+    const abandoned = randomBytes(100);
+    const w = await s.openWriter(sha(abandoned), abandoned.length);
+    await w.write(abandoned.subarray(0, 50));
+    await w.close();
+    const partial = join(dir, 'blobs', 'partial', `${sha(abandoned).slice(7)}.part`);
+    await utimes(partial, old, old);
+    const result = await s.gc(new Set([keep]), { partialMaxAgeMs: 3600_000 });
     expect(result.removed).toEqual([drop]);
     expect(await s.has(keep)).toBe(true);
+    expect(await s.has(fresh)).toBe(true);
     expect(await s.has(drop)).toBe(false);
+    expect(await readdir(join(dir, 'blobs', 'partial'))).toEqual([]);
   });
 });

@@ -113,6 +113,32 @@ describe('evaluateModel on a model built in the test', () => {
     }
   });
 
+  it('feeds float16 .npy data to a float16 model and scores its float16 outputs', async () => {
+    // logits = x (float16 [N, 3]); 1.0 = 0x3c00, 2.0 = 0x4000, 0.5 = 0x3800.
+    const identity = encodeModel(
+      makeModel({
+        graph: makeGraph({
+          name: 'half',
+          nodes: [makeNode('Identity', ['x'], ['logits'])],
+          inputs: [makeValueInfo('x', DataType.FLOAT16, ['N', 3])],
+          outputs: [makeValueInfo('logits', DataType.FLOAT16, ['N', 3])],
+        }),
+      }),
+    );
+    const dir = path.join(root, 'half');
+    mkdirSync(dir);
+    await writeNpy(path.join(dir, 'x.npy'), { dtype: 'float16', shape: [2, 3], data: Uint16Array.from([0x3c00, 0x4000, 0x3800, 0x4000, 0x3800, 0x3c00]) });
+    await writeNpy(path.join(dir, 'labels.npy'), { dtype: 'uint8', shape: [2], data: Uint8Array.from([1, 1]) });
+    const dataset = await openDataset(dir);
+    try {
+      const report = await evaluateModel(identity, dataset, { reference: identity });
+      expect(report.accuracy).toMatchObject({ samples: 2, classes: 3, top1: 0.5 });
+      expect(report.fidelity?.outputs[0]).toMatchObject({ top1Agreement: 1, maxAbsError: 0 });
+    } finally {
+      await dataset.close();
+    }
+  });
+
   it('evaluates only the first N samples with limit', async () => {
     const dataset = await openDataset(await linearDataset());
     try {

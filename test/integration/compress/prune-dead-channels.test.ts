@@ -39,7 +39,7 @@ describe('prune-channels on the PaddleOCR detector, exactly', () => {
   it('removes channels made dead beforehand without changing the output (rtol 1e-4)', async () => {
     const det = runPass(foldPass, decodeModelBytes(readFileSync(PADDLE_MODELS.det)), {}, CHECKS).model;
     const analysis = analyzeChannels(det);
-    const options = { ratio: RATIO, criterion: 'l1' as const, maxRatio: 0.9, layers: {}, neverPrune: [], minChannels: 1, channelMultiple: 1 };
+    const options = { ratio: RATIO, criterion: 'l1' as const, importance: 'group' as const, maxRatio: 0.9, layers: {}, neverPrune: [], minChannels: 1, channelMultiple: 1 };
     // The dead channels of each prunable group are its last ones, so they differ from what importance alone would pick.
     const plans: GroupPlan[] = planGroups(det.graph!, analysis, options).map((p) =>
       p.reasons.length > 0 ? p : { ...p, kept: Int32Array.from({ length: p.kept.length }, (_, i) => i) },

@@ -20,6 +20,12 @@ export const pruneChannelsOptionsSchema = z
     /** Fraction of each group's channels to remove. */
     ratio: z.number().min(0).lt(1),
     criterion: z.enum(['l1', 'l2']).default('l1'),
+    /**
+     * 'producers' ranks channels by the producers' output weights; 'group' adds the consumers'
+     * input weights (DepGraph). On the MNIST fixtures at ratio 0.3, producers/L1 kept the most
+     * accuracy (cnn 91.3 % vs 80.3 % with group; teacher 96.0 % vs 94.4 %), hence the default.
+     */
+    importance: z.enum(['producers', 'group']).default('producers'),
     /** Cap on any group's ratio, overrides included. */
     maxRatio: z.number().min(0).lt(1).default(0.9),
     /** Node name → ratio for the group whose channels that node produces. */

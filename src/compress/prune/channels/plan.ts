@@ -8,11 +8,12 @@ import { tensorDims, tensorToFloat32 } from '../../../onnx/index.ts';
 import type { GraphProto, NodeProto } from '../../../onnx/index.ts';
 import { initializerMap } from '../../fold/graph-util.ts';
 import type { Analysis } from './analysis.ts';
-import type { SourceEdit } from './layout.ts';
 
 export interface PlanOptions {
   readonly ratio: number;
   readonly criterion: 'l1' | 'l2';
+  /** 'group': producers' output weights and consumers' input weights; 'producers': output weights only. */
+  readonly importance: 'group' | 'producers';
   /** Upper bound on any group's ratio (after per-layer overrides). */
   readonly maxRatio: number;
   /** Node name → ratio for the groups that node produces channels for. */
@@ -40,46 +41,69 @@ function allChannels(n: number): Int32Array {
   return Int32Array.from({ length: n }, (_, i) => i);
 }
 
-/** Per-channel norm of a weight along `axis`. */
-function channelNorms(data: Float32Array, dims: readonly number[], axis: number, criterion: 'l1' | 'l2'): Float64Array {
+/** Per-index sums of |w| (l1) or w² (l2) along `axis`. */
+function axisSums(data: Float32Array, dims: readonly number[], axis: number, criterion: 'l1' | 'l2'): Float64Array {
   const size = dims[axis]!;
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const norms = new Float64Array(size);
+  const sums = new Float64Array(size);
   for (let i = 0; i < data.length; i++) {
     const c = Math.floor(i / inner) % size;
     const v = data[i]!;
-    norms[c]! += criterion === 'l1' ? Math.abs(v) : v * v;
+    sums[c]! += criterion === 'l1' ? Math.abs(v) : v * v;
   }
-  if (criterion === 'l2') for (let c = 0; c < size; c++) norms[c] = Math.sqrt(norms[c]!);
-  return norms;
+  return sums;
 }
 
-function groupImportance(graph: GraphProto, edits: readonly SourceEdit[], channels: number, criterion: 'l1' | 'l2'): Float64Array {
+/** Adds `norms` to `score`, normalized by their mean so that no layer dominates by scale alone. */
+function addNormalized(score: Float64Array, norms: Float64Array): void {
+  let mean = 0;
+  for (const v of norms) mean += v;
+  mean = mean / Math.max(1, norms.length) || 1;
+  for (let c = 0; c < norms.length; c++) score[c]! += norms[c]! / mean;
+}
+
+const CONSUMERS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
+
+/**
+ * Importance of every group's channels: the norms of each producer's output-channel
+ * weights and (`group` importance, as DepGraph aggregates) of each consumer's
+ * input-channel weights, each normalized by its mean, summed over the group.
+ */
+function importance(graph: GraphProto, analysis: Analysis, options: PlanOptions): Map<number, Float64Array> {
+  const { atoms } = analysis;
   const inits = initializerMap(graph);
-  const score = new Float64Array(channels);
-  for (const e of edits) {
-    if (e.slot !== 1) continue;
-    const t = inits.get(e.node.input?.[1] ?? '');
-    if (t === undefined) continue;
-    const norms = channelNorms(tensorToFloat32(t), tensorDims(t), e.axis, criterion);
-    let mean = 0;
-    for (const v of norms) mean += v;
-    mean = mean / Math.max(1, norms.length) || 1;
-    for (let c = 0; c < channels; c++) score[c]! += norms[c]! / mean;
+  const scores = new Map<number, Float64Array>();
+  const scoreOf = (atom: number): Float64Array => {
+    const root = atoms.find(atom);
+    let score = scores.get(root);
+    if (score === undefined) scores.set(root, (score = new Float64Array(atoms.atoms[root]!.length)));
+    return score;
+  };
+  const finish = (sums: Float64Array): Float64Array => (options.criterion === 'l2' ? sums.map(Math.sqrt) : sums);
+  for (const e of analysis.edits) {
+    if (e.kind === 'source' && e.slot === 1) {
+      const t = inits.get(e.node.input?.[1] ?? '');
+      if (t !== undefined) addNormalized(scoreOf(e.atom), finish(axisSums(tensorToFloat32(t), tensorDims(t), e.axis, options.criterion)));
+    } else if (options.importance === 'group' && e.kind === 'layout' && e.slot === 1 && CONSUMERS.has(e.node.opType ?? '')) {
+      const t = inits.get(e.node.input?.[1] ?? '');
+      if (t === undefined) continue;
+      const features = axisSums(tensorToFloat32(t), tensorDims(t), e.axis, options.criterion);
+      const spread = Math.max(1, e.layout.spread);
+      let offset = 0;
+      for (const seg of e.layout.segments) {
+        const sums = new Float64Array(seg.length);
+        for (let k = 0; k < seg.length; k++) for (let j = 0; j < spread; j++) sums[k]! += features[offset + k * spread + j]!;
+        addNormalized(scoreOf(seg.atom), finish(sums));
+        offset += seg.length * spread;
+      }
+    }
   }
-  return score;
+  return scores;
 }
 
 export function planGroups(graph: GraphProto, analysis: Analysis, options: PlanOptions): GroupPlan[] {
   const { atoms } = analysis;
-  const sourceEdits = new Map<number, SourceEdit[]>();
-  for (const e of analysis.edits) {
-    if (e.kind !== 'source') continue;
-    const root = atoms.find(e.atom);
-    let list = sourceEdits.get(root);
-    if (list === undefined) sourceEdits.set(root, (list = []));
-    list.push(e);
-  }
+  const scores = importance(graph, analysis, options);
   const never = new Set(options.neverPrune);
   const plans: GroupPlan[] = [];
   for (const [root, members] of atoms.groups()) {
@@ -100,7 +124,7 @@ export function planGroups(graph: GraphProto, analysis: Analysis, options: PlanO
       plans.push({ root, atoms: members, channels, sources, reasons, kept: allChannels(channels) });
       continue;
     }
-    const score = groupImportance(graph, sourceEdits.get(root) ?? [], channels, options.criterion);
+    const score = scores.get(root) ?? new Float64Array(channels);
     const order = allChannels(channels).sort((a, b) => score[b]! - score[a]! || a - b);
     const kept = order.slice(0, keep).sort();
     plans.push({ root, atoms: members, channels, sources, reasons: [], kept });

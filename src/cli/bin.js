@@ -7,4 +7,4 @@ import path from 'node:path';
 
 register();
 const here = path.dirname(fileURLToPath(import.meta.url));
-await import(path.join(here, '..', 'src', 'cli', 'index.ts'));
+await import(path.join(here, 'index.ts'));

@@ -1,0 +1,51 @@
+/**
+ * Renders the configuration schema as the two files under config/: the JSON Schema
+ * (for editors and validators) and default.yaml (every key with its default and
+ * description). scripts/gen-config.ts writes them; a test fails when the committed
+ * files fall behind the schema, so the documentation cannot drift from the code.
+ */
+import { stringify } from 'yaml';
+import { z } from 'zod';
+import { configSchema } from './schema.ts';
+
+export function renderJsonSchema(): string {
+  const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });
+  return `${JSON.stringify({ title: 'edgevolve configuration', ...schema }, null, 2)}\n`;
+}
+
+interface JsonSchemaNode {
+  description?: string;
+  properties?: Record<string, JsonSchemaNode>;
+  default?: unknown;
+}
+
+export function renderDefaultYaml(): string {
+  const defaults = configSchema.parse({}) as Record<string, unknown>;
+  const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode;
+  const lines = [
+    '# edgevolve configuration: every key with its default value.',
+    '# Generated from src/config/schema.ts by `npx tsx scripts/gen-config.ts`; do not edit by hand.',
+    '# Override keys in /etc/edgevolve/config.yaml (or --config FILE), or with environment',
+    '# variables: EDGEVOLVE_LOG__LEVEL=debug sets log.level (double underscore between keys).',
+    '',
+  ];
+  renderObject(defaults, schema, 0, lines);
+  return `${lines.join('\n')}\n`;
+}
+
+function renderObject(value: Record<string, unknown>, schema: JsonSchemaNode | undefined, depth: number, lines: string[]): void {
+  const indent = '  '.repeat(depth);
+  for (const [key, child] of Object.entries(value)) {
+    const childSchema = schema?.properties?.[key];
+    if (childSchema?.description) {
+      for (const line of childSchema.description.split('\n')) lines.push(`${indent}# ${line}`);
+    }
+    if (child !== null && typeof child === 'object' && !Array.isArray(child) && Object.keys(child).length > 0) {
+      lines.push(`${indent}${key}:`);
+      renderObject(child as Record<string, unknown>, childSchema, depth + 1, lines);
+    } else {
+      const rendered = stringify({ [key]: child }).trimEnd().split('\n');
+      for (const line of rendered) lines.push(`${indent}${line}`);
+    }
+  }
+}

@@ -76,18 +76,18 @@ const RECIPES: readonly Recipe[] = [
     minTop1: 0.98,
     buildSeed: 201,
     build: (seed) => buildCnn(IMAGE, [{ channels: 16, kernel: 3, pool: 2 }, { channels: 32, kernel: 3, pool: 2 }], [], 10, { seed, maxBatch: MAX_BATCH }),
-    cost: 3.1 * 6,
-    train: { epochs: 6, batchSize: 32, learningRate: 2e-3, weightDecay: 1e-4, seed: 202, maxShift: 1 },
+    cost: 3.1 * 9,
+    train: { epochs: 9, batchSize: 32, learningRate: 2e-3, weightDecay: 1e-4, seed: 202, maxShift: 1 },
   },
   {
     name: 'mnist-teacher',
     description: 'Flatten-784-1024-768-10 MLP (Gemm + Relu), the distillation teacher',
-    // The issue sets no floor for the teacher; it must at least beat the student.
-    minTop1: 0.965,
+    // The issue sets no floor for the teacher; it should beat the models distilled from it.
+    minTop1: 0.97,
     buildSeed: 301,
     build: (seed) => buildMlp(IMAGE, [1024, 768], 10, { seed, maxBatch: MAX_BATCH }),
-    cost: 4.8 * 5,
-    train: { epochs: 5, batchSize: 32, learningRate: 5e-4, weightDecay: 1e-4, seed: 302, maxShift: 1 },
+    cost: 2.7 * 8,
+    train: { epochs: 8, batchSize: 32, learningRate: 1e-3, weightDecay: 1e-4, seed: 302, maxShift: 1 },
   },
   {
     name: 'mnist-student',

@@ -33,6 +33,7 @@ export {
   pack4Bit,
   unpack4Bit,
   type TensorData,
+  type NumericTensorData,
   type TensorValue,
   type TensorInput,
   type ReadTensorOptions,

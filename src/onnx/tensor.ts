@@ -27,6 +27,9 @@ export type TensorData =
   | string[];
 
 /** A tensor's element type, dims and elements, decoded. */
+/** The numeric subset of TensorData (every element type but STRING). */
+export type NumericTensorData = Exclude<TensorData, string[]>;
+
 export interface TensorValue {
   dataType: number;
   dims: number[];

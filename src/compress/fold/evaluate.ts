@@ -7,20 +7,10 @@
  * about, returns undefined and the node stays in the graph.
  */
 import { DataType, getAttrInt, getAttrInts } from '../../onnx/index.ts';
-import type { NodeProto } from '../../onnx/index.ts';
+import type { NodeProto, NumericTensorData } from '../../onnx/index.ts';
 import { elementCount } from './graph-util.ts';
 
-export type NumericArray =
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | Uint8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | Uint32Array
-  | BigInt64Array
-  | BigUint64Array;
+export type NumericArray = NumericTensorData;
 
 /** A constant value during folding. */
 export interface ConstValue {

@@ -12,7 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import { selfProcessMemory } from '../src/host/process-memory.ts';
-import { DataType, encodeModelBytes, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo } from '../src/onnx/index.ts';
+import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo } from '../src/onnx/index.ts';
 import { runIsolatedBenchmark } from '../src/runtime/bench/parent.ts';
 import type { BenchRequest } from '../src/runtime/bench/protocol.ts';
 import { runBenchmark } from '../src/runtime/bench/run.ts';
@@ -28,7 +28,7 @@ const TOLERANCE = 0.1;
 /** Two MatMul+Relu layers, [m,512]·[512,512]: about 1 ms on one core of a 2020s x86 or a Pi 5. */
 function model(): Uint8Array {
   const w = (seed: number): Float32Array => new Float32Array(512 * 512).map((_, i) => (((i + seed) * 2654435761) % 1000) / 1000 - 0.5);
-  return encodeModelBytes(
+  return encodeModel(
     makeModel({
       graph: makeGraph({
         name: 'one_ms',

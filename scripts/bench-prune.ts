@@ -15,7 +15,7 @@ import { VALIDATE } from '../src/compress/methods.ts';
 import { foldPass } from '../src/compress/fold/index.ts';
 import { floatParameters, pruneChannelsPass, pruneUnstructuredPass } from '../src/compress/prune/index.ts';
 import { openDataset } from '../src/data/index.ts';
-import { DataType, decodeModelBytes, encodeModel, getAttrInt, makeValueInfo, tensorDims, type ModelProto, type TensorValue } from '../src/onnx/index.ts';
+import { DataType, decodeModel, encodeModel, getAttrInt, makeValueInfo, tensorDims, type ModelProto, type TensorValue } from '../src/onnx/index.ts';
 import { evaluateModel } from '../src/planner/index.ts';
 import { createSession } from '../src/runtime/index.ts';
 
@@ -165,7 +165,7 @@ for (const subject of SUBJECTS) {
     console.error(`skipping ${subject.name}: ${subject.path} not found`);
     continue;
   }
-  const original = decodeModelBytes(readFileSync(subject.path));
+  const original = decodeModel(readFileSync(subject.path));
   // The baseline is the folded model: pruning folds nothing itself, and comparing against it isolates the pruning.
   const folded = runPass(foldPass, original, {}, VALIDATE).model;
   let t0 = performance.now();

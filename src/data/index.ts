@@ -24,5 +24,5 @@ export {
   type DatasetLayout,
 } from './dataset.ts';
 export { checkAgainstModel, type FeedMode, type ModelBinding, type ModelInputSpec } from './model-check.ts';
-export { decodeTensorBytes, readTensorFile, listOnnxTestSets, type OnnxTestSet } from './onnx-test-layout.ts';
+export { readTensorFile, listOnnxTestSets, type OnnxTestSet } from './onnx-test-layout.ts';
 export { mulberry32, shuffleInPlace } from './prng.ts';

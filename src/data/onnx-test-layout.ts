@@ -7,7 +7,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgevolveError } from '../errors/index.ts';
-import { onnxSchema, readTensor, type TensorProto, type TensorValue } from '../onnx/index.ts';
+import { decodeTensor, readTensor, type TensorValue } from '../onnx/index.ts';
 
 const SET_PREFIX = 'test_data_set_';
 
@@ -74,18 +74,6 @@ function setError(message: string, dir: string): EdgevolveError {
   return new EdgevolveError('E_DATA_SET_INVALID', message, { context: { path: dir } });
 }
 
-/**
- * Decodes a serialized TensorProto.
- * TODO(issue 3): use the IR's decodeTensor once src/onnx exports one.
- */
-export function decodeTensorBytes(bytes: Uint8Array): TensorProto {
-  try {
-    return onnxSchema().lookupType('onnx.TensorProto').decode(bytes) as unknown as TensorProto;
-  } catch (err) {
-    throw new EdgevolveError('E_ONNX_DECODE', `not a valid TensorProto: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  }
-}
-
 /** A tensor read from a .pb file, with the name it carries ('' when unnamed). */
 export interface NamedTensor {
   readonly name: string;
@@ -101,7 +89,7 @@ export async function readTensorFile(file: string): Promise<NamedTensor> {
     throw new EdgevolveError('E_IO', `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, context: { path: file } });
   }
   try {
-    const proto = decodeTensorBytes(bytes);
+    const proto = decodeTensor(bytes);
     return { name: proto.name ?? '', value: readTensor(proto, { baseDir: path.dirname(file) }) };
   } catch (err) {
     if (err instanceof EdgevolveError) throw new EdgevolveError(err.code, `${file}: ${err.message}`, { cause: err, context: { ...err.context, path: file } });

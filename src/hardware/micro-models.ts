@@ -6,7 +6,7 @@
  * for GEMM and static QDQ (QuantizeLinear → QLinearConv → DequantizeLinear) for Conv,
  * so the ratio predicts what our int8 candidates will gain on this device.
  */
-import { DataType, encodeModelBytes, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, type GraphSpec, type TensorValue } from '../onnx/index.ts';
+import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, type GraphSpec, type TensorValue } from '../onnx/index.ts';
 
 export interface MicroModel {
   readonly name: string;
@@ -38,7 +38,7 @@ function int8Weights(length: number, seed: number): Int8Array {
 }
 
 const modelOf = (name: string, nodes: Omit<GraphSpec, 'name'>): Uint8Array =>
-  encodeModelBytes(makeModel({ graph: makeGraph({ ...nodes, name }), opsets: [{ domain: '', version: 21 }] }));
+  encodeModel(makeModel({ graph: makeGraph({ ...nodes, name }), opsets: [{ domain: '', version: 21 }] }));
 
 export interface GemmShape {
   readonly m: number;

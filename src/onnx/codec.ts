@@ -6,7 +6,7 @@ import protobuf from 'protobufjs';
 import Long from 'long';
 import { EdgevolveError } from '../errors/index.ts';
 import { resolveLimits, type OnnxLimits } from './limits.ts';
-import type { ModelProto } from './types.ts';
+import type { ModelProto, TensorProto } from './types.ts';
 import { scanWireFormat } from './wire.ts';
 
 // protobufjs decodes int64 as Long only when it can find the `long` package; make
@@ -81,14 +81,19 @@ export function encodeModel(model: ModelProto): Uint8Array {
   return copy;
 }
 
-/** @deprecated use decodeModel (kept for the skeleton's callers). */
-export function decodeModelBytes(bytes: Uint8Array): ModelProto {
-  return decodeModel(bytes);
-}
-
-/** @deprecated use encodeModel. */
-export function encodeModelBytes(model: ModelProto): Uint8Array {
-  return encodeModel(model);
+/**
+ * Decodes a serialized TensorProto (the ONNX test layout's input_K.pb / output_K.pb).
+ * A TensorProto cannot nest, so protobufjs' own bounds checks are enough here: every
+ * length is checked against the buffer before anything is allocated.
+ */
+export function decodeTensor(bytes: Uint8Array): TensorProto {
+  try {
+    return onnxSchema().lookupType('onnx.TensorProto').decode(bytes) as unknown as TensorProto;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const code = /index out of range/.test(message) ? 'E_ONNX_TRUNCATED' : 'E_ONNX_DECODE';
+    throw new EdgevolveError(code, `not a valid TensorProto: ${message}`, { cause: err, context: { size: bytes.length } });
+  }
 }
 
 function classifyDecodeError(err: unknown, size: number): EdgevolveError {

@@ -13,8 +13,7 @@ export {
   writeFileAtomic,
   onnxSchema,
   modelType,
-  decodeModelBytes,
-  encodeModelBytes,
+  decodeTensor,
   type DecodeOptions,
   type LoadedModel,
 } from './codec.ts';

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { EdgevolveError } from '../errors/index.ts';
-import { onnxSchema, readTensor, type ModelProto, type TensorProto, type TensorValue, type TypeProto, type ValueInfoProto } from '../onnx/index.ts';
+import { decodeTensor, readTensor, type ModelProto, type TensorProto, type TensorValue, type TypeProto, type ValueInfoProto } from '../onnx/index.ts';
 
 export interface NamedTensor {
   readonly name: string;
@@ -82,12 +82,10 @@ export function readTensorFile(file: string): TensorValue {
   }
   let proto: TensorProto;
   try {
-    proto = onnxSchema().lookupType('onnx.TensorProto').decode(bytes) as unknown as TensorProto;
+    proto = decodeTensor(bytes);
   } catch (err) {
-    throw new EdgevolveError('E_ONNX_DECODE', `${file} is not a valid TensorProto: ${err instanceof Error ? err.message : String(err)}`, {
-      cause: err,
-      context: { file, size: bytes.length },
-    });
+    if (err instanceof EdgevolveError) throw new EdgevolveError(err.code, `${file}: ${err.message}`, { cause: err, context: { ...err.context, file } });
+    throw err;
   }
   return readTensor(proto, { baseDir: path.dirname(file) });
 }

@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DataType, decodeModelBytes, makeTensor, tensorDims, tensorToFloat32, type ModelProto, type NodeProto } from '../../../src/onnx/index.ts';
+import { DataType, decodeModel, makeTensor, tensorDims, tensorToFloat32, type ModelProto, type NodeProto } from '../../../src/onnx/index.ts';
 import { runPass } from '../../../src/compress/pass.ts';
 import { foldPass } from '../../../src/compress/fold/index.ts';
 import { pruneChannelsPass } from '../../../src/compress/prune/index.ts';
@@ -37,7 +37,7 @@ function kill(model: ModelProto, node: NodeProto, slot: number, axis: number, ke
 
 describe('prune-channels on the PaddleOCR detector, exactly', () => {
   it('removes channels made dead beforehand without changing the output (rtol 1e-4)', async () => {
-    const det = runPass(foldPass, decodeModelBytes(readFileSync(PADDLE_MODELS.det)), {}, CHECKS).model;
+    const det = runPass(foldPass, decodeModel(readFileSync(PADDLE_MODELS.det)), {}, CHECKS).model;
     const analysis = analyzeChannels(det);
     const options = { ratio: RATIO, criterion: 'l1' as const, importance: 'group' as const, maxRatio: 0.9, layers: {}, neverPrune: [], minChannels: 1, channelMultiple: 1 };
     // The dead channels of each prunable group are its last ones, so they differ from what importance alone would pick.

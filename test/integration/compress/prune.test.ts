@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { decodeModelBytes, type ModelProto } from '../../../src/onnx/index.ts';
+import { decodeModel, type ModelProto } from '../../../src/onnx/index.ts';
 import { runPass } from '../../../src/compress/pass.ts';
 import { compressModel } from '../../../src/compress/index.ts';
 import { pruneChannelsPass, pruneUnstructuredPass } from '../../../src/compress/prune/index.ts';
@@ -26,7 +26,7 @@ async function outputDims(model: ModelProto, dims: Record<string, number[]>): Pr
 }
 
 describe('prune-channels on the PaddleOCR detector (depthwise convs, SE blocks, residual adds, Concat and Resize in the neck)', () => {
-  const det = decodeModelBytes(readFileSync(PADDLE_MODELS.det));
+  const det = decodeModel(readFileSync(PADDLE_MODELS.det));
 
   it('prunes every group except the one reaching the graph output, and still runs with the same output shape', async () => {
     const result = runPass(pruneChannelsPass, det, { ratio: 0.3 }, CHECKS);
@@ -44,7 +44,7 @@ describe('prune-channels on the PaddleOCR detector (depthwise convs, SE blocks, 
 
 describe('prune-unstructured on the PaddleOCR classifier', () => {
   it('reaches the target sparsity over all weights and the deflated file shrinks', async () => {
-    const cls = decodeModelBytes(readFileSync(PADDLE_MODELS.cls));
+    const cls = decodeModel(readFileSync(PADDLE_MODELS.cls));
     const result = runPass(pruneUnstructuredPass, cls, { sparsity: 0.5 }, CHECKS);
     const s = result.report.stats;
     expect(s['sparsity']).toBeGreaterThanOrEqual(0.5);
@@ -59,16 +59,16 @@ describe('prune-unstructured on the PaddleOCR classifier', () => {
 
 describe('the prune methods through compressModel (what `edgevolve compress --method prune-*` runs)', () => {
   it('prune-channels folds first, then prunes; the PaddleOCR classifier shrinks and still runs', async () => {
-    const cls = decodeModelBytes(readFileSync(PADDLE_MODELS.cls));
+    const cls = decodeModel(readFileSync(PADDLE_MODELS.cls));
     const result = await compressModel(cls, 'prune-channels', { ratio: 0.3 }, {});
     expect(result.report.passes.map((p) => p.pass)).toEqual(['fold', 'prune-channels']);
     expect(result.report.sizeRatio).toBeLessThan(0.6);
     const dims = { x: [1, 3, 48, 192] };
-    expect(await outputDims(decodeModelBytes(result.bytes), dims)).toEqual(await outputDims(cls, dims));
+    expect(await outputDims(decodeModel(result.bytes), dims)).toEqual(await outputDims(cls, dims));
   });
 
   it('rejects an option of another method with E_COMPRESS_METHOD naming it', async () => {
-    const cls = decodeModelBytes(readFileSync(PADDLE_MODELS.cls));
+    const cls = decodeModel(readFileSync(PADDLE_MODELS.cls));
     await expect(compressModel(cls, 'prune-unstructured', { sparsity: 0.5, ratio: 0.3 }, {})).rejects.toMatchObject({ code: 'E_COMPRESS_METHOD', message: expect.stringMatching(/--ratio/) as unknown });
   });
 });
@@ -79,7 +79,7 @@ describe.runIf(haveFixtures(MNIST_CNN, MNIST_TEACHER))('prune-channels on the MN
     [MNIST_TEACHER, ['fc1', 'fc2']],
   ] as const) {
     it(`${file}: ratio 0.3 prunes ${groups.join(' and ')}, parameters fall by about the ratio, the classifier layer stays`, async () => {
-      const model = decodeModelBytes(readFileSync(file));
+      const model = decodeModel(readFileSync(file));
       const result = runPass(pruneChannelsPass, model, { ratio: 0.3 }, CHECKS);
       expect(result.report.changes.filter((c) => c.action === 'pruned').map((c) => c.target)).toEqual([...groups]);
       expect(result.report.changes.find((c) => c.action === 'kept')?.detail).toBe("reaches graph output 'logits'");

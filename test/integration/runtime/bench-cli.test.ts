@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataType, encodeModelBytes, makeGraph, makeModel, makeNode, makeValueInfo } from '../../../src/onnx/index.ts';
+import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeValueInfo } from '../../../src/onnx/index.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -21,7 +21,7 @@ describe('edgevolve bench (the command line contract)', () => {
     model = join(dir, 'sigmoid.onnx');
     await writeFile(
       model,
-      encodeModelBytes(makeModel({ graph: makeGraph({ name: 'g', nodes: [makeNode('Sigmoid', ['x'], ['y'])], inputs: [makeValueInfo('x', DataType.FLOAT, ['n', 3, 'h', 'w'])], outputs: [makeValueInfo('y', DataType.FLOAT, ['n', 3, 'h', 'w'])] }) })),
+      encodeModel(makeModel({ graph: makeGraph({ name: 'g', nodes: [makeNode('Sigmoid', ['x'], ['y'])], inputs: [makeValueInfo('x', DataType.FLOAT, ['n', 3, 'h', 'w'])], outputs: [makeValueInfo('y', DataType.FLOAT, ['n', 3, 'h', 'w'])] }) })),
     );
     await writeFile(join(dir, 'garbage.onnx'), 'not a model');
   });

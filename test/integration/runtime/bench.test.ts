@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeNpy } from '../../../src/data/index.ts';
-import { DataType, encodeModelBytes, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo } from '../../../src/onnx/index.ts';
+import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo } from '../../../src/onnx/index.ts';
 import { runIsolatedBenchmark, type BenchOutcome } from '../../../src/runtime/bench/parent.ts';
 import type { BenchRequest } from '../../../src/runtime/bench/protocol.ts';
 
@@ -13,7 +13,7 @@ const FAULT_CHILD = fileURLToPath(new URL('./bench-fault-child.ts', import.meta.
 /** y = relu(x · W), x [batch, 64], W [64, 32]: small, real, with a free batch dimension. */
 function tinyModel(): Uint8Array {
   const w = new Float32Array(64 * 32).map((_, i) => ((i * 7919) % 13) / 13 - 0.5);
-  return encodeModelBytes(
+  return encodeModel(
     makeModel({
       graph: makeGraph({
         name: 'tiny',

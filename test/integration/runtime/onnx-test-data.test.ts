@@ -84,12 +84,12 @@ describe('the ONNX test-data layout', () => {
     expect(err.message).toMatch(/sequence/);
   });
 
-  it('reports a truncated tensor file as E_ONNX_DECODE naming the file', () => {
+  it('reports a truncated tensor file as E_ONNX_TRUNCATED naming the file', () => {
     const bytes = tensorBytes(makeTensor('a', DataType.FLOAT, [64], new Float32Array(64)));
     const file = path.join(dir, 'cut.pb');
     fs.writeFileSync(file, bytes.subarray(0, bytes.length - 10));
     const err = thrown(() => readTensorFile(file));
-    expect(err.code).toBe('E_ONNX_DECODE');
+    expect(err.code).toBe('E_ONNX_TRUNCATED');
     expect(err.message).toContain(file);
   });
 

@@ -4,7 +4,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { EdgevolveError } from '../../errors/index.ts';
 import { calibrationFeeds, compressModel, getMethod, methodNames, type CompressReport, type MethodContext } from '../../compress/index.ts';
 import { checkAgainstModel, openDataset, type Dataset } from '../../data/index.ts';
-import { parseCpuinfo } from '../../hardware/parse/cpuinfo.ts';
+import { readCpuIsa } from '../../hardware/index.ts';
+import { nodeFiles } from '../../host/files.ts';
 import { readModelFile, valueType, writeFileAtomic, type ModelProto } from '../../onnx/index.ts';
 import { createSession } from '../../runtime/index.ts';
 import { printJson, runAction, usageError } from '../output.ts';
@@ -79,7 +80,7 @@ export function registerCompress(program: Command): void {
         const size = loaded.bytes.length;
         let dataset: Dataset | undefined;
         try {
-          const ctx: { calibration?: MethodContext['calibration']; cpu: MethodContext['cpu'] } = { cpu: await cpuOfThisHost() };
+          const ctx: { calibration?: MethodContext['calibration']; cpu: MethodContext['cpu'] } = { cpu: await readCpuIsa(nodeFiles(), os.arch()) };
           if (flags.data !== undefined) {
             if (method.data === 'none') throw usageError(`--data does not apply to ${method.name}`);
             dataset = await openDataset(flags.data);
@@ -116,15 +117,6 @@ function modelInputs(model: ModelProto): { name: string; dataType: number | unde
       const t = valueType(graph, v.name ?? '');
       return { name: v.name ?? '', dataType: t?.elemType, shape: (t?.shape ?? []).map((d, i) => (d === null ? `?${i}` : d)) };
     });
-}
-
-async function cpuOfThisHost(): Promise<MethodContext['cpu']> {
-  try {
-    const info = parseCpuinfo(await readFile('/proc/cpuinfo', 'utf8'));
-    return { arch: os.arch(), flags: info.processors[0]?.features ?? [] };
-  } catch {
-    return { arch: os.arch(), flags: [] };
-  }
 }
 
 async function readJson(file: string): Promise<unknown> {

@@ -172,6 +172,9 @@ export function planStatic(model: ModelProto, selection: StaticSelection): Stati
       const input = node.input![0]!;
       const producer = index.producer(input);
       if (producer === undefined || !candidates.has(producer) || removed.has(producer)) continue;
+      // A direct 8-bit producer (MaxPool, Resize...) writes with its input's parameters, which
+      // include the negatives the Relu/Clip would have cut: folding would silently drop the activation.
+      if (SAME_AS_INPUT.has(producer.opType ?? '')) continue;
       if (index.consumers(input).length !== 1 || index.isGraphOutput(input) || index.isGraphOutput(node.output![0]!)) continue;
       removed.set(node, input);
     }
@@ -306,8 +309,13 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
     list.push(...nodes);
     map.set(anchor, list);
   };
-  /** Activation → its DQ output; every consumer is rewired to it at the end (one shared pair, as onnxruntime does). */
+  /**
+   * Activation → its DQ output. Quantized consumers read it; a float consumer reads it only when the
+   * tensor comes out of a quantized node (whose fused kernel writes nothing but the quantized value).
+   */
   const activationDq = new Map<string, string>();
+  /** Nodes that got their Q/DQ node unit, under their new output names. */
+  const quantizedProducers = new Set<NodeProto>();
   const qNodes = new Set<NodeProto>();
   const constantDq = new Map<string, string>();
 
@@ -441,22 +449,33 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
       stats.outputScale = p.scaleValue;
     }
     quantizedNodes += 1;
+    quantizedProducers.add(node);
     changes.push({ target: key, action: 'quantized', detail: `${node.opType} → QDQ (${actType} activations${np.weight ? `, int8 weight${np.weight.axis !== undefined ? ' per-channel' : ''}` : ''})`, stats });
   }
   for (const activation of plan.removed.keys()) {
     changes.push({ target: nodeKey(activation), action: 'removed', detail: `${activation.opType} folded into the producer's output quantization range` });
   }
 
-  // Assemble: head nodes first, then each node with its DQs before it and its Q/DQ pairs after it;
-  // every reader of a quantized activation (except its Q) reads the DQ output.
+  // Assemble: head nodes first, then each node with its DQs before it and its Q/DQ pairs after it.
+  // Quantized nodes already read their DQ outputs. A float (excluded or unsupported) reader of a
+  // quantized activation reads the DQ output only when a quantized node wrote the activation: that
+  // keeps the producer's node unit fusable. When a float node or a graph input wrote it, the float
+  // reader keeps the exact value; routing it through the Q/DQ pair would add rounding and clipping
+  // to a path the user kept in float, for no speed gain.
   const assembled: NodeProto[] = [...headNodes];
+  const writer = new Map<string, NodeProto>();
   for (const node of graph.node ?? []) {
     if (dropped.has(node)) continue;
     assembled.push(...(before.get(node) ?? []), node, ...(after.get(node) ?? []));
+    for (const o of node.output ?? []) if (o) writer.set(o, node);
   }
   for (const node of assembled) {
-    if (qNodes.has(node)) continue;
-    node.input = (node.input ?? []).map((i) => activationDq.get(i) ?? i);
+    if (qNodes.has(node) || quantizedProducers.has(node)) continue;
+    node.input = (node.input ?? []).map((i) => {
+      const dq = activationDq.get(i);
+      const from = writer.get(i);
+      return dq !== undefined && from !== undefined && quantizedProducers.has(from) ? dq : i;
+    });
   }
   graph.node = assembled;
   removeUnusedInitializers(graph);

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { calibrate, type OpenCalibrationSession } from '../../../../src/compress/quantize/calibrate.ts';
 import { DEFAULT_STATIC_OP_TYPES, planStatic, prepareStatic, quantizeStatic, type StaticSelection } from '../../../../src/compress/quantize/static-qdq.ts';
-import { DataType, getAttrInt, readTensor, tensorToFloat32, validateModel, type ModelProto } from '../../../../src/onnx/index.ts';
+import { DataType, getAttrInt, makeGraph, makeModel, makeNode, makeValueInfo, readTensor, tensorToFloat32, validateModel, type ModelProto, type NodeProto, type TensorProto } from '../../../../src/onnx/index.ts';
 import { createSession } from '../../../../src/runtime/index.ts';
-import { convGraph, cosine, feedsOf, matmul3dGraph, mlpGraph, optimizedOpTypes, randomInput, runModel } from './graphs.ts';
+import { convGraph, cosine, feedsOf, matmul3dGraph, maxAbsDiff, mlpGraph, optimizedOpTypes, randomInput, randomTensor, runModel } from './graphs.ts';
 
 const selection: StaticSelection = { opTypes: DEFAULT_STATIC_OP_TYPES, exclude: [], perChannel: true };
 
@@ -115,5 +115,61 @@ describe('int8-static QDQ', () => {
     const r = quantizeStatic(convGraph(), { ...selection, activationType: 'uint8', reduceRange: false, ranges: new Map() });
     expect(r.modified).toBe(false);
     expect(r.report.changes.find((c) => c.target === 'conv_bias')?.detail).toMatch(/no calibrated range for 'x'/);
+  });
+});
+
+/** A graph of the given nodes over input x [1, 4, 8, 8], float32 throughout, opset 13. */
+function graphOf(nodes: NodeProto[], outputs: string[], initializers: TensorProto[]): ModelProto {
+  return makeModel({
+    graph: makeGraph({
+      name: 'g',
+      nodes,
+      inputs: [makeValueInfo('x', DataType.FLOAT, [1, 4, 8, 8])],
+      outputs: outputs.map((o) => makeValueInfo(o, DataType.FLOAT, null)),
+      initializers,
+    }),
+    opsets: [{ domain: '', version: 13 }],
+  });
+}
+
+describe('int8-static QDQ: float paths and folded activations', () => {
+  it('an excluded node whose input comes from a float producer (here the graph input) reads the exact float value, not the Q/DQ pair quantized consumers share', async () => {
+    const g = graphOf(
+      [
+        makeNode('Conv', ['x', 'wq'], ['a'], { kernel_shape: [1, 1] }, { name: 'quantized_conv' }),
+        makeNode('Conv', ['x', 'wf'], ['b'], { kernel_shape: [1, 1] }, { name: 'float_conv' }),
+        makeNode('Add', ['a', 'b'], ['y'], {}, { name: 'join' }),
+      ],
+      ['y', 'b'],
+      [randomTensor('wq', [4, 4, 1, 1], 21, 0.5), randomTensor('wf', [4, 4, 1, 1], 22, 0.5)],
+    );
+    const r = await quantize(g, [1, 4, 8, 8], { ...selection, exclude: ['float_conv'] });
+    const floatConv = r.model.graph!.node!.find((n) => n.name === 'float_conv')!;
+    expect(floatConv.input![0]).toBe('x');
+    // The quantized consumer still reads x through its DQ.
+    const quantizedConv = r.model.graph!.node!.find((n) => n.name === 'quantized_conv')!;
+    expect(quantizedConv.input![0]).not.toBe('x');
+    const x = { x: randomInput([1, 4, 8, 8], 7) };
+    const [fp, q] = [await runModel(g, x, 'disabled'), await runModel(r.model, x, 'disabled')];
+    expect(maxAbsDiff(fp.b!.data as Float32Array, q.b!.data as Float32Array)).toBeLessThan(1e-6);
+  });
+
+  it('a Relu after a direct 8-bit op (MaxPool) is kept: that op writes with its input\'s parameters, negatives included, so folding would drop the Relu', async () => {
+    const g = graphOf(
+      [
+        makeNode('Conv', ['x', 'w1'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }, { name: 'conv1' }),
+        makeNode('MaxPool', ['c1'], ['p'], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool' }),
+        makeNode('Relu', ['p'], ['r'], {}, { name: 'relu' }),
+        makeNode('Conv', ['r', 'w2'], ['y'], { kernel_shape: [1, 1] }, { name: 'conv2' }),
+      ],
+      ['y'],
+      [randomTensor('w1', [4, 4, 3, 3], 31, 0.5), randomTensor('w2', [4, 4, 1, 1], 32, 0.5)],
+    );
+    expect(planStatic(g, selection).removed.size).toBe(0);
+    const r = await quantize(g, [1, 4, 8, 8]);
+    expect(r.model.graph!.node!.some((n) => n.opType === 'Relu')).toBe(true);
+    const x = { x: randomInput([1, 4, 8, 8], 8) };
+    const [fp, q] = [await runModel(g, x), await runModel(r.model, x)];
+    expect(cosine(fp.y!.data as Float32Array, q.y!.data as Float32Array)).toBeGreaterThan(0.99);
   });
 });

@@ -230,7 +230,7 @@ export const METHODS = {
   }),
   'prune-unstructured': method({
     name: 'prune-unstructured',
-    summary: 'magnitude pruning to a target sparsity (--set sparsity=0.5, per layer or global); zeros stay dense, so it shrinks the compressed file, not the latency',
+    summary: 'magnitude pruning to a target sparsity (--sparsity 0.5, --scope per-layer|global); zeros stay dense, so it shrinks the compressed file, not the latency',
     options: pruneUnstructuredOptionsSchema.extend({ fold: z.boolean().default(true) }),
     data: 'none',
     run(model, { fold, ...o }) {
@@ -240,7 +240,7 @@ export const METHODS = {
   }),
   'prune-channels': method({
     name: 'prune-channels',
-    summary: 'structured pruning (--set ratio=0.3): removes whole output channels of Conv/Gemm/MatMul and the matching inputs of every consumer, group by group; unsafe groups are left alone with the reason',
+    summary: 'structured pruning (--ratio 0.3): removes whole output channels of Conv/Gemm/MatMul and the matching inputs of every consumer, group by group; unsafe groups are left alone with the reason',
     options: pruneChannelsOptionsSchema.extend({ fold: z.boolean().default(true) }),
     data: 'none',
     run(model, { fold, ...o }) {

@@ -32,12 +32,19 @@ interface CompressFlags {
   batchSize?: number;
   calibrationSamples?: number;
   set?: Record<string, unknown>;
+  sparsity?: number;
+  scope?: string;
+  ratio?: number;
+  criterion?: string;
+  maxRatio?: number;
+  neverPrune?: string[];
 }
 
 /** Flags that map one-to-one onto method options (camelCase keys of the method's schema). */
 const OPTION_FLAGS = [
   'calibration', 'percentile', 'bins', 'activationType', 'perChannel', 'reduceRange', 'opTypes', 'exclude', 'keepIoTypes',
-  'opBlockList', 'nodeBlockList', 'fold', 'batchSize', 'calibrationSamples',
+  'opBlockList', 'nodeBlockList', 'fold', 'batchSize', 'calibrationSamples', 'sparsity', 'scope', 'ratio', 'criterion', 'maxRatio',
+  'neverPrune',
 ] as const;
 
 export function registerCompress(program: Command): void {
@@ -60,10 +67,16 @@ export function registerCompress(program: Command): void {
     .option('--op-block-list <list>', 'fp16: op types kept float32 (replaces the default list)', list)
     .option('--node-block-list <list>', 'fp16: node names kept float32', list)
     .option('--plan <file>', 'mixed: precision plan JSON {"nodes": {"<node>": "fp32" | "fp16" | "int8"}}')
+    .option('--sparsity <s>', 'prune-unstructured: share of weights set to zero, 0..1 (e.g. 0.5)', number)
+    .option('--scope <s>', 'prune-unstructured: per-layer | global threshold (default per-layer)')
+    .option('--ratio <r>', 'prune-channels: share of output channels removed per group, 0..1 (e.g. 0.3)', number)
+    .option('--criterion <c>', 'prune-channels: l1 | l2 channel importance (default l1)')
+    .option('--max-ratio <r>', 'prune-channels: cap on any one group\'s pruned share (default 0.9)', number)
+    .option('--never-prune <list>', 'prune-channels: comma-separated node names whose channels are kept', list)
     .option('--no-fold', 'skip the pre-passes (BatchNormalization/constant folding); Constants are still hoisted')
     .option('--batch-size <n>', 'calibration batch size when the model\'s batch axis is free (default 16)', number)
     .option('--calibration-samples <n>', 'use only the first N calibration samples', number)
-    .option('--set <key=value>', 'any other option of the method (repeatable), e.g. --set sparsity=0.5', keyValue, {})
+    .option('--set <key=value>', 'any other option of the method (repeatable), e.g. --set minChannels=4', keyValue, {})
     .option('--report <file>', 'also write the JSON report to this file')
     .option('--json', 'print one JSON document')
     .action(async (input: string, flags: CompressFlags, command: Command) => {

@@ -20,7 +20,7 @@ import { calibrationFeeds } from '../src/compress/quantize/feeds.ts';
 import { checkAgainstModel, openDataset } from '../src/data/index.ts';
 import { parseCpuinfo } from '../src/hardware/parse/cpuinfo.ts';
 import { DataType, readModelFile, type TensorValue } from '../src/onnx/index.ts';
-import { evaluateModel } from '../src/planner/index.ts';
+import { cosineSimilarity, evaluateModel } from '../src/planner/index.ts';
 import { createSession, type Session } from '../src/runtime/index.ts';
 import { detectorImages } from '../test/integration/compress/quantize-ocr-images.ts';
 
@@ -79,17 +79,6 @@ async function latencies(a: Session, b: Session, feed: Record<string, TensorValu
   return [median(ta), median(tb)];
 }
 
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / Math.sqrt(na * nb || 1);
-}
 
 function randomFeed(session: Session, batch: number): Record<string, TensorValue> {
   const feed: Record<string, TensorValue> = {};
@@ -196,7 +185,7 @@ async function detector(): Promise<void> {
       const x = { x: { dataType: DataType.FLOAT, dims: [1, 3, detSize, detSize], data: test.subarray(i * per, (i + 1) * per) } };
       const [ra, rb] = [await a.run(x), await b.run(x)];
       const k = Object.keys(ra)[0]!;
-      cos += cosine(ra[k]!.data as Float32Array, rb[k]!.data as Float32Array) / 3;
+      cos += cosineSimilarity(ra[k]!.data as Float32Array, rb[k]!.data as Float32Array) / 3;
     }
     const feed = { x: { dataType: DataType.FLOAT, dims: [1, 3, detSize, detSize], data: test.subarray(0, per) } };
     const [la, lb] = await latencies(a, b, feed, Math.max(20, Math.floor(iterations / 10)));
@@ -268,7 +257,7 @@ async function classifier(): Promise<void> {
       const feed = { x: { ...x, dims: [1, ...x.dims.slice(1)], data: (x.data as Float32Array).subarray(i * per, (i + 1) * per) } };
       const [ra, rb] = [await a.run(feed), await b.run(feed)];
       const k = Object.keys(ra)[0]!;
-      cos += cosine(ra[k]!.data as Float32Array, rb[k]!.data as Float32Array) / n;
+      cos += cosineSimilarity(ra[k]!.data as Float32Array, rb[k]!.data as Float32Array) / n;
     }
     const feed = { x: { ...x, dims: [1, ...x.dims.slice(1)], data: (x.data as Float32Array).subarray(0, per) } };
     const [la, lb] = await latencies(a, b, feed);

@@ -17,6 +17,12 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** Uniform values in [0, 1) from mulberry32: u32 / 2^32, exact in float64. */
+export function uniform01(seed: number): () => number {
+  const next = mulberry32(seed);
+  return () => next() / 4294967296;
+}
+
 /**
  * Shuffles `values` in place with Fisher–Yates. The index is drawn as
  * floor(u32 · (i + 1) / 2^32), exact below 2^21 elements and otherwise correctly

@@ -14,17 +14,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PADDLE_MODELS, corpusModels, nestedIfModelBytes, tinyMlp, varint } from './onnx-builders.ts';
 import protobuf from 'protobufjs';
+import { uniform01 } from '../../src/data/prng.ts';
 
-/** mulberry32: a small, fast, seedable PRNG (public domain). */
+/** Uniform [0, 1) values from a seed (mulberry32). */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return uniform01(seed);
 }
 
 export const MUTATION_KINDS = [

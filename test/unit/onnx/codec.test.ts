@@ -1,20 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isEdgevolveError } from '../../../src/errors/index.ts';
 import { decodeModel, encodeModel, readModelFile, writeModelFile, validateModel } from '../../../src/onnx/index.ts';
 import { PADDLE_MODELS, concat, lengthDelimited, nestedIfModelBytes, tinyMlp, varintField } from '../../helpers/onnx-builders.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
+import { codeOf } from '../../helpers/error-code.ts';
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (isEdgevolveError(err)) return err.code;
-    throw err;
-  }
-  return 'ok';
-}
 
 describe('decodeModel / encodeModel', () => {
   it('round-trips the PaddleOCR recogniser byte for byte', async () => {

@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isEdgevolveError } from '../../../src/errors/index.ts';
 import { DataType, readModelFile, readTensor, validateModel, writeModelFile, makeGraph, makeModel, makeValueInfo, makeNode, type TensorProto } from '../../../src/onnx/index.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
+import { codeOf } from '../../helpers/error-code.ts';
 
 function externalTensor(location: string, extra: Record<string, string> = {}, dims = [4]): TensorProto {
   return {
@@ -16,15 +16,6 @@ function externalTensor(location: string, extra: Record<string, string> = {}, di
   };
 }
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (isEdgevolveError(err)) return err.code;
-    throw err;
-  }
-  return 'ok';
-}
 
 describe('external data', () => {
   let root: string;

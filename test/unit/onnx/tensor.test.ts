@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import Long from 'long';
-import { isEdgevolveError } from '../../../src/errors/index.ts';
 import {
   DataType,
   allElementTypes,
@@ -16,16 +15,8 @@ import {
   float32ToFloat8Bits,
   type TensorProto,
 } from '../../../src/onnx/index.ts';
+import { codeOf } from '../../helpers/error-code.ts';
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (isEdgevolveError(err)) return err.code;
-    throw err;
-  }
-  return 'ok';
-}
 
 /** Encodes the tensor as an initializer and decodes it back: what readTensor sees from a real file. */
 function throughWire(t: TensorProto): TensorProto {

@@ -4,17 +4,12 @@
  */
 import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, type ModelProto, type NodeProto, type TensorProto, type TensorValue } from '../../../../src/onnx/index.ts';
 import { createSession } from '../../../../src/runtime/index.ts';
+import { uniform01 } from '../../../../src/data/prng.ts';
 
 /** mulberry32: deterministic values in [-1, 1). */
 export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const next = uniform01(seed);
+  return () => next() * 2 - 1;
 }
 
 export function randomTensor(name: string, dims: number[], seed: number, scale = 1): TensorProto {

@@ -80,6 +80,20 @@ export const ERROR_CODES = {
   // coevolution/train/: the training library and its synthetic data
   E_TRAIN_INVALID: { retryable: false, help: 'A training setup is inconsistent (layer sizes that do not chain, a batch larger than the network was built for, samples of the wrong size, a bad split or image size); the message names the mismatch.' },
   E_TRAIN_DATA: { retryable: false, help: 'Training data is malformed (e.g. an MNIST digit file without a "data" array of 784-value images, or text the bitmap font cannot draw); the message names the file or character.' },
+
+  // runtime/serving/ and server/: model slots, swaps and the KServe v2 inference API
+  E_SERVING_NOT_LOADED: { retryable: true, help: 'The model has no loaded version yet (still loading, or its load failed); wait for /v2/health/ready or check the daemon log.' },
+  E_SERVING_SWAP_FAILED: { retryable: false, help: 'The new model version could not be loaded or failed its warm-up runs; the previous version keeps serving. The message gives the reason.' },
+  E_SERVING_CLOSED: { retryable: false, help: 'The model slot was closed (the daemon is shutting down); no new inferences are accepted.' },
+  E_SERVER_BAD_REQUEST: { retryable: false, help: 'The inference request is malformed (invalid JSON, unknown input, wrong datatype or shape, binary sizes that do not add up); the message names the field.' },
+  E_SERVER_NOT_FOUND: { retryable: false, help: 'No such model, model version or endpoint on this server; GET /v2/models/<name> lists what is served.' },
+  E_SERVER_UNAUTHORIZED: { retryable: false, help: 'The request lacks the bearer token the server requires (server.token); send Authorization: Bearer <token>.' },
+  E_SERVER_BODY_TOO_LARGE: { retryable: false, help: 'The request body exceeds server.maxBodyBytes; send a smaller batch or raise the limit.' },
+  E_SERVER_QUEUE_FULL: { retryable: true, help: 'Too many requests are waiting for this model (server.maxQueuedRequests); retry after the Retry-After delay.' },
+  E_SERVER_TIMEOUT: { retryable: true, help: 'The request did not finish within server.requestTimeoutMs (503 while still queued, 504 while running); lower the load or raise the timeout.' },
+  E_SERVER_LISTEN: { retryable: false, help: 'The inference server could not listen on its address (port in use, permission denied, or a unix socket path that is not ours); check server.host/port/socketPath.' },
+  E_INFER_CLIENT: { retryable: true, help: 'edgevolve infer could not reach the server or got an answer that is not KServe v2; check --url/--socket and that the daemon runs.' },
+  E_INFER_REMOTE: { retryable: false, help: 'The inference server answered the request with an error; the message carries its status and error text.' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

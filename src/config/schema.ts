@@ -45,6 +45,71 @@ export const storeConfigSchema = z
   })
   .strict();
 
+/** daemon/: the desired models, lifecycle and supervision of `edgevolve run` (README "The daemon"). */
+export const modelBudgetsSchema = z
+  .object({
+    latencyP95Ms: z.number().positive().optional().describe('Latency budget: p95 of one inference, ms. The health gate and the budget watch hold the model to it.'),
+    memoryMb: z.number().positive().optional().describe('Memory the model may use, MB (variant selection).'),
+    minAccuracy: z.number().min(0).max(1).optional().describe('Lowest acceptable accuracy (0..1) of a variant, from its annotations.'),
+    variant: z.string().optional().describe('Serve exactly this variant instead of choosing one.'),
+  })
+  .strict();
+
+export const desiredModelSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).describe('Name the model is served under (/v2/models/<name>).'),
+    ref: z.string().min(1).describe('Where to get it: host[:port]/repo:tag, or oci-layout:<dir>:tag for a local OCI image layout.'),
+    budgets: modelBudgetsSchema.prefault({}),
+  })
+  .strict();
+
+export const daemonConfigSchema = z
+  .object({
+    models: z.array(desiredModelSchema).default([]).describe('Models this device should serve (desired state).'),
+    seedFixtures: z
+      .boolean()
+      .default(false)
+      .describe('Seed <stateDir>/oci with the bundled MNIST fixture models and serve them when no models are configured (the embedded default of `npm start`).'),
+    shutdownTimeoutMs: z.number().int().positive().default(20_000).describe('Hard deadline for a clean stop after SIGTERM/SIGINT, ms; past it the process exits 128+signal.'),
+    reconcileIntervalMs: z.number().int().positive().default(300_000).describe('How often desired state is re-checked against the registry (new tags), ms.'),
+    watchdog: z
+      .object({
+        maxEventLoopLagMs: z.number().int().positive().default(2_000).describe('Event loop lag above which the daemon counts as hung (no WATCHDOG=1), ms.'),
+        probeIntervalMs: z.number().int().positive().default(5_000).describe('How often a tiny inference on each active model checks the inference path, ms.'),
+        probeFreshMs: z.number().int().positive().default(30_000).describe('A successful probe older than this makes the daemon unhealthy, ms.'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+/** deploy: the trial of a new version, its health gate, bounded retries and the budget watch. */
+export const deployConfigSchema = z
+  .object({
+    trialDeadlineMs: z.number().int().positive().default(60_000).describe('A new version must pass its health gate within this time or it is rolled back, ms.'),
+    minTrialMs: z.number().int().nonnegative().default(3_000).describe('Shortest trial: the gate is not judged before this, ms.'),
+    minSamples: z.number().int().positive().default(20).describe('Inferences (live requests and probes) the gate needs before it judges.'),
+    trialProbeIntervalMs: z.number().int().positive().default(100).describe('Probe inferences during a trial, one per this many ms, so an idle device still gets a verdict.'),
+    maxErrorRate: z.number().min(0).max(1).default(0.02).describe('Highest share of failed inferences a version may have on trial.'),
+    latencyTolerance: z.number().min(0).default(0.2).describe('p95 may exceed the latency budget by this fraction on trial (0.2 = 20%).'),
+    maxTrialEntries: z
+      .number()
+      .int()
+      .positive()
+      .default(3)
+      .describe('Restarts of the daemon while the same version is on trial before the deployment is aborted and rolled back (a crash loop).'),
+    budgetWatch: z
+      .object({
+        enabled: z.boolean().default(true).describe('Re-plan (pick a lighter variant) when p95 stays over the budget.'),
+        breachForMs: z.number().int().positive().default(120_000).describe('How long p95 must stay over the budget before re-planning, ms.'),
+        checkIntervalMs: z.number().int().positive().default(10_000).describe('How often p95 is compared to the budget, ms.'),
+        minSamples: z.number().int().positive().default(50).describe('Inferences in a check window before its p95 counts.'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     stateDir: z.string().min(1).default('/var/lib/edgevolve').describe('Directory for the database, blobs and models.'),
@@ -60,6 +125,8 @@ export const configSchema = z
       .prefault({}),
     registry: registryConfigSchema.prefault({}),
     store: storeConfigSchema.prefault({}),
+    daemon: daemonConfigSchema.prefault({}),
+    deploy: deployConfigSchema.prefault({}),
   })
   .strict();
 

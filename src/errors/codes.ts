@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   E_STORE_VERSION_INVALID: { retryable: false, help: 'The artifact has no version annotation, or one that is not dot-separated numbers (1.2.3).' },
   E_STORE_DB: { retryable: false, help: 'The state database failed (corrupt, newer schema than this edgevolve, or SQLITE_FULL); the message names the cause.' },
   E_STORE_NOT_FOUND: { retryable: false, help: 'The model, version or blob is not in the local store.' },
+  E_STORE_CORRUPT: { retryable: false, help: 'A stored blob no longer hashes to its digest, or the state database and the stored manifest disagree: the store was changed on disk. Pull the version again.' },
 
   // runtime/: onnxruntime sessions
   E_RUNTIME_SESSION_CREATE: { retryable: false, help: 'onnxruntime could not load the model (unsupported operator or opset, invalid graph, missing external data); the message gives its reason.' },
@@ -85,6 +86,7 @@ export const ERROR_CODES = {
   E_SERVING_NOT_LOADED: { retryable: true, help: 'The model has no loaded version yet (still loading, or its load failed); wait for /v2/health/ready or check the daemon log.' },
   E_SERVING_SWAP_FAILED: { retryable: false, help: 'The new model version could not be loaded or failed its warm-up runs; the previous version keeps serving. The message gives the reason.' },
   E_SERVING_CLOSED: { retryable: false, help: 'The model slot was closed (the daemon is shutting down); no new inferences are accepted.' },
+  E_SERVING_INPUT_INVALID: { retryable: false, help: 'An inference input does not fit the loaded model: an unknown or missing input name, a different element type, rank or fixed dimension; the message names the input and both sides.' },
   E_SERVER_BAD_REQUEST: { retryable: false, help: 'The inference request is malformed (invalid JSON, unknown input, wrong datatype or shape, binary sizes that do not add up); the message names the field.' },
   E_SERVER_NOT_FOUND: { retryable: false, help: 'No such model, model version or endpoint on this server; GET /v2/models/<name> lists what is served.' },
   E_SERVER_UNAUTHORIZED: { retryable: false, help: 'The request lacks the bearer token the server requires (server.token); send Authorization: Bearer <token>.' },
@@ -94,6 +96,12 @@ export const ERROR_CODES = {
   E_SERVER_LISTEN: { retryable: false, help: 'The inference server could not listen on its address (port in use, permission denied, or a unix socket path that is not ours); check server.host/port/socketPath.' },
   E_INFER_CLIENT: { retryable: true, help: 'edgevolve infer could not reach the server or got an answer that is not KServe v2; check --url/--socket and that the daemon runs.' },
   E_INFER_REMOTE: { retryable: false, help: 'The inference server answered the request with an error; the message carries its status and error text.' },
+  // coevolution/: hard-sample mining, upload, cascade, drift and the cloud loop
+  E_COEVO_INVALID: { retryable: false, help: 'A co-evolution input is inconsistent (outputs of an unexpected shape, a bad field-shift or distillation setting, sample files that do not match their index); the message names it.' },
+  E_COEVO_SAMPLE_STORE: { retryable: true, help: 'The hard-sample store could not write or read a sample (disk full, permissions, a file missing beside its index row); check coevolution.samples.dir and free space.' },
+  E_COEVO_UPLOAD: { retryable: true, help: 'A hard-sample batch could not be uploaded or the cloud did not confirm it; the samples stay on the device and the next upload resumes.' },
+  E_COEVO_CLOUD: { retryable: true, help: 'The cloud model of the cascade failed, timed out or answered outside KServe v2; the local answer was used. Check coevolution.cascade.url.' },
+  E_COEVO_MESSAGE: { retryable: false, help: 'A telemetry or event message from a device is not valid JSON of the expected form; it was dropped and counted. The message names the topic and field.' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,5 +1,6 @@
 import { shiftImage } from './augment.ts';
 import { sizeOf } from './layers/layer.ts';
+import { distillationLoss } from './distill-loss.ts';
 import { argmaxRows, softmaxCrossEntropy } from './loss.ts';
 import type { Sequential } from './network.ts';
 import { Adam } from './optim.ts';
@@ -25,6 +26,17 @@ export interface TrainOptions {
   /** Random translation of up to this many pixels per axis, for [C,H,W] samples; 0 for none. */
   readonly maxShift?: number;
   readonly onEpoch?: (report: EpochReport) => void;
+  /** Knowledge distillation: the loss becomes `distillationLoss` against these soft labels. */
+  readonly distillation?: DistillationTargets;
+}
+
+/** A teacher's soft labels for every sample of the training set, and the loss's weights. */
+export interface DistillationTargets {
+  /** [count, classes] row-major: softmax(teacher logits / temperature) per sample. */
+  readonly teacherProbabilities: Float32Array;
+  readonly temperature: number;
+  /** Weight of the soft (KL) term; 1 - alpha weighs cross-entropy with the labels. */
+  readonly alpha: number;
 }
 
 export interface EpochReport {
@@ -51,6 +63,12 @@ export function train(network: Sequential, data: LabelledSet, options: TrainOpti
   const batchLabels = new Uint8Array(batchSize);
   const dLogits = new Float32Array(batchSize * network.outputSize);
   const predicted = new Int32Array(batchSize);
+  const distillation = options.distillation;
+  const classes = network.outputSize;
+  if (distillation !== undefined && distillation.teacherProbabilities.length !== data.count * classes) {
+    throw new EdgevolveError('E_TRAIN_INVALID', `soft labels hold ${distillation.teacherProbabilities.length} values, ${data.count} samples x ${classes} classes need ${data.count * classes}`);
+  }
+  const batchSoft = new Float32Array(distillation === undefined ? 0 : batchSize * classes);
   const stepsPerEpoch = Math.ceil(data.count / batchSize);
   const totalSteps = stepsPerEpoch * epochs;
   const reports: EpochReport[] = [];
@@ -75,12 +93,15 @@ export function train(network: Sequential, data: LabelledSet, options: TrainOpti
           target.set(sample);
         }
         batchLabels[s] = data.labels[index]!;
+        if (distillation !== undefined) batchSoft.set(distillation.teacherProbabilities.subarray(index * classes, (index + 1) * classes), s * classes);
       }
       const x = batchInputs.subarray(0, batch * sampleSize);
       const labels = batchLabels.subarray(0, batch);
       const logits = network.forward(x, batch, true);
       const grad = dLogits.subarray(0, batch * network.outputSize);
-      lossSum += softmaxCrossEntropy(logits, labels, batch, network.outputSize, grad) * batch;
+      lossSum += (distillation === undefined
+        ? softmaxCrossEntropy(logits, labels, batch, classes, grad)
+        : distillationLoss(logits, batchSoft, labels, batch, classes, distillation.temperature, distillation.alpha, grad)) * batch;
       argmaxRows(logits, batch, network.outputSize, predicted);
       for (let s = 0; s < batch; s++) if (predicted[s] === labels[s]) correct++;
       network.backward(grad, batch);

@@ -102,6 +102,14 @@ export const ERROR_CODES = {
   E_COEVO_UPLOAD: { retryable: true, help: 'A hard-sample batch could not be uploaded or the cloud did not confirm it; the samples stay on the device and the next upload resumes.' },
   E_COEVO_CLOUD: { retryable: true, help: 'The cloud model of the cascade failed, timed out or answered outside KServe v2; the local answer was used. Check coevolution.cascade.url.' },
   E_COEVO_MESSAGE: { retryable: false, help: 'A telemetry or event message from a device is not valid JSON of the expected form; it was dropped and counted. The message names the topic and field.' },
+
+  // telemetry/: the MQTT link, the outbox and telemetry
+  E_TELEMETRY_ID_INVALID: { retryable: false, help: 'A fleet, device, client or command id is empty, longer than 64 characters, or has characters outside [A-Za-z0-9_-] (MQTT wildcards + # and the separator / are refused: CVE-2017-7650).' },
+  E_TELEMETRY_OUTBOX_DB: { retryable: false, help: 'The telemetry outbox database (<stateDir>/telemetry.db) could not be opened or written; the message names the cause. A full disk is not this error: it puts the outbox in degraded mode.' },
+  E_TELEMETRY_TOPIC: { retryable: false, help: 'A publish named a topic outside the device\'s own subtree (edgevolve/v1/<fleet>/<device>/...) or with a wildcard; the broker ACL would refuse it too.' },
+  E_TELEMETRY_PAYLOAD_TOO_LARGE: { retryable: false, help: 'A message is larger than mqtt.maxPayloadBytes; send less per message (samples in parts) or raise the limit within what the broker accepts.' },
+  E_TELEMETRY_TLS_FILE: { retryable: false, help: 'A TLS file named in the mqtt config (caFile, certFile, keyFile) cannot be read; the message names it.' },
+  E_TELEMETRY_CLOSED: { retryable: false, help: 'The telemetry service was stopped (the daemon is shutting down); nothing more is accepted.' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

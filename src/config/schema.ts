@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { onnxLimitsSchema } from '../onnx/limits-schema.ts';
+import { mqttConfigSchema, telemetryConfigSchema } from '../telemetry/config.ts';
 
 export { onnxLimitsSchema, DEFAULT_ONNX_LIMITS, type OnnxLimits } from '../onnx/limits-schema.ts';
 
@@ -127,6 +128,8 @@ export const configSchema = z
     store: storeConfigSchema.prefault({}),
     daemon: daemonConfigSchema.prefault({}),
     deploy: deployConfigSchema.prefault({}),
+    mqtt: mqttConfigSchema.prefault({}),
+    telemetry: telemetryConfigSchema.prefault({}),
   })
   .strict();
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { onnxLimitsSchema } from '../onnx/limits-schema.ts';
 import { mqttConfigSchema, telemetryConfigSchema } from '../telemetry/config.ts';
+import { controlConfigSchema } from '../control/config.ts';
 
 export { onnxLimitsSchema, DEFAULT_ONNX_LIMITS, type OnnxLimits } from '../onnx/limits-schema.ts';
 
@@ -130,6 +131,7 @@ export const configSchema = z
     deploy: deployConfigSchema.prefault({}),
     mqtt: mqttConfigSchema.prefault({}),
     telemetry: telemetryConfigSchema.prefault({}),
+    control: controlConfigSchema.prefault({}),
   })
   .strict();
 

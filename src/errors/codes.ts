@@ -110,6 +110,28 @@ export const ERROR_CODES = {
   E_TELEMETRY_PAYLOAD_TOO_LARGE: { retryable: false, help: 'A message is larger than mqtt.maxPayloadBytes; send less per message (samples in parts) or raise the limit within what the broker accepts.' },
   E_TELEMETRY_TLS_FILE: { retryable: false, help: 'A TLS file named in the mqtt config (caFile, certFile, keyFile) cannot be read; the message names it.' },
   E_TELEMETRY_CLOSED: { retryable: false, help: 'The telemetry service was stopped (the daemon is shutting down); nothing more is accepted.' },
+
+  // control/: the fleet command channel (validation, authorization, idempotency)
+  E_CONTROL_ID: { retryable: false, help: 'A fleet, device or command id is not 1-64 characters of [A-Za-z0-9_-] (MQTT wildcards and separators are refused).' },
+  E_CONTROL_OVERSIZED: { retryable: false, help: 'The command is larger than control.maxCommandBytes; it was refused before parsing.' },
+  E_CONTROL_MALFORMED: { retryable: false, help: 'The command is not the wire document {v, signed, keyId, sig} with a valid envelope inside; the message names the field.' },
+  E_CONTROL_UNKNOWN_TYPE: { retryable: false, help: 'The command type is not one this edgevolve knows (deploy, rollback, set-budgets, profile, optimize, collect-samples, config, ping).' },
+  E_CONTROL_INVALID_PAYLOAD: { retryable: false, help: 'The command payload does not match its type\'s schema (or a config patch fails the config schema); the message names the field.' },
+  E_CONTROL_UNSIGNED: { retryable: false, help: 'The command carries no signature and control.trustBrokerAcl is false; sign it with a fleet key (edgevolve command --key).' },
+  E_CONTROL_UNKNOWN_KEY: { retryable: false, help: 'The command is signed with a keyId the device does not have in control.publicKeys.' },
+  E_CONTROL_BAD_SIGNATURE: { retryable: false, help: 'The command signature does not verify over the signed text with the named fleet key (tampered, or signed with another key).' },
+  E_CONTROL_WRONG_TARGET: { retryable: false, help: 'The signed target (fleet/device) is not this device or does not match the topic the command arrived on.' },
+  E_CONTROL_EXPIRED: { retryable: false, help: 'The command is past its expiresAt or was issued longer ago than control.maxCommandAgeSeconds; send a new one.' },
+  E_CONTROL_FUTURE: { retryable: false, help: 'The command is issued further in the future than control.maxClockSkewSeconds; check the sender\'s and the device\'s clocks.' },
+  E_CONTROL_REPLAY: { retryable: false, help: 'The command reuses the nonce of an earlier command: a replay; refused.' },
+  E_CONTROL_ID_REUSED: { retryable: false, help: 'The command id was used before for a different command; every command needs a new id.' },
+  E_CONTROL_UNSUPPORTED: { retryable: false, help: 'This device has no handler for the command type (or accepts no config patches).' },
+  E_CONTROL_TIMEOUT: { retryable: true, help: 'The command handler did not finish within control.timeoutSeconds for its type and was asked to stop.' },
+  E_CONTROL_INTERRUPTED: { retryable: false, help: 'The agent stopped while the command was pending or running; it is not re-run automatically. Check the device state and send a new command.' },
+  E_CONTROL_HANDLER: { retryable: false, help: 'The command handler failed with an unexpected error or returned something that is not JSON; the message gives the reason.' },
+  E_CONTROL_KEY: { retryable: false, help: 'A fleet key could not be read or is not Ed25519 / ECDSA P-256 PEM.' },
+  E_CONTROL_NO_ANSWER: { retryable: true, help: 'No result arrived before --timeout (device offline, not subscribed, or the broker dropped it); the command may still run later until it expires.' },
+  E_CONTROL_BROKER: { retryable: true, help: 'The MQTT broker could not be reached or refused the connection; check --broker, credentials and the ACL.' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

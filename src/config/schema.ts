@@ -112,6 +112,24 @@ export const deployConfigSchema = z
   })
   .strict();
 
+/** planner/: defaults of `edgevolve optimize` (flags override them). */
+export const plannerConfigSchema = z
+  .object({
+    objective: z.enum(['accuracy', 'latency', 'size']).default('accuracy').describe('What to optimize among the candidates that meet every budget.'),
+    latencyP95Ms: z.number().positive().optional().describe('Default p95 latency budget at batch 1, in ms (isolated benchmark).'),
+    memoryMB: z.number().positive().optional().describe('Default peak memory budget of the benchmark process above its baseline, in MiB.'),
+    sizeMB: z.number().positive().optional().describe('Default model file size budget, in MiB.'),
+    maxAccuracyDrop: z.number().nonnegative().optional().describe('Default accuracy budget: points of top-1 (or agreement, or cosine x 100) the result may lose against fp32.'),
+    timeLimitS: z.number().positive().default(600).describe('Wall-time limit of one search, in seconds.'),
+    threads: z.number().int().positive().default(1).describe('onnxruntime intra-op threads for every measurement (1: per-core numbers, stable on a shared device).'),
+    subsetSamples: z.number().int().positive().default(300).describe('Samples of the accuracy pre-check before the full evaluation.'),
+    sensitivitySamples: z.number().int().positive().default(100).describe('Samples of the per-layer sensitivity measurement (mixed precision).'),
+    calibrationSamples: z.number().int().positive().default(256).describe('Samples of the data set used to calibrate int8-static.'),
+    maxFullCandidates: z.number().int().positive().default(20).describe('Stop after this many candidates were evaluated on the whole data set.'),
+    benchMs: z.number().positive().default(1500).describe('Approximate timed-run budget of each isolated benchmark, in ms (20 to 500 runs).'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     stateDir: z.string().min(1).default('/var/lib/edgevolve').describe('Directory for the database, blobs and models.'),
@@ -132,6 +150,7 @@ export const configSchema = z
     mqtt: mqttConfigSchema.prefault({}),
     telemetry: telemetryConfigSchema.prefault({}),
     control: controlConfigSchema.prefault({}),
+    planner: plannerConfigSchema.prefault({}),
   })
   .strict();
 

@@ -9,6 +9,9 @@ export const ERROR_CODES = {
   E_IO: { retryable: true, help: 'A file could not be read or written; check the path, permissions and free space.' },
   E_INTERNAL: { retryable: false, help: 'A bug in edgevolve; please report it with the log.' },
 
+  // planner/: `edgevolve optimize` budgets and search
+  E_PLAN_BUDGET_INVALID: { retryable: false, help: 'A budget is not a usable number (--latency-p95, --memory and --size must be positive, --max-accuracy-drop non-negative); the message names the flag.' },
+  E_PLAN_NO_FEASIBLE: { retryable: false, help: 'No candidate met every budget; the report lists the closest candidates, which budget each missed by how much, and the flag value that would admit it: relax that budget, or give the search more time (--time-limit).' },
   // onnx/: decoding and validating models
   E_ONNX_TRUNCATED: { retryable: false, help: 'The file ends in the middle of a protobuf field: it was cut short (incomplete download or copy).' },
   E_ONNX_DECODE: { retryable: false, help: 'The file is not a valid ONNX protobuf (corrupted bytes or not an ONNX model).' },

@@ -9,9 +9,6 @@ export const ERROR_CODES = {
   E_IO: { retryable: true, help: 'A file could not be read or written; check the path, permissions and free space.' },
   E_INTERNAL: { retryable: false, help: 'A bug in edgevolve; please report it with the log.' },
 
-  // planner/: `edgevolve optimize` budgets and search
-  E_PLAN_BUDGET_INVALID: { retryable: false, help: 'A budget is not a usable number (--latency-p95, --memory and --size must be positive, --max-accuracy-drop non-negative); the message names the flag.' },
-  E_PLAN_NO_FEASIBLE: { retryable: false, help: 'No candidate met every budget; the report lists the closest candidates, which budget each missed by how much, and the flag value that would admit it: relax that budget, or give the search more time (--time-limit).' },
   // onnx/: decoding and validating models
   E_ONNX_TRUNCATED: { retryable: false, help: 'The file ends in the middle of a protobuf field: it was cut short (incomplete download or copy).' },
   E_ONNX_DECODE: { retryable: false, help: 'The file is not a valid ONNX protobuf (corrupted bytes or not an ONNX model).' },
@@ -67,6 +64,10 @@ export const ERROR_CODES = {
   E_EVAL_REFERENCE_MISMATCH: { retryable: false, help: 'The reference model (or the data set\'s expected outputs) does not line up with the model: different inputs, a missing output, or a different output size; the message names it.' },
   E_EVAL_OUTPUT_SHAPE: { retryable: false, help: 'An output does not hold one row per sample, so accuracy cannot be scored against labels; choose the class-score output (it must be [N, classes] or [N]).' },
   E_EVAL_LABEL_RANGE: { retryable: false, help: 'A label is not a valid class id for the output scored (label >= number of classes); the labels do not belong to this model.' },
+
+  // planner/: `edgevolve optimize` budgets and search
+  E_PLAN_BUDGET_INVALID: { retryable: false, help: 'A budget is not a usable number (--latency-p95, --memory and --size must be positive, --max-accuracy-drop non-negative); the message names the flag.' },
+  E_PLAN_NO_FEASIBLE: { retryable: false, help: 'No candidate met every budget; the report lists the closest candidates, which budget each missed by how much, and the flag value that would admit it: relax that budget, or give the search more time (--time-limit).' },
 
   // compress/: the pass contract
   E_COMPRESS_PRECONDITION: { retryable: false, help: 'A compression pass cannot run on this model; the message names what is missing (opset, shapes, calibration data...).' },
@@ -135,6 +136,12 @@ export const ERROR_CODES = {
   E_CONTROL_KEY: { retryable: false, help: 'A fleet key could not be read or is not Ed25519 / ECDSA P-256 PEM.' },
   E_CONTROL_NO_ANSWER: { retryable: true, help: 'No result arrived before --timeout (device offline, not subscribed, or the broker dropped it); the command may still run later until it expires.' },
   E_CONTROL_BROKER: { retryable: true, help: 'The MQTT broker could not be reached or refused the connection; check --broker, credentials and the ACL.' },
+
+  // daemon/: lifecycle, safe deployment, systemd supervision
+  E_DAEMON_STOPPING: { retryable: true, help: 'The daemon is shutting down; the interrupted step (a trial, a pull) resumes at the next start.' },
+  E_DAEMON_NO_MODEL: { retryable: false, help: 'No model of that name is being served; `edgevolve status` lists what is.' },
+  E_DAEMON_NOT_RUNNING: { retryable: false, help: 'No edgevolve daemon is running for this state directory (no live pid in <stateDir>/run/status.json); start it with `edgevolve run` or `systemctl start edgevolve`.' },
+  E_DEPLOY_STATE_INVALID: { retryable: false, help: 'A deployment state file (<stateDir>/deploy/<model>.json) is damaged; remove it to forget the trial in progress (the store still says which version is active).' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

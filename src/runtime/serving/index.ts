@@ -1,0 +1,23 @@
+/** runtime/serving/: model slots holding the active session per model name, with zero-downtime swaps. */
+export {
+  ModelSlot,
+  type ModelSlotOptions,
+  type ModelVersionSpec,
+  type LoadedVersionInfo,
+  type InferOptions,
+  type InferResult,
+  type SwapResult,
+  type SlotMetrics,
+} from './slot.ts';
+export { ModelSlots } from './slots.ts';
+export type {
+  AnsweredBy,
+  InferenceEvent,
+  InferenceObserver,
+  InferenceInterceptor,
+  InterceptionRequest,
+  InterceptionResult,
+} from './hooks.ts';
+export { InferenceStats, LATENCY_BUCKETS_MS, LATENCY_WINDOW, percentiles, type InferenceStatsSnapshot, type LatencyPercentiles } from './stats.ts';
+export { checkFeeds, checkOutputNames } from './check-feeds.ts';
+export { warmupFeeds } from './warmup.ts';

@@ -55,6 +55,7 @@ export function importMlpFromOnnx(model: Uint8Array | ModelProto, maxBatch: numb
         width = outFeatures;
         break;
       }
+      case undefined:
       default:
         throw new EdgevolveError('E_TRAIN_INVALID', `${where}: not an MLP operator (Flatten, Gemm, Relu)`);
     }

@@ -1,0 +1,13 @@
+/**
+ * Edge–cloud co-evolution (issue 9): on the device, hard-sample mining, drift detection
+ * and the cloud cascade; in the cloud, teacher labelling, distillation and the publish
+ * gate. See README, "Edge–cloud co-evolution".
+ */
+export { scoreLogits, isHard, lowConfidenceBoxShare, type ConfidenceScores, type HardnessCriteria } from './confidence.ts';
+export { openPredictor, argmax, accuracyOf, type Predictor } from './predictor.ts';
+export { applyFieldShift, loadFieldData, loadTrainingReplay, DEFAULT_FIELD_SHIFT, type FieldShift, type FieldData, type FieldSet } from './field/index.ts';
+export { measureCascade, type CascadeOutcome } from './cascade/measure.ts';
+export { labelWithTeachers, type SoftLabels } from './cloud/label.ts';
+export { distilStudent, DEFAULT_DISTIL_OPTIONS, type DistilOptions, type DistilResult, type UnlabelledSet } from './cloud/distil.ts';
+export { compareStudents, scoreStudent, type Comparison, type StudentScore, type EvaluationSet } from './cloud/evaluate.ts';
+export { runRound, type RoundInputs, type RoundReport } from './round.ts';

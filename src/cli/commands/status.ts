@@ -1,0 +1,68 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/index.ts';
+import { DeployStateStore, modelStatus, processAlive, readRuntimeStatus, resolveConfigFile, type StatusReport } from '../../daemon/index.ts';
+import { systemHost } from '../../host/index.ts';
+import { openStore } from '../../store/index.ts';
+import { printJson, runAction } from '../output.ts';
+
+interface StatusFlags {
+  config?: string;
+  stateDir?: string;
+  json?: boolean;
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('Show the daemon (running or not, health, what it serves) and each model: active version, trial, rollbacks, history.')
+    .option('--config <file>', 'configuration file (default: /etc/edgevolve/config.yaml when present)')
+    .option('--state-dir <dir>', 'state directory (overrides the configuration)')
+    .option('--json', 'print one JSON document')
+    .action(async (opts: StatusFlags) => {
+      await runAction(Boolean(opts.json), async () => {
+        const file = resolveConfigFile(opts.config);
+        const config = loadConfig({ ...(file === undefined ? {} : { file }), env: process.env });
+        const stateDir = opts.stateDir ?? config.stateDir;
+        const runtime = await readRuntimeStatus(stateDir);
+        const store = await openStore(stateDir, config.store, systemHost());
+        let report: StatusReport;
+        try {
+          const state = new DeployStateStore(stateDir);
+          const names = new Set([...config.daemon.models.map((m) => m.name), ...store.repository.versions().map((v) => v.name)]);
+          const models = [];
+          for (const name of names) models.push(modelStatus(name, store.repository, await state.get(name)));
+          const running = runtime !== undefined && runtime.phase !== 'stopped' && processAlive(runtime.pid);
+          report = { stateDir, daemon: runtime === undefined ? null : { ...runtime, running }, models };
+        } finally {
+          store.close();
+        }
+        if (opts.json) {
+          printJson(report);
+          return;
+        }
+        process.stdout.write(renderStatus(report));
+      });
+    });
+}
+
+function renderStatus(r: StatusReport): string {
+  const out: string[] = [];
+  const d = r.daemon;
+  if (d === null) out.push(`daemon: never ran with state dir ${r.stateDir}`);
+  else if (!d.running) out.push(`daemon: not running (last seen ${new Date(d.updatedAt).toISOString()}, phase ${d.phase}, pid ${d.pid})`);
+  else {
+    out.push(`daemon: ${d.phase}, pid ${d.pid}, up ${Math.round((Date.now() - d.startedAt) / 1000)} s${d.url === null ? '' : `, API ${d.url}`}`);
+    out.push(`health: ${d.health.ok ? 'ok' : 'UNHEALTHY'} (${d.health.reason})`);
+    if (d.telemetry !== null) out.push(`telemetry: ${d.telemetry.ok ? 'ok' : 'degraded'} (${d.telemetry.reason})`);
+    const counts = Object.entries(d.eventCounts).map(([k, v]) => `${k} ${v}`);
+    if (counts.length > 0) out.push(`events: ${counts.join(', ')}`);
+  }
+  for (const m of r.models) {
+    out.push('');
+    out.push(`model ${m.name}: ${m.active === null ? 'no active version' : `${m.active.version}/${m.active.variant} active`}${m.trial === null ? '' : ` (on trial since ${new Date(m.trial.startedAt).toISOString()}, entry ${m.trial.entries})`}`);
+    if (m.variantOverride !== null) out.push(`  variant pinned by the budget watch: ${m.variantOverride}`);
+    for (const f of m.failed.slice(-3)) out.push(`  failed ${f.manifestDigest.slice(0, 19)}: ${f.reason}`);
+    for (const h of m.history.slice(0, 5)) out.push(`  ${new Date(h.activatedAt).toISOString()}  ${h.version}/${h.variant}  ${h.reason}`);
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,82 @@
+/**
+ * Daemon events: one typed map from event kind to its fields (STYLE: no emitX/onX pairs).
+ * They go to the log, to counters shown by `edgevolve status`, and to whatever sink the
+ * composition root wires (the telemetry outbox when there is one).
+ */
+import type { Logger } from '../log/index.ts';
+
+export interface DaemonEventMap {
+  'daemon-started': { readonly pid: number; readonly models: readonly string[]; readonly startMs: number };
+  'daemon-stopping': { readonly signal: string };
+  'deploy-started': { readonly model: string; readonly version: string; readonly variant: string; readonly reason: string; readonly entries: number };
+  'deploy-committed': { readonly model: string; readonly version: string; readonly variant: string; readonly gate: string };
+  'deploy-rolled-back': { readonly model: string; readonly from: string; readonly to: string | null; readonly reason: string };
+  'deploy-aborted': { readonly model: string; readonly version: string; readonly reason: string };
+  'budget-breach': { readonly model: string; readonly p95Ms: number; readonly budgetMs: number; readonly forMs: number };
+  'replan': { readonly model: string; readonly from: string; readonly to: string | null; readonly reason: string };
+  'runtime-error': { readonly where: string; readonly code: string; readonly message: string };
+  'config-reloaded': { readonly applied: readonly string[]; readonly needsRestart: readonly string[] };
+}
+
+export type DaemonEventKind = keyof DaemonEventMap;
+
+export interface DaemonEvent<K extends DaemonEventKind = DaemonEventKind> {
+  readonly kind: K;
+  readonly at: number;
+  readonly fields: DaemonEventMap[K];
+}
+
+/** Where events go besides the log; `emit` must not throw (a sink failure is the sink's to count). */
+export interface EventSink {
+  emit(event: DaemonEvent): void;
+}
+
+/** Keeps the last events and a count per kind for `edgevolve status`, logs each, forwards to sinks. */
+export class EventLog implements EventSink {
+  readonly #recent: DaemonEvent[] = [];
+  readonly #counts = new Map<string, number>();
+  readonly #logger: Logger;
+  readonly #sinks: EventSink[] = [];
+  readonly #keep: number;
+
+  constructor(logger: Logger, keep = 50) {
+    this.#logger = logger;
+    this.#keep = keep;
+  }
+
+  addSink(sink: EventSink): void {
+    this.#sinks.push(sink);
+  }
+
+  record<K extends DaemonEventKind>(kind: K, fields: DaemonEventMap[K], at = Date.now()): void {
+    this.emit({ kind, at, fields });
+  }
+
+  emit(event: DaemonEvent): void {
+    this.#recent.push(event);
+    if (this.#recent.length > this.#keep) this.#recent.shift();
+    this.#counts.set(event.kind, (this.#counts.get(event.kind) ?? 0) + 1);
+    const level = event.kind === 'deploy-rolled-back' || event.kind === 'deploy-aborted' || event.kind === 'runtime-error' || event.kind === 'budget-breach' ? 'warn' : 'info';
+    this.#logger[level]({ event: event.kind, ...event.fields }, event.kind);
+    for (const sink of this.#sinks) {
+      try {
+        sink.emit(event);
+      } catch (err) {
+        this.#logger.warn({ err: (err as Error).message }, 'event sink failed');
+      }
+    }
+  }
+
+  recent(): readonly DaemonEvent[] {
+    return this.#recent;
+  }
+
+  counts(): Readonly<Record<string, number>> {
+    return Object.fromEntries(this.#counts);
+  }
+
+  /** Events of one kind, newest last (tests, status). */
+  ofKind<K extends DaemonEventKind>(kind: K): DaemonEvent<K>[] {
+    return this.#recent.filter((e): e is DaemonEvent<K> => e.kind === kind);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * ModelServing over plain onnxruntime sessions, without an HTTP API: what the daemon
+ * uses for its own health probes and trials when no server is wired (and in tests).
+ * The KServe API and its zero-downtime slots are src/server + src/runtime/serving;
+ * src/main.ts adapts those to ModelServing when they are present.
+ */
+import { EdgevolveError } from '../errors/index.ts';
+import { elementTypeInfo, type TensorValue } from '../onnx/index.ts';
+import { createSession, type Session, type SessionOptions } from '../runtime/index.ts';
+import type { InferenceOutcome, ModelServing, ServedModel } from './ports.ts';
+
+interface Slot {
+  readonly model: ServedModel;
+  readonly session: Session;
+  /** Zero-filled inputs built once at load: a probe allocates nothing. */
+  readonly probeFeeds: Readonly<Record<string, TensorValue>>;
+}
+
+export class InProcessServing implements ModelServing {
+  readonly #slots = new Map<string, Slot>();
+  readonly #listeners = new Set<(o: InferenceOutcome) => void>();
+  readonly #options: SessionOptions;
+  #closed = false;
+
+  constructor(options: SessionOptions = { threads: 1 }) {
+    this.#options = options;
+  }
+
+  async load(model: ServedModel): Promise<void> {
+    if (this.#closed) throw new EdgevolveError('E_DAEMON_STOPPING', `cannot load ${model.name}: serving is closed`);
+    const session = await createSession(model.modelPath, this.#options);
+    let probeFeeds: Record<string, TensorValue>;
+    try {
+      probeFeeds = zeroFeeds(session);
+      // Warm before the switch: the first run allocates; requests should not pay for it.
+      await session.run(probeFeeds);
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
+    const old = this.#slots.get(model.name);
+    this.#slots.set(model.name, { model, session, probeFeeds });
+    // onnxruntime-node runs are promises holding the native session: release after the switch, once they settle.
+    if (old !== undefined) await old.session.release();
+  }
+
+  async unload(name: string): Promise<void> {
+    const slot = this.#slots.get(name);
+    this.#slots.delete(name);
+    await slot?.session.release();
+  }
+
+  async probe(name: string): Promise<void> {
+    const slot = this.#slots.get(name);
+    if (slot === undefined) throw new EdgevolveError('E_DAEMON_NO_MODEL', `no model named ${name} is loaded`);
+    await slot.session.run(slot.probeFeeds);
+  }
+
+  /** A live inference (what the HTTP API would do), reported to listeners. */
+  async infer(name: string, feeds: Readonly<Record<string, TensorValue>>): Promise<Record<string, TensorValue>> {
+    const slot = this.#slots.get(name);
+    if (slot === undefined) throw new EdgevolveError('E_DAEMON_NO_MODEL', `no model named ${name} is loaded`);
+    const t0 = performance.now();
+    try {
+      const out = await slot.session.run(feeds);
+      this.#notify({ name, latencyMs: performance.now() - t0, ok: true });
+      return out;
+    } catch (err) {
+      this.#notify({ name, latencyMs: performance.now() - t0, ok: false });
+      throw err;
+    }
+  }
+
+  #notify(outcome: InferenceOutcome): void {
+    for (const l of this.#listeners) l(outcome);
+  }
+
+  loaded(): readonly ServedModel[] {
+    return [...this.#slots.values()].map((s) => s.model);
+  }
+
+  onInference(listener: (outcome: InferenceOutcome) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const slots = [...this.#slots.values()];
+    this.#slots.clear();
+    await Promise.all(slots.map((s) => s.session.release()));
+  }
+}
+
+/** One zero sample per input: free dimensions (batch, sequence) become 1. */
+export function zeroFeeds(session: Pick<Session, 'inputs'>): Record<string, TensorValue> {
+  const feeds: Record<string, TensorValue> = {};
+  for (const input of session.inputs) {
+    const info = input.dataType === undefined ? undefined : elementTypeInfo(input.dataType);
+    if (!input.isTensor || info === undefined || info.typedArray === 'string[]') {
+      throw new EdgevolveError('E_RUNTIME_UNSUPPORTED_TYPE', `input '${input.name}' is not a numeric tensor; the daemon cannot probe this model`);
+    }
+    const dims = input.shape.map((d) => (typeof d === 'number' && d > 0 ? d : 1));
+    const size = dims.reduce((a, b) => a * b, 1) * info.lanes;
+    const Ctor = globalThis[info.typedArray] as unknown as new (n: number) => TensorValue['data'];
+    feeds[input.name] = { dataType: input.dataType as number, dims, data: new Ctor(size) };
+  }
+  return feeds;
+}

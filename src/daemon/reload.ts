@@ -1,0 +1,54 @@
+/**
+ * SIGHUP: which configuration changes apply to a running daemon and which need a
+ * restart. Reloadable keys are read through getters on every use (log level, budgets,
+ * health gates, watchdog bounds, telemetry interval); the rest are fixed at start.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { Config } from '../config/index.ts';
+
+/** Top-level (or dotted) keys whose new value takes effect without a restart. */
+export const RELOADABLE: readonly string[] = ['log.level', 'deploy', 'daemon.watchdog', 'daemon.models.budgets', 'daemon.reconcileIntervalMs', 'telemetry.intervalMs', 'mqtt.telemetryIntervalMs'];
+
+export interface ReloadPlan {
+  readonly applied: readonly string[];
+  readonly needsRestart: readonly string[];
+}
+
+export function planReload(before: Readonly<Config>, after: Readonly<Config>): ReloadPlan {
+  const applied: string[] = [];
+  const needsRestart: string[] = [];
+  const b = before as unknown as Record<string, unknown>;
+  const a = after as unknown as Record<string, unknown>;
+  const keys = new Set([...Object.keys(b), ...Object.keys(a)]);
+  for (const key of keys) {
+    if (isDeepStrictEqual(b[key], a[key])) continue;
+    if (key === 'log') (isDeepStrictEqual(withoutKey(b.log, 'level'), withoutKey(a.log, 'level')) ? applied : needsRestart).push('log.level');
+    else if (key === 'deploy') applied.push('deploy');
+    else if (key === 'daemon') diffDaemon(before.daemon, after.daemon, applied, needsRestart);
+    else if (key === 'telemetry' || key === 'mqtt') {
+      const sub = new Set([...Object.keys(asRecord(b[key])), ...Object.keys(asRecord(a[key]))]);
+      for (const s of sub) {
+        if (isDeepStrictEqual(asRecord(b[key])[s], asRecord(a[key])[s])) continue;
+        (RELOADABLE.includes(`${key}.${s}`) ? applied : needsRestart).push(`${key}.${s}`);
+      }
+    } else needsRestart.push(key);
+  }
+  return { applied, needsRestart };
+}
+
+function diffDaemon(b: Config['daemon'], a: Config['daemon'], applied: string[], needsRestart: string[]): void {
+  for (const key of ['watchdog', 'reconcileIntervalMs'] as const) if (!isDeepStrictEqual(b[key], a[key])) applied.push(`daemon.${key}`);
+  for (const key of ['seedFixtures', 'shutdownTimeoutMs'] as const) if (!isDeepStrictEqual(b[key], a[key])) needsRestart.push(`daemon.${key}`);
+  const names = (ms: Config['daemon']['models']): string => JSON.stringify(ms.map((m) => [m.name, m.ref]));
+  if (names(b.models) !== names(a.models)) needsRestart.push('daemon.models (names or refs)');
+  else if (!isDeepStrictEqual(b.models, a.models)) applied.push('daemon.models.budgets');
+}
+
+function asRecord(v: unknown): Record<string, unknown> {
+  return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
+}
+
+function withoutKey(v: unknown, key: string): Record<string, unknown> {
+  const { [key]: _dropped, ...rest } = asRecord(v);
+  return rest;
+}

@@ -1,0 +1,68 @@
+/**
+ * The embedded default: with no registry configured, `npm start` serves the bundled
+ * MNIST fixtures from a local OCI image layout in the state directory, as if they had
+ * been published. The artifact `mnist` 1.0.0 has two variants: `cnn` (the fp32 conv
+ * net, 98.4% top-1) and `mlp-int8` (the MLP quantized to int8 here, on the device,
+ * with the int8-dynamic pass), so variant selection and the budget watch's re-plan to
+ * a lighter variant have something to choose between.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { quantizeDynamic, DEFAULT_DYNAMIC_OPTIONS } from '../compress/quantize/dynamic.ts';
+import { readModelFile, writeModelFile } from '../onnx/index.ts';
+import { OciLayout, pushArtifact } from '../registry/index.ts';
+
+export const SEED_MODEL = 'mnist';
+export const SEED_TAG = '1.0.0';
+
+/** Where the fixtures are in a checkout (and in the arm64 image, which copies them). */
+export function fixtureModelsDir(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'models');
+}
+
+export function seedLayoutDir(stateDir: string): string {
+  return join(stateDir, 'oci');
+}
+
+/** The reference the embedded default serves. */
+export function seedRef(stateDir: string): string {
+  return `oci-layout:${seedLayoutDir(stateDir)}:${SEED_TAG}`;
+}
+
+/** Creates the layout and pushes the artifact unless its tag is already there. Idempotent. */
+export async function seedFixtureLayout(stateDir: string, fixtures = fixtureModelsDir()): Promise<{ ref: string; created: boolean }> {
+  const dir = seedLayoutDir(stateDir);
+  const layout = new OciLayout(dir);
+  await layout.init();
+  if ((await layout.tags()).has(SEED_TAG)) return { ref: seedRef(stateDir), created: false };
+  const cnn = join(fixtures, 'mnist-cnn.onnx');
+  const mlp = join(fixtures, 'mnist-mlp.onnx');
+  if (!existsSync(cnn) || !existsSync(mlp)) {
+    throw new Error(`the bundled fixture models are not in ${fixtures} (mnist-cnn.onnx, mnist-mlp.onnx); configure daemon.models instead`);
+  }
+  const work = join(dir, 'seed-work');
+  await mkdir(work, { recursive: true });
+  const mlpInt8 = join(work, 'mnist-mlp-int8.onnx');
+  if (!existsSync(mlpInt8)) {
+    const { model } = await readModelFile(mlp);
+    await writeModelFile(mlpInt8, quantizeDynamic(model, DEFAULT_DYNAMIC_OPTIONS).model);
+  }
+  await pushArtifact(
+    layout,
+    {
+      name: SEED_MODEL,
+      version: SEED_TAG,
+      task: 'image-classification',
+      labels: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+      variants: [
+        // Accuracies: top-1 on the 2,000 held-out MNIST digits (test/fixtures/models/mnist-fixtures.json).
+        { name: 'cnn', modelPath: cnn, precision: 'fp32', accuracy: 0.984 },
+        { name: 'mlp-int8', modelPath: mlpInt8, precision: 'int8' },
+      ],
+    },
+    SEED_TAG,
+  );
+  return { ref: seedRef(stateDir), created: true };
+}

@@ -1,0 +1,141 @@
+/**
+ * The composition root: builds every component from the frozen configuration and
+ * passes each the narrow interfaces it needs (ARCHITECTURE.md). Nothing else in src/
+ * constructs the real host, store, serving or network clients for the daemon.
+ */
+import { loadConfig, type Config } from './config/index.ts';
+import { Daemon, EventLog, InProcessServing, resolveConfigFile, seedFixtureLayout, SEED_MODEL, systemdNotifier, type DesiredModel, type Notifier } from './daemon/index.ts';
+import { selectionProfile, type SelectionProfile } from './daemon/registry-port.ts';
+import { MicroBenchCache, profileDevice } from './hardware/index.ts';
+import { nodeFiles } from './host/files.ts';
+import { systemInfo } from './host/system-info.ts';
+import { toEdgevolveError } from './errors/index.ts';
+import { systemCommands } from './host/commands.ts';
+import { systemHost, type Host } from './host/index.ts';
+import { createLogger, type Logger } from './log/index.ts';
+import { openStore, type OpenedStore } from './store/index.ts';
+
+export interface StartOptions {
+  /** --config; else /etc/edgevolve/config.yaml when present; else defaults. */
+  readonly configFile?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** SIGTERM/SIGINT stop, SIGHUP reload, process-level error handlers (false in tests that run several daemons). */
+  readonly installProcessHandlers?: boolean;
+  readonly logger?: Logger;
+  readonly host?: Host;
+  readonly notifier?: Notifier;
+}
+
+export interface DaemonHandle {
+  readonly daemon: Daemon;
+  readonly config: Readonly<Config>;
+  readonly configFile: string | undefined;
+  readonly store: OpenedStore;
+  /** Stops in order and closes the store; resolves with the exit code. */
+  stop(signal?: string): Promise<number>;
+  /** Resolves with the exit code once the daemon has stopped (by stop() or a signal). */
+  readonly exited: Promise<number>;
+}
+
+const SIGNAL_NUMBER: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+
+export async function startDaemon(options: StartOptions = {}): Promise<DaemonHandle> {
+  const env = options.env ?? process.env;
+  const configFile = resolveConfigFile(options.configFile);
+  const config = loadConfig({ ...(configFile === undefined ? {} : { file: configFile }), env });
+  const logger = options.logger ?? createLogger({ level: config.log.level });
+  const host = options.host ?? systemHost();
+  const notifier = options.notifier ?? systemdNotifier(env, systemCommands, logger.child({ module: 'notify' }));
+  logger.info({ configFile: configFile ?? '(defaults)', stateDir: config.stateDir }, 'edgevolve starting');
+
+  const store = await openStore(config.stateDir, config.store, host);
+  const desired: DesiredModel[] = [];
+  if (config.daemon.models.length === 0 && config.daemon.seedFixtures) {
+    const seeded = await seedFixtureLayout(config.stateDir);
+    if (seeded.created) logger.info({ ref: seeded.ref }, 'seeded the local OCI layout with the bundled MNIST models');
+    desired.push({ name: SEED_MODEL, ref: seeded.ref, budgets: {} });
+  }
+  const serving = new InProcessServing({ threads: 1 });
+  const events = new EventLog(logger.child({ module: 'events' }));
+  const daemon = new Daemon({ config, store, serving, host, logger, notifier, desired, events, profile: memoize(() => deviceProfile(store, config)) });
+
+  let resolveExit: (code: number) => void = () => undefined;
+  const exited = new Promise<number>((resolve) => {
+    resolveExit = resolve;
+  });
+  let stopping: Promise<number> | undefined;
+  const stop = (signal = 'SIGTERM'): Promise<number> => {
+    stopping ??= (async () => {
+      const deadline = setTimeout(() => {
+        logger.error({ signal, ms: daemon.config.daemon.shutdownTimeoutMs }, 'clean stop missed its deadline; exiting');
+        process.exit(128 + (SIGNAL_NUMBER[signal] ?? 15));
+      }, daemon.config.daemon.shutdownTimeoutMs);
+      deadline.unref();
+      await daemon.stop(signal);
+      store.close();
+      clearTimeout(deadline);
+      logger.info({ signal }, 'edgevolve stopped');
+      resolveExit(0);
+      return 0;
+    })();
+    return stopping;
+  };
+
+  if (options.installProcessHandlers ?? true) {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.on(signal, () => {
+        if (stopping !== undefined) {
+          logger.warn({ signal }, 'already stopping; signal ignored');
+          return;
+        }
+        void stop(signal);
+      });
+    }
+    process.on('SIGHUP', () => {
+      try {
+        const next = loadConfig({ ...(configFile === undefined ? {} : { file: configFile }), env });
+        const plan = daemon.reload(next);
+        if (plan.needsRestart.length > 0) logger.warn({ needsRestart: plan.needsRestart }, 'these changes take effect after a restart');
+      } catch (err) {
+        const error = toEdgevolveError(err);
+        logger.error({ code: error.code, err: error.message }, 'reload refused; the running configuration stays');
+      }
+    });
+    // A failure anywhere at run time is logged and counted; the watchdog's health check, not a crash, decides a restart.
+    process.on('unhandledRejection', (reason) => daemon.reportError('unhandled rejection', reason));
+    process.on('uncaughtException', (err) => daemon.reportError('uncaught exception', err));
+  }
+
+  try {
+    await daemon.start();
+  } catch (err) {
+    await daemon.stop('start-failure').catch(() => undefined);
+    store.close();
+    throw err;
+  }
+  return { daemon, config, configFile, store, stop, exited };
+}
+
+/**
+ * The device as variant selection sees it: the hardware profile (ISA, memory,
+ * accelerators, the int8 speed-up `edgevolve profile` cached) without measuring or
+ * probing providers, so start-up stays fast.
+ */
+async function deviceProfile(store: OpenedStore, config: Readonly<Config>): Promise<SelectionProfile> {
+  const hardware = await profileDevice(
+    { host: { ...systemHost(), ...nodeFiles(), ...systemCommands, ...systemInfo }, cache: new MicroBenchCache(store.db) },
+    { stateDir: config.stateDir, arch: process.arch, measure: false, probeProviders: false },
+  );
+  return selectionProfile(hardware, { preferPrecisions: config.registry.preferPrecisions });
+}
+
+function memoize<T>(make: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | undefined;
+  return () => {
+    value ??= make().catch((err: unknown) => {
+      value = undefined;
+      throw err;
+    });
+    return value;
+  };
+}

@@ -1,0 +1,271 @@
+/**
+ * Channel behaviour that does not depend on the broker: ordering of state-changing
+ * commands, timeouts, restart recovery, failed publishes, config patches, the rejection
+ * budget. The transport is an in-memory twin of the narrow CommandTransport interface (a
+ * broker cannot be told to fail one publish, nor to hold a handler's timing still); the
+ * store is a real SQLite file. The same claims over real mosquitto are in
+ * test/integration/control/.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  CommandChannel,
+  CommandStore,
+  controlConfigSchema,
+  controlSettings,
+  encodeCommand,
+  parsePrivateKey,
+  parsePublicKey,
+  resultSchema,
+  type CommandDraft,
+  type CommandHandlers,
+  type CommandResult,
+  type CommandTransport,
+  type ConfigPatchValidator,
+  type ControlConfig,
+} from '../../../src/control/index.ts';
+import { EdgevolveError } from '../../../src/errors/index.ts';
+import { systemClock } from '../../../src/host/index.ts';
+import { silentLogger } from '../../../src/log/index.ts';
+import { makeTempDir } from '../../helpers/tmp.ts';
+
+const kp = generateKeyPairSync('ed25519');
+const signer = parsePrivateKey('k', kp.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+const publicKey = parsePublicKey('k', kp.publicKey.export({ type: 'spki', format: 'pem' }));
+const DEVICE_TOPIC = 'edgevolve/v1/f/d/cmd';
+
+class MemoryTransport implements CommandTransport {
+  readonly published: { topic: string; payload: string }[] = [];
+  failPublishes = false;
+  #onMessage: ((topic: string, payload: Buffer) => void) | undefined;
+
+  subscribe(_topics: readonly string[], onMessage: (topic: string, payload: Buffer) => void): Promise<void> {
+    this.#onMessage = onMessage;
+    return Promise.resolve();
+  }
+
+  publish(topic: string, payload: string): Promise<void> {
+    if (this.failPublishes) return Promise.reject(new Error('broker unreachable (injected)'));
+    this.published.push({ topic, payload });
+    return Promise.resolve();
+  }
+
+  deliver(text: string | Buffer, topic = DEVICE_TOPIC): void {
+    this.#onMessage?.(topic, Buffer.isBuffer(text) ? text : Buffer.from(text));
+  }
+
+  results(): CommandResult[] {
+    return this.published.filter((p) => p.topic.endsWith('/result')).map((p) => resultSchema.parse(JSON.parse(p.payload)));
+  }
+}
+
+function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+async function until(predicate: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (predicate()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+let sequence = 0;
+const command = (over: Partial<CommandDraft> = {}): string =>
+  encodeCommand({ id: `c${++sequence}`, type: 'ping', target: { fleet: 'f', device: 'd' }, payload: {}, ...over }, signer, Date.now()).text;
+
+describe('CommandChannel', () => {
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  let store: CommandStore;
+  let transport: MemoryTransport;
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+    store = CommandStore.open(join(tmp.dir, 'control.db'));
+    transport = new MemoryTransport();
+  });
+  afterEach(async () => {
+    store.close();
+    await tmp.cleanup();
+  });
+
+  const channel = async (handlers: CommandHandlers, config: Partial<ControlConfig> = {}, validateConfigPatch?: ConfigPatchValidator): Promise<CommandChannel> => {
+    const c = new CommandChannel({
+      address: { fleet: 'f', device: 'd' },
+      transport,
+      store,
+      handlers,
+      keys: new Map([['k', publicKey]]),
+      settings: controlSettings(controlConfigSchema.parse(config)),
+      clock: systemClock,
+      logger: silentLogger(),
+      ...(validateConfigPatch === undefined ? {} : { validateConfigPatch }),
+    });
+    await c.start();
+    return c;
+  };
+
+  it('runs state-changing commands one at a time in arrival order, while a ping runs beside them', async () => {
+    const gates = [deferred(), deferred()];
+    const log: string[] = [];
+    let n = 0;
+    await channel({
+      'set-budgets': async () => {
+        const mine = n++;
+        log.push(`start ${mine}`);
+        await gates[mine]?.promise;
+        log.push(`end ${mine}`);
+        return {};
+      },
+      ping: () => {
+        log.push('ping');
+        return Promise.resolve({});
+      },
+    });
+    transport.deliver(command({ type: 'set-budgets', payload: { budgets: {} } }));
+    transport.deliver(command({ type: 'set-budgets', payload: { budgets: {} } }));
+    await until(() => log.includes('start 0'), 'first started');
+    transport.deliver(command({ type: 'ping' }));
+    await until(() => log.includes('ping'), 'ping ran');
+    expect(log).toEqual(['start 0', 'ping']);
+    gates[0]?.resolve();
+    await until(() => log.includes('start 1'), 'second started');
+    expect(log).toEqual(['start 0', 'ping', 'end 0', 'start 1']);
+    gates[1]?.resolve();
+    await until(() => transport.results().length === 3, 'three results');
+    expect(transport.results().map((r) => r.status)).toEqual(['done', 'done', 'done']);
+  });
+
+  it('fails a handler past its timeout with E_CONTROL_TIMEOUT, aborts its signal, and holds the slot until it settles', async () => {
+    const release = deferred();
+    let aborted = false;
+    const log: string[] = [];
+    await channel(
+      {
+        'set-budgets': async (_payload, ctx) => {
+          log.push(`start ${ctx.id}`);
+          if (log.length === 1) {
+            ctx.signal.addEventListener('abort', () => (aborted = true));
+            await release.promise;
+          }
+          return {};
+        },
+      },
+      { timeoutSeconds: { 'set-budgets': 0.05 } },
+    );
+    transport.deliver(command({ id: 'slow', type: 'set-budgets', payload: { budgets: {} } }));
+    transport.deliver(command({ id: 'next', type: 'set-budgets', payload: { budgets: {} } }));
+    await until(() => transport.results().length === 1, 'timeout result');
+    expect(transport.results()[0]).toMatchObject({ id: 'slow', status: 'failed', error: { code: 'E_CONTROL_TIMEOUT' } });
+    expect(aborted).toBe(true);
+    expect(store.get('slow')?.state).toBe('failed');
+    // The hung handler still holds the exclusive slot.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(log).toEqual(['start slow']);
+    release.resolve();
+    await until(() => transport.results().length === 2, 'next result');
+    expect(log).toEqual(['start slow', 'start next']);
+  });
+
+  it('after a restart reports a command that was running as failed "interrupted", never re-runs it, and answers its id from the store', async () => {
+    const never = deferred();
+    let calls = 0;
+    await channel({
+      deploy: async () => {
+        calls++;
+        await never.promise;
+        return {};
+      },
+    });
+    const text = command({ id: 'dep-1', type: 'deploy', payload: { ref: 'oci-layout:/models:1' } });
+    transport.deliver(text);
+    await until(() => store.get('dep-1')?.state === 'running', 'deploy running');
+    // The process dies here: no stop(), the store is simply reopened by a new channel.
+    store.close();
+    store = CommandStore.open(join(tmp.dir, 'control.db'));
+    transport = new MemoryTransport();
+    await channel({
+      deploy: () => {
+        calls++;
+        return Promise.resolve({});
+      },
+    });
+    expect(transport.results()).toMatchObject([{ id: 'dep-1', status: 'failed', error: { code: 'E_CONTROL_INTERRUPTED' }, duplicate: false }]);
+    transport.deliver(text);
+    await until(() => transport.results().length === 2, 'duplicate answer');
+    expect(transport.results()[1]).toMatchObject({ id: 'dep-1', status: 'failed', error: { code: 'E_CONTROL_INTERRUPTED' }, duplicate: true });
+    expect(calls).toBe(1);
+  });
+
+  it('keeps a result whose publish failed and sends it on republishUnreported (and marks it reported then)', async () => {
+    const c = await channel({ ping: () => Promise.resolve({ pong: true }) });
+    transport.failPublishes = true;
+    transport.deliver(command({ id: 'lost' }));
+    await until(() => store.get('lost')?.state === 'done', 'ping done');
+    await until(() => c.stats().publishFailures === 1, 'publish failure counted');
+    expect(store.get('lost')?.reportedAt).toBeNull();
+    transport.failPublishes = false;
+    await c.republishUnreported();
+    expect(transport.results()).toMatchObject([{ id: 'lost', status: 'done', result: { pong: true } }]);
+    expect(store.get('lost')?.reportedAt).not.toBeNull();
+  });
+
+  it('checks a config patch with the daemon validator before accepting it, and refuses config without one', async () => {
+    const applied: unknown[] = [];
+    const validator: ConfigPatchValidator = (patch) => {
+      if ('log' in patch) return;
+      throw new EdgevolveError('E_CONFIG_INVALID', `unknown key ${Object.keys(patch).join(', ')}`);
+    };
+    await channel({ config: (payload) => (applied.push(payload.patch), Promise.resolve({ applied: true })) }, {}, validator);
+    transport.deliver(command({ id: 'bad-cfg', type: 'config', payload: { patch: { stateDir: '/' } } }));
+    transport.deliver(command({ id: 'good-cfg', type: 'config', payload: { patch: { log: { level: 'debug' } } } }));
+    await until(() => transport.results().length === 2, 'two answers');
+    expect(transport.results().map((r) => [r.id, r.status, r.error?.code])).toEqual([
+      ['bad-cfg', 'rejected', 'E_CONTROL_INVALID_PAYLOAD'],
+      ['good-cfg', 'done', undefined],
+    ]);
+    expect(transport.results()[0]?.error?.message).toContain('unknown key stateDir');
+    expect(applied).toEqual([{ log: { level: 'debug' } }]);
+    expect(store.get('bad-cfg')).toBeUndefined();
+  });
+
+  it('refuses config commands when the daemon gave no validator', async () => {
+    await channel({ config: () => Promise.resolve({}) });
+    transport.deliver(command({ id: 'cfg', type: 'config', payload: { patch: {} } }));
+    expect(transport.results()).toMatchObject([{ id: 'cfg', status: 'rejected', error: { code: 'E_CONTROL_UNSUPPORTED' } }]);
+  });
+
+  it('answers at most maxRejectionsPerMinute refusals and counts the rest', async () => {
+    const c = await channel({}, { maxRejectionsPerMinute: 3 });
+    for (let i = 0; i < 10; i++) transport.deliver('garbage');
+    expect(transport.results()).toHaveLength(3);
+    expect(c.stats()).toMatchObject({ rejected: { E_CONTROL_MALFORMED: 10 }, rejectionsUnanswered: 7 });
+  });
+
+  it('reports a handler error with its code, and a non-JSON handler result as E_CONTROL_HANDLER', async () => {
+    await channel({
+      rollback: () => Promise.reject(new EdgevolveError('E_STORE_NOT_FOUND', 'no previous version')),
+      ping: () => Promise.resolve({ big: 1n } as unknown as Record<string, unknown>),
+    });
+    transport.deliver(command({ id: 'rb', type: 'rollback', payload: {} }));
+    transport.deliver(command({ id: 'pg', type: 'ping' }));
+    await until(() => transport.results().length === 2, 'two results');
+    const byId = new Map(transport.results().map((r) => [r.id, r]));
+    expect(byId.get('rb')).toMatchObject({ status: 'failed', error: { code: 'E_STORE_NOT_FOUND', message: 'no previous version' } });
+    expect(byId.get('pg')).toMatchObject({ status: 'failed', error: { code: 'E_CONTROL_HANDLER' } });
+  });
+
+  it('ignores messages on topics it does not serve and stops accepting after stop()', async () => {
+    let calls = 0;
+    const c = await channel({ ping: () => (calls++, Promise.resolve({})) });
+    transport.deliver(command(), 'edgevolve/v1/f/other/cmd');
+    await c.stop();
+    transport.deliver(command());
+    await new Promise((r) => setTimeout(r, 20));
+    expect(calls).toBe(0);
+    expect(transport.published).toEqual([]);
+  });
+});

@@ -130,6 +130,24 @@ export const plannerConfigSchema = z
   })
   .strict();
 
+/** server/: the local inference API (KServe v2) and the model slots behind it (README "Inference API (KServe v2)"). */
+export const serverConfigSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Serve the KServe v2 inference API.'),
+    host: z.string().min(1).default('127.0.0.1').describe('Address to listen on; loopback by default, so only local applications reach it.'),
+    port: z.number().int().min(0).max(65535).default(8080).describe('TCP port (0 picks a free one).'),
+    socketPath: z.string().min(1).optional().describe('Listen on this unix socket instead of host:port (a stale socket file is replaced).'),
+    token: z.string().min(16).optional().describe('Bearer token every endpoint but /v2/health/* requires (at least 16 characters); none when absent.'),
+    maxBodyBytes: z.number().int().positive().default(64 * 1024 * 1024).describe('Largest request body, in bytes (413 beyond).'),
+    concurrencyPerModel: z.number().int().positive().max(256).default(4).describe('Inferences admitted at once per model (onnxruntime-node runs them one at a time on the event loop; more overlaps parsing with running).'),
+    maxQueuedRequests: z.number().int().nonnegative().default(64).describe('Requests waiting per model beyond concurrencyPerModel; more get 429 with Retry-After.'),
+    requestTimeoutMs: z.number().int().positive().default(30_000).describe('Deadline from a request\'s arrival to its answer, ms (503 while queued, 504 while running).'),
+    retryAfterSeconds: z.number().int().positive().default(1).describe('Retry-After sent with 429, in seconds.'),
+    warmupRuns: z.number().int().nonnegative().default(3).describe('Warm-up inferences on generated inputs before a new version serves (during a swap, while the old one still serves).'),
+    threads: z.number().int().positive().optional().describe('onnxruntime intra-op threads per serving session; one per core when absent.'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     stateDir: z.string().min(1).default('/var/lib/edgevolve').describe('Directory for the database, blobs and models.'),
@@ -151,6 +169,7 @@ export const configSchema = z
     telemetry: telemetryConfigSchema.prefault({}),
     control: controlConfigSchema.prefault({}),
     planner: plannerConfigSchema.prefault({}),
+    server: serverConfigSchema.prefault({}),
   })
   .strict();
 

@@ -11,3 +11,4 @@ export { decodeInferenceRequest, type DecodedRequest, type RequestedOutput } fro
 export { encodeInferenceResponse, binaryBytes, type EncodedResponse, type ResponseOutput } from './encode.ts';
 export { kserveDatatypeInfo, kserveDatatypeOf, KSERVE_DATATYPES, type KserveDatatype } from './datatypes.ts';
 export { httpStatusOf } from './status.ts';
+export { inferenceServerOptions, type ServerConfig } from './from-config.ts';

@@ -142,7 +142,7 @@ async function main(): Promise<void> {
               blobs,
               repository: new ModelRepository(db, host),
               policy: { requireSignature: false, publicKeys: [], allowSignedDowngrade: false },
-              profile: { arch: 'amd64', availableMemoryBytes: 1e12, preferredPrecisions: ['fp32'], accelerators: [] },
+              profile: { arch: 'amd64', availableMemoryBytes: 1e12, preferredPrecisions: ['fp32'], basis: [], accelerators: [], cpuFeatures: [] },
               clock: host,
               random: host,
             },

@@ -16,8 +16,13 @@ export const MEDIA_TYPE = {
   onnxLayer: 'application/vnd.edgevolve.model.layer.v1.onnx',
   /** An ONNX external-data file; its `org.opencontainers.image.title` annotation is the location the model names. */
   onnxExternalData: 'application/vnd.edgevolve.model.layer.v1.onnx-external-data',
-  /** An optional calibration set (a tar of .npy files) for on-device quantization. */
-  calibrationSet: 'application/vnd.edgevolve.model.layer.v1.calibration+tar',
+  /**
+   * One file of the calibration set (a NumPy .npy file, one per model input, plus
+   * labels.npy) for on-device quantization; its title annotation is the file name. One
+   * layer per file rather than a tar: nothing is extracted, so no archive path, link or
+   * device entry can reach the file system (reliability.md 5.2).
+   */
+  calibrationFile: 'application/vnd.edgevolve.model.layer.v1.calibration.npy',
   /** cosign: the simple-signing payload layer of a `sha256-<hex>.sig` manifest. */
   cosignSimpleSigning: 'application/vnd.dev.cosign.simplesigning.v1+json',
   /** cosign signature manifests carry this minimal image config. */
@@ -42,6 +47,11 @@ export const ANNOTATION = {
   arch: 'dev.edgevolve.arch',
   /** Accelerators/execution providers the variant is built for, comma-separated (cpu, cuda, tensorrt). */
   accelerators: 'dev.edgevolve.accelerators',
+  /**
+   * CPU features the variant is built for, comma-separated (dotprod, i8mm, fp16,
+   * avx512vnni, avxvnni, amx-int8...): e.g. an int8 build without reduce-range needs VNNI.
+   */
+  cpuFeatures: 'dev.edgevolve.cpu-features',
   /** Minimum free memory to load and run the variant, bytes. */
   minMemoryBytes: 'dev.edgevolve.min-memory-bytes',
   /** Accuracy (or fidelity) measured at build time, 0..1. */

@@ -24,6 +24,8 @@ export interface ModelInfo {
   /** The element type holding most initializer bytes, as a precision name (fp32, fp16, int8...). */
   readonly precision: string;
   readonly parameterBytes: number;
+  /** The distinct `location`s of initializers stored as external data, in first-use order. */
+  readonly externalLocations: readonly string[];
 }
 
 const PRECISION_BY_TYPE: Readonly<Record<string, string>> = {
@@ -56,7 +58,12 @@ export function readModelInfo(bytes: Uint8Array): ModelInfo {
   const initializerNames = new Set((graph.initializer ?? []).map((t) => t.name));
   const bytesByType = new Map<string, number>();
   let parameterBytes = 0;
+  const externalLocations: string[] = [];
   for (const tensor of graph.initializer ?? []) {
+    if (tensor.dataLocation === 1) {
+      const location = tensor.externalData?.find((e) => e.key === 'location')?.value ?? '';
+      if (!externalLocations.includes(location)) externalLocations.push(location);
+    }
     let elements = 1;
     for (const d of tensor.dims ?? []) elements *= int64ToNumber(d);
     const info = elementTypeInfo(tensor.dataType ?? 0);
@@ -84,5 +91,6 @@ export function readModelInfo(bytes: Uint8Array): ModelInfo {
     producer: [model.producerName, model.producerVersion].filter(Boolean).join(' '),
     precision: PRECISION_BY_TYPE[dominant] ?? dominant.toLowerCase(),
     parameterBytes,
+    externalLocations,
   };
 }

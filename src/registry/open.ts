@@ -3,7 +3,6 @@
  * RegistryClient for `host/repo:tag`, an OciLayout for `oci-layout:<dir>:tag`.
  */
 import { readFile } from 'node:fs/promises';
-import { freemem } from 'node:os';
 import { basename } from 'node:path';
 import type { Config } from '../config/index.ts';
 import { EdgevolveError } from '../errors/index.ts';
@@ -13,7 +12,6 @@ import { createDispatcher, RegistryClient } from './client.ts';
 import type { ContentSource, ContentTarget } from './content.ts';
 import { OciLayout } from './layout.ts';
 import { parseRef, type ArtifactRef } from './ref.ts';
-import { ociArch, type DeviceProfile } from './select.ts';
 import { parsePublicKey } from './signature.ts';
 import type { TrustPolicy } from './trust.ts';
 
@@ -90,19 +88,4 @@ export async function loadTrustPolicy(config: Config['registry']['trust']): Prom
     if (pem !== undefined) publicKeys.push(parsePublicKey(pem, path));
   }
   return { requireSignature: config.requireSignature, publicKeys, allowSignedDowngrade: config.allowSignedDowngrade };
-}
-
-/**
- * A profile from what Node knows, until the hardware module's profile is wired in: the
- * architecture, free memory, and a precision order by architecture (int8 first on ARM,
- * where the CPU EP's int8 kernels beat fp32; fp32 first elsewhere).
- */
-export function basicDeviceProfile(config: Config['registry']): DeviceProfile {
-  const arch = ociArch(process.arch);
-  return {
-    arch,
-    availableMemoryBytes: freemem(),
-    preferredPrecisions: config.preferPrecisions ?? (arch.startsWith('arm') ? ['int8', 'fp16', 'fp32'] : ['fp32', 'int8', 'fp16']),
-    accelerators: [],
-  };
 }

@@ -7,21 +7,26 @@ import { EdgevolveError, isEdgevolveError } from '../errors/index.ts';
 import type { Clock, Random } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { BlobStore } from '../store/blobs.ts';
-import type { ModelRepository } from '../store/repository.ts';
+import type { ModelRepository, VersionLayer } from '../store/repository.ts';
 import { parseVersion } from '../store/version.ts';
-import { artifactVersion, listVariants, onnxLayer, type ModelConfig } from './artifact.ts';
+import { artifactVersion, calibrationLayersOf, externalDataLayersOf, listVariants, onnxLayer, type ModelConfig, type VariantInfo } from './artifact.ts';
 import type { ContentSource } from './content.ts';
 import type { Descriptor, ParsedManifest } from './manifest.ts';
 import { MEDIA_TYPE } from './media-types.ts';
+import { parseModelConfig } from './model-config.ts';
 import { DEFAULT_RETRY, withRetry, type RetryOptions } from './retry.ts';
-import { selectVariant, type DeviceProfile, type SelectionBudgets } from './select.ts';
+import { selectVariant, type SelectionBudgets, type SelectionProfile } from './select.ts';
 import { checkDowngrade, checkTrust, type TrustPolicy } from './trust.ts';
 
 export interface PullDeps {
   readonly blobs: BlobStore;
   readonly repository: ModelRepository;
   readonly policy: TrustPolicy;
-  readonly profile: DeviceProfile;
+  /**
+   * What the device offers; a function is called once with the artifact's variants, so a
+   * caller can skip costly probes (execution providers) when no variant needs an accelerator.
+   */
+  readonly profile: SelectionProfile | ((variants: readonly VariantInfo[]) => Promise<SelectionProfile>);
   readonly clock: Clock;
   readonly random: Random;
   readonly logger?: Logger;
@@ -38,6 +43,8 @@ export interface PullRequest {
   readonly fallbackName: string;
   /** Make it the active version (default true). */
   readonly activate?: boolean;
+  /** Also fetch the calibration layers (default true). */
+  readonly withCalibration?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -54,6 +61,10 @@ export interface PullResult {
   readonly activated: boolean;
   readonly previous: string | undefined;
   readonly rejectedVariants: readonly { name: string; reason: string }[];
+  /** Why the variant was chosen, and the precision order it was ranked by. */
+  readonly selection: { readonly reason: string; readonly preferredPrecisions: readonly string[]; readonly basis: readonly string[] };
+  /** External-data and calibration layers stored with the version. */
+  readonly layers: readonly VersionLayer[];
   readonly config: ModelConfig;
 }
 
@@ -70,7 +81,9 @@ export async function pullModel(deps: PullDeps, req: PullRequest): Promise<PullR
   const last = deps.repository.lastAccepted(name);
   checkDowngrade(name, meta.version, last?.version, { signed: trust.signed, downgrade: meta.downgrade }, deps.policy);
 
-  const selection = selectVariant(listVariants(root), deps.profile, req.budgets);
+  const variants = listVariants(root);
+  const profile = typeof deps.profile === 'function' ? await deps.profile(variants) : deps.profile;
+  const selection = selectVariant(variants, profile, req.budgets);
   const chosen = selection.chosen;
   const variantManifest: ParsedManifest = root.kind === 'manifest' ? root : await req.source.fetchManifest(chosen.descriptor);
   if (variantManifest.kind !== 'manifest') throw new EdgevolveError('E_REGISTRY_MANIFEST_INVALID', `variant ${chosen.name} (${chosen.descriptor.digest}) is an index, not a manifest`);
@@ -80,13 +93,28 @@ export async function pullModel(deps: PullDeps, req: PullRequest): Promise<PullR
     throw new EdgevolveError('E_REGISTRY_MANIFEST_INVALID', `variant ${chosen.name} has config type ${manifest.config.mediaType}, expected ${MEDIA_TYPE.modelConfig}`);
   }
   const configBytes = await req.source.fetchSmallBlob(manifest.config, deps.maxConfigBytes ?? 1024 * 1024);
-  const config = parseConfig(configBytes, manifest.config.digest);
+  const config = parseModelConfig(configBytes, manifest.config.digest);
+
+  // Titles are checked (no .., no absolute path) before any byte is fetched.
+  const external = externalDataLayersOf(manifest).map((e) => ({ descriptor: e.descriptor, title: e.location }));
+  const calibration = req.withCalibration === false ? [] : calibrationLayersOf(manifest).map((c) => ({ descriptor: c.descriptor, title: c.name }));
+  const extras = [...external, ...calibration];
+
+  // Space for everything this version still needs, before the first byte (each writer checks its own blob again).
+  let missing = 0;
+  for (const d of [layer, ...extras.map((e) => e.descriptor)]) if (!(await deps.blobs.has(d.digest))) missing += d.size;
+  await deps.blobs.ensureSpace(missing);
 
   const log = deps.logger?.child({ model: name, version: meta.version, variant: chosen.name });
   log?.info({ digest: layer.digest, bytes: layer.size }, 'downloading model layer');
   const started = deps.clock.now();
   await downloadBlob(deps, req.source, layer, req.signal);
   log?.info({ digest: layer.digest, bytes: layer.size, ms: deps.clock.now() - started }, 'model layer verified');
+  for (const extra of extras) {
+    await downloadBlob(deps, req.source, extra.descriptor, req.signal);
+    log?.info({ digest: extra.descriptor.digest, bytes: extra.descriptor.size, title: extra.title }, 'layer verified');
+  }
+  const layers: VersionLayer[] = extras.map((e) => ({ digest: e.descriptor.digest, mediaType: e.descriptor.mediaType, title: e.title }));
 
   // Manifests and config are kept so the version can be re-verified offline later.
   await deps.blobs.putBytes(configBytes, manifest.config.digest);
@@ -96,6 +124,7 @@ export async function pullModel(deps: PullDeps, req: PullRequest): Promise<PullR
   const previous = deps.repository.active(name);
   const repo = deps.repository;
   repo.recordBlob(layer.digest, layer.size, layer.mediaType);
+  for (const e of extras) repo.recordBlob(e.descriptor.digest, e.descriptor.size, e.descriptor.mediaType);
   repo.recordBlob(manifest.config.digest, manifest.config.size, manifest.config.mediaType);
   repo.recordBlob(variantManifest.digest, variantManifest.bytes.byteLength, variantManifest.mediaType);
   repo.recordBlob(root.digest, root.bytes.byteLength, root.mediaType);
@@ -109,6 +138,7 @@ export async function pullModel(deps: PullDeps, req: PullRequest): Promise<PullR
     modelDigest: layer.digest,
     configDigest: manifest.config.digest,
     signed: trust.signed,
+    layers,
   });
   const activate = req.activate ?? true;
   if (activate) deps.repository.activate(record.id, 'pull');
@@ -125,6 +155,8 @@ export async function pullModel(deps: PullDeps, req: PullRequest): Promise<PullR
     activated: activate,
     previous: previous === undefined ? undefined : `${previous.version}/${previous.variant}`,
     rejectedVariants: selection.rejected,
+    selection: { reason: selection.reason, preferredPrecisions: selection.preferredPrecisions, basis: selection.basis },
+    layers,
     config,
   };
 }
@@ -168,18 +200,4 @@ async function downloadUnlocked(deps: Pick<PullDeps, 'blobs' | 'clock' | 'random
         deps.logger?.warn({ digest: descriptor.digest, code: isEdgevolveError(err) ? err.code : undefined, err: (err as Error).message, attempt, delayMs }, 'blob download failed; resuming'),
     },
   );
-}
-
-function parseConfig(bytes: Buffer, digest: string): ModelConfig {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(bytes.toString('utf8'));
-  } catch (err) {
-    throw new EdgevolveError('E_REGISTRY_MANIFEST_INVALID', `config blob ${digest} is not valid JSON`, { cause: err });
-  }
-  const c = doc as Partial<ModelConfig> | null;
-  if (c === null || typeof c !== 'object' || c.schemaVersion !== 1 || !Array.isArray(c.inputs) || !Array.isArray(c.outputs)) {
-    throw new EdgevolveError('E_REGISTRY_MANIFEST_INVALID', `config blob ${digest} is not an edgevolve model config (schemaVersion 1 with inputs and outputs)`);
-  }
-  return c as ModelConfig;
 }

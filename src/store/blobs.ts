@@ -8,7 +8,7 @@
  * are built only from validated digests (`parseDigest`), never from names in input.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { constants as fsConstants, createReadStream } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EdgevolveError } from '../errors/index.ts';
@@ -105,19 +105,56 @@ export class BlobStore {
     }
   }
 
-  /** Reads a committed blob and checks its hash on the very bytes returned (no verify/use window). */
-  async readVerified(digest: Digest, maxBytes = 64 * 1024 * 1024): Promise<Buffer> {
+  /**
+   * Reads a committed blob into memory and hashes the very bytes returned, from one file
+   * descriptor opened without following links: what a loader gets is what was hashed, so
+   * nothing can change the file between the check and the use (P4, RAUC CVE-2020-25860).
+   * `expectedSize`, when given, must match too (the manifest's descriptor size). Reads in
+   * 16 MiB pieces so a file over 2 GiB (readFile's limit) still loads, up to `maxBytes`.
+   */
+  async readVerified(digestInput: Digest, options: { maxBytes?: number; expectedSize?: number } | number = {}): Promise<Buffer> {
+    const { maxBytes = 64 * 1024 * 1024, expectedSize } = typeof options === 'number' ? { maxBytes: options } : options;
+    const digest = parseDigest(digestInput);
     const path = this.path(digest);
-    const info = await this.#lstatRegular(path, digest);
-    if (info.size > maxBytes) {
-      throw new EdgevolveError('E_REGISTRY_TOO_LARGE', `blob ${digest} is ${info.size} bytes, over the ${maxBytes}-byte cap for reading into memory`);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // O_NOFOLLOW on a symlink fails with ELOOP: a link in the store is never followed.
+      if (code === 'ELOOP') throw new EdgevolveError('E_STORE_PATH_ESCAPE', `blob ${digest} is a symbolic link; refused`, { context: { digest } });
+      throw new EdgevolveError('E_STORE_NOT_FOUND', `blob ${digest} is not in the store`, { cause: err, context: { digest } });
     }
-    const bytes = await readFile(path);
-    const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-    if (actual !== digest) {
-      throw new EdgevolveError('E_REGISTRY_DIGEST_MISMATCH', `stored blob ${digest} hashes to ${actual}: the file changed on disk`, { context: { digest, actual } });
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw new EdgevolveError('E_STORE_PATH_ESCAPE', `blob ${digest} is not a regular file (a device or directory); refused`, { context: { digest } });
+      if (expectedSize !== undefined && info.size !== expectedSize) {
+        throw new EdgevolveError('E_STORE_CORRUPT', `stored blob ${digest} is ${info.size} bytes, its manifest says ${expectedSize}: the file changed on disk`, {
+          context: { digest, size: info.size, expectedSize },
+        });
+      }
+      if (info.size > maxBytes) {
+        throw new EdgevolveError('E_REGISTRY_TOO_LARGE', `blob ${digest} is ${info.size} bytes, over the ${maxBytes}-byte cap for reading into memory`, { context: { digest, size: info.size, maxBytes } });
+      }
+      const bytes = Buffer.allocUnsafe(info.size);
+      const hash = createHash('sha256');
+      let done = 0;
+      while (done < bytes.byteLength) {
+        const { bytesRead } = await handle.read(bytes, done, Math.min(READ_PIECE_BYTES, bytes.byteLength - done), done);
+        if (bytesRead === 0) break;
+        hash.update(bytes.subarray(done, done + bytesRead));
+        done += bytesRead;
+      }
+      // A file that shrank or grew while read is caught here: short read, or bytes beyond the stat'd size.
+      const extra = await handle.read(Buffer.allocUnsafe(1), 0, 1, done);
+      const actual = `sha256:${hash.digest('hex')}`;
+      if (done !== bytes.byteLength || extra.bytesRead !== 0 || actual !== digest) {
+        throw new EdgevolveError('E_STORE_CORRUPT', `stored blob ${digest} hashes to ${actual} (${done} bytes read): the file changed on disk`, { context: { digest, actual } });
+      }
+      return bytes;
+    } finally {
+      await handle.close();
     }
-    return bytes;
   }
 
   /** Re-hashes a committed blob from disk; true when it still matches its name. */
@@ -299,6 +336,8 @@ export class BlobStore {
   }
 }
 
+/** Reads into memory go in pieces of this size (each hashed as it lands). */
+const READ_PIECE_BYTES = 16 * 1024 * 1024;
 /** Chunks from the network are small (16-64 KiB); they are coalesced into writes of this size. */
 const WRITE_BUFFER_BYTES = 1024 * 1024;
 /** Every this many bytes a background fdatasync starts (if none is running). */

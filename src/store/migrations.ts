@@ -75,4 +75,18 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  // registry/: the layers of a version besides the model file, so retention keeps them.
+  {
+    version: 4,
+    description: 'extra layers of a pulled version: external-data files and calibration files',
+    sql: `
+      CREATE TABLE version_layers (
+        version_id  INTEGER NOT NULL REFERENCES versions(id),
+        digest      TEXT NOT NULL REFERENCES blobs(digest),
+        media_type  TEXT NOT NULL,
+        title       TEXT NOT NULL,
+        PRIMARY KEY (version_id, title)
+      ) STRICT;
+    `,
+  },
 ];

@@ -19,7 +19,15 @@ export interface VersionRecord {
   readonly pulledAt: number;
 }
 
-export type NewVersion = Omit<VersionRecord, 'id' | 'pulledAt'>;
+/** A layer of a version besides the model file: an external-data file or a calibration file. */
+export interface VersionLayer {
+  readonly digest: string;
+  readonly mediaType: string;
+  /** The name the layer carries (external-data location, calibration file name); unique per version. */
+  readonly title: string;
+}
+
+export type NewVersion = Omit<VersionRecord, 'id' | 'pulledAt'> & { readonly layers?: readonly VersionLayer[] };
 
 export interface HistoryEntry {
   readonly seq: number;
@@ -84,6 +92,9 @@ export class ModelRepository {
     deleteVersion: Database.Statement<[number]>;
     deleteHistoryOf: Database.Statement<[number]>;
     allBlobs: Database.Statement<[], { digest: string }>;
+    insertLayer: Database.Statement<[number, string, string, string]>;
+    layersOf: Database.Statement<[number], { digest: string; media_type: string; title: string }>;
+    deleteLayersOf: Database.Statement<[number]>;
     deleteBlob: Database.Statement<[string]>;
   };
 
@@ -118,6 +129,9 @@ export class ModelRepository {
       deleteHistoryOf: db.prepare('DELETE FROM deployment_history WHERE version_id = ?'),
       allBlobs: db.prepare('SELECT digest FROM blobs'),
       deleteBlob: db.prepare('DELETE FROM blobs WHERE digest = ?'),
+      insertLayer: db.prepare('INSERT INTO version_layers (version_id, digest, media_type, title) VALUES (?, ?, ?, ?) ON CONFLICT(version_id, title) DO NOTHING'),
+      layersOf: db.prepare('SELECT digest, media_type, title FROM version_layers WHERE version_id = ? ORDER BY title'),
+      deleteLayersOf: db.prepare('DELETE FROM version_layers WHERE version_id = ?'),
     };
   }
 
@@ -125,23 +139,56 @@ export class ModelRepository {
     this.#stmt.upsertBlob.run(digest, size, mediaType, this.#clock.now());
   }
 
-  /** Records a pulled variant (idempotent per name and manifest) and returns it. */
+  /** Records a pulled variant and its extra layers in one transaction (idempotent per name and manifest) and returns it. */
   addVersion(version: NewVersion): VersionRecord {
-    this.#stmt.insertVersion.run(
-      version.name,
-      version.version,
-      version.source,
-      version.indexDigest,
-      version.manifestDigest,
-      version.variant,
-      version.modelDigest,
-      version.configDigest,
-      version.signed ? 1 : 0,
-      this.#clock.now(),
+    return this.#db.transaction(() => {
+      this.#stmt.insertVersion.run(
+        version.name,
+        version.version,
+        version.source,
+        version.indexDigest,
+        version.manifestDigest,
+        version.variant,
+        version.modelDigest,
+        version.configDigest,
+        version.signed ? 1 : 0,
+        this.#clock.now(),
+      );
+      const row = this.#stmt.versionByManifest.get(version.name, version.manifestDigest);
+      if (row === undefined) throw new EdgevolveError('E_INTERNAL', `version ${version.name}@${version.manifestDigest} vanished after insert`);
+      for (const layer of version.layers ?? []) this.#stmt.insertLayer.run(row.id, layer.digest, layer.mediaType, layer.title);
+      return toRecord(row);
+    })();
+  }
+
+  /** The extra layers (external data, calibration) recorded with a version, by title. */
+  layers(versionId: number): VersionLayer[] {
+    return this.#stmt.layersOf.all(versionId).map((r) => ({ digest: r.digest, mediaType: r.media_type, title: r.title }));
+  }
+
+  /**
+   * Finds a stored version: the active one of `name` when nothing else is given, else
+   * by manifest digest, or by version (and variant when several variants of it are stored).
+   */
+  find(name: string, query: { version?: string; variant?: string; manifestDigest?: string } = {}): VersionRecord {
+    if (query.version === undefined && query.variant === undefined && query.manifestDigest === undefined) {
+      const active = this.active(name);
+      if (active === undefined) throw new EdgevolveError('E_STORE_NOT_FOUND', `${name} has no active version in the store`, { context: { name } });
+      return active;
+    }
+    const matches = this.versions(name).filter(
+      (v) =>
+        (query.version === undefined || v.version === query.version) &&
+        (query.variant === undefined || v.variant === query.variant) &&
+        (query.manifestDigest === undefined || v.manifestDigest === query.manifestDigest),
     );
-    const row = this.#stmt.versionByManifest.get(version.name, version.manifestDigest);
-    if (row === undefined) throw new EdgevolveError('E_INTERNAL', `version ${version.name}@${version.manifestDigest} vanished after insert`);
-    return toRecord(row);
+    const [only, ...more] = matches;
+    const wanted = [query.version, query.variant, query.manifestDigest].filter((q) => q !== undefined).join(' ');
+    if (only === undefined) throw new EdgevolveError('E_STORE_NOT_FOUND', `${name} ${wanted} is not in the store`, { context: { name, ...query } });
+    if (more.length > 0) {
+      throw new EdgevolveError('E_STORE_NOT_FOUND', `${name} ${wanted} is ambiguous: stored variants ${matches.map((m) => m.variant).join(', ')}; name one`, { context: { name, ...query } });
+    }
+    return only;
   }
 
   active(name: string): VersionRecord | undefined {
@@ -226,10 +273,12 @@ export class ModelRepository {
         if (!keepIds.has(v.id)) {
           // History rows reference versions; keep them only for retained versions.
           this.#stmt.deleteHistoryOf.run(v.id);
+          this.#stmt.deleteLayersOf.run(v.id);
           this.#stmt.deleteVersion.run(v.id);
           continue;
         }
         for (const d of [v.indexDigest, v.manifestDigest, v.modelDigest, v.configDigest]) referenced.add(d);
+        for (const layer of this.#stmt.layersOf.all(v.id)) referenced.add(layer.digest);
       }
       for (const { digest } of this.#stmt.allBlobs.all()) if (!referenced.has(digest)) this.#stmt.deleteBlob.run(digest);
     })();

@@ -1,14 +1,20 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/index.ts';
+import { MicroBenchCache, profileDevice } from '../../hardware/index.ts';
+import { systemCommands } from '../../host/commands.ts';
+import { nodeFiles } from '../../host/files.ts';
 import { systemHost } from '../../host/index.ts';
+import { systemInfo } from '../../host/system-info.ts';
 import { createLogger } from '../../log/index.ts';
-import { basicDeviceProfile, loadTrustPolicy, openEndpoint, pullModel } from '../../registry/index.ts';
-import { openStore } from '../../store/index.ts';
+import { loadTrustPolicy, openEndpoint, pullModel, selectionProfile, type SelectionProfile, type VariantInfo } from '../../registry/index.ts';
+import { openStore, type StateDatabase } from '../../store/index.ts';
 import { printJson, runAction, usageError } from '../output.ts';
 
 interface PullFlags {
   variant?: string;
   maxMemory?: string;
+  minAccuracy?: string;
+  calibration: boolean;
   activate: boolean;
   plainHttp?: boolean;
   insecure?: boolean;
@@ -24,6 +30,8 @@ export function registerPull(program: Command): void {
     .argument('<ref>', 'host[:port]/repo:tag, host/repo@sha256:..., or oci-layout:<dir>:tag')
     .option('--variant <name>', 'pull this variant instead of choosing one')
     .option('--max-memory <MB>', 'memory budget for the model, MB')
+    .option('--min-accuracy <0..1>', 'skip variants whose build-time accuracy is below this')
+    .option('--no-calibration', 'do not fetch the calibration layers')
     .option('--no-activate', 'store the version without making it active')
     .option('--plain-http', 'talk http:// to the registry (loopback test registries)')
     .option('--insecure', 'do not verify the registry TLS certificate')
@@ -35,10 +43,13 @@ export function registerPull(program: Command): void {
         const config = loadConfig({ ...(opts.config === undefined ? {} : { file: opts.config }), env: process.env });
         const maxMemoryMb = opts.maxMemory === undefined ? undefined : Number(opts.maxMemory);
         if (maxMemoryMb !== undefined && !(maxMemoryMb > 0)) throw usageError(`--max-memory ${opts.maxMemory} is not a positive number of MB`);
+        const minAccuracy = opts.minAccuracy === undefined ? undefined : Number(opts.minAccuracy);
+        if (minAccuracy !== undefined && !(minAccuracy >= 0 && minAccuracy <= 1)) throw usageError(`--min-accuracy ${opts.minAccuracy} is not a number between 0 and 1`);
         const host = systemHost();
         const logger = createLogger({ level: config.log.level }).child({ module: 'registry' });
         const policy = await loadTrustPolicy(config.registry.trust);
-        const store = await openStore(opts.stateDir ?? config.stateDir, config.store, host);
+        const stateDir = opts.stateDir ?? config.stateDir;
+        const store = await openStore(stateDir, config.store, host);
         const endpoint = await openEndpoint(refText, config.registry, host, { plainHttp: Boolean(opts.plainHttp), insecure: Boolean(opts.insecure) }, logger);
         try {
           const result = await pullModel(
@@ -46,7 +57,7 @@ export function registerPull(program: Command): void {
               blobs: store.blobs,
               repository: store.repository,
               policy,
-              profile: basicDeviceProfile(config.registry),
+              profile: (variants) => deviceProfile(store.db, stateDir, variants, config.registry.preferPrecisions),
               clock: host,
               random: host,
               logger,
@@ -57,9 +68,11 @@ export function registerPull(program: Command): void {
               reference: endpoint.ref.reference,
               fallbackName: endpoint.defaultName,
               activate: opts.activate,
+              withCalibration: opts.calibration,
               budgets: {
                 ...(opts.variant === undefined ? {} : { variant: opts.variant }),
                 ...(maxMemoryMb === undefined ? {} : { maxMemoryBytes: maxMemoryMb * 1024 * 1024 }),
+                ...(minAccuracy === undefined ? {} : { minAccuracy }),
               },
             },
           );
@@ -70,6 +83,9 @@ export function registerPull(program: Command): void {
           else {
             process.stdout.write(`${result.activated ? 'activated' : 'stored'} ${result.name} ${result.version} (variant ${result.variant}${result.signed ? ', signed' : ''})\n`);
             process.stdout.write(`  model ${result.modelDigest} ${result.modelBytes} bytes\n  path  ${result.modelPath}\n`);
+            process.stdout.write(`  why   ${result.selection.reason}\n`);
+            for (const r of result.rejectedVariants) process.stdout.write(`  not ${r.name}: ${r.reason}\n`);
+            for (const l of result.layers) process.stdout.write(`  layer ${l.title} ${l.digest}\n`);
             if (result.previous !== undefined) process.stdout.write(`  previous ${result.previous}\n`);
           }
         } finally {
@@ -78,4 +94,18 @@ export function registerPull(program: Command): void {
         }
       });
     });
+}
+
+/**
+ * The device as the hardware module sees it (ISA, memory, accelerators, the int8
+ * speed-up cached by `edgevolve profile`), without measuring. onnxruntime's execution
+ * providers are probed (a child process each) only when a variant needs an accelerator.
+ */
+async function deviceProfile(db: StateDatabase, stateDir: string, variants: readonly VariantInfo[], preferPrecisions: readonly string[] | undefined): Promise<SelectionProfile> {
+  const probeProviders = variants.some((v) => v.accelerators.length > 0);
+  const hardware = await profileDevice(
+    { host: { ...systemHost(), ...nodeFiles(), ...systemCommands, ...systemInfo }, cache: new MicroBenchCache(db) },
+    { stateDir, arch: process.arch, measure: false, probeProviders },
+  );
+  return selectionProfile(hardware, { preferPrecisions });
 }

@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/index.ts';
@@ -7,7 +7,6 @@ import { createLogger } from '../../log/index.ts';
 import { loadPrivateKey, openEndpoint, pushArtifact, pushSignature, readModelInfo, type VariantSpec } from '../../registry/index.ts';
 import { parseVersion } from '../../store/index.ts';
 import { printJson, runAction, usageError } from '../output.ts';
-import { readFile } from 'node:fs/promises';
 
 interface PushFlags {
   variant: string[];
@@ -16,6 +15,7 @@ interface PushFlags {
   sign?: string;
   arch?: string;
   downgrade?: boolean;
+  calibration?: string;
   plainHttp?: boolean;
   insecure?: boolean;
   config?: string;
@@ -26,12 +26,13 @@ export function registerPush(program: Command): void {
   program
     .command('push')
     .description('Publish a model version as an OCI artifact (an image index of variants) to a registry or an OCI layout.')
-    .argument('<model>', 'an .onnx file (its variant is named after its precision) or a directory of .onnx files (one variant each)')
+    .argument('<model>', 'an .onnx file (its variant is named after its precision; external-data files it names are pushed as layers) or a directory of .onnx files (one variant each)')
     .argument('<ref>', 'host[:port]/repo:tag or oci-layout:<dir>:tag')
     .option('--variant <name=file>', 'another variant: name=path/to/model.onnx (repeatable)', (v: string, all: string[]) => [...all, v], [])
     .option('--name <name>', 'model name (default: the last repository component)')
     .option('--model-version <version>', 'model version, dot-separated numbers (default: the tag, when it is one)')
     .option('--arch <arch>', 'target architecture annotation for all variants (amd64, arm64; default any)')
+    .option('--calibration <dir>', 'attach a calibration set: a directory of .npy files (one layer per file)')
     .option('--downgrade', 'mark this release as a deliberate downgrade (needs --sign to be accepted)')
     .option('--sign <key.pem>', 'sign the index with this PEM ECDSA P-256 private key (cosign-compatible)')
     .option('--plain-http', 'talk http:// to the registry (loopback test registries)')
@@ -55,13 +56,16 @@ export function registerPush(program: Command): void {
             throw usageError(`the tag ${tag} is not a version; pass --model-version 1.2.3`);
           }
           const key = opts.sign === undefined ? undefined : await loadPrivateKey(opts.sign);
-          const pushed = await pushArtifact(endpoint.content, { name: opts.name ?? endpoint.defaultName, version, variants, downgrade: Boolean(opts.downgrade) }, tag);
+          const pushed = await pushArtifact(endpoint.content, { name: opts.name ?? endpoint.defaultName, version, variants, downgrade: Boolean(opts.downgrade), ...(opts.calibration === undefined ? {} : { calibrationDir: opts.calibration }) }, tag);
           const signature = key === undefined ? undefined : await pushSignature(endpoint.content, endpoint.dockerReference, pushed.indexDigest, key);
           const result = { ok: true, ref: refText, digest: pushed.indexDigest, version, variants: pushed.variants, signature: signature ?? null };
           if (opts.json) printJson(result);
           else {
             process.stdout.write(`pushed ${refText}@${pushed.indexDigest} (version ${version})\n`);
-            for (const v of pushed.variants) process.stdout.write(`  ${v.name.padEnd(12)} ${v.manifestDigest}  ${v.size} bytes\n`);
+            for (const v of pushed.variants) {
+              process.stdout.write(`  ${v.name.padEnd(12)} ${v.manifestDigest}  ${v.size} bytes\n`);
+              for (const l of v.layers) process.stdout.write(`    + ${l.title} ${l.digest}  ${l.size} bytes\n`);
+            }
             if (signature !== undefined) process.stdout.write(`  signed: ${signature}\n`);
           }
         } finally {

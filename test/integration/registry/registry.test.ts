@@ -21,7 +21,7 @@ const CLS = join(ASSETS, 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
 const DET = join(ASSETS, 'ch_PP-OCRv4_det_infer.onnx');
 const clock: Clock = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
 const random = { random: () => Math.random() };
-const profile = { arch: 'amd64', availableMemoryBytes: 8 * 1024 ** 3, preferredPrecisions: ['int8', 'fp32'], accelerators: [] };
+const profile = { arch: 'amd64', availableMemoryBytes: 8 * 1024 ** 3, preferredPrecisions: ['int8', 'fp32'], basis: [], accelerators: [], cpuFeatures: [] };
 const fastRetry = { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 };
 
 function client(host: string, repository: string, extra: Partial<RegistryClientOptions> = {}): RegistryClient {

@@ -15,7 +15,7 @@ const DET = join(ASSETS, 'ch_PP-OCRv4_det_infer.onnx');
 
 const clock: Clock = { now: () => Date.now(), sleep: () => Promise.resolve() };
 const random = { random: () => 0.5 };
-const profile = { arch: 'amd64', availableMemoryBytes: 8 * 1024 ** 3, preferredPrecisions: ['int8', 'fp32'], accelerators: [] };
+const profile = { arch: 'amd64', availableMemoryBytes: 8 * 1024 ** 3, preferredPrecisions: ['int8', 'fp32'], basis: [], accelerators: [], cpuFeatures: [] };
 
 function keyPair(): { privateKey: KeyObject; publicKey: KeyObject } {
   return generateKeyPairSync('ec', { namedCurve: 'prime256v1' });

@@ -44,17 +44,19 @@ describe('selectVariant', () => {
     accuracy: undefined,
     minMemoryBytes: undefined,
     accelerators: [],
+    cpuFeatures: [],
     ...extra,
   });
-  const pi = { arch: 'arm64', availableMemoryBytes: 1_000_000_000, preferredPrecisions: ['int8', 'fp16', 'fp32'], accelerators: [] };
+  const pi = { arch: 'arm64', availableMemoryBytes: 1_000_000_000, preferredPrecisions: ['int8', 'fp16', 'fp32'], basis: [], accelerators: [], cpuFeatures: ['neon'] };
 
   it('prefers the precision the device runs best and explains every rejection', () => {
     const result = selectVariant([variant('fp32'), variant('int8'), variant('fp16', { arch: 'amd64' })], pi);
     expect(result.chosen.name).toBe('int8');
     expect(result.rejected).toEqual([
       { name: 'fp16', reason: 'built for amd64, device is arm64' },
-      { name: 'fp32', reason: expect.stringContaining('ranked below int8') as string },
+      { name: 'fp32', reason: 'ranked below int8: precision fp32 ranks below int8 here' },
     ]);
+    expect(result.reason).toContain('int8 is choice 1 of int8 > fp16 > fp32');
   });
   it('drops variants over the memory budget, below the accuracy budget or needing a missing accelerator', () => {
     const result = selectVariant(

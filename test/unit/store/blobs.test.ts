@@ -111,7 +111,7 @@ describe('BlobStore', () => {
     const path = s.path(digest);
     await chmod(path, 0o644);
     await writeFile(path, randomBytes(1000));
-    await expect(s.readVerified(digest)).rejects.toSatisfy((e) => isEdgevolveError(e, 'E_REGISTRY_DIGEST_MISMATCH'));
+    await expect(s.readVerified(digest)).rejects.toSatisfy((e) => isEdgevolveError(e, 'E_STORE_CORRUPT'));
     expect(await s.verify(digest)).toBe(false);
   });
 

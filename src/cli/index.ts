@@ -11,6 +11,10 @@ import { registerBench } from './commands/bench.ts';
 import { registerCompress } from './commands/compress.ts';
 import { registerPush } from './commands/push.ts';
 import { registerPull } from './commands/pull.ts';
+import { registerCommand } from './commands/command.ts';
+import { registerRun } from './commands/run.ts';
+import { registerStatus } from './commands/status.ts';
+import { registerOptimize } from './commands/optimize.ts';
 
 export function buildProgram(): Command {
   const program = new Command('edgevolve')
@@ -25,6 +29,10 @@ export function buildProgram(): Command {
   registerCompress(program);
   registerPush(program);
   registerPull(program);
+  registerCommand(program);
+  registerRun(program);
+  registerStatus(program);
+  registerOptimize(program);
   return program;
 }
 

@@ -1,4 +1,4 @@
-/** planner/: evaluation (accuracy and fidelity) for choosing among model variants. */
+/** planner/: evaluation (accuracy and fidelity), budgets, candidates, the search behind `edgevolve optimize`, its report and Pareto plot. */
 export {
   evaluateModel,
   evaluateSessions,
@@ -21,3 +21,12 @@ export {
   type AccuracyResult,
   type FidelityResult,
 } from './metrics.ts';
+export { optimize, calibrationFrom, type OptimizeOptions, type OptimizeDeps, type OptimizeResult, type CandidateRecord, type CandidateStatus, type BenchNumbers, type SensitivityLayer, type Stage } from './search.ts';
+export { validateBudgets, budgetMisses, describeMiss, relaxAdvice, hasAnyBudget, OBJECTIVES, MIB, type Budgets, type BudgetMiss, type Objective } from './budgets.ts';
+export { chooseMetric, scoreOf, subsetNoiseMargin, describeMetric, type AccuracyMetric, type AccuracyScore } from './accuracy.ts';
+export { uniformCandidates, describeCandidate, type CandidateSpec, type CandidateStep } from './candidates.ts';
+export { CandidateBuilder, type BuiltCandidate } from './build.ts';
+export { countMacs, macsByOpType, predictLatencyRatio, deviceSpeed, type NodeMacs, type DeviceSpeed } from './cost.ts';
+export { paretoFront, dominates, type ParetoPoint } from './pareto.ts';
+export { renderReport, reportDocument, type ReportHeader } from './report.ts';
+export { paretoSvg } from './plot.ts';

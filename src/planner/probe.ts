@@ -1,0 +1,109 @@
+/**
+ * The cheap, in-process measurements the search runs before the expensive ones:
+ * accuracy on a subset (then on the whole set) against the fp32 model, and a quick
+ * latency ratio against fp32 with the two sessions taking turns, so that load from
+ * other processes hits both alike. One session per candidate serves all three.
+ */
+import { checkAgainstModel, type Dataset } from '../data/index.ts';
+import type { TensorValue } from '../onnx/index.ts';
+import { measureLatencies } from '../runtime/bench/measure.ts';
+import { percentileOfSorted } from '../runtime/bench/stats.ts';
+import { createSession, type Session } from '../runtime/index.ts';
+import { scoreOf, type AccuracyMetric, type AccuracyScore } from './accuracy.ts';
+import { evaluateSessions } from './evaluate.ts';
+
+export interface ProbeOptions {
+  readonly threads: number;
+  /** Wall time of the quick latency estimate, both sessions together. */
+  readonly quickMs: number;
+}
+
+/** One sample's feeds, as the model takes them: what latency is measured on (batch 1). */
+export async function firstSampleFeeds(dataset: Dataset, session: Session): Promise<Record<string, TensorValue>> {
+  const binding = checkAgainstModel(dataset.take(1), session.inputs);
+  for await (const batch of binding.dataset.batches(1)) {
+    const feeds: Record<string, TensorValue> = {};
+    for (const [name, value] of Object.entries(batch.feeds)) {
+      feeds[name] = binding.mode !== 'whole' && binding.hasBatchAxis[name] === false ? { ...value, dims: value.dims.slice(1) } : value;
+    }
+    return feeds;
+  }
+  return {};
+}
+
+/** The fp32 reference, open for the whole search. */
+export class ReferenceProbe {
+  private constructor(
+    readonly session: Session,
+    readonly feeds: Record<string, TensorValue>,
+    private readonly dataset: Dataset,
+    private readonly options: ProbeOptions,
+  ) {}
+
+  static async open(fp32: Uint8Array, dataset: Dataset, options: ProbeOptions): Promise<ReferenceProbe> {
+    const session = await createSession(fp32, { threads: options.threads });
+    try {
+      return new ReferenceProbe(session, await firstSampleFeeds(dataset, session), dataset, options);
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
+  }
+
+  /** Opens a candidate; release it when done. */
+  async candidate(bytes: Uint8Array): Promise<CandidateProbe> {
+    return new CandidateProbe(await createSession(bytes, { threads: this.options.threads }), this, this.dataset, this.options);
+  }
+
+  /** Median latency of fp32 alone at batch 1, in-process: sizes the isolated benchmark's run count. */
+  async medianMs(): Promise<number> {
+    const m = await measureLatencies(() => this.session.run(this.feeds), { warmup: 3, iterations: 10_000, maxMs: this.options.quickMs / 4 });
+    return percentileOfSorted(Float64Array.from(m.samplesMs).sort(), 50);
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+export class CandidateProbe {
+  constructor(
+    private readonly session: Session,
+    private readonly reference: ReferenceProbe,
+    private readonly dataset: Dataset,
+    private readonly options: ProbeOptions,
+  ) {}
+
+  /** Scores the candidate on the first `limit` samples (all when undefined); `baseline` is fp32's score on the same samples. */
+  async score(metric: AccuracyMetric, baseline: number, limit?: number): Promise<AccuracyScore> {
+    const report = await evaluateSessions(this.session, this.reference.session, this.dataset, limit === undefined ? {} : { limit });
+    return scoreOf(report, metric, baseline);
+  }
+
+  /** Mean cosine of the first output against fp32 on `limit` samples: the per-layer sensitivity measure. */
+  async cosine(output: string, limit: number): Promise<number> {
+    const report = await evaluateSessions(this.session, this.reference.session, this.dataset, { limit });
+    return report.fidelity?.outputs.find((o) => o.output === output)?.meanCosine ?? 0;
+  }
+
+  /** Candidate median latency over fp32 median latency, batch 1, the sessions taking turns. */
+  async quickLatencyRatio(): Promise<number> {
+    const feeds = this.reference.feeds;
+    const rounds = 6;
+    const slice = this.options.quickMs / (2 * rounds);
+    const ref: number[] = [];
+    const own: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const r = await measureLatencies(() => this.reference.session.run(feeds), { warmup: round === 0 ? 3 : 1, iterations: 10_000, maxMs: slice });
+      const c = await measureLatencies(() => this.session.run(feeds), { warmup: round === 0 ? 3 : 1, iterations: 10_000, maxMs: slice });
+      ref.push(...r.samplesMs);
+      own.push(...c.samplesMs);
+    }
+    const median = (xs: number[]): number => percentileOfSorted(Float64Array.from(xs).sort(), 50);
+    return median(own) / median(ref);
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}

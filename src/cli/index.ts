@@ -11,9 +11,6 @@ import { registerBench } from './commands/bench.ts';
 import { registerCompress } from './commands/compress.ts';
 import { registerPush } from './commands/push.ts';
 import { registerPull } from './commands/pull.ts';
-import { registerCommand } from './commands/command.ts';
-import { registerRun } from './commands/run.ts';
-import { registerStatus } from './commands/status.ts';
 import { registerOptimize } from './commands/optimize.ts';
 
 export function buildProgram(): Command {
@@ -29,9 +26,6 @@ export function buildProgram(): Command {
   registerCompress(program);
   registerPush(program);
   registerPull(program);
-  registerCommand(program);
-  registerRun(program);
-  registerStatus(program);
   registerOptimize(program);
   return program;
 }

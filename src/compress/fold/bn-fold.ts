@@ -1,7 +1,9 @@
 /**
  * BatchNormalization folding into the preceding Conv, ConvTranspose or Gemm, and
  * fusion of a per-channel bias Add into that producer's bias (Paddle2ONNX writes
- * ConvTranspose → Add(bias) → BatchNormalization). With s = γ / sqrt(σ² + ε):
+ * ConvTranspose → Add(bias) → BatchNormalization), and of a per-channel (or scalar)
+ * constant Mul into its weights and bias (PP-OCRv4's learnable-affine blocks write
+ * Conv → Mul(a) → Add(b) after every conv). With s = γ / sqrt(σ² + ε):
  * W'[c] = W[c]·s[c] and b'[c] = (b[c] − μ[c])·s[c] + β[c]
  * (compression.md §1.7). Arithmetic in float64, stored as float32.
  */
@@ -117,7 +119,7 @@ function batchNormScaleShift(graph: GraphProto, bn: NodeProto, channels: number,
   return { scale, shift };
 }
 
-/** A constant Add operand that is one value per output channel (or one value), as a per-channel vector. */
+/** A constant Add or Mul operand that is one value per output channel (or one value), as a per-channel vector. */
 function perChannelAddend(graph: GraphProto, add: NodeProto, from: string, node: NodeProto, channels: number): Float64Array | undefined {
   const other = add.input?.[0] === from ? add.input?.[1] : add.input?.[0];
   if (!other || other === from) return undefined;
@@ -138,7 +140,7 @@ function perChannelAddend(graph: GraphProto, add: NodeProto, from: string, node:
 }
 
 /**
- * Folds Add(const per-channel) and BatchNormalization into the producer, repeatedly.
+ * Folds Add(const per-channel), Mul(const per-channel) and BatchNormalization into the producer, repeatedly.
  * In place; returns the changes.
  */
 export function foldBatchNorms(model: ModelProto): Change[] {
@@ -154,7 +156,7 @@ export function foldBatchNorms(model: ModelProto): Change[] {
       if (!out || outputs.has(out)) break;
       const uses = useCounts(graph);
       const next = soleConsumer(graph, out, uses);
-      if (next === undefined || (next.domain ?? '') !== '' || (next.opType !== 'BatchNormalization' && next.opType !== 'Add')) break;
+      if (next === undefined || (next.domain ?? '') !== '' || (next.opType !== 'BatchNormalization' && next.opType !== 'Add' && next.opType !== 'Mul')) break;
       const w = producerWeights(graph, node);
       if (w === undefined) break;
       const bias = producerBias(graph, node, w.channels);
@@ -165,6 +167,12 @@ export function foldBatchNorms(model: ModelProto): Change[] {
         const addend = perChannelAddend(graph, next, out, node, w.channels);
         if (addend === undefined) break;
         for (let c = 0; c < w.channels; c++) bias[c]! += addend[c]!;
+      } else if (next.opType === 'Mul') {
+        // (W·x + b)·m = (W·m)·x + b·m, channel by channel.
+        const factor = perChannelAddend(graph, next, out, node, w.channels);
+        if (factor === undefined) break;
+        scale = factor;
+        for (let c = 0; c < w.channels; c++) bias[c]! *= factor[c]!;
       } else {
         const bn = batchNormScaleShift(graph, next, w.channels, uses, opset);
         if (bn === undefined) break;

@@ -99,8 +99,10 @@ describe('edgevolve compress (PaddleOCR)', () => {
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout) as { ok: boolean; method: string; sizeRatio: number; passes: { pass: string; changes: { action: string }[] }[] };
     expect(doc.ok).toBe(true);
-    expect(doc.passes.map((p) => p.pass)).toEqual(['fold', 'int8-static']);
-    expect(doc.passes[1]!.changes.filter((c) => c.action === 'quantized').length).toBeGreaterThan(50);
+    // The classifier is a MobileNetV3: its hard-swish blocks are fused before quantization.
+    expect(doc.passes.map((p) => p.pass)).toEqual(['fold', 'fuse-hardswish', 'int8-static']);
+    expect(doc.passes[1]!.changes.filter((c) => c.action === 'fused').length).toBeGreaterThan(0);
+    expect(doc.passes[2]!.changes.filter((c) => c.action === 'quantized').length).toBeGreaterThan(50);
     expect(JSON.parse(readFileSync(report, 'utf8'))).toMatchObject({ method: 'int8-static', output: out });
     const [before, after] = [await readModelFile(CLS), await readModelFile(out)];
     expect(after.model.graph!.input!.map((v) => v.name)).toEqual(before.model.graph!.input!.map((v) => v.name));

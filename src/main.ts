@@ -45,7 +45,7 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
   const config = loadConfig({ ...(configFile === undefined ? {} : { file: configFile }), env });
   const logger = options.logger ?? createLogger({ level: config.log.level });
   const host = options.host ?? systemHost();
-  const notifier = options.notifier ?? systemdNotifier(env, systemCommands, logger.child({ module: 'notify' }));
+  const notifier = options.notifier ?? systemdNotifier(env, logger.child({ module: 'notify' }));
   logger.info({ configFile: configFile ?? '(defaults)', stateDir: config.stateDir }, 'edgevolve starting');
 
   const store = await openStore(config.stateDir, config.store, host);

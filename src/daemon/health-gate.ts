@@ -43,5 +43,5 @@ function pct(x: number): string {
 }
 
 function ms(x: number): string {
-  return `${x.toFixed(x < 10 ? 2 : 0)} ms`;
+  return `${x.toFixed(x < 10 ? 2 : 1)} ms`;
 }

@@ -5,13 +5,15 @@
  * datagram sockets, and the npm ways to get one are native addons (`unix-dgram`,
  * `sd-notify`) that need a compiler on the device or prebuilt binaries for every
  * board; `systemd-notify` is on every systemd machine. Its caveat: the message comes
- * from a short-lived child, so the unit needs NotifyAccess=all, and if the child exits
- * before systemd reads the datagram systemd may not find its unit (systemd#2739) and
- * drop it. We make that harmless by repetition: every watchdog ping re-sends READY=1
- * and STATUS (systemd ignores a repeated READY), and pings come at half of
- * WatchdogSec, so one lost datagram neither fails the start nor trips the watchdog.
+ * from a short-lived child, so the unit needs NotifyAccess=all, and systemd must read
+ * the datagram while the child lives to find its unit (systemd#2739). systemd-notify of
+ * systemd 252 (Debian 12) follows each message with BARRIER=1 and waits until the
+ * manager has processed it, which closes that race; for older systemd we also repeat:
+ * every watchdog ping re-sends READY=1 and STATUS (systemd ignores a repeated READY),
+ * and pings come at half of WatchdogSec, so one lost datagram neither fails the start
+ * nor trips the watchdog.
  */
-import type { RunCommand } from '../host/commands.ts';
+import { execFile } from 'node:child_process';
 import type { Logger } from '../log/index.ts';
 
 export interface Notifier {
@@ -22,8 +24,19 @@ export interface Notifier {
   notify(fields: Readonly<Record<string, string>>): Promise<void>;
 }
 
+/** Runs `systemd-notify` with the given environment; resolves with its failure, or null. */
+export type RunNotify = (args: readonly string[], env: NodeJS.ProcessEnv) => Promise<string | null>;
+
+const runSystemdNotify: RunNotify = (args, env) =>
+  new Promise((resolve) => {
+    execFile('systemd-notify', [...args], { env, timeout: 10_000, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, _stdout, stderr) => {
+      if (err === null) resolve(null);
+      else resolve(err.code === 'ENOENT' ? 'systemd-notify is not installed; systemd will not see READY or WATCHDOG' : `systemd-notify failed: ${stderr.trim() || err.message}`);
+    });
+  });
+
 /** Builds the notifier from the environment systemd gives a Type=notify service. */
-export function systemdNotifier(env: NodeJS.ProcessEnv, commands: RunCommand, logger: Logger, pid = process.pid): Notifier {
+export function systemdNotifier(env: NodeJS.ProcessEnv, logger: Logger, pid = process.pid, run: RunNotify = runSystemdNotify): Notifier {
   const socket = env.NOTIFY_SOCKET;
   const enabled = socket !== undefined && socket !== '';
   return {
@@ -32,9 +45,8 @@ export function systemdNotifier(env: NodeJS.ProcessEnv, commands: RunCommand, lo
     notify: async (fields) => {
       if (!enabled) return;
       const args = Object.entries(fields).map(([k, v]) => `${k}=${v.replace(/\n/g, ' ')}`);
-      const result = await commands.runCommand('systemd-notify', args, { timeoutMs: 5_000 });
-      if (result === undefined) logger.warn('systemd-notify is not installed; systemd will not see READY or WATCHDOG');
-      else if (result.exitCode !== 0) logger.warn({ exitCode: result.exitCode, stderr: result.stderr.trim() }, 'systemd-notify failed');
+      const failure = await run(args, { PATH: env.PATH ?? '/usr/bin:/bin', NOTIFY_SOCKET: socket });
+      if (failure !== null) logger.warn({ fields: Object.keys(fields) }, failure);
     },
   };
 }

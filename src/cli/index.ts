@@ -11,6 +11,7 @@ import { registerBench } from './commands/bench.ts';
 import { registerCompress } from './commands/compress.ts';
 import { registerPush } from './commands/push.ts';
 import { registerPull } from './commands/pull.ts';
+import { registerCommand } from './commands/command.ts';
 import { registerOptimize } from './commands/optimize.ts';
 
 export function buildProgram(): Command {
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerCompress(program);
   registerPush(program);
   registerPull(program);
+  registerCommand(program);
   registerOptimize(program);
   return program;
 }

@@ -28,8 +28,8 @@ export const FLEET = 'fleet-a';
 export function makeKeyPair(keyId: string, type: 'ed25519' | 'p256' = 'ed25519'): { signer: FleetSigningKey; publicKey: FleetPublicKey } {
   const pair = type === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   return {
-    signer: parsePrivateKey(keyId, pair.privateKey.export({ type: 'pkcs8', format: 'pem' })),
-    publicKey: parsePublicKey(keyId, pair.publicKey.export({ type: 'spki', format: 'pem' })),
+    signer: parsePrivateKey(keyId, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string),
+    publicKey: parsePublicKey(keyId, pair.publicKey.export({ type: 'spki', format: 'pem' }) as string),
   };
 }
 

@@ -31,8 +31,8 @@ import { silentLogger } from '../../../src/log/index.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 
 const kp = generateKeyPairSync('ed25519');
-const signer = parsePrivateKey('k', kp.privateKey.export({ type: 'pkcs8', format: 'pem' }));
-const publicKey = parsePublicKey('k', kp.publicKey.export({ type: 'spki', format: 'pem' }));
+const signer = parsePrivateKey('k', kp.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+const publicKey = parsePublicKey('k', kp.publicKey.export({ type: 'spki', format: 'pem' }) as string);
 const DEVICE_TOPIC = 'edgevolve/v1/f/d/cmd';
 
 class MemoryTransport implements CommandTransport {

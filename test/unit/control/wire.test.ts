@@ -23,9 +23,9 @@ import { makeTempDir } from '../../helpers/tmp.ts';
 function pair(keyId: string, type: 'ed25519' | 'p256' = 'ed25519') {
   const kp = type === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   return {
-    signer: parsePrivateKey(keyId, kp.privateKey.export({ type: 'pkcs8', format: 'pem' })),
-    publicKey: parsePublicKey(keyId, kp.publicKey.export({ type: 'spki', format: 'pem' })),
-    publicPem: kp.publicKey.export({ type: 'spki', format: 'pem' }),
+    signer: parsePrivateKey(keyId, kp.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string),
+    publicKey: parsePublicKey(keyId, kp.publicKey.export({ type: 'spki', format: 'pem' }) as string),
+    publicPem: kp.publicKey.export({ type: 'spki', format: 'pem' }) as string,
   };
 }
 
@@ -133,8 +133,8 @@ describe('decodeCommand', () => {
 
 describe('fleet keys', () => {
   it('refuses RSA and P-384 keys with E_CONTROL_KEY naming the key', () => {
-    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' });
-    const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'pem' });
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
     for (const pem of [rsa, p384, 'not a key']) {
       let caught: unknown;
       try {

@@ -193,6 +193,7 @@ export class Outbox {
       textSet: db.prepare('INSERT INTO meta_text (key, value) VALUES (?, ?)'),
       totals: db.prepare('SELECT count(*) AS rows, sum(length(payload)) AS bytes FROM outbox'),
       peek: db.prepare('SELECT seq, topic, priority, batchable, retain, payload, created_at FROM outbox WHERE priority = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      exists: db.prepare('SELECT 1 FROM outbox WHERE seq = ?').pluck(),
       remove: db.prepare('DELETE FROM outbox WHERE seq = ? RETURNING priority, length(payload) AS bytes'),
       evict: db.prepare(
         'DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE priority = ? ORDER BY seq LIMIT ?) RETURNING length(payload) AS bytes',
@@ -390,6 +391,34 @@ export class Outbox {
         this.bytes -= removed.bytes;
       }
     })();
+  }
+
+  /**
+   * Deletes messages the broker refused for good (a PUBACK reason code such as
+   * not-authorized) and counts them as dropped: resending them would fail the same way.
+   */
+  discard(seqs: readonly number[]): void {
+    if (seqs.length === 0) return;
+    this.db.transaction(() => {
+      for (const seq of seqs) {
+        const removed = this.stmt.remove.get(seq) as { priority: number; bytes: number } | undefined;
+        if (removed !== undefined) this.countDrop(removed.priority as Priority, removed.bytes);
+      }
+      this.persistDropCounters();
+    })();
+  }
+
+  /** True while the message is still stored (not yet acknowledged or evicted). */
+  contains(seq: number): boolean {
+    return this.stmt.exists.get(seq) !== undefined;
+  }
+
+  /** Increments and returns a persisted counter (the birth/death session number). */
+  bumpCounter(name: 'session'): number {
+    const key = `counter.${name}`;
+    const next = this.metaGet(key) + 1;
+    this.stmt.metaSet.run(key, next);
+    return next;
   }
 
   stats(): OutboxStats {

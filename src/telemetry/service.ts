@@ -1,0 +1,241 @@
+/**
+ * The telemetry service: the outbox, the MQTT link and the aggregator, put together.
+ * The composition root (src/main.ts) builds one with `openTelemetry`, hands its
+ * `recorder` to the server and co-evolution, its `publish`/`onCommand` to src/control,
+ * and calls `start()`/`stop()` in lifecycle order. It works without a broker: every
+ * message is committed to the outbox and drains when a broker is reachable.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { EdgevolveError } from '../errors/index.ts';
+import type { Clock, Random } from '../host/index.ts';
+import type { Logger } from '../log/index.ts';
+import { TelemetryAggregator, type TelemetryRecorder } from './aggregator.ts';
+import type { MqttConfig, TelemetryConfig } from './config.ts';
+import { MqttLink, type BirthProvider, type CommandHandler, type LinkStatus, type TlsMaterial } from './link.ts';
+import { Outbox, PRIORITY, type OutboxChange, type OutboxStats } from './outbox.ts';
+import { PAYLOAD_VERSION, type EventType, type TelemetryEvent } from './schemas.ts';
+import type { SystemSampler } from './system.ts';
+import { deviceTopics, type DeviceTopics } from './topics.ts';
+
+export interface PublishOptions {
+  /** Accepted for the interface src/control expects; every message goes out at QoS 1 from the outbox. */
+  readonly qos?: 0 | 1;
+  readonly retain?: boolean;
+}
+
+/** What src/control and src/coevolution need: send under the device's subtree, and receive commands. */
+export interface MessageChannel {
+  /** Commits the message to the outbox (resolves then) and sends it when connected. */
+  publish(topic: string, payload: Buffer | string, options?: PublishOptions): Promise<void>;
+  onCommand(handler: CommandHandler): void;
+}
+
+export interface TelemetryOptions {
+  readonly mqtt: MqttConfig;
+  readonly telemetry: TelemetryConfig;
+  readonly stateDir: string;
+  readonly device: string;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: Logger;
+  readonly sampler: SystemSampler;
+  readonly birth: BirthProvider;
+  readonly tls?: TlsMaterial;
+  /** Default <stateDir>/telemetry.db. */
+  readonly outboxPath?: string;
+}
+
+export interface TelemetryHealth {
+  readonly ok: boolean;
+  readonly reason: string;
+  readonly lastSuccessAt: number | undefined;
+}
+
+export class TelemetryService implements MessageChannel {
+  readonly topics: DeviceTopics;
+  readonly outbox: Outbox;
+  readonly link: MqttLink;
+  private readonly aggregator: TelemetryAggregator;
+  private readonly options: TelemetryOptions;
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private lastTickAt: number | undefined;
+  private pendingDropReport: number | undefined;
+
+  constructor(options: TelemetryOptions, outbox: Outbox, topics: DeviceTopics) {
+    this.options = options;
+    this.outbox = outbox;
+    this.topics = topics;
+    this.log = options.logger.child({ module: 'telemetry' });
+    this.aggregator = new TelemetryAggregator({
+      device: options.device,
+      intervalMs: options.telemetry.intervalMs,
+      latencyBucketsMs: options.telemetry.latencyBucketsMs,
+      sampler: options.sampler,
+    });
+    this.link = new MqttLink({
+      config: options.mqtt,
+      device: options.device,
+      fleet: options.mqtt.fleet,
+      topics,
+      outbox,
+      clock: options.clock,
+      random: options.random,
+      logger: options.logger,
+      birth: options.birth,
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+    });
+  }
+
+  /** Where co-evolution, the server and the planner report measurements. */
+  get recorder(): TelemetryRecorder {
+    return this.aggregator;
+  }
+
+  /** Starts the link (in the background) and the periodic metrics. Never waits for the broker. */
+  start(): void {
+    this.link.start();
+    this.event('agent-start', 'info', 'edgevolve agent started', { outboxDepth: this.outbox.stats().rows });
+    this.timer = setInterval(() => {
+      this.tick().catch((err: unknown) => this.log.error({ err }, 'telemetry tick failed'));
+    }, this.options.telemetry.intervalMs);
+    this.timer.unref();
+  }
+
+  /** One interval: commit the aggregated record, and report evictions since the last report. */
+  async tick(): Promise<void> {
+    if (this.closed) return;
+    const now = this.options.clock.now();
+    const record = await this.aggregator.snapshot(now, this.outbox.stats());
+    if (this.closed) return;
+    this.outbox.enqueue({ topic: this.topics.telemetry, priority: PRIORITY.metric, body: record, batchable: true });
+    this.reportDrops();
+    this.lastTickAt = now;
+    this.link.notify();
+  }
+
+  /**
+   * One drop report in the outbox at a time: while the last is unsent, counts accumulate
+   * (a report per interval would itself fill a full outbox and be evicted).
+   */
+  private reportDrops(): void {
+    if (this.pendingDropReport !== undefined && this.outbox.contains(this.pendingDropReport)) return;
+    const dropped = this.outbox.takeDropReport();
+    if (dropped.metric === 0 && dropped.event === 0) return;
+    const stats = this.outbox.stats();
+    this.pendingDropReport = this.event('outbox-dropped', 'warning', `outbox full: dropped ${dropped.metric} metric and ${dropped.event} event messages`, {
+      metric: dropped.metric,
+      event: dropped.event,
+      totalMetric: stats.droppedTotal.metric,
+      totalEvent: stats.droppedTotal.event,
+    });
+  }
+
+  /** Commits an event (high priority: sent before any telemetry backlog) and sends it. Returns its seq, or undefined if the disk is full. */
+  event(type: EventType, severity: TelemetryEvent['severity'], message: string, data: Record<string, unknown> = {}): number | undefined {
+    if (this.closed) throw new EdgevolveError('E_TELEMETRY_CLOSED', 'telemetry is stopped');
+    const body: Omit<TelemetryEvent, 'stream' | 'seq'> = {
+      v: PAYLOAD_VERSION,
+      kind: 'event',
+      device: this.options.device,
+      ts: this.options.clock.now(),
+      type,
+      severity,
+      message: message.slice(0, 4096),
+      data,
+    };
+    const seq = this.outbox.enqueue({ topic: this.topics.events, priority: PRIORITY.event, body });
+    this.link.notify();
+    return seq;
+  }
+
+  publish(topic: string, payload: Buffer | string, options: PublishOptions = {}): Promise<void> {
+    if (this.closed) return Promise.reject(new EdgevolveError('E_TELEMETRY_CLOSED', 'telemetry is stopped'));
+    try {
+      this.link.assertPublishable(topic);
+      const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
+      if (bytes.length > this.options.mqtt.maxPayloadBytes) {
+        throw new EdgevolveError('E_TELEMETRY_PAYLOAD_TOO_LARGE', `message of ${bytes.length} bytes exceeds mqtt.maxPayloadBytes ${this.options.mqtt.maxPayloadBytes}`, {
+          context: { topic, bytes: bytes.length },
+        });
+      }
+      // Samples are bulk data: evicted with metrics, before events, acks and results.
+      const priority = topic === this.topics.samples ? PRIORITY.metric : PRIORITY.event;
+      this.outbox.enqueue({ topic, priority, body: bytes, retain: options.retain === true });
+      this.link.notify();
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  onCommand(handler: CommandHandler): void {
+    this.link.onCommand(handler);
+  }
+
+  status(): { link: LinkStatus; outbox: OutboxStats } {
+    return { link: this.link.getStatus(), outbox: this.outbox.stats() };
+  }
+
+  /**
+   * Fresh when the outbox is empty or the broker acknowledged something within two
+   * intervals; without a broker configured, healthy while the outbox accepts writes.
+   */
+  health(): TelemetryHealth {
+    const stats = this.outbox.stats();
+    const link = this.link.getStatus();
+    if (stats.degraded) return { ok: false, reason: 'outbox degraded: disk full, telemetry is being dropped', lastSuccessAt: link.lastAckAt };
+    if (this.options.mqtt.urls.length === 0) return { ok: true, reason: 'no broker configured; outbox accepting', lastSuccessAt: this.lastTickAt };
+    if (stats.rows === 0) return { ok: true, reason: 'outbox drained', lastSuccessAt: link.lastAckAt ?? this.lastTickAt };
+    const fresh = link.lastAckAt !== undefined && this.options.clock.now() - link.lastAckAt < 2 * this.options.telemetry.intervalMs;
+    return fresh
+      ? { ok: true, reason: `draining ${stats.rows} messages`, lastSuccessAt: link.lastAckAt }
+      : { ok: false, reason: `${stats.rows} messages waiting; broker ${link.state}`, lastSuccessAt: link.lastAckAt };
+  }
+
+  /** Stops the timer and the link (retained death on a clean shutdown), then closes the outbox. */
+  async stop(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    await this.link.stop();
+    this.outbox.close();
+  }
+
+  handleOutboxChange(change: OutboxChange): void {
+    // Deferred: the outbox calls this from inside a failed insert.
+    queueMicrotask(() => {
+      if (this.closed) return;
+      if (change.type === 'degraded') {
+        this.log.error({ error: change.error }, 'outbox degraded: disk full; dropping telemetry until space returns');
+        this.event('storage-degraded', 'error', `telemetry storage full: ${change.error}`, {});
+      } else {
+        this.log.warn({ dropped: change.droppedWhileDegraded }, 'outbox recovered');
+        this.event('storage-recovered', 'info', 'telemetry storage writable again', { ...change.droppedWhileDegraded });
+      }
+    });
+  }
+}
+
+/** Opens <stateDir>/telemetry.db and builds the service; does not connect yet (start()). */
+export function openTelemetry(options: TelemetryOptions): TelemetryService {
+  const topics = deviceTopics(options.mqtt.fleet, options.device);
+  mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
+  // The outbox reports to the service that is built right after it.
+  const ref: { service?: TelemetryService } = {};
+  const outbox = Outbox.open(options.outboxPath ?? join(options.stateDir, 'telemetry.db'), {
+    device: options.device,
+    clock: options.clock,
+    limits: {
+      maxRows: options.telemetry.outbox.maxRows,
+      maxBytes: options.telemetry.outbox.maxBytes,
+      maxAgeMs: options.telemetry.outbox.maxAgeHours * 3600_000,
+    },
+    onChange: (change) => ref.service?.handleOutboxChange(change),
+  });
+  const service = new TelemetryService(options, outbox, topics);
+  ref.service = service;
+  return service;
+}

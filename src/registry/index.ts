@@ -7,7 +7,7 @@ export { pushArtifact, listVariants, artifactVersion, externalDataLayersOf, cali
 export { pullModel, downloadBlob, type PullDeps, type PullRequest, type PullResult } from './pull.ts';
 export { selectVariant, selectionProfile, ociArch, type SelectionProfile, type SelectionHardware, type SelectionBudgets, type Selection } from './select.ts';
 export { checkTrust, checkDowngrade, type TrustPolicy } from './trust.ts';
-export { pushSignature, checkSignature, signatureTag, loadPrivateKey, parsePublicKey, simpleSigningPayload } from './signature.ts';
+export { pushSignature, signArtifact, checkSignature, signatureTag, loadPrivateKey, parsePublicKey, simpleSigningPayload } from './signature.ts';
 export { parseRef, type ArtifactRef } from './ref.ts';
 export { withRetry, backoffDelay, Semaphore, DEFAULT_RETRY, type RetryOptions } from './retry.ts';
 export { parseChallenge, basicAuthorization, type Credentials } from './auth.ts';

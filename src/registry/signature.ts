@@ -87,6 +87,24 @@ export async function pushSignature(target: ContentTarget, dockerReference: stri
   return target.pushManifest(manifestBytes(manifest), MEDIA_TYPE.ociManifest, signatureTag(digest));
 }
 
+/**
+ * Signs an artifact the way `cosign sign --recursive` does: the index, which is what
+ * edgevolve verifies (it names every variant digest), and each variant manifest, which
+ * is what containers/image (skopeo, podman) checks a `sigstoreSigned` policy against
+ * when it copies one platform's image out of an index.
+ */
+export async function signArtifact(
+  target: ContentTarget,
+  dockerReference: string,
+  artifact: { readonly indexDigest: Digest; readonly variants: readonly { readonly manifestDigest: string }[] },
+  key: KeyObject,
+): Promise<{ index: Digest; variants: Digest[] }> {
+  const index = await pushSignature(target, dockerReference, artifact.indexDigest, key);
+  const variants: Digest[] = [];
+  for (const v of artifact.variants) variants.push(await pushSignature(target, dockerReference, v.manifestDigest as Digest, key));
+  return { index, variants };
+}
+
 export type SignatureCheck =
   | { readonly status: 'verified'; readonly keyIndex: number; readonly dockerReference: string }
   | { readonly status: 'missing' }

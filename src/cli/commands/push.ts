@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/index.ts';
 import { systemHost } from '../../host/index.ts';
 import { createLogger } from '../../log/index.ts';
-import { loadPrivateKey, openEndpoint, pushArtifact, pushSignature, readModelInfo, type VariantSpec } from '../../registry/index.ts';
+import { loadPrivateKey, openEndpoint, pushArtifact, readModelInfo, signArtifact, type VariantSpec } from '../../registry/index.ts';
 import { parseVersion } from '../../store/index.ts';
 import { printJson, runAction, usageError } from '../output.ts';
 
@@ -57,8 +57,9 @@ export function registerPush(program: Command): void {
           }
           const key = opts.sign === undefined ? undefined : await loadPrivateKey(opts.sign);
           const pushed = await pushArtifact(endpoint.content, { name: opts.name ?? endpoint.defaultName, version, variants, downgrade: Boolean(opts.downgrade), ...(opts.calibration === undefined ? {} : { calibrationDir: opts.calibration }) }, tag);
-          const signature = key === undefined ? undefined : await pushSignature(endpoint.content, endpoint.dockerReference, pushed.indexDigest, key);
-          const result = { ok: true, ref: refText, digest: pushed.indexDigest, version, variants: pushed.variants, signature: signature ?? null };
+          const signatures = key === undefined ? undefined : await signArtifact(endpoint.content, endpoint.dockerReference, pushed, key);
+          const signature = signatures?.index;
+          const result = { ok: true, ref: refText, digest: pushed.indexDigest, version, variants: pushed.variants, signature: signature ?? null, variantSignatures: signatures?.variants ?? [] };
           if (opts.json) printJson(result);
           else {
             process.stdout.write(`pushed ${refText}@${pushed.indexDigest} (version ${version})\n`);

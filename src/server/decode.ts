@@ -54,47 +54,87 @@ export function decodeInferenceRequest(body: Buffer, jsonLength: number | undefi
   if (parameters !== undefined && !isObject(parameters)) throw bad('"parameters" must be an object');
   const binaryDataOutput = parameters?.binary_data_output === true;
 
-  const inputs = parsed.inputs;
-  if (!Array.isArray(inputs) || inputs.length === 0) throw bad('"inputs" must be a non-empty array');
-  const feeds: Record<string, TensorValue> = {};
+  const feeds = decodeTensors(parsed.inputs, 'inputs', 'input', body, jsonEnd, jsonLength !== undefined);
+  return { id, feeds, outputs: decodeOutputs(parsed.outputs), binaryDataOutput };
+}
+
+/**
+ * Decodes a list of KServe tensors (request inputs or response outputs): JSON `data`,
+ * or `binary_data_size` bytes taken in order from the body after the JSON.
+ */
+function decodeTensors(list: unknown, field: string, noun: string, body: Buffer, jsonEnd: number, hasBinary: boolean): Record<string, TensorValue> {
+  if (!Array.isArray(list) || list.length === 0) throw bad(`"${field}" must be a non-empty array`);
+  const tensors: Record<string, TensorValue> = {};
   let binaryOffset = jsonEnd;
-  for (let i = 0; i < inputs.length; i++) {
-    const input: unknown = inputs[i];
-    if (!isObject(input)) throw bad(`inputs[${i}] must be an object`);
-    const name = input.name;
-    if (typeof name !== 'string' || name.length === 0) throw bad(`inputs[${i}].name must be a non-empty string`);
-    if (Object.hasOwn(feeds, name)) throw bad(`input '${name}' appears twice`);
-    const where = `input '${name}'`;
-    const datatype = input.datatype;
+  for (let i = 0; i < list.length; i++) {
+    const entry: unknown = list[i];
+    if (!isObject(entry)) throw bad(`${field}[${i}] must be an object`);
+    const name = entry.name;
+    if (typeof name !== 'string' || name.length === 0) throw bad(`${field}[${i}].name must be a non-empty string`);
+    if (Object.hasOwn(tensors, name)) throw bad(`${noun} '${name}' appears twice`);
+    const where = `${noun} '${name}'`;
+    const datatype = entry.datatype;
     const info = typeof datatype === 'string' ? kserveDatatypeInfo(datatype) : undefined;
     if (info === undefined) throw bad(`${where}: datatype ${JSON.stringify(datatype)} is not one of BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64, BYTES`);
-    const dims = decodeShape(input.shape, where);
+    const dims = decodeShape(entry.shape, where);
     const count = dims.reduce((a, b) => a * b, 1);
     if (count > MAX_ELEMENTS) throw bad(`${where}: shape [${dims.join(', ')}] has too many elements`);
 
-    const inputParameters = input.parameters;
-    if (inputParameters !== undefined && !isObject(inputParameters)) throw bad(`${where}: "parameters" must be an object`);
-    const binarySize = inputParameters?.binary_data_size;
+    const parameters = entry.parameters;
+    if (parameters !== undefined && !isObject(parameters)) throw bad(`${where}: "parameters" must be an object`);
+    const binarySize = parameters?.binary_data_size;
     let data: TensorData;
     if (binarySize !== undefined) {
-      if (jsonLength === undefined) throw bad(`${where} has binary_data_size but the request has no Inference-Header-Content-Length header`);
+      if (!hasBinary) throw bad(`${where} has binary_data_size but the message has no Inference-Header-Content-Length header`);
       if (typeof binarySize !== 'number' || !Number.isSafeInteger(binarySize) || binarySize < 0) throw bad(`${where}: binary_data_size must be a non-negative integer`);
-      if (input.data !== undefined) throw bad(`${where} has both "data" and binary_data_size`);
+      if (entry.data !== undefined) throw bad(`${where} has both "data" and binary_data_size`);
       if (binaryOffset + binarySize > body.length) {
         throw bad(`${where}: binary_data_size ${binarySize} runs past the end of the body (${body.length - binaryOffset} bytes left)`);
       }
       data = decodeBinary(body.subarray(binaryOffset, binaryOffset + binarySize), info.dataType, info.elementBytes, count, where);
       binaryOffset += binarySize;
     } else {
-      if (input.data === undefined) throw bad(`${where} has no "data" (and no binary_data_size)`);
-      data = decodeJsonData(input.data, info.dataType, count, where);
+      if (entry.data === undefined) throw bad(`${where} has no "data" (and no binary_data_size)`);
+      data = decodeJsonData(entry.data, info.dataType, count, where);
     }
-    feeds[name] = { dataType: info.dataType, dims, data };
+    tensors[name] = { dataType: info.dataType, dims, data };
   }
   if (binaryOffset !== body.length) {
-    throw bad(`the body has ${body.length - binaryOffset} bytes after the last binary input (binary_data_size values do not add up)`);
+    throw bad(`the body has ${body.length - binaryOffset} bytes after the last binary ${noun} (binary_data_size values do not add up)`);
   }
-  return { id, feeds, outputs: decodeOutputs(parsed.outputs), binaryDataOutput };
+  return tensors;
+}
+
+/** A decoded KServe v2 inference response. */
+export interface DecodedResponse {
+  readonly modelName: string;
+  readonly modelVersion: string | undefined;
+  readonly id: string | undefined;
+  readonly parameters: Readonly<Record<string, unknown>>;
+  readonly outputs: Record<string, TensorValue>;
+}
+
+/** Decodes a KServe v2 inference response (the client side); problems are E_SERVER_BAD_REQUEST naming the field. */
+export function decodeInferenceResponse(body: Buffer, jsonLength: number | undefined): DecodedResponse {
+  if (jsonLength !== undefined && (jsonLength < 0 || jsonLength > body.length)) {
+    throw bad(`Inference-Header-Content-Length is ${jsonLength}, but the body has ${body.length} bytes`);
+  }
+  const jsonEnd = jsonLength ?? body.length;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8', 0, jsonEnd));
+  } catch (err) {
+    throw bad(`the response body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!isObject(parsed) || typeof parsed.model_name !== 'string') throw bad('the response is not a KServe v2 inference response (no "model_name")');
+  const parameters = isObject(parsed.parameters) ? parsed.parameters : {};
+  return {
+    modelName: parsed.model_name,
+    modelVersion: typeof parsed.model_version === 'string' ? parsed.model_version : undefined,
+    id: typeof parsed.id === 'string' ? parsed.id : undefined,
+    parameters,
+    outputs: decodeTensors(parsed.outputs, 'outputs', 'output', body, jsonEnd, jsonLength !== undefined),
+  };
 }
 
 function decodeShape(shape: unknown, where: string): number[] {
@@ -191,8 +231,10 @@ function elementWriter(out: TensorData, dataType: number, where: string): Elemen
     case DataType.DOUBLE: {
       const array = out as Float32Array | Float64Array;
       return (i, v) => {
-        if (typeof v !== 'number') throw wrong(i, v, 'a number');
-        array[i] = v;
+        // null is how JSON writers (ours included) spell NaN and infinities.
+        if (v === null) array[i] = Number.NaN;
+        else if (typeof v !== 'number') throw wrong(i, v, 'a number');
+        else array[i] = v;
       };
     }
     case DataType.FLOAT16: {

@@ -33,14 +33,42 @@ const utf8 = new TextEncoder();
 export function encodeInferenceResponse(head: ResponseHead, outputs: readonly ResponseOutput[]): EncodedResponse {
   let json = `{"model_name":${JSON.stringify(head.modelName)},"model_version":${JSON.stringify(head.modelVersion)}`;
   if (head.id !== undefined) json += `,"id":${JSON.stringify(head.id)}`;
-  json += `,"parameters":${JSON.stringify(head.parameters)},"outputs":[`;
+  json += `,"parameters":${JSON.stringify(head.parameters)},"outputs":`;
+  return withTensors(json, outputs, '}');
+}
+
+/** What a client asks for: which outputs, and whether as binary data. */
+export interface RequestOptions {
+  readonly id?: string;
+  /** Only these outputs (each binary or not); all when absent. */
+  readonly outputs?: readonly { readonly name: string; readonly binary?: boolean }[];
+  /** Every output as binary data (request parameter binary_data_output). */
+  readonly binaryDataOutput?: boolean;
+}
+
+/** Encodes a KServe v2 inference request; inputs marked binary travel after the JSON (binary-data extension). */
+export function encodeInferenceRequest(inputs: readonly ResponseOutput[], options: RequestOptions = {}): EncodedResponse {
+  let json = '{';
+  if (options.id !== undefined) json += `"id":${JSON.stringify(options.id)},`;
+  if (options.binaryDataOutput === true) json += '"parameters":{"binary_data_output":true},';
+  if (options.outputs !== undefined) {
+    const outputs = options.outputs.map((o) => (o.binary === undefined ? { name: o.name } : { name: o.name, parameters: { binary_data: o.binary } }));
+    json += `"outputs":${JSON.stringify(outputs)},`;
+  }
+  json += '"inputs":';
+  return withTensors(json, inputs, '}');
+}
+
+/** Appends the tensor list and `tail` to `json`, then any binary tensors after it. */
+function withTensors(json: string, tensors: readonly ResponseOutput[], tail: string): EncodedResponse {
+  json += '[';
   const binaryParts: Uint8Array[] = [];
-  for (let i = 0; i < outputs.length; i++) {
-    const { name, value, binary } = outputs[i]!;
+  for (let i = 0; i < tensors.length; i++) {
+    const { name, value, binary } = tensors[i]!;
     const datatype = kserveDatatypeOf(value.dataType);
     if (datatype === undefined) {
-      throw new EdgevolveError('E_RUNTIME_UNSUPPORTED_TYPE', `output '${name}' has an element type the KServe protocol cannot carry (${value.dataType})`, {
-        context: { output: name, dataType: value.dataType },
+      throw new EdgevolveError('E_RUNTIME_UNSUPPORTED_TYPE', `tensor '${name}' has an element type the KServe protocol cannot carry (${value.dataType})`, {
+        context: { tensor: name, dataType: value.dataType },
       });
     }
     if (i > 0) json += ',';
@@ -53,10 +81,10 @@ export function encodeInferenceResponse(head: ResponseHead, outputs: readonly Re
       json += `,"data":${jsonData(value)}}`;
     }
   }
-  json += ']}';
+  json += `]${tail}`;
   if (binaryParts.length === 0) return { body: Buffer.from(json, 'utf8'), jsonLength: undefined };
-  const head_ = Buffer.from(json, 'utf8');
-  return { body: Buffer.concat([head_, ...binaryParts]), jsonLength: head_.length };
+  const header = Buffer.from(json, 'utf8');
+  return { body: Buffer.concat([header, ...binaryParts]), jsonLength: header.length };
 }
 
 /** A flat JSON array of the elements; non-finite floats become null (JSON has no NaN). */

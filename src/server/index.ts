@@ -7,8 +7,9 @@ export {
   type ListenAddress,
   type ListeningAddress,
 } from './server.ts';
-export { decodeInferenceRequest, type DecodedRequest, type RequestedOutput } from './decode.ts';
-export { encodeInferenceResponse, binaryBytes, type EncodedResponse, type ResponseOutput } from './encode.ts';
+export { decodeInferenceRequest, decodeInferenceResponse, type DecodedRequest, type DecodedResponse, type RequestedOutput } from './decode.ts';
+export { encodeInferenceResponse, encodeInferenceRequest, binaryBytes, type EncodedResponse, type ResponseOutput, type RequestOptions } from './encode.ts';
 export { kserveDatatypeInfo, kserveDatatypeOf, KSERVE_DATATYPES, type KserveDatatype } from './datatypes.ts';
 export { httpStatusOf } from './status.ts';
 export { inferenceServerOptions, type ServerConfig } from './from-config.ts';
+export { KserveClient, type KserveClientOptions, type ClientInferOptions } from './client.ts';

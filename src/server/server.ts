@@ -12,7 +12,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { lstat, unlink } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { EdgevolveError, toEdgevolveError } from '../errors/index.ts';
 import type { TensorValue } from '../onnx/tensor.ts';
@@ -462,12 +462,27 @@ function describeTcp(listen: ListenAddress): string {
   return `${listen.host ?? '127.0.0.1'}:${listen.port ?? 8080}`;
 }
 
-/** A socket file left by a crashed run would make listen fail with EADDRINUSE; remove it, but nothing that is not a socket. */
+/**
+ * A socket file left by a crashed run would make listen fail with EADDRINUSE: remove
+ * it when nothing answers on it (ECONNREFUSED), but never a socket another process
+ * serves, nor anything that is not a socket.
+ */
 async function removeStaleSocket(path: string): Promise<void> {
   const stat = await lstat(path).catch(() => undefined);
   if (stat === undefined) return;
   if (!stat.isSocket()) {
     throw new EdgevolveError('E_SERVER_LISTEN', `${path} exists and is not a unix socket; refusing to replace it`, { context: { socketPath: path } });
+  }
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) {
+    throw new EdgevolveError('E_SERVER_LISTEN', `another process is serving on ${path}; refusing to take it over`, { context: { socketPath: path } });
   }
   await unlink(path);
 }

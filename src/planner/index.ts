@@ -26,7 +26,8 @@ export { validateBudgets, budgetMisses, describeMiss, relaxAdvice, hasAnyBudget,
 export { chooseMetric, scoreOf, subsetNoiseMargin, describeMetric, type AccuracyMetric, type AccuracyScore } from './accuracy.ts';
 export { uniformCandidates, describeCandidate, type CandidateSpec, type CandidateStep } from './candidates.ts';
 export { CandidateBuilder, type BuiltCandidate } from './build.ts';
-export { countMacs, macsByOpType, predictLatencyRatio, deviceSpeed, type NodeMacs, type DeviceSpeed } from './cost.ts';
+export { countMacs, macsByOpType, predictLatencyRatio, deviceSpeed, NEUTRAL_SPEED, type NodeMacs, type DeviceSpeed } from './cost.ts';
 export { paretoFront, dominates, type ParetoPoint } from './pareto.ts';
 export { renderReport, reportDocument, type ReportHeader } from './report.ts';
 export { paretoSvg } from './plot.ts';
+export { isolatedBench } from './bench.ts';

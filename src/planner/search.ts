@@ -66,6 +66,8 @@ export interface OptimizeOptions {
   readonly quickMs: number;
   /** Stop after this many candidates reached the full checks. */
   readonly maxFullCandidates: number;
+  /** Try only these uniform candidates (ids as the report shows them; fp32 is always measured). */
+  readonly only?: readonly string[] | undefined;
   readonly pruneRatios?: readonly number[];
   readonly pruneThenQuantizeRatios?: readonly number[];
   /** Search mixed plans when uniform int8 misses the accuracy budget (default true). */
@@ -213,7 +215,7 @@ class Search {
       pruneRatios: options.pruneRatios ?? DEFAULT_PRUNE_RATIOS,
       pruneThenQuantizeRatios: options.pruneThenQuantizeRatios ?? DEFAULT_PRUNE_THEN_QUANTIZE_RATIOS,
       static: this.builder.canCalibrate,
-    }).filter((s) => s.id !== 'fp32');
+    }).filter((s) => s.id !== 'fp32' && (options.only === undefined || options.only.includes(s.id)));
     const pending: CandidateRecord[] = [];
     for (const spec of specs) {
       if (this.timeUp()) {

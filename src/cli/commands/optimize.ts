@@ -12,8 +12,7 @@ import { nodeFiles } from '../../host/files.ts';
 import { systemHost } from '../../host/index.ts';
 import { systemInfo } from '../../host/system-info.ts';
 import { readModelFile, writeFileAtomic } from '../../onnx/index.ts';
-import { OBJECTIVES, optimize, paretoSvg, renderReport, reportDocument, validateBudgets, type BenchNumbers, type Objective } from '../../planner/index.ts';
-import { runIsolatedBenchmark } from '../../runtime/bench/parent.ts';
+import { OBJECTIVES, isolatedBench, optimize, paretoSvg, renderReport, reportDocument, validateBudgets, type Objective } from '../../planner/index.ts';
 import { openStateDatabase } from '../../store/index.ts';
 import { printJson, runAction, usageError } from '../output.ts';
 
@@ -33,6 +32,7 @@ interface OptimizeFlags {
   plot?: string;
   json?: boolean;
   mixed: boolean;
+  candidates?: string[];
   profile: boolean;
   config?: string;
   stateDir?: string;
@@ -56,6 +56,7 @@ export function registerOptimize(program: Command): void {
     .option('--eval-samples <n>', 'evaluate at most N samples in the full accuracy check', number)
     .option('--report <file>', 'write the JSON report here (the Pareto plot goes beside it as <name>.svg)')
     .option('--plot <file>', 'write the Pareto plot (SVG) here')
+    .option('--candidates <ids>', 'try only these candidates, comma-separated (fp32, fp16, int8-dynamic, int8-dynamic:pc, int8-static:minmax:pc, ..., prune0.3, prune0.2+int8-dynamic)', (v: string) => v.split(',').map((s) => s.trim()).filter((s) => s !== ''))
     .option('--no-mixed', 'do not search mixed-precision plans')
     .option('--no-profile', 'do not read or measure the device profile (predictions then assume int8 = fp32 speed)')
     .option('--config <file>', 'configuration file (planner defaults, stateDir)')
@@ -96,6 +97,7 @@ export function registerOptimize(program: Command): void {
               quickMs: 400,
               maxFullCandidates: defaults.maxFullCandidates,
               mixed: flags.mixed,
+              only: flags.candidates,
               maxSensitivityLayers: 64,
             },
             { bench: isolatedBench(threads, defaults.benchMs), now: () => performance.now(), progress, measured, cpu },
@@ -123,20 +125,6 @@ export function registerOptimize(program: Command): void {
 
 function optional<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {
   return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
-}
-
-/** The isolated benchmark sized to about `benchMs` of timed runs (20 to 500 runs). */
-function isolatedBench(threads: number, benchMs: number) {
-  return async (bytes: Uint8Array, shapes: Readonly<Record<string, readonly number[]>>, expectedMs: number): Promise<BenchNumbers> => {
-    const iterations = Math.max(20, Math.min(500, Math.round(benchMs / Math.max(expectedMs, 1e-3))));
-    const outcome = await runIsolatedBenchmark({
-      request: { model: bytes, iterations, warmup: Math.max(5, Math.round(iterations / 10)), threads, shapes, seed: 1 },
-      timeoutMs: Math.max(60_000, expectedMs * iterations * 20),
-    });
-    if (!outcome.ok) throw new EdgevolveError('E_BENCH_CRASHED', outcome.failure.error.message, { context: { kind: outcome.failure.kind } });
-    const l = outcome.result.latency;
-    return { p50Ms: l.p50Ms, p95Ms: l.p95Ms, p99Ms: l.p99Ms, peakBytes: outcome.result.memory.peakDeltaBytes };
-  };
 }
 
 /**

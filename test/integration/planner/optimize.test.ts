@@ -1,0 +1,140 @@
+/**
+ * The search on real models with real onnxruntime sessions and the real isolated
+ * benchmark (child processes), on small subsets so that it takes seconds.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDataset } from '../../../src/data/index.ts';
+import { readModelFile } from '../../../src/onnx/index.ts';
+import { isolatedBench, optimize, type OptimizeDeps, type OptimizeOptions } from '../../../src/planner/index.ts';
+import { createSession } from '../../../src/runtime/index.ts';
+
+const MODELS = path.resolve('test/fixtures/models');
+const MNIST = path.resolve('test/fixtures/data/mnist-test');
+
+const base: OptimizeOptions = {
+  budgets: {},
+  objective: 'latency',
+  timeLimitS: 300,
+  threads: 1,
+  subsetSamples: 100,
+  sensitivitySamples: 50,
+  calibrationSamples: 64,
+  evalSamples: 300,
+  quickMs: 120,
+  maxFullCandidates: 20,
+  pruneRatios: [0.3],
+  pruneThenQuantizeRatios: [],
+  mixed: false,
+  maxSensitivityLayers: 16,
+};
+
+function deps(lines: string[]): OptimizeDeps {
+  return { bench: isolatedBench(1, 150), now: () => performance.now(), progress: (l) => lines.push(l), measured: null };
+}
+
+describe('optimize (real sessions, real isolated benchmark)', () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'edgevolve-optimize-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('mnist-cnn, latency objective and a 1-point accuracy budget: the choice is feasible and the fastest measured feasible candidate; every candidate says why', async () => {
+    const { model } = await readModelFile(path.join(MODELS, 'mnist-cnn.onnx'));
+    const dataset = await openDataset(MNIST);
+    const lines: string[] = [];
+    try {
+      const only = ['int8-dynamic', 'int8-static:minmax:pc', 'prune0.3'];
+      const r = await optimize(model, dataset, { ...base, budgets: { maxAccuracyDrop: 1 }, only }, deps(lines));
+      expect(r.candidates.map((c) => c.id)).toEqual(['fp32', ...only]);
+      expect(r.metric.kind).toBe('top1-labels');
+      expect(r.chosen).not.toBeNull();
+      const chosen = r.candidates.find((c) => c.id === r.chosen!.id)!;
+      expect(chosen.status).toBe('chosen');
+      expect(chosen.accuracy!.drop).toBeLessThanOrEqual(1);
+      const feasible = r.candidates.filter((c) => c.status === 'feasible');
+      for (const f of feasible) expect(chosen.bench!.p95Ms).toBeLessThanOrEqual(f.bench!.p95Ms);
+      for (const c of r.candidates) {
+        expect(c.reason.length).toBeGreaterThan(0);
+        if (c.status === 'feasible' || c.status === 'chosen') expect(c.bench).not.toBeNull();
+      }
+      // The fp32 baseline is always fully measured; sizes are exact for every built candidate.
+      const fp32 = r.candidates.find((c) => c.id === 'fp32')!;
+      expect(fp32.bench!.p95Ms).toBeGreaterThan(0);
+      expect(fp32.accuracy!.samples).toBe(300);
+      expect(r.candidates.find((c) => c.id === 'int8-dynamic')!.sizeBytes).toBeLessThan(fp32.sizeBytes!);
+      expect(r.pareto).toContain(r.chosen!.id === 'fp32' ? 'fp32' : r.pareto[0]);
+      expect(lines.some((l) => l.includes('accuracy metric: top-1 accuracy against labels.npy'))).toBe(true);
+      // The chosen bytes are a model onnxruntime runs.
+      const session = await createSession(r.chosenBytes!);
+      expect(session.outputs.length).toBe(1);
+      await session.release();
+    } finally {
+      await dataset.close();
+    }
+  }, 180_000);
+
+  it('without labels.npy, a classifier is scored by top-1 agreement with fp32; a zero-drop budget sends int8 to mixed precision with layers ranked by sensitivity', async () => {
+    const data = path.join(root, 'unlabelled');
+    mkdirSync(data);
+    copyFileSync(path.join(MNIST, 'input.npy'), path.join(data, 'input.npy'));
+    const { model } = await readModelFile(path.join(MODELS, 'mnist-teacher.onnx'));
+    const dataset = await openDataset(data);
+    try {
+      const r = await optimize(
+        model,
+        dataset,
+        // int8-static entropy flips 1 of these 300 samples here (and int8-dynamic none, which would win before mixed is needed).
+        { ...base, budgets: { maxAccuracyDrop: 0 }, mixed: true, only: ['int8-static:entropy:pc'], subsetSamples: 300, evalSamples: 300, calibrationSamples: 64 },
+        deps([]),
+      );
+      expect(r.metric.kind).toBe('top1-agreement');
+      expect(r.baseline.score).toBe(100);
+      // fp32 agrees with itself, so something is always feasible.
+      expect(r.chosen).not.toBeNull();
+      const int8 = r.candidates.find((c) => c.id === 'int8-static:entropy:pc')!;
+      expect(int8.status).toBe('rejected');
+      expect(int8.misses.map((m) => m.budget)).toEqual(['accuracy-drop']);
+      // Three Gemm layers, ranked by the error each alone causes in int8.
+      expect(r.sensitivity).not.toBeNull();
+      expect(r.sensitivity!.layers.map((l) => l.opType)).toEqual(['Gemm', 'Gemm', 'Gemm']);
+      const errors = r.sensitivity!.layers.map((l) => l.error);
+      expect([...errors].sort((a, b) => b - a)).toEqual(errors);
+      expect(errors[0]).toBeGreaterThan(0);
+      // Mixed plans keep the most sensitive layers in fp32, the rest int8.
+      const mixed = r.candidates.filter((c) => c.id.startsWith('mixed:int8-static:entropy:keep'));
+      expect(mixed.length).toBeGreaterThan(0);
+      for (const m of mixed) {
+        const step = m.steps.at(-1)!;
+        expect(step.kind).toBe('mixed');
+        if (step.kind !== 'mixed') continue;
+        const k = Number(m.id.split('keep')[1]);
+        expect(step.fp32Kept).toEqual(r.sensitivity!.layers.slice(0, k).map((l) => l.node));
+        expect(step.int8Nodes.some((n) => step.fp32Kept.includes(n))).toBe(false);
+      }
+    } finally {
+      await dataset.close();
+    }
+  }, 180_000);
+
+  it('a time limit already spent leaves every candidate after the baseline unmeasured, with the reason', async () => {
+    const { model } = await readModelFile(path.join(MODELS, 'mnist-cnn.onnx'));
+    const dataset = await openDataset(MNIST);
+    try {
+      const r = await optimize(model, dataset, { ...base, timeLimitS: 0.001 }, deps([]));
+      expect(r.stoppedBy).toBe('time-limit');
+      const others = r.candidates.filter((c) => c.id !== 'fp32');
+      expect(others.length).toBeGreaterThan(0);
+      for (const c of others) {
+        expect(c.status).toBe('predicted-only');
+        expect(c.reason).toMatch(/time limit/);
+        expect(c.bench).toBeNull();
+      }
+      // fp32 (meets the empty budgets) is the answer rather than nothing.
+      expect(r.chosen?.id).toBe('fp32');
+    } finally {
+      await dataset.close();
+    }
+  }, 120_000);
+});

@@ -6,7 +6,8 @@
 export { scoreLogits, isHard, lowConfidenceBoxShare, type ConfidenceScores, type HardnessCriteria } from './confidence.ts';
 export { openPredictor, argmax, accuracyOf, type Predictor } from './predictor.ts';
 export { applyFieldShift, loadFieldData, loadTrainingReplay, DEFAULT_FIELD_SHIFT, type FieldShift, type FieldData, type FieldSet } from './field/index.ts';
-export { measureCascade, type CascadeOutcome } from './cascade/measure.ts';
+export { measureCascade, CloudCascade, CircuitBreaker, type CascadeOutcome, type CascadeOptions, type CascadeCounters, type CascadeRequest, type CascadeAnswer } from './cascade/index.ts';
+export { Histogram, psi, klDivergence, DriftMonitor, type DriftOptions, type DriftReport, type DriftSink } from './drift.ts';
 export { labelWithTeachers, type SoftLabels } from './cloud/label.ts';
 export { distilStudent, DEFAULT_DISTIL_OPTIONS, type DistilOptions, type DistilResult, type UnlabelledSet } from './cloud/distil.ts';
 export { compareStudents, scoreStudent, type Comparison, type StudentScore, type EvaluationSet } from './cloud/evaluate.ts';

@@ -4,7 +4,10 @@
  * constructs the real host, store, serving or network clients for the daemon.
  */
 import { loadConfig, type Config } from './config/index.ts';
-import { Daemon, EventLog, InProcessServing, resolveConfigFile, seedFixtureLayout, SEED_MODEL, systemdNotifier, type DesiredModel, type Notifier } from './daemon/index.ts';
+import { Daemon, EventLog, InProcessServing, resolveConfigFile, seedFixtureLayout, SEED_MODEL, SlotServing, writeSampleRequest, systemdNotifier, type ApiServer, type DesiredModel, type ModelServing, type Notifier } from './daemon/index.ts';
+import { ModelSlots } from './runtime/serving/index.ts';
+import { createInferenceServer } from './server/index.ts';
+import { inferenceServerOptions } from './server/from-config.ts';
 import { selectionProfile, type SelectionProfile } from './daemon/registry-port.ts';
 import { MicroBenchCache, profileDevice } from './hardware/index.ts';
 import { nodeFiles } from './host/files.ts';
@@ -30,6 +33,8 @@ export interface DaemonHandle {
   readonly daemon: Daemon;
   readonly config: Readonly<Config>;
   readonly configFile: string | undefined;
+  /** A ready KServe v2 request file for the embedded default's model, when it was seeded. */
+  readonly sampleRequest: string | undefined;
   readonly store: OpenedStore;
   /** Stops in order and closes the store; resolves with the exit code. */
   stop(signal?: string): Promise<number>;
@@ -50,14 +55,16 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
 
   const store = await openStore(config.stateDir, config.store, host);
   const desired: DesiredModel[] = [];
+  let sampleRequest: string | undefined;
   if (config.daemon.models.length === 0 && config.daemon.seedFixtures) {
     const seeded = await seedFixtureLayout(config.stateDir);
     if (seeded.created) logger.info({ ref: seeded.ref }, 'seeded the local OCI layout with the bundled MNIST models');
     desired.push({ name: SEED_MODEL, ref: seeded.ref, budgets: {} });
+    sampleRequest = (await writeSampleRequest(config.stateDir).catch(() => undefined))?.path;
   }
-  const serving = new InProcessServing({ threads: 1 });
+  const { serving, api } = buildServing(config, store, logger);
   const events = new EventLog(logger.child({ module: 'events' }));
-  const daemon = new Daemon({ config, store, serving, host, logger, notifier, desired, events, profile: memoize(() => deviceProfile(store, config)) });
+  const daemon = new Daemon({ config, store, serving, host, logger, notifier, desired, events, profile: memoize(() => deviceProfile(store, config)), ...(api === undefined ? {} : { api }) });
 
   let resolveExit: (code: number) => void = () => undefined;
   const exited = new Promise<number>((resolve) => {
@@ -113,7 +120,7 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
     store.close();
     throw err;
   }
-  return { daemon, config, configFile, store, stop, exited };
+  return { daemon, config, configFile, sampleRequest, store, stop, exited };
 }
 
 /**
@@ -138,4 +145,27 @@ function memoize<T>(make: () => Promise<T>): () => Promise<T> {
     });
     return value;
   };
+}
+
+/**
+ * The inference side: the KServe API over model slots (sessions from verified bytes),
+ * or, with `server.enabled: false`, plain in-process sessions the daemon only probes.
+ */
+function buildServing(config: Readonly<Config>, store: OpenedStore, logger: Logger): { serving: ModelServing; api?: ApiServer } {
+  const session = { ...(config.server.threads === undefined ? {} : { threads: config.server.threads }) };
+  if (!config.server.enabled) return { serving: new InProcessServing(session) };
+  // The slots take the serving's observer, and the serving reaches the slots: tie the knot through a holder.
+  const holder: { slots?: ModelSlots } = {};
+  const serving = new SlotServing(() => holder.slots as ModelSlots, store, session);
+  const slots = new ModelSlots({ warmupRuns: config.server.warmupRuns, observers: [serving.observer], logger: logger.child({ module: 'serving' }) });
+  holder.slots = slots;
+  const server = createInferenceServer(inferenceServerOptions(config.server, slots, logger, process.env.npm_package_version ?? '0.1.0'));
+  const api: ApiServer = {
+    listen: async () => {
+      const address = await server.listen();
+      return { url: address.url ?? `unix:${address.socketPath ?? config.server.socketPath ?? ''}` };
+    },
+    close: () => server.close(Math.max(1000, config.daemon.shutdownTimeoutMs / 2)),
+  };
+  return { serving, api };
 }

@@ -12,7 +12,10 @@ import { registerCompress } from './commands/compress.ts';
 import { registerPush } from './commands/push.ts';
 import { registerPull } from './commands/pull.ts';
 import { registerCommand } from './commands/command.ts';
+import { registerRun } from './commands/run.ts';
+import { registerStatus } from './commands/status.ts';
 import { registerOptimize } from './commands/optimize.ts';
+import { registerInfer } from './commands/infer.ts';
 
 export function buildProgram(): Command {
   const program = new Command('edgevolve')
@@ -28,7 +31,10 @@ export function buildProgram(): Command {
   registerPush(program);
   registerPull(program);
   registerCommand(program);
+  registerRun(program);
+  registerStatus(program);
   registerOptimize(program);
+  registerInfer(program);
   return program;
 }
 

@@ -11,6 +11,8 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { quantizeDynamic, DEFAULT_DYNAMIC_OPTIONS } from '../compress/quantize/dynamic.ts';
+import { readNpy } from '../data/npy.ts';
+import { writeFileAtomic } from '../host/index.ts';
 import { readModelFile, writeModelFile } from '../onnx/index.ts';
 import { OciLayout, pushArtifact } from '../registry/index.ts';
 
@@ -65,4 +67,24 @@ export async function seedFixtureLayout(stateDir: string, fixtures = fixtureMode
     SEED_TAG,
   );
   return { ref: seedRef(stateDir), created: true };
+}
+
+/** Where the embedded default keeps a ready KServe v2 request for `curl -d @file`. */
+export function sampleRequestPath(stateDir: string): string {
+  return join(seedLayoutDir(stateDir), 'sample-request.json');
+}
+
+/**
+ * Writes a KServe v2 JSON request holding the first held-out MNIST digit (its label in
+ * the request id), so the ready line the daemon prints can be pasted as it is.
+ */
+export async function writeSampleRequest(stateDir: string, fixtures = fixtureModelsDir()): Promise<{ path: string; label: number }> {
+  const dataDir = resolve(fixtures, '..', 'data', 'mnist-test');
+  const images = await readNpy(join(dataDir, 'input.npy'));
+  const labels = await readNpy(join(dataDir, 'labels.npy'));
+  const pixels = Array.from((images.data as Float32Array).subarray(0, 28 * 28), (v) => Math.round(v * 1000) / 1000);
+  const label = Number((labels.data as BigInt64Array)[0]);
+  const path = sampleRequestPath(stateDir);
+  await writeFileAtomic(path, JSON.stringify({ id: `mnist-digit-labelled-${label}`, inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: pixels }] }));
+  return { path, label };
 }

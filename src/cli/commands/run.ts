@@ -14,15 +14,16 @@ export function registerRun(program: Command): void {
     .action(async (opts: RunFlags) => {
       await runAction(false, async () => {
         const handle = await startDaemon({ ...(opts.config === undefined ? {} : { configFile: opts.config }) });
-        const url = handle.daemon.runtimeStatus().url;
-        const served = handle.daemon.runtimeStatus().served;
-        const first = served[0];
+        const { url, served } = handle.daemon.runtimeStatus();
         process.stdout.write(`edgevolve is ready: ${handle.daemon.statusLine()}\n`);
-        if (url !== null && first !== undefined) {
-          const shape = '{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":[' + Array.from({ length: 4 }, () => '0').join(',') + ',...]}]}';
-          process.stdout.write(`  try: curl -s ${url}/v2/models/${first.name}\n  infer: curl -s -X POST ${url}/v2/models/${first.name}/infer -H 'content-type: application/json' -d '${shape}'\n`);
+        const first = served[0];
+        if (url !== null && url.startsWith('http') && first !== undefined) {
+          process.stdout.write(`  model:  curl -s ${url}/v2/models/${first.name}\n`);
+          if (handle.sampleRequest !== undefined) {
+            process.stdout.write(`  infer:  curl -s -X POST ${url}/v2/models/${first.name}/infer -H 'content-type: application/json' -d @${handle.sampleRequest}\n`);
+          }
         }
-        process.stdout.write(`  status: edgevolve status${handle.configFile === undefined ? '' : ` --config ${handle.configFile}`}\n`);
+        process.stdout.write(`  status: npx edgevolve status${handle.configFile === undefined ? '' : ` --config ${handle.configFile}`}\n`);
         process.exitCode = await handle.exited;
       });
     });

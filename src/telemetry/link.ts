@@ -73,6 +73,8 @@ const PERMANENT_PUBACK_REASONS = new Set([0x87 /* not authorized */, 0x90 /* top
 /** CONNACK codes for "unsupported protocol version": 1 (3.1.1 answer to a v5 CONNECT) and 0x84 (v5). */
 const UNSUPPORTED_PROTOCOL = new Set([1, 0x84]);
 const PREFETCH_ROWS = 512;
+const ACK_FLUSH_ROWS = 256;
+const ACK_FLUSH_MS = 20;
 
 interface ConnectionResult {
   readonly wasConnected: boolean;
@@ -320,6 +322,8 @@ export class MqttLink {
 
   private onDisconnected(): void {
     if (this.state !== 'stopped') this.state = 'waiting';
+    // Acknowledged rows go before the cursors restart at 0, so they are not sent again.
+    this.flushAcks();
     this.generation += 1;
     this.inflight = 0;
     this.cursor.fill(0);
@@ -357,8 +361,9 @@ export class MqttLink {
   private next(priority: Priority): StoredMessage[] | undefined {
     let queue = this.queued[priority] ?? [];
     if (queue.length === 0) {
-      this.flushAcks();
-      queue = this.options.outbox.peek(priority, this.cursor[priority] ?? 0, PREFETCH_ROWS);
+      const cursor = this.cursor[priority] ?? 0;
+      if (this.options.outbox.newestSeq(priority) <= cursor) return undefined;
+      queue = this.options.outbox.peek(priority, cursor, PREFETCH_ROWS);
       this.queued[priority] = queue;
       if (queue.length === 0) return undefined;
     }
@@ -417,13 +422,22 @@ export class MqttLink {
     });
   }
 
+  /**
+   * Deletes acknowledged rows in groups: one commit per ACK_FLUSH_ROWS acks or
+   * ACK_FLUSH_MS, not one per PUBACK (a commit costs far more than a row). A crash before
+   * the flush only means those rows are sent again: a duplicate the seq shows.
+   */
   private scheduleAckFlush(): void {
+    if (this.pendingAcks.length >= ACK_FLUSH_ROWS) {
+      this.flushAcks();
+      return;
+    }
     if (this.ackFlushScheduled) return;
     this.ackFlushScheduled = true;
-    setImmediate(() => {
+    setTimeout(() => {
       this.ackFlushScheduled = false;
       this.flushAcks();
-    });
+    }, ACK_FLUSH_MS).unref();
   }
 
   /** Deletes acknowledged rows in one transaction (one commit per event-loop turn, not per PUBACK). */

@@ -136,6 +136,8 @@ export class Outbox {
   private readonly droppedWhileDegraded = [0, 0];
   private degraded = false;
   private lastAgeSweep = 0;
+  /** The newest seq committed per priority, so the drain can skip a query when nothing is new. */
+  private readonly newest = [0, 0];
   private readonly stmt: ReturnType<Outbox['prepare']>;
 
   private constructor(db: Database.Database, options: OutboxOptions) {
@@ -143,11 +145,14 @@ export class Outbox {
     this.options = options;
     this.stmt = this.prepare();
     this.stream = this.loadStream();
-    this.nextSeq = this.metaGet('seq') + 1;
+    // The counter is persisted only when rows are deleted (see persistSeq); while rows exist their max is the floor.
+    const storedMax = (this.db.prepare('SELECT max(seq) FROM outbox').pluck().get() as number | null) ?? 0;
+    this.nextSeq = Math.max(this.metaGet('seq'), storedMax) + 1;
     const totals = this.stmt.totals.get() as { rows: number; bytes: number | null };
     this.rows = totals.rows;
     this.bytes = totals.bytes ?? 0;
     for (const p of PRIORITIES) {
+      this.newest[p] = (this.db.prepare('SELECT max(seq) FROM outbox WHERE priority = ?').pluck().get(p) as number | null) ?? 0;
       this.dropped.total[p] = this.metaGet(`dropped.total.${p}`);
       this.dropped.unreported[p] = this.metaGet(`dropped.unreported.${p}`);
     }
@@ -244,28 +249,30 @@ export class Outbox {
     const now = this.options.clock.now();
     const first = this.nextSeq;
     let addedBytes = 0;
-    const added = [0, 0];
     this.db.transaction(() => {
       let seq = first;
       for (const message of messages) {
         const payload = encodeBody(message.body, this.stream, seq);
         this.stmt.insert.run(seq, message.topic, message.priority, message.batchable === true ? 1 : 0, message.retain === true ? 1 : 0, payload, now);
         addedBytes += payload.length;
-        added[message.priority] = (added[message.priority] ?? 0) + 1;
         seq += 1;
       }
-      this.stmt.metaSet.run('seq', seq - 1);
       this.rows += messages.length;
       this.bytes += addedBytes;
+      // Advanced before eviction: if the new rows are evicted at once, persistSeq must still cover them.
+      this.nextSeq = first + messages.length;
       try {
         this.enforceLimits(now);
       } catch (err) {
         this.rows -= messages.length;
         this.bytes -= addedBytes;
+        this.nextSeq = first;
         throw err;
       }
     })();
-    this.nextSeq = first + messages.length;
+    messages.forEach((m, i) => {
+      this.newest[m.priority] = first + i;
+    });
     return messages.map((_, i) => first + i);
   }
 
@@ -278,7 +285,10 @@ export class Outbox {
     const metricRows = this.countPriority(PRIORITY.metric);
     if (metricRows > 0) {
       try {
-        this.db.transaction(() => this.evictPriority(PRIORITY.metric, Math.max(messages.length, Math.ceil(metricRows / 10))))();
+        this.db.transaction(() => {
+          this.evictPriority(PRIORITY.metric, Math.max(messages.length, Math.ceil(metricRows / 10)));
+          this.persistDropCounters();
+        })();
       } catch {
         // Deleting can itself fail on a full disk (WAL growth); dropping the new messages below still keeps us running.
       }
@@ -359,7 +369,17 @@ export class Outbox {
     this.dropped.unreported[priority] = (this.dropped.unreported[priority] ?? 0) + 1;
   }
 
+  /**
+   * Writes the seq counter. Called in every transaction that deletes rows: an insert
+   * commits a row holding its seq, so the counter only needs saving when rows go away;
+   * that keeps one page write out of every insert commit.
+   */
+  private persistSeq(): void {
+    this.stmt.metaSet.run('seq', this.nextSeq - 1);
+  }
+
   private persistDropCounters(): void {
+    this.persistSeq();
     for (const p of PRIORITIES) {
       this.stmt.metaSet.run(`dropped.total.${p}`, this.dropped.total[p] ?? 0);
       this.stmt.metaSet.run(`dropped.unreported.${p}`, this.dropped.unreported[p] ?? 0);
@@ -390,6 +410,7 @@ export class Outbox {
         this.rows -= 1;
         this.bytes -= removed.bytes;
       }
+      this.persistSeq();
     })();
   }
 
@@ -406,6 +427,11 @@ export class Outbox {
       }
       this.persistDropCounters();
     })();
+  }
+
+  /** The newest seq ever committed with this priority (0 when none since open and none stored). */
+  newestSeq(priority: Priority): number {
+    return this.newest[priority] ?? 0;
   }
 
   /** True while the message is still stored (not yet acknowledged or evicted). */

@@ -53,15 +53,21 @@ export async function startCollector(url: string, filter: string, options: mqtt.
   });
   const messages: Received[] = [];
   const waiters = new Set<() => void>();
+  // Kept per topic as messages arrive: predicates run on every message, so seqs() must be cheap.
+  const seqsByTopic = new Map<string, number[]>();
   client.on('message', (topic, payload, packet) => {
-    messages.push({ topic, payload, retain: packet.retain, json: decodePayload(payload) });
+    const json = decodePayload(payload);
+    messages.push({ topic, payload, retain: packet.retain, json });
+    const list = seqsByTopic.get(topic) ?? [];
+    list.push(...seqsOf(json));
+    seqsByTopic.set(topic, list);
     for (const w of [...waiters]) w();
   });
   await client.subscribeAsync(filter, { qos: 1 });
   return {
     client,
     messages,
-    seqs: (topic) => messages.filter((m) => m.topic === topic).flatMap((m) => seqsOf(m.json)),
+    seqs: (topic) => seqsByTopic.get(topic) ?? [],
     until: (predicate, timeoutMs = 20_000) =>
       new Promise<void>((resolve, reject) => {
         if (predicate(messages)) {

@@ -34,6 +34,17 @@ describe('telemetry outbox (real SQLite file)', () => {
     b.close();
   });
 
+  it('never reuses a seq after reopening, even when every row was acknowledged or evicted', () => {
+    const a = open({ ...ROOMY, maxRows: 1 });
+    a.enqueueMany([{ topic: 't', priority: PRIORITY.metric, body: {} }, { topic: 't', priority: PRIORITY.metric, body: {} }, { topic: 't', priority: PRIORITY.metric, body: {} }]);
+    a.acknowledge([3]);
+    expect(a.stats().rows).toBe(0);
+    a.close();
+    const b = open();
+    expect(b.enqueue({ topic: 't', priority: PRIORITY.metric, body: {} })).toBe(4);
+    b.close();
+  });
+
   it('keeps raw byte payloads exactly as given', () => {
     const box = open();
     const bytes = Buffer.from([0, 1, 2, 255]);

@@ -1,0 +1,105 @@
+/**
+ * Outbox throughput to a loopback mosquitto (issue 7 target: >= 5,000 messages/s
+ * sustained with every message committed to SQLite before it is sent).
+ *
+ * Rows, all in one run against the same broker:
+ *   raw mqtt.js      QoS 1 publishes with no outbox (the baseline: what the link costs on top)
+ *   outbox, batch B  messages committed B per transaction while the link drains them
+ *                    concurrently (QoS 1, one message per publish, deleted on PUBACK)
+ * A message counts when its PUBACK has arrived and its row is deleted.
+ *
+ *   npm run bench:mqtt -- [--messages 50000] [--inflight 64]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import mqtt from 'mqtt';
+import { systemClock, systemRandom } from '../src/host/index.ts';
+import { silentLogger } from '../src/log/index.ts';
+import { mqttConfigSchema, telemetryConfigSchema } from '../src/telemetry/config.ts';
+import { PRIORITY } from '../src/telemetry/outbox.ts';
+import { openTelemetry } from '../src/telemetry/service.ts';
+import { startMosquitto } from '../test/helpers/mosquitto.ts';
+
+const { values } = parseArgs({ options: { messages: { type: 'string', default: '50000' }, inflight: { type: 'string', default: '64' } } });
+const N = Number(values.messages);
+const INFLIGHT = Number(values.inflight);
+const PAYLOAD = { v: 1, kind: 'bench', values: [0.1, 0.2, 0.3, 0.4], note: 'x'.repeat(64) };
+
+async function rawBaseline(url: string): Promise<number> {
+  const client = await mqtt.connectAsync(url, { clientId: 'bench-raw', protocolVersion: 5, reconnectPeriod: 0 });
+  const started = performance.now();
+  let sent = 0;
+  let acked = 0;
+  await new Promise<void>((resolve, reject) => {
+    const pump = (): void => {
+      while (sent < N && sent - acked < INFLIGHT) {
+        const body = JSON.stringify({ ...PAYLOAD, seq: sent + 1 });
+        sent += 1;
+        client.publish('bench/raw', body, { qos: 1 }, (err) => {
+          if (err) {
+            reject(err);
+            return;
+          }
+          acked += 1;
+          if (acked === N) resolve();
+          else pump();
+        });
+      }
+    };
+    pump();
+  });
+  const seconds = (performance.now() - started) / 1000;
+  await client.endAsync();
+  return seconds;
+}
+
+async function outbox(url: string, commitBatch: number): Promise<number> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'edgevolve-bench-mqtt-'));
+  const service = openTelemetry({
+    mqtt: mqttConfigSchema.parse({ urls: [url], fleet: 'bench', maxInflight: INFLIGHT }),
+    telemetry: telemetryConfigSchema.parse({ outbox: { maxRows: N * 2, maxBytes: 1 << 30 } }),
+    stateDir,
+    device: `bench-${commitBatch}`,
+    clock: systemClock,
+    random: systemRandom,
+    logger: silentLogger(),
+    sampler: { sample: () => Promise.reject(new Error('unused')) },
+    birth: () => ({ agentVersion: 'bench', hardware: { arch: process.arch }, model: null, budgets: {} }),
+  });
+  service.start();
+  await service.link.waitConnected();
+  // Drain the agent-start event first so the measurement holds only bench messages.
+  while (service.outbox.stats().rows > 0) await new Promise((r) => setTimeout(r, 5));
+  const topic = service.topics.telemetry;
+  const started = performance.now();
+  let produced = 0;
+  // The producer yields to the event loop between commits, as a real agent does.
+  while (produced < N) {
+    const count = Math.min(commitBatch, N - produced);
+    service.outbox.enqueueMany(Array.from({ length: count }, () => ({ topic, priority: PRIORITY.metric, body: PAYLOAD })));
+    produced += count;
+    service.link.notify();
+    await new Promise((r) => setImmediate(r));
+  }
+  while (service.outbox.stats().rows > 0) await new Promise((r) => setTimeout(r, 1));
+  const seconds = (performance.now() - started) / 1000;
+  await service.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+  return seconds;
+}
+
+const broker = await startMosquitto();
+try {
+  const rows: { mode: string; seconds: number }[] = [];
+  rows.push({ mode: 'raw mqtt.js QoS 1 (baseline, no outbox)', seconds: await rawBaseline(broker.url) });
+  for (const batch of [1, 10, 100]) rows.push({ mode: `outbox, ${batch} per commit`, seconds: await outbox(broker.url, batch) });
+  const base = rows[0]?.seconds ?? 1;
+  console.log(`\n${N} messages of ${JSON.stringify(PAYLOAD).length + 30} bytes, QoS 1, ${INFLIGHT} in flight, loopback mosquitto (${broker.url})\n`);
+  console.log('| mode | seconds | messages/s | time vs baseline |');
+  console.log('|---|---:|---:|---:|');
+  for (const r of rows) console.log(`| ${r.mode} | ${r.seconds.toFixed(2)} | ${Math.round(N / r.seconds)} | ${(r.seconds / base).toFixed(2)}x |`);
+} finally {
+  await broker.close();
+}

@@ -13,3 +13,4 @@ export { kserveDatatypeInfo, kserveDatatypeOf, KSERVE_DATATYPES, type KserveData
 export { httpStatusOf } from './status.ts';
 export { inferenceServerOptions, type ServerConfig } from './from-config.ts';
 export { KserveClient, type KserveClientOptions, type ClientInferOptions } from './client.ts';
+export { parseInputArgument, loadInputs, topK, type InputArgument, type ModelMetadataInputs, type TopK } from './infer-inputs.ts';

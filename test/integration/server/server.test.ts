@@ -299,6 +299,14 @@ describe('inference server: limits, failures, transports', () => {
     await expect(stat(socketPath)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('the client fails with E_INFER_CLIENT when nothing listens', async () => {
+    const tmp = await makeTempDir('edgevolve-nosock-');
+    cleanups.push(tmp.cleanup);
+    const client = new KserveClient({ socketPath: join(tmp.dir, 'none.sock') });
+    cleanups.push(() => client.close());
+    await expect(client.infer('m', { i: { dataType: DataType.INT64, dims: [1], data: new BigInt64Array(1) } })).rejects.toMatchObject({ code: 'E_INFER_CLIENT' });
+  });
+
   it('a swap under continuous concurrent load fails no request and responses switch version', async () => {
     const { url, slots } = await serve({ limits: { concurrencyPerModel: 4, maxQueuedRequests: 64 } }, (s) => s.add('mnist').swap({ version: '1', createSession: () => createSession(MLP) }).then(() => undefined));
     const [mlp, cnn] = await Promise.all([createSession(MLP), createSession(CNN)]);

@@ -16,7 +16,6 @@ import { registerRun } from './commands/run.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerOptimize } from './commands/optimize.ts';
 import { registerInfer } from './commands/infer.ts';
-import { registerInfer } from './commands/infer.ts';
 
 export function buildProgram(): Command {
   const program = new Command('edgevolve')
@@ -35,7 +34,6 @@ export function buildProgram(): Command {
   registerRun(program);
   registerStatus(program);
   registerOptimize(program);
-  registerInfer(program);
   registerInfer(program);
   return program;
 }

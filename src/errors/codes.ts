@@ -105,6 +105,7 @@ export const ERROR_CODES = {
   E_COEVO_SAMPLE_STORE: { retryable: true, help: 'The hard-sample store could not write or read a sample (disk full, permissions, a file missing beside its index row); check coevolution.samples.dir and free space.' },
   E_COEVO_UPLOAD: { retryable: true, help: 'A hard-sample batch could not be uploaded or the cloud did not confirm it; the samples stay on the device and the next upload resumes.' },
   E_COEVO_CLOUD: { retryable: true, help: 'The cloud model of the cascade failed, timed out or answered outside KServe v2; the local answer was used. Check coevolution.cascade.url.' },
+  E_COEVO_BROKER: { retryable: true, help: 'The cloud ingest worker could not connect or subscribe to the MQTT broker; check --broker, credentials and that the broker allows shared subscriptions ($share/...).' },
   E_COEVO_MESSAGE: { retryable: false, help: 'A telemetry or event message from a device is not valid JSON of the expected form; it was dropped and counted. The message names the topic and field.' },
 
   // telemetry/: the MQTT link, the outbox and telemetry

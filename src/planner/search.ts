@@ -18,7 +18,7 @@ import { chooseMetric, describeMetric, subsetNoiseMargin, type AccuracyMetric, t
 import { budgetMisses, describeMiss, relaxAdvice, type BudgetMiss, type Budgets, type Objective } from './budgets.ts';
 import { CandidateBuilder, type BuildContext, type BuiltCandidate } from './build.ts';
 import { describeCandidate, uniformCandidates, DEFAULT_PRUNE_RATIOS, DEFAULT_PRUNE_THEN_QUANTIZE_RATIOS, type CandidateSpec, type MixedFamily } from './candidates.ts';
-import { countMacs, deviceSpeed, macsByOpType, predictLatencyRatio, type DeviceSpeed, type NodeMacs } from './cost.ts';
+import { countMacs, deviceSpeed, macsByOpType, predictLatencyRatio, type CostPlan, type DeviceSpeed, type NodeMacs } from './cost.ts';
 import { evaluateSessions } from './evaluate.ts';
 import { paretoFront } from './pareto.ts';
 import { ReferenceProbe } from './probe.ts';
@@ -78,7 +78,7 @@ export interface OptimizeOptions {
 export type CandidateStatus = 'chosen' | 'feasible' | 'rejected' | 'skipped' | 'predicted-only';
 
 /** The last check a candidate went through. */
-export type Stage = 'built' | 'size' | 'predicted-latency' | 'quick-latency' | 'subset-accuracy' | 'full-accuracy' | 'bench';
+export type Stage = 'planned' | 'built' | 'size' | 'predicted-latency' | 'quick-latency' | 'subset-accuracy' | 'full-accuracy' | 'bench';
 
 export interface CandidateRecord {
   readonly id: string;
@@ -98,6 +98,32 @@ export interface CandidateRecord {
   bench: BenchNumbers | null;
   misses: BudgetMiss[];
   warnings: readonly string[];
+}
+
+/** The cost plan a candidate's steps imply before it is built: int8 on the heavy nodes its method quantizes, pruning as MACs kept ≈ 1 − ratio. */
+function plannedCost(spec: CandidateSpec, macs: readonly NodeMacs[]): CostPlan {
+  const int8 = new Set<string>();
+  let macsRatio = 1;
+  for (const step of spec.steps) {
+    switch (step.kind) {
+      case 'fold':
+      case 'fp16':
+        break;
+      case 'int8-dynamic':
+        for (const n of macs) if (n.opType === 'MatMul' || n.opType === 'Gemm') int8.add(n.node);
+        break;
+      case 'int8-static':
+        for (const n of macs) int8.add(n.node);
+        break;
+      case 'prune-channels':
+        macsRatio *= 1 - step.ratio;
+        break;
+      case 'mixed':
+        for (const n of step.int8Nodes) int8.add(n);
+        break;
+    }
+  }
+  return { int8Nodes: int8, macsRatio };
 }
 
 export interface SensitivityLayer {
@@ -210,7 +236,8 @@ class Search {
     fp32Record.quickP95Ms = this.fp32P95;
     this.judge(fp32Record);
 
-    // Build the uniform candidates: sizes are exact and predictions possible before any run.
+    // The uniform candidates, predicted from their plan. They are built when their turn comes (size is
+    // exact then, before any run), except under the size objective, where the size orders the search.
     const specs = uniformCandidates({
       pruneRatios: options.pruneRatios ?? DEFAULT_PRUNE_RATIOS,
       pruneThenQuantizeRatios: options.pruneThenQuantizeRatios ?? DEFAULT_PRUNE_THEN_QUANTIZE_RATIOS,
@@ -218,24 +245,18 @@ class Search {
     }).filter((s) => s.id !== 'fp32' && (options.only === undefined || options.only.includes(s.id)));
     const pending: CandidateRecord[] = [];
     for (const spec of specs) {
-      if (this.timeUp()) {
-        this.records.push(this.unbuiltRecord(spec, 'predicted-only', 'time limit reached before it was built'));
-        continue;
-      }
-      let built: BuiltCandidate;
-      try {
-        built = await this.build(spec);
-      } catch (err) {
-        const rec = this.unbuiltRecord(spec, 'rejected', `cannot be built: ${(err as Error).message}`);
-        this.records.push(rec);
-        continue;
-      }
-      const rec = this.newRecord(spec, built);
-      rec.predictedLatencyRatio = predictLatencyRatio(await this.macsOf(built), { int8Nodes: built.int8Nodes, macsRatio: 1 }, this.speed) * (await this.macsRatio(built));
+      const rec = this.unbuiltRecord(spec, 'predicted-only', 'not measured');
+      this.records.push(rec);
+      this.specs.set(spec.id, spec);
+      rec.predictedLatencyRatio = predictLatencyRatio(this.macs, plannedCost(spec, this.macs), this.speed);
       rec.predictedP95Ms = rec.predictedLatencyRatio * this.fp32P95;
+      if (options.objective === 'size') {
+        if (this.timeUp()) rec.reason = 'time limit reached before it was built';
+        else await this.ensureBuilt(rec);
+      }
       pending.push(rec);
     }
-    deps.progress(`built ${pending.length + 1} candidates in ${((deps.now() - this.started) / 1000).toFixed(1)} s; fp32 p95 ${this.fp32P95.toFixed(3)} ms, size ${(fp32.bytes.length / 1024).toFixed(0)} KiB`);
+    deps.progress(`${pending.length + 1} candidates planned in ${((deps.now() - this.started) / 1000).toFixed(1)} s; fp32 p95 ${this.fp32P95.toFixed(3)} ms, size ${(fp32.bytes.length / 1024).toFixed(0)} KiB`);
 
     for (const rec of this.ordered(pending)) await this.consider(rec);
 
@@ -264,7 +285,6 @@ class Search {
   private async consider(rec: CandidateRecord, fullEvenIfSubsetFails = false): Promise<void> {
     const { budgets } = this.options;
     const { deps } = this;
-    const built = this.built.get(rec.id)!;
     const skip = (status: CandidateStatus, reason: string): void => {
       rec.status = status;
       rec.reason = reason;
@@ -274,23 +294,26 @@ class Search {
       this.stoppedBy = 'max-full-candidates';
       return skip('predicted-only', `the limit of ${this.options.maxFullCandidates} fully measured candidates was reached`);
     }
-    rec.stage = 'size';
-    const sizeMiss = budgetMisses(budgets, { sizeBytes: rec.sizeBytes });
-    if (sizeMiss.length > 0) {
-      rec.misses = sizeMiss;
-      return skip('rejected', `size: ${sizeMiss.map(describeMiss).join('; ')}`);
-    }
+    // Checks that need no build come first.
     const best = this.best();
-    if (best !== null && this.options.objective === 'size' && rec.sizeBytes !== null && rec.sizeBytes >= (best.sizeBytes ?? 0)) {
-      return skip('skipped', `cannot beat ${best.id} on size (${rec.sizeBytes} >= ${best.sizeBytes} bytes)`);
-    }
     if (best !== null && this.options.objective === 'accuracy' && (best.accuracy?.drop ?? 1) <= 0) {
       return skip('skipped', `cannot beat ${best.id} on accuracy (it loses nothing against fp32)`);
     }
     rec.stage = 'predicted-latency';
     // The prediction is crude (it knows nothing of Q/DQ overhead), so it only skips what it puts far out of reach.
     if (this.deps.measured !== null && budgets.latencyP95Ms !== undefined && rec.predictedP95Ms !== null && rec.predictedP95Ms > budgets.latencyP95Ms * 2) {
-      return skip('skipped', `predicted p95 ${rec.predictedP95Ms.toFixed(3)} ms is over twice the budget of ${budgets.latencyP95Ms} ms`);
+      return skip('skipped', `predicted p95 ${rec.predictedP95Ms.toFixed(3)} ms is over twice the budget of ${budgets.latencyP95Ms.toFixed(3)} ms`);
+    }
+    if (!(await this.ensureBuilt(rec))) return;
+    const built = this.built.get(rec.id)!;
+    rec.stage = 'size';
+    const sizeMiss = budgetMisses(budgets, { sizeBytes: rec.sizeBytes });
+    if (sizeMiss.length > 0) {
+      rec.misses = sizeMiss;
+      return skip('rejected', `size: ${sizeMiss.map(describeMiss).join('; ')}`);
+    }
+    if (best !== null && this.options.objective === 'size' && rec.sizeBytes !== null && rec.sizeBytes >= (best.sizeBytes ?? 0)) {
+      return skip('skipped', `cannot beat ${best.id} on size (${rec.sizeBytes} >= ${best.sizeBytes} bytes)`);
     }
 
     const probe = await this.reference.candidate(built.bytes);
@@ -302,7 +325,7 @@ class Search {
       // In-process timing is noisier than the bench: reject only clear misses.
       if (budgets.latencyP95Ms !== undefined && rec.quickP95Ms > budgets.latencyP95Ms * 1.25) {
         rec.misses = budgetMisses(budgets, { p95Ms: rec.quickP95Ms });
-        return skip('rejected', `quick latency estimate ${rec.quickP95Ms.toFixed(3)} ms (${rec.quickLatencyRatio.toFixed(2)}x fp32) is over the ${budgets.latencyP95Ms} ms budget by more than the estimate's 25% tolerance`);
+        return skip('rejected', `quick latency estimate ${rec.quickP95Ms.toFixed(3)} ms (${rec.quickLatencyRatio.toFixed(2)}x fp32) is over the ${budgets.latencyP95Ms.toFixed(3)} ms budget by more than the estimate's 25% tolerance`);
       }
       // Both quick ratios were measured against the same fp32 session in this process, so they compare directly.
       const bestNow = this.best();
@@ -557,6 +580,26 @@ class Search {
     return m;
   }
 
+  /** Builds a planned candidate (size exact, prediction refined with the nodes really quantized); false when it cannot be built. */
+  private async ensureBuilt(rec: CandidateRecord): Promise<boolean> {
+    if (this.built.has(rec.id)) return true;
+    let built: BuiltCandidate;
+    try {
+      built = await this.build(this.specs.get(rec.id)!);
+    } catch (err) {
+      rec.status = 'rejected';
+      rec.reason = `cannot be built: ${(err as Error).message}`;
+      return false;
+    }
+    rec.stage = 'built';
+    rec.sizeBytes = built.bytes.length;
+    rec.int8Nodes = built.int8Nodes.size;
+    rec.warnings = built.warnings;
+    rec.predictedLatencyRatio = predictLatencyRatio(await this.macsOf(built), { int8Nodes: built.int8Nodes, macsRatio: 1 }, this.speed) * (await this.macsRatio(built));
+    rec.predictedP95Ms = rec.predictedLatencyRatio * this.fp32P95;
+    return true;
+  }
+
   /** Heavy MACs of the candidate's float model over fp32's (pruning). */
   private async macsRatio(built: BuiltCandidate): Promise<number> {
     const total = (ns: readonly NodeMacs[]): number => ns.reduce((a, n) => a + n.macs, 0);
@@ -590,7 +633,7 @@ class Search {
 
   private unbuiltRecord(spec: CandidateSpec, status: CandidateStatus, reason: string): CandidateRecord {
     return {
-      id: spec.id, plan: describeCandidate(spec), steps: spec.steps, status, reason, stage: 'built', sizeBytes: null, int8Nodes: null,
+      id: spec.id, plan: describeCandidate(spec), steps: spec.steps, status, reason, stage: 'planned', sizeBytes: null, int8Nodes: null,
       predictedLatencyRatio: null, predictedP95Ms: null, quickLatencyRatio: null, quickP95Ms: null, subset: null, accuracy: null, bench: null, misses: [], warnings: [],
     };
   }

@@ -1,0 +1,198 @@
+/**
+ * The planner targets (issue 5), measured on this machine and printed as a table:
+ *   (a) mnist-teacher, --max-accuracy-drop 0.5 and a p95 budget of 0.6x the fp32 p95
+ *       measured in this run: a model meeting both, in < 60 s wall, <= 20 full candidates;
+ *   (b) mnist-cnn with only a latency objective: the measured fastest is chosen, and
+ *       the measurements that decided it are printed;
+ *   (c) a mixed plan that meets budgets neither all-int8 (accuracy) nor all-fp32
+ *       (latency) meets;
+ *   (d) bench overhead: scripts/bench-bench.ts (run with --overhead, else quoted).
+ * Not a test: the numbers go to the README.
+ *
+ *   npx tsx scripts/bench-planner.ts [--only a,b,c,d] [--overhead] [--threads 1] [--json]
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { openDataset } from '../src/data/index.ts';
+import { readModelFile } from '../src/onnx/index.ts';
+import { isolatedBench, optimize, type Budgets, type CandidateRecord, type Objective, type OptimizeOptions, type OptimizeResult } from '../src/planner/index.ts';
+
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string', default: 'a,b,c,d' },
+    overhead: { type: 'boolean', default: false },
+    threads: { type: 'string', default: '1' },
+    'c-drop': { type: 'string', default: '0' },
+    'c-latency': { type: 'string', default: '0.8' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const only = new Set(values.only.split(','));
+const threads = Number(values.threads);
+const MODELS = path.resolve('test/fixtures/models');
+const MNIST = path.resolve('test/fixtures/data/mnist-test');
+const bench = isolatedBench(threads, 1500);
+
+const defaults: OptimizeOptions = {
+  budgets: {},
+  objective: 'accuracy',
+  timeLimitS: 600,
+  threads,
+  subsetSamples: 300,
+  sensitivitySamples: 100,
+  calibrationSamples: 256,
+  quickMs: 400,
+  maxFullCandidates: 20,
+  maxSensitivityLayers: 64,
+};
+
+interface Row {
+  readonly target: string;
+  readonly setup: string;
+  readonly result: string;
+  readonly verdict: string;
+}
+const rows: Row[] = [];
+const details: string[] = [];
+
+async function search(model: string, data: string, budgets: Budgets, objective: Objective, extra: Partial<OptimizeOptions> = {}): Promise<{ r: OptimizeResult; wallMs: number }> {
+  const { model: proto } = await readModelFile(model);
+  const dataset = await openDataset(data);
+  const started = performance.now();
+  try {
+    const r = await optimize(proto, dataset, { ...defaults, ...extra, budgets, objective }, {
+      bench,
+      now: () => performance.now(),
+      progress: (l) => process.stderr.write(`  ${l}\n`),
+      measured: null,
+    });
+    return { r, wallMs: performance.now() - started };
+  } finally {
+    await dataset.close();
+  }
+}
+
+/** fp32 p95 measured by the same isolated benchmark the planner uses (folded model, batch 1). */
+async function fp32P95(model: string): Promise<number> {
+  const { model: proto } = await readModelFile(model);
+  const { CandidateBuilder } = await import('../src/planner/index.ts');
+  const built = await new CandidateBuilder({}).build(proto, { id: 'fp32', steps: [{ kind: 'fold' }] });
+  const shapes = { input: [1, 1, 28, 28] };
+  return (await bench(built.bytes, shapes, 0.3)).p95Ms;
+}
+
+function candidateTable(r: OptimizeResult, filter: (c: CandidateRecord) => boolean = () => true): string {
+  const lines = r.candidates.filter(filter).map((c) =>
+    [
+      c.id.padEnd(34),
+      c.status.padEnd(14),
+      (c.quickLatencyRatio === null ? '-' : `${c.quickLatencyRatio.toFixed(2)}x`).padEnd(7),
+      (c.bench === null ? '-' : `${c.bench.p50Ms.toFixed(3)}/${c.bench.p95Ms.toFixed(3)}`).padEnd(14),
+      (c.accuracy === null ? (c.subset === null ? '-' : `${c.subset.score.toFixed(2)} (subset)`) : `${c.accuracy.score.toFixed(2)} (-${c.accuracy.drop.toFixed(2)})`).padEnd(18),
+      c.reason,
+    ].join(' '),
+  );
+  return [`${'candidate'.padEnd(34)} ${'status'.padEnd(14)} ${'quick'.padEnd(7)} ${'p50/p95 ms'.padEnd(14)} ${'accuracy (drop)'.padEnd(18)} why`, ...lines].join('\n');
+}
+
+const teacher = path.join(MODELS, 'mnist-teacher.onnx');
+
+if (only.has('a')) {
+  process.stderr.write('(a) mnist-teacher\n');
+  const base = await fp32P95(teacher);
+  const budget = 0.6 * base;
+  const { r, wallMs } = await search(teacher, MNIST, { maxAccuracyDrop: 0.5, latencyP95Ms: budget }, 'accuracy');
+  const chosen = r.candidates.find((c) => c.id === r.chosen?.id);
+  const met = chosen !== undefined && wallMs < 60_000 && r.counts.full <= 20;
+  rows.push({
+    target: '(a) teacher: drop <= 0.5 pt and p95 <= 0.6x fp32, < 60 s, <= 20 full',
+    setup: `fp32 p95 ${base.toFixed(3)} ms (this run) -> budget ${budget.toFixed(3)} ms`,
+    result:
+      chosen === undefined
+        ? `nothing feasible (${r.failure?.summary ?? ''}); ${(wallMs / 1000).toFixed(1)} s, ${r.counts.full} full, ${r.counts.benched} benched`
+        : `${chosen.id}: p95 ${chosen.bench!.p95Ms.toFixed(3)} ms, drop ${chosen.accuracy!.drop.toFixed(2)} pt; ${(wallMs / 1000).toFixed(1)} s wall, ${r.counts.full} evaluated in full, ${r.counts.benched} benched, ${r.counts.candidates} candidates`,
+    verdict: met ? 'MET' : 'NOT MET',
+  });
+  details.push(`(a) mnist-teacher candidates:\n${candidateTable(r)}`);
+}
+
+if (only.has('b')) {
+  process.stderr.write('(b) mnist-cnn, latency objective\n');
+  const { r, wallMs } = await search(path.join(MODELS, 'mnist-cnn.onnx'), MNIST, {}, 'latency');
+  const benched = r.candidates.filter((c) => c.bench !== null);
+  const fastest = [...benched].sort((x, y) => x.bench!.p95Ms - y.bench!.p95Ms)[0];
+  const int8 = r.candidates.filter((c) => c.id.startsWith('int8') && c.quickLatencyRatio !== null);
+  rows.push({
+    target: '(b) cnn: latency objective picks the measured fastest',
+    setup: 'no budgets, --objective latency',
+    result: `chosen ${r.chosen?.id ?? '-'} (p95 ${r.candidates.find((c) => c.id === r.chosen?.id)?.bench?.p95Ms.toFixed(3) ?? '-'} ms); int8 quick ratios ${int8.map((c) => `${c.id} ${c.quickLatencyRatio!.toFixed(2)}x`).join(', ')}; ${(wallMs / 1000).toFixed(1)} s`,
+    verdict: r.chosen !== null && fastest !== undefined && fastest.id === r.chosen.id ? 'MET' : 'NOT MET',
+  });
+  details.push(`(b) mnist-cnn candidates (quick = in-process median over fp32's, taking turns; p50/p95 from the isolated bench):\n${candidateTable(r)}`);
+}
+
+if (only.has('c')) {
+  // Top-1 agreement with fp32 on all 2000 test images (no labels): int8 flips a few, fp32 none.
+  process.stderr.write('(c) mixed precision\n');
+  const dir = mkdtempSync(path.join(tmpdir(), 'bench-planner-'));
+  try {
+    const data = path.join(dir, 'unlabelled');
+    mkdirSync(data);
+    copyFileSync(path.join(MNIST, 'input.npy'), path.join(data, 'input.npy'));
+    const base = await fp32P95(teacher);
+    const budgets: Budgets = { maxAccuracyDrop: Number(values['c-drop']), latencyP95Ms: Number(values['c-latency']) * base };
+    const { r, wallMs } = await search(teacher, data, budgets, 'latency', { only: ['int8-dynamic', 'int8-static:minmax:pc', 'int8-static:entropy:pc'], subsetSamples: 2000 });
+    const fp32 = r.candidates.find((c) => c.id === 'fp32')!;
+    const int8 = r.candidates.filter((c) => c.id.startsWith('int8'));
+    const mixed = r.candidates.filter((c) => c.id.startsWith('mixed:'));
+    const chosen = r.candidates.find((c) => c.id === r.chosen?.id);
+    const claim =
+      chosen !== undefined &&
+      chosen.id.startsWith('mixed:') &&
+      fp32.misses.some((m) => m.budget === 'latency-p95') &&
+      int8.length > 0 &&
+      int8.every((c) => c.misses.some((m) => m.budget === 'accuracy-drop') || c.status === 'skipped');
+    rows.push({
+      target: '(c) a mixed plan meets what neither all-int8 (accuracy) nor all-fp32 (latency) meets',
+      setup: `teacher, top-1 agreement on 2000 images, drop <= ${budgets.maxAccuracyDrop} pt, p95 <= ${values['c-latency']}x fp32 (${budgets.latencyP95Ms!.toFixed(3)} ms)`,
+      result: `fp32: ${fp32.reason}; ${int8.map((c) => `${c.id}: ${c.reason}`).join('; ')}; chosen ${chosen?.id ?? '-'}${chosen?.bench ? ` p95 ${chosen.bench.p95Ms.toFixed(3)} ms, agreement ${chosen.accuracy!.score.toFixed(2)}%` : ''}; ${mixed.length} mixed plans tried; ${(wallMs / 1000).toFixed(1)} s`,
+      verdict: claim ? 'MET' : 'NOT MET',
+    });
+    details.push(
+      `(c) candidates:\n${candidateTable(r)}\nsensitivity (${r.sensitivity?.family ?? '-'}): ${r.sensitivity?.layers.map((l) => `${l.node} 1-cos ${l.error.toExponential(2)}`).join(', ') ?? '-'}`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (only.has('d')) {
+  if (values.overhead) {
+    process.stderr.write('(d) bench overhead (scripts/bench-bench.ts)\n');
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'scripts/bench-bench.ts'], { encoding: 'utf8' });
+    const verdict = /-> (PASS|FAIL)/.exec(out)?.[1] ?? '?';
+    const line = out.split('\n').find((l) => l.startsWith('target:')) ?? '';
+    rows.push({ target: '(d) isolated bench of a 1 ms model within 10% of in-process', setup: 'scripts/bench-bench.ts, this run', result: line, verdict: verdict === 'PASS' ? 'MET' : 'NOT MET' });
+  } else {
+    rows.push({
+      target: '(d) isolated bench of a 1 ms model within 10% of in-process',
+      setup: 'quoted from README "Benchmark" (npm run bench-bench)',
+      result: 'p50 gap 0.9% over 3 alternating rounds (other runs that day 8.3%, 6.0%); rerun with --overhead',
+      verdict: 'MET (quoted)',
+    });
+  }
+}
+
+if (values.json) {
+  console.log(JSON.stringify({ rows, details }, null, 2));
+} else {
+  for (const d of details) console.log(`${d}\n`);
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...[['target', 'setup', 'result', 'verdict'], ...rows.map((r) => [r.target, r.setup, r.result, r.verdict])].map((r) => r[i]!.length)));
+  console.log(`| ${['target', 'setup', 'result', 'verdict'].map((h, i) => h.padEnd(widths[i]!)).join(' | ')} |`);
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows) console.log(`| ${[r.target, r.setup, r.result, r.verdict].map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`);
+}

@@ -94,6 +94,8 @@ const staticOptions = z
     fold: z.boolean().default(true),
     /** x·Clip(x+3, 0, 6)/6 and x·HardSigmoid(x) → HardSwish (opset raised to 14 when found): one float op between Q/DQ instead of four. */
     fuseHardswish: z.boolean().default(true),
+    /** Weighted nodes with fewer products per output than this stay float (0: quantize all); 128 on the PaddleOCR detector. */
+    minFanIn: z.number().int().min(0).default(0),
     batchSize: z.number().int().positive().default(16),
     calibrationSamples: z.number().int().positive().optional(),
   })
@@ -174,7 +176,7 @@ export const METHODS = {
       // Reported only when it found something, so models without hard-swish keep their [fold, int8-static] report.
       const fused = o.fuseHardswish ? [run(fuseHardSwishPass, pre.model, undefined)].filter((r) => r.modified) : [];
       const base = fused[0]?.model ?? pre.model;
-      const selection = { opTypes: o.opTypes, exclude: o.exclude, perChannel: o.perChannel, keepRemovableActivations: o.keepRemovableActivations };
+      const selection = { opTypes: o.opTypes, exclude: o.exclude, perChannel: o.perChannel, keepRemovableActivations: o.keepRemovableActivations, minFanIn: o.minFanIn };
       const { model: prepared, ranges } = await calibrateFor(base, selection, ctx, 'int8-static', o);
       const q = run(int8StaticPass, prepared, { ...selection, activationType: o.activationType, reduceRange: resolveReduceRange(o.reduceRange, ctx.cpu), ranges });
       return [pre, ...fused, q];

@@ -15,7 +15,7 @@
 import { EdgevolveError } from '../../errors/index.ts';
 import { cloneModel } from '../clone.ts';
 import type { Change, Pass, PassResult } from '../pass.ts';
-import { GraphIndex, NameScope, getAttrFloat, getAttrInt, makeNode, makeTensor, opsetVersion, removeUnusedInitializers, tensorDims, tensorToFloat32 } from '../../onnx/index.ts';
+import { GraphIndex, NameScope, getAttrFloat, getAttrInt, getAttrInts, makeNode, makeTensor, opsetVersion, removeUnusedInitializers, tensorDims, tensorToFloat32 } from '../../onnx/index.ts';
 import { DataType, type ModelProto, type NodeProto, type TensorProto } from '../../onnx/types.ts';
 import { graphOf, initializerMap, nodeKey, parameterBytes, readFloat, scaleStats } from './common.ts';
 import { inferElemTypes } from './elem-types.ts';
@@ -46,6 +46,12 @@ export interface StaticSelection {
   readonly perChannel: boolean;
   /** Keep Relu/Clip instead of folding them into the producer's output range. */
   readonly keepRemovableActivations?: boolean;
+  /**
+   * Conv/ConvTranspose/Gemm/MatMul whose fan-in (products per output value, see weightFanIn) is
+   * below this stay float: their int8 kernel saves less than the Q/DQ around it costs (README,
+   * PaddleOCR detector). 0 or absent quantizes all.
+   */
+  readonly minFanIn?: number;
 }
 
 export interface StaticQuantOptions extends StaticSelection {
@@ -122,6 +128,34 @@ function clipLowerBoundIsZero(node: NodeProto, inits: ReadonlyMap<string, Tensor
   return attrMin === 0;
 }
 
+/**
+ * Products per output value of a weighted node with an initializer weight: Conv C_in/group·∏k,
+ * ConvTranspose (C_in/group)·∏k/∏strides (on average), Gemm/MatMul K. Undefined when the weight
+ * is not an initializer (then the node is not a candidate for this rule).
+ */
+export function weightFanIn(node: NodeProto, inits: ReadonlyMap<string, TensorProto>): number | undefined {
+  const w = inits.get(node.input?.[1] ?? '');
+  if (w === undefined) return undefined;
+  const dims = tensorDims(w);
+  const product = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1);
+  switch (node.opType) {
+    case 'Conv':
+      return dims.length >= 3 ? product(dims.slice(1)) : undefined;
+    case 'ConvTranspose': {
+      if (dims.length < 3) return undefined;
+      const strides = getAttrInts(node, 'strides') ?? [];
+      return Math.max(1, Math.round((dims[0]! / getAttrInt(node, 'group', 1)) * product(dims.slice(2)) / product(strides)));
+    }
+    case 'Gemm':
+      return dims.length === 2 ? (getAttrInt(node, 'transB', 0) === 1 ? dims[1] : dims[0]) : undefined;
+    case 'MatMul':
+      return dims.length >= 2 ? dims[dims.length - 2] : undefined;
+    case undefined:
+    default:
+      return undefined;
+  }
+}
+
 /** Decides what gets quantized, from the graph alone. */
 export function planStatic(model: ModelProto, selection: StaticSelection): StaticPlan {
   const graph = graphOf(model, 'int8-static');
@@ -144,6 +178,11 @@ export function planStatic(model: ModelProto, selection: StaticSelection): Stati
     const key = nodeKey(node);
     if (excluded.has(key)) {
       keptFloat.push({ target: key, action: 'kept-float', detail: `${op}: excluded (--exclude)` });
+      continue;
+    }
+    const fanIn = WEIGHTED.has(op) && (selection.minFanIn ?? 0) > 0 ? weightFanIn(node, inits) : undefined;
+    if (fanIn !== undefined && fanIn < selection.minFanIn!) {
+      keptFloat.push({ target: key, action: 'kept-float', detail: `${op}: fan-in ${fanIn} < minFanIn ${selection.minFanIn}`, stats: { fanIn } });
       continue;
     }
     const out0 = node.output?.[0] ?? '';

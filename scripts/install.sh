@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Installs edgevolve as a systemd service on Raspberry Pi OS, Ubuntu or JetPack (README
+# "The daemon"): checks Node.js 20+, copies the application to /opt/edgevolve, installs
+# production dependencies, creates the `edgevolve` system user, writes
+# /etc/edgevolve/config.yaml (never overwritten), installs and enables the unit.
+# Running it again upgrades in place; --uninstall removes the service and the
+# application but keeps the configuration and the state (add --purge to remove them).
+#
+#   sudo scripts/install.sh [--memory-max 1G] [--no-enable]
+#   sudo scripts/install.sh --uninstall [--purge]
+#   scripts/install.sh --prefix /tmp/root --dry-run     # stage into a directory, show every step
+set -euo pipefail
+
+PREFIX=/
+DRY_RUN=0
+UNINSTALL=0
+PURGE=0
+ENABLE=1
+NPM=1
+MEMORY_MAX=
+SOURCE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+NODE_MIN_MAJOR=20
+
+usage() {
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  cat <<'USAGE'
+
+options:
+  --prefix DIR      install under DIR instead of / (no user, no systemctl: a staging root)
+  --dry-run         print what would be done, change nothing
+  --uninstall       stop and remove the service and /opt/edgevolve
+  --purge           with --uninstall: also remove /etc/edgevolve and /var/lib/edgevolve
+  --memory-max V    MemoryMax= for the unit (systemd syntax: 512M, 2G, 60%)
+  --no-enable       install without enabling and starting the service
+  --skip-npm        do not run `npm ci --omit=dev` (node_modules already in place)
+  --source DIR      the edgevolve checkout to install (default: this script's)
+USAGE
+}
+
+while (($#)); do
+  case "$1" in
+    --prefix) PREFIX=${2:?--prefix needs a directory}; shift 2 ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    --uninstall) UNINSTALL=1; shift ;;
+    --purge) PURGE=1; shift ;;
+    --memory-max) MEMORY_MAX=${2:?--memory-max needs a value}; shift 2 ;;
+    --no-enable) ENABLE=0; shift ;;
+    --skip-npm) NPM=0; shift ;;
+    --source) SOURCE=${2:?--source needs a directory}; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+ROOT=${PREFIX%/}
+APP=$ROOT/opt/edgevolve
+ETC=$ROOT/etc/edgevolve
+STATE=$ROOT/var/lib/edgevolve
+UNIT_DIR=$ROOT/etc/systemd/system
+UNIT=$UNIT_DIR/edgevolve.service
+DROPIN=$UNIT_DIR/edgevolve.service.d
+LIVE=0
+[[ -z $ROOT ]] && LIVE=1
+
+say() { printf 'install.sh: %s\n' "$*"; }
+run() {
+  if ((DRY_RUN)); then
+    printf '+ %s\n' "$*"
+  else
+    "$@"
+  fi
+}
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+
+describe_os() {
+  local name=unknown
+  if [[ -r /etc/nv_tegra_release ]]; then
+    name="NVIDIA JetPack ($(head -n1 /etc/nv_tegra_release | cut -c1-40))"
+  elif [[ -r /etc/os-release ]]; then
+    # shellcheck disable=SC1091 # a system file, read for PRETTY_NAME only
+    name=$(. /etc/os-release && printf '%s' "${PRETTY_NAME:-$ID}")
+  fi
+  printf '%s' "$name"
+}
+
+check_node() {
+  local node version major
+  node=$(command -v node) || die "Node.js is not installed; install Node.js ${NODE_MIN_MAJOR} or later (e.g. from NodeSource or the distribution) and run this again"
+  version=$("$node" -p 'process.versions.node')
+  major=${version%%.*}
+  ((major >= NODE_MIN_MAJOR)) || die "Node.js $version is too old; edgevolve needs ${NODE_MIN_MAJOR} or later"
+  NODE_BIN=$(readlink -f "$node")
+  say "Node.js $version at $NODE_BIN"
+}
+
+uninstall() {
+  if ((LIVE)); then
+    run systemctl disable --now edgevolve.service || true
+  fi
+  run rm -f "$UNIT"
+  run rm -rf "$DROPIN" "$APP"
+  if ((LIVE)); then run systemctl daemon-reload; fi
+  if ((PURGE)); then
+    run rm -rf "$ETC" "$STATE"
+    if ((LIVE)) && id edgevolve >/dev/null 2>&1; then run userdel edgevolve; fi
+    say "removed edgevolve, its configuration and its state"
+  else
+    say "removed the service and $APP; kept $ETC and $STATE (--purge removes them)"
+  fi
+}
+
+install_app() {
+  [[ -f $SOURCE/src/cli/bin.js ]] || die "$SOURCE is not an edgevolve checkout (no src/cli/bin.js)"
+  # Copy next to the old version, then swap: a failed copy leaves the old one intact.
+  local next=$APP.new
+  run rm -rf "$next"
+  run mkdir -p "$next/test/fixtures/models" "$next/test/fixtures/data"
+  run cp -R "$SOURCE/src" "$SOURCE/config" "$SOURCE/systemd" "$SOURCE/package.json" "$SOURCE/package-lock.json" "$next/"
+  if [[ -f $SOURCE/.npmrc ]]; then run cp "$SOURCE/.npmrc" "$next/"; fi
+  run cp "$SOURCE/test/fixtures/models/mnist-cnn.onnx" "$SOURCE/test/fixtures/models/mnist-mlp.onnx" "$next/test/fixtures/models/"
+  run cp -R "$SOURCE/test/fixtures/data/mnist-test" "$next/test/fixtures/data/"
+  if ((NPM)); then
+    if ((DRY_RUN)); then
+      printf '+ (cd %s && npm ci --omit=dev)\n' "$next"
+    else
+      (cd "$next" && npm ci --omit=dev --no-audit --no-fund)
+    fi
+  elif [[ -d $APP/node_modules ]]; then
+    run mv "$APP/node_modules" "$next/node_modules"
+  fi
+  run rm -rf "$APP"
+  run mv "$next" "$APP"
+  say "application in $APP"
+}
+
+create_user() {
+  if ! ((LIVE)); then
+    say "staging root: not creating the edgevolve user"
+    return
+  fi
+  if id edgevolve >/dev/null 2>&1; then
+    say "user edgevolve exists"
+  else
+    run useradd --system --user-group --home-dir /var/lib/edgevolve --shell /usr/sbin/nologin edgevolve
+  fi
+  # GPU and NPU device nodes (Jetson, Rockchip) belong to video/render.
+  local group
+  for group in video render; do
+    if getent group "$group" >/dev/null; then run usermod -a -G "$group" edgevolve; fi
+  done
+}
+
+write_config() {
+  run mkdir -p "$ETC"
+  if [[ -e $ETC/config.yaml ]]; then
+    say "kept the existing $ETC/config.yaml"
+    return
+  fi
+  if ((DRY_RUN)); then
+    printf '+ write %s\n' "$ETC/config.yaml"
+    return
+  fi
+  cat >"$ETC/config.yaml" <<'CONFIG'
+# edgevolve configuration. Every key, its default and meaning: /opt/edgevolve/config/default.yaml
+# Apply changes with `systemctl reload edgevolve` (SIGHUP) or, for what needs it, a restart.
+stateDir: /var/lib/edgevolve
+daemon:
+  # Until models are configured, serve the bundled MNIST models (the embedded default).
+  seedFixtures: true
+  # models:
+  #   - name: detector
+  #     ref: registry.example.com/models/detector:1.4.0
+  #     budgets: { latencyP95Ms: 40, memoryMb: 256 }
+CONFIG
+  chmod 0640 "$ETC/config.yaml"
+  say "wrote $ETC/config.yaml"
+}
+
+install_unit() {
+  run mkdir -p "$UNIT_DIR"
+  if ((DRY_RUN)); then
+    printf '+ install %s (ExecStart with %s)\n' "$UNIT" "$NODE_BIN"
+  else
+    sed "s#^ExecStart=/usr/bin/node #ExecStart=$NODE_BIN #" "$SOURCE/systemd/edgevolve.service" >"$UNIT.tmp"
+    chmod 0644 "$UNIT.tmp"
+    mv "$UNIT.tmp" "$UNIT"
+  fi
+  if [[ -n $MEMORY_MAX ]]; then
+    run mkdir -p "$DROPIN"
+    if ((DRY_RUN)); then
+      printf '+ write %s/memory.conf (MemoryMax=%s)\n' "$DROPIN" "$MEMORY_MAX"
+    else
+      printf '[Service]\nMemoryMax=%s\n' "$MEMORY_MAX" >"$DROPIN/memory.conf"
+    fi
+  fi
+  say "unit $UNIT"
+}
+
+enable_service() {
+  if ! ((LIVE)); then
+    say "staging root: not running systemctl"
+    return
+  fi
+  run systemctl daemon-reload
+  if ((ENABLE)); then
+    run systemctl enable edgevolve.service
+    # restart, not start: a second run of the installer upgrades a running daemon.
+    run systemctl restart edgevolve.service
+    say "enabled and started; follow it with: journalctl -u edgevolve -f   status: /opt/edgevolve/src/cli/bin.js status"
+  else
+    say "installed, not enabled (--no-enable)"
+  fi
+}
+
+if ((LIVE)) && ((!DRY_RUN)) && [[ $(id -u) -ne 0 ]]; then
+  die "run as root (sudo), or stage with --prefix DIR"
+fi
+say "on $(describe_os)"
+if ((UNINSTALL)); then
+  uninstall
+  exit 0
+fi
+check_node
+install_app
+create_user
+write_config
+install_unit
+enable_service

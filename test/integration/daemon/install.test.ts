@@ -1,0 +1,117 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { requireTool } from '../../helpers/require-tool.ts';
+import { makeTempDir } from '../../helpers/tmp.ts';
+
+const REPO = resolve('.');
+const has = (tool: string, args: string[]): (() => boolean) => () => spawnSync(tool, args).status === 0;
+
+describe.runIf(requireTool({ name: 'systemd-analyze', check: has('systemd-analyze', ['--version']), debianPackage: 'systemd' }))('systemd/edgevolve.service', () => {
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  let unit: string;
+  beforeEach(async () => {
+    tmp = await makeTempDir('edgevolve-unit-');
+    // verify checks that ExecStart exists: point it at this checkout and this node, as install.sh does.
+    const text = readFileSync('systemd/edgevolve.service', 'utf8').replace('/usr/bin/node', realpathSync(process.execPath)).replaceAll('/opt/edgevolve', REPO);
+    unit = join(tmp.dir, 'edgevolve.service');
+    await writeFile(unit, text);
+  });
+  afterEach(() => tmp.cleanup());
+
+  it('passes systemd-analyze verify without a single warning', () => {
+    const result = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+  });
+
+  it('declares what the daemon relies on: notify with watchdog, bounded restarts, state and config directories, no MemoryDenyWriteExecute', () => {
+    const text = readFileSync(unit, 'utf8');
+    for (const line of ['Type=notify', 'NotifyAccess=all', 'WatchdogSec=30', 'Restart=on-failure', 'StartLimitIntervalSec=600', 'StartLimitBurst=5', 'StateDirectory=edgevolve', 'ConfigurationDirectory=edgevolve', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK', 'User=edgevolve']) {
+      expect(text.split('\n')).toContain(line);
+    }
+    expect(text).not.toMatch(/^MemoryDenyWriteExecute/m);
+  });
+
+  it('rates at most 3.0 ("OK") in systemd-analyze security --offline', () => {
+    const result = spawnSync('systemd-analyze', ['security', '--offline=yes', '--threshold=30', unit], { encoding: 'utf8' });
+    const level = /Overall exposure level for edgevolve\.service: ([\d.]+)/.exec(result.stdout)?.[1];
+    expect(Number(level)).toBeLessThanOrEqual(3);
+    expect(result.status).toBe(0);
+  });
+});
+
+describe('scripts/install.sh into a staging root', () => {
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  const install = (...args: string[]): string => execFileSync('bash', ['scripts/install.sh', '--prefix', tmp.dir, '--skip-npm', ...args], { encoding: 'utf8' });
+  beforeEach(async () => {
+    tmp = await makeTempDir('edgevolve-install-');
+  });
+  afterEach(() => tmp.cleanup());
+
+  it.runIf(requireTool({ name: 'shellcheck', check: has('shellcheck', ['--version']), debianPackage: 'shellcheck' }))('is clean under shellcheck', () => {
+    const result = spawnSync('shellcheck', ['scripts/install.sh'], { encoding: 'utf8' });
+    expect(result.stdout).toBe('');
+    expect(result.status).toBe(0);
+  });
+
+  it('installs the application, a config and the unit with this node; a second run keeps an edited config; --uninstall keeps config and state, --purge removes them', async () => {
+    const out = install('--memory-max', '1G');
+    expect(out).toMatch(/staging root: not creating the edgevolve user/);
+    expect(existsSync(join(tmp.dir, 'opt/edgevolve/src/cli/bin.js'))).toBe(true);
+    expect(existsSync(join(tmp.dir, 'opt/edgevolve/test/fixtures/models/mnist-cnn.onnx'))).toBe(true);
+    const unit = await readFile(join(tmp.dir, 'etc/systemd/system/edgevolve.service'), 'utf8');
+    expect(unit).toContain(`ExecStart=${realpathSync(execFileSync('bash', ['-c', 'command -v node'], { encoding: 'utf8' }).trim())} /opt/edgevolve/src/cli/bin.js run`);
+    expect(await readFile(join(tmp.dir, 'etc/systemd/system/edgevolve.service.d/memory.conf'), 'utf8')).toBe('[Service]\nMemoryMax=1G\n');
+    const config = join(tmp.dir, 'etc/edgevolve/config.yaml');
+    expect(await readFile(config, 'utf8')).toMatch(/^stateDir: \/var\/lib\/edgevolve$/m);
+
+    await writeFile(config, 'stateDir: /data/edgevolve\n');
+    expect(install()).toMatch(/kept the existing .*config\.yaml/);
+    expect(await readFile(config, 'utf8')).toBe('stateDir: /data/edgevolve\n');
+    expect(existsSync(join(tmp.dir, 'opt/edgevolve.new'))).toBe(false);
+
+    await mkdir(join(tmp.dir, 'var/lib/edgevolve'), { recursive: true });
+    install('--uninstall');
+    expect(existsSync(join(tmp.dir, 'opt/edgevolve'))).toBe(false);
+    expect(existsSync(join(tmp.dir, 'etc/systemd/system/edgevolve.service'))).toBe(false);
+    expect(existsSync(config)).toBe(true);
+    expect(existsSync(join(tmp.dir, 'var/lib/edgevolve'))).toBe(true);
+    install('--uninstall', '--purge');
+    expect(existsSync(join(tmp.dir, 'etc/edgevolve'))).toBe(false);
+    expect(existsSync(join(tmp.dir, 'var/lib/edgevolve'))).toBe(false);
+  });
+
+  it('--dry-run prints every step and changes nothing', async () => {
+    const out = install('--dry-run');
+    expect(out).toMatch(/^\+ cp -R .*\/src /m);
+    expect(out).toMatch(/^\+ write .*etc\/edgevolve\/config\.yaml$/m);
+    expect(await readdir(tmp.dir)).toEqual([]);
+  });
+
+  it('rejects an unknown option with exit code 2', () => {
+    const result = spawnSync('bash', ['scripts/install.sh', '--prefix', tmp.dir, '--frobnicate'], { encoding: 'utf8' });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/unknown option --frobnicate/);
+  });
+});
+
+describe('Dockerfile.arm64', () => {
+  const text = readFileSync('Dockerfile.arm64', 'utf8');
+  it('is multi-stage on node:20-bookworm-slim for arm64, production dependencies only, non-root, state in a volume, healthcheck on readiness', () => {
+    expect(text.match(/^FROM --platform=linux\/arm64 node:20-bookworm-slim/gm)).toHaveLength(2);
+    expect(text).toMatch(/npm ci --omit=dev/);
+    expect(text).toMatch(/^USER edgevolve$/m);
+    expect(text.indexOf('USER edgevolve')).toBeLessThan(text.indexOf('ENTRYPOINT'));
+    expect(text).toMatch(/^VOLUME \["\/var\/lib\/edgevolve"\]$/m);
+    expect(text).toMatch(/^HEALTHCHECK .*\n.*\/v2\/health\/ready/m);
+    expect(text).toMatch(/^CMD \["run"\]$/m);
+  });
+  it('copies only files that exist in the checkout', () => {
+    const sources = [...text.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
+    expect(sources.length).toBeGreaterThan(3);
+    for (const source of sources) expect(existsSync(source), source).toBe(true);
+  });
+});

@@ -25,7 +25,8 @@ export function planReload(before: Readonly<Config>, after: Readonly<Config>): R
     if (key === 'log') (isDeepStrictEqual(withoutKey(b.log, 'level'), withoutKey(a.log, 'level')) ? applied : needsRestart).push('log.level');
     else if (key === 'deploy') applied.push('deploy');
     else if (key === 'daemon') diffDaemon(before.daemon, after.daemon, applied, needsRestart);
-    else if (key === 'telemetry' || key === 'mqtt') {
+    else if (isObject(b[key]) && isObject(a[key])) {
+      // Name the changed keys of a section, so the log says exactly what waits for a restart.
       const sub = new Set([...Object.keys(asRecord(b[key])), ...Object.keys(asRecord(a[key]))]);
       for (const s of sub) {
         if (isDeepStrictEqual(asRecord(b[key])[s], asRecord(a[key])[s])) continue;
@@ -42,6 +43,10 @@ function diffDaemon(b: Config['daemon'], a: Config['daemon'], applied: string[],
   const names = (ms: Config['daemon']['models']): string => JSON.stringify(ms.map((m) => [m.name, m.ref]));
   if (names(b.models) !== names(a.models)) needsRestart.push('daemon.models (names or refs)');
   else if (!isDeepStrictEqual(b.models, a.models)) applied.push('daemon.models.budgets');
+}
+
+function isObject(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function asRecord(v: unknown): Record<string, unknown> {

@@ -68,10 +68,10 @@ describe.runIf(haveTools)('edgevolve run as a process under a (simulated) system
     daemon.child.kill('SIGTERM');
     expect(await daemon.exited).toBe(0);
 
-    await writeDaemonConfig(tmp.dir, join(tmp.dir, 'state'), { log: { level: 'debug' }, server: { port: 0, maxQueuedRequests: 3 } });
     daemon = startDaemonProcess(config, { NOTIFY_SOCKET: listener.socket });
     await daemon.line(/^edgevolve is ready: ready; serving mnist 1\.0\.0\/cnn/);
     expect(daemon.stderr.filter((l) => l.includes('"event":"deploy-started"'))).toEqual([]);
+    await writeDaemonConfig(tmp.dir, join(tmp.dir, 'state'), { log: { level: 'debug' }, server: { port: 0, maxQueuedRequests: 3 } });
     daemon.child.kill('SIGHUP');
     await new Promise((r) => setTimeout(r, 1500));
     const reloaded = daemon.stderr.find((l) => l.includes('"event":"config-reloaded"'));

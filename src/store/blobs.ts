@@ -364,7 +364,8 @@ class PartialBlobWriter implements BlobWriter {
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #inflight: Promise<void> | undefined;
-  #writeError: unknown;
+  /** The failure of a write nobody was waiting for; #writeAt only rejects with EdgevolveError. */
+  #writeError: EdgevolveError | undefined;
   #syncedAt = 0;
   #background: Promise<unknown> | undefined;
 
@@ -424,7 +425,7 @@ class PartialBlobWriter implements BlobWriter {
       this.#inflight = this.#writeAt(batch, position, bytes).then(
         () => this.#startBackgroundSync(),
         (err: unknown) => {
-          this.#writeError = err;
+          this.#writeError = err instanceof EdgevolveError ? err : new EdgevolveError('E_IO', `cannot write blob ${this.digest}: ${String(err)}`, { cause: err });
         },
       );
     }

@@ -4,8 +4,10 @@
  *
  * Rows, all in one run against the same broker:
  *   raw mqtt.js      QoS 1 publishes with no outbox (the baseline: what the link costs on top)
- *   outbox, batch B  messages committed B per transaction while the link drains them
- *                    concurrently (QoS 1, one message per publish, deleted on PUBACK)
+ *   outbox, B per commit   messages committed B per transaction while the link drains
+ *                          them concurrently (QoS 1, one message per publish, deleted on PUBACK)
+ *   ... up to 50 per publish   the same, as telemetry records that a backlog drain
+ *                          combines into `{v, batch}` publishes (mqtt.batchMaxMessages)
  * A message counts when its PUBACK has arrived and its row is deleted.
  *
  *   npm run bench:mqtt -- [--messages 50000] [--inflight 64]
@@ -55,13 +57,13 @@ async function rawBaseline(url: string): Promise<number> {
   return seconds;
 }
 
-async function outbox(url: string, commitBatch: number): Promise<number> {
+async function outbox(url: string, commitBatch: number, batchable: boolean): Promise<number> {
   const stateDir = mkdtempSync(join(tmpdir(), 'edgevolve-bench-mqtt-'));
   const service = openTelemetry({
-    mqtt: mqttConfigSchema.parse({ urls: [url], fleet: 'bench', maxInflight: INFLIGHT }),
+    mqtt: mqttConfigSchema.parse({ urls: [url], fleet: 'bench', maxInflight: INFLIGHT, batchMaxMessages: 50 }),
     telemetry: telemetryConfigSchema.parse({ outbox: { maxRows: N * 2, maxBytes: 1 << 30 } }),
     stateDir,
-    device: `bench-${commitBatch}`,
+    device: `bench-${commitBatch}-${batchable ? 'b' : 'u'}`,
     clock: systemClock,
     random: systemRandom,
     logger: silentLogger(),
@@ -78,7 +80,7 @@ async function outbox(url: string, commitBatch: number): Promise<number> {
   // The producer yields to the event loop between commits, as a real agent does.
   while (produced < N) {
     const count = Math.min(commitBatch, N - produced);
-    service.outbox.enqueueMany(Array.from({ length: count }, () => ({ topic, priority: PRIORITY.metric, body: PAYLOAD })));
+    service.outbox.enqueueMany(Array.from({ length: count }, () => ({ topic, priority: PRIORITY.metric, body: PAYLOAD, batchable })));
     produced += count;
     service.link.notify();
     await new Promise((r) => setImmediate(r));
@@ -94,7 +96,8 @@ const broker = await startMosquitto();
 try {
   const rows: { mode: string; seconds: number }[] = [];
   rows.push({ mode: 'raw mqtt.js QoS 1 (baseline, no outbox)', seconds: await rawBaseline(broker.url) });
-  for (const batch of [1, 10, 100]) rows.push({ mode: `outbox, ${batch} per commit`, seconds: await outbox(broker.url, batch) });
+  for (const batch of [1, 10, 100]) rows.push({ mode: `outbox, ${batch} per commit, 1 per publish`, seconds: await outbox(broker.url, batch, false) });
+  rows.push({ mode: 'outbox, 100 per commit, up to 50 per publish (telemetry batching)', seconds: await outbox(broker.url, 100, true) });
   const base = rows[0]?.seconds ?? 1;
   console.log(`\n${N} messages of ${JSON.stringify(PAYLOAD).length + 30} bytes, QoS 1, ${INFLIGHT} in flight, loopback mosquitto (${broker.url})\n`);
   console.log('| mode | seconds | messages/s | time vs baseline |');

@@ -56,6 +56,8 @@ export interface StoredMessage {
   readonly batchable: boolean;
   readonly retain: boolean;
   readonly payload: Buffer;
+  /** True when the payload is JSON holding `stream` and `seq` (an object body); false for raw bytes. */
+  readonly numbered: boolean;
   readonly createdAt: number;
 }
 
@@ -110,6 +112,11 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE meta_text (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `,
   },
+  {
+    version: 2,
+    description: 'numbered: the payload is JSON carrying its own stream and seq',
+    sql: 'ALTER TABLE outbox ADD COLUMN numbered INTEGER NOT NULL DEFAULT 0;',
+  },
 ];
 
 interface Row {
@@ -119,6 +126,7 @@ interface Row {
   batchable: number;
   retain: number;
   payload: Buffer;
+  numbered: number;
   created_at: number;
 }
 
@@ -191,13 +199,13 @@ export class Outbox {
   private prepare() {
     const db = this.db;
     return {
-      insert: db.prepare('INSERT INTO outbox (seq, topic, priority, batchable, retain, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      insert: db.prepare('INSERT INTO outbox (seq, topic, priority, batchable, retain, payload, numbered, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       metaGet: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
       metaSet: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       textGet: db.prepare('SELECT value FROM meta_text WHERE key = ?').pluck(),
       textSet: db.prepare('INSERT INTO meta_text (key, value) VALUES (?, ?)'),
       totals: db.prepare('SELECT count(*) AS rows, sum(length(payload)) AS bytes FROM outbox'),
-      peek: db.prepare('SELECT seq, topic, priority, batchable, retain, payload, created_at FROM outbox WHERE priority = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      peek: db.prepare('SELECT seq, topic, priority, batchable, retain, payload, numbered, created_at FROM outbox WHERE priority = ? AND seq > ? ORDER BY seq LIMIT ?'),
       exists: db.prepare('SELECT 1 FROM outbox WHERE seq = ?').pluck(),
       remove: db.prepare('DELETE FROM outbox WHERE seq = ? RETURNING priority, length(payload) AS bytes'),
       evict: db.prepare(
@@ -253,7 +261,10 @@ export class Outbox {
       let seq = first;
       for (const message of messages) {
         const payload = encodeBody(message.body, this.stream, seq);
-        this.stmt.insert.run(seq, message.topic, message.priority, message.batchable === true ? 1 : 0, message.retain === true ? 1 : 0, payload, now);
+        const numbered = Buffer.isBuffer(message.body) ? 0 : 1;
+        // Only numbered (JSON) rows can be combined into a {v, batch} document.
+        const batchable = message.batchable === true && numbered === 1 ? 1 : 0;
+        this.stmt.insert.run(seq, message.topic, message.priority, batchable, message.retain === true ? 1 : 0, payload, numbered, now);
         addedBytes += payload.length;
         seq += 1;
       }
@@ -396,6 +407,7 @@ export class Outbox {
       batchable: r.batchable === 1,
       retain: r.retain === 1,
       payload: r.payload,
+      numbered: r.numbered === 1,
       createdAt: r.created_at,
     }));
   }

@@ -52,6 +52,10 @@ describe('telemetry outbox (real SQLite file)', () => {
     const [row] = box.peek(PRIORITY.event, 0, 1);
     expect(row?.payload.equals(bytes)).toBe(true);
     expect(row?.retain).toBe(true);
+    // Raw bytes carry no seq inside, so they are never batched and travel with user properties.
+    expect(row?.numbered).toBe(false);
+    box.enqueue({ topic: 't', priority: PRIORITY.event, body: bytes, batchable: true });
+    expect(box.peek(PRIORITY.event, 1, 1)[0]?.batchable).toBe(false);
     box.close();
   });
 

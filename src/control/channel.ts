@@ -108,6 +108,8 @@ export class CommandChannel {
   readonly #topics: CommandTopics;
   readonly #running = new Map<string, Running>();
   #exclusiveTail: Promise<void> = Promise.resolve();
+  /** State-changing commands accepted and not yet finished (running or waiting for the slot). */
+  #exclusiveQueued = 0;
   #accepting = false;
   #rejectionWindowStart = 0;
   #rejectionsInWindow = 0;
@@ -249,23 +251,29 @@ export class CommandChannel {
         return;
       }
     }
+    const readOnly = READ_ONLY_TYPES.has(command.type);
+    // A command that starts at once is inserted as running: one commit (and fsync) fewer.
+    const startsNow = readOnly || this.#exclusiveQueued === 0;
     try {
-      store.insert({ id: command.id, bodySha256, type: command.type, nonce: command.nonce }, 'received', now);
+      store.insert({ id: command.id, bodySha256, type: command.type, nonce: command.nonce }, startsNow ? 'running' : 'received', now);
     } catch (err) {
       answer(new EdgevolveError('E_STORE_DB', `cannot record the command: ${(err as Error).message}`, { cause: err }));
       return;
     }
     this.#stats.accepted += 1;
     void this.#publishAck(command.id, command.type, 'received', false);
-    const run = (): Promise<void> => this.#run(command, handler, bodySha256, now, signedBy);
-    if (READ_ONLY_TYPES.has(command.type)) {
+    const run = (): Promise<void> => this.#run(command, handler, bodySha256, now, signedBy, !startsNow);
+    if (readOnly) {
       void run();
     } else {
-      this.#exclusiveTail = this.#exclusiveTail.then(run);
+      this.#exclusiveQueued += 1;
+      this.#exclusiveTail = this.#exclusiveTail.then(run).finally(() => {
+        this.#exclusiveQueued -= 1;
+      });
     }
   }
 
-  async #run(command: Command, handler: CommandHandler<CommandType>, bodySha256: string, receivedAt: number, signedBy: string | undefined): Promise<void> {
+  async #run(command: Command, handler: CommandHandler<CommandType>, bodySha256: string, receivedAt: number, signedBy: string | undefined, queued: boolean): Promise<void> {
     const { store, clock, settings, logger } = this.#o;
     const controller = new AbortController();
     let settle!: () => void;
@@ -274,7 +282,7 @@ export class CommandChannel {
     const timeoutMs = settings.timeoutMs[command.type];
     let timer: NodeJS.Timeout | undefined;
     try {
-      store.markRunning(command.id, clock.now());
+      if (queued) store.markRunning(command.id, clock.now());
       const context: CommandContext = { id: command.id, type: command.type, issuedAt: command.issuedAt, signedBy, signal: controller.signal };
       const work = Promise.resolve().then(() => handler(command.payload, context));
       const timedOut = new Promise<never>((_resolve, reject) => {

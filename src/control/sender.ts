@@ -27,8 +27,8 @@ export interface SendCommandOptions {
   readonly timeoutMs: number;
   /** With `+`: stop once this many results arrived (default: wait the full timeout). */
   readonly expectResults?: number;
-  /** Called with each result as it arrives (the fleet simulator times them). */
-  readonly onResult?: (result: CommandResult, receivedAt: number) => void;
+  /** Called with each result as it arrives, with the publish and arrival instants (the fleet simulator times them). */
+  readonly onResult?: (result: CommandResult, timing: { readonly sentAt: number; readonly receivedAt: number }) => void;
   readonly now?: () => number;
 }
 
@@ -63,6 +63,7 @@ export async function sendCommand(client: MqttClient, options: SendCommandOption
   const ackPattern = topicMatcher(topics.ack);
   const resultPattern = topicMatcher(topics.result);
 
+  let sentAt = 0;
   let finish!: (timedOut: boolean) => void;
   const finished = new Promise<boolean>((resolve) => (finish = resolve));
   const onMessage = (topic: string, payload: Buffer): void => {
@@ -89,13 +90,12 @@ export async function sendCommand(client: MqttClient, options: SendCommandOption
     const receivedAt = now();
     if (!results.has(parsed.data.device)) {
       results.set(parsed.data.device, { result: parsed.data, receivedAt });
-      options.onResult?.(parsed.data, receivedAt);
+      options.onResult?.(parsed.data, { sentAt, receivedAt });
     }
     if (expected !== undefined && results.size >= expected) finish(false);
   };
   client.on('message', onMessage);
   const timer = setTimeout(() => finish(true), options.timeoutMs);
-  let sentAt = 0;
   try {
     await client.subscribeAsync([topics.ack, topics.result], { qos: 1 });
     sentAt = now();

@@ -272,6 +272,7 @@ class KserveServer implements InferenceServer {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => {
+        // Still queued means not granted: a grant resolves `ready` and sets phase in microtasks, which run before any timer.
         if (phase === 'queued') ticket.cancel();
         reject(new EdgevolveError('E_SERVER_TIMEOUT', `model '${slot.name}': no answer within ${this.#limits.requestTimeoutMs} ms (${phase === 'queued' ? 'still waiting in the queue' : 'still running'})`, {
           context: { model: slot.name, phase, timeoutMs: this.#limits.requestTimeoutMs },

@@ -111,6 +111,9 @@ export class TelemetryService implements MessageChannel {
     const record = await this.aggregator.snapshot(now, this.outbox.stats());
     if (this.closed) return;
     this.outbox.enqueue({ topic: this.topics.telemetry, priority: PRIORITY.metric, body: record, batchable: true });
+    if (record.budgets.compliant === false) {
+      this.event('budget-violation', 'warning', record.budgets.violations.join('; '), { violations: record.budgets.violations, model: record.model });
+    }
     this.reportDrops();
     this.lastTickAt = now;
     this.link.notify();

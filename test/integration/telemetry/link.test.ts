@@ -70,6 +70,16 @@ describe.runIf(requireMosquitto())('telemetry link against a real mosquitto', ()
     expect(service.outbox.stats().rows).toBe(0);
   });
 
+  it('commits a budget-violation event when an interval breaks the latency budget', async () => {
+    service = openTelemetry(serviceOptions(dir, 'dev-1', testMqttConfig({ urls: [] })));
+    service.recorder.setBudgets({ latencyP95Ms: 5 });
+    for (let i = 0; i < 100; i++) service.recorder.recordInference(30, true);
+    await service.tick();
+    const events = service.outbox.peek(1, 0, 10).map((m) => eventSchema.parse(JSON.parse(m.payload.toString())));
+    expect(events.map((e) => e.type)).toEqual(['budget-violation']);
+    expect(events[0]?.message).toContain('latency p95');
+  });
+
   it('sets the retained death through the Last Will when the connection is lost, and on a clean stop', async () => {
     broker = await startMosquitto();
     collector = await startCollector(broker.url, `${BASE}/state`);
@@ -163,5 +173,49 @@ describe.runIf(requireMosquitto())('telemetry link against a real mosquitto', ()
     expect(total.event).toBe(0);
     // The agent-start event survived: events outlive metrics.
     await collector.until((m) => m.some((x) => (x.json as { type?: string }).type === 'agent-start'));
+  });
+});
+
+describe.runIf(requireMosquitto())('telemetry link: the link drops while the backlog is being replayed (MQTT.js#2015)', () => {
+  it('loses no row when the broker goes away mid-replay while new messages keep arriving', async () => {
+    const { dir, cleanup } = await makeTempDir();
+    const broker = await startMosquitto({ persistence: true });
+    const collector = await startCollector(broker.url, `${BASE}/telemetry`);
+    const service = openTelemetry(serviceOptions(dir, 'dev-1', testMqttConfig({ urls: [broker.url], maxInflight: 1, batchMaxMessages: 1 })));
+    try {
+      for (let i = 0; i < 300; i++) await service.tick();
+      service.start();
+      await collector.until(() => collector.seqs(`${BASE}/telemetry`).length >= 50);
+      await broker.stop();
+      expect(service.outbox.stats().rows).toBeGreaterThan(100); // the replay was cut in the middle
+      for (let i = 0; i < 50; i++) await service.tick();
+      await broker.start();
+      for (let i = 0; i < 50; i++) await service.tick();
+      await expect.poll(() => service.outbox.stats().rows, { timeout: 20_000 }).toBe(0);
+      const expected = Array.from({ length: 400 }, (_, i) => i + 1).filter((s) => s !== 301); // 301 is the agent-start event
+      await collector.until(() => new Set(collector.seqs(`${BASE}/telemetry`)).size >= 400);
+      const check = checkOrderedComplete(collector.seqs(`${BASE}/telemetry`), expected);
+      expect(check.missing).toEqual([]);
+      expect(check.outOfOrder).toBe(0);
+    } finally {
+      await service.stop();
+      await collector.close();
+      await broker.close();
+      await cleanup();
+    }
+  });
+
+  it('stops promptly while the broker is unreachable, keeping what it committed', async () => {
+    const { dir, cleanup } = await makeTempDir();
+    const service = openTelemetry(serviceOptions(dir, 'dev-1', testMqttConfig({ urls: ['mqtt://127.0.0.1:1'] })));
+    service.start();
+    await service.tick();
+    await service.stop();
+    expect(service.link.getStatus().state).toBe('stopped');
+    const reopened = openTelemetry(serviceOptions(dir, 'dev-1', testMqttConfig({ urls: [] })));
+    expect(reopened.outbox.stats().rows).toBe(2);
+    expect(reopened.health()).toMatchObject({ ok: true });
+    await reopened.stop();
+    await cleanup();
   });
 });

@@ -7,13 +7,14 @@
  * was hashed and fsynced, so a reader never sees a partial or unverified blob. Paths
  * are built only from validated digests (`parseDigest`), never from names in input.
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants, createReadStream } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EdgevolveError } from '../errors/index.ts';
 import { fsyncDirectory, type DiskSpace } from '../host/index.ts';
 import { digestHex, parseDigest, type Digest } from './digest.ts';
+import { HashWorker, inlineHasher, type StreamHasher } from './hasher.ts';
 
 export interface BlobStoreOptions {
   /** Directory that holds `sha256/` and `partial/`. */
@@ -27,6 +28,8 @@ export interface BlobStoreOptions {
   readonly partialDir?: string;
   /** Bytes gathered per writev (default 4 MiB); also the most a SIGKILL can lose of a download. */
   readonly writeBatchBytes?: number;
+  /** Hash downloads on a worker thread (another core) instead of the thread that receives them. */
+  readonly hashInWorker?: boolean;
 }
 
 /** One blob being written; `offset` bytes are already on disk from an earlier attempt. */
@@ -55,8 +58,21 @@ export class BlobStore {
   /** Tail of the queue of work on each digest; two writers on one partial file would interleave bytes. */
   readonly #locks = new Map<string, Promise<unknown>>();
 
+  readonly #hashWorker: HashWorker | undefined;
+
   constructor(options: BlobStoreOptions) {
     this.#options = options;
+    this.#hashWorker = options.hashInWorker === true ? new HashWorker() : undefined;
+  }
+
+  /** A hasher for one download, on the worker when configured. */
+  #newHasher(): StreamHasher {
+    return this.#hashWorker?.hasher() ?? inlineHasher();
+  }
+
+  /** Stops the hash worker, if one was started. */
+  async close(): Promise<void> {
+    await this.#hashWorker?.close();
   }
 
   get root(): string {
@@ -232,7 +248,7 @@ export class BlobStore {
   }
 
   async #openLocked(digest: Digest, size: number, partial: string): Promise<BlobWriter> {
-    const hash = createHash('sha256');
+    const hash = this.#newHasher();
     let offset = 0;
     let validator: string | undefined;
     const existing = await lstat(partial).catch(() => undefined);
@@ -240,14 +256,14 @@ export class BlobStore {
       if (!existing.isFile() || existing.size > size) {
         await rm(partial, { force: true });
       } else {
-        for await (const chunk of createReadStream(partial, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+        for await (const chunk of createReadStream(partial, { highWaterMark: 1 << 20 })) await hash.update(chunk as Buffer);
         offset = existing.size;
         validator = await readFile(`${partial}.validator`, 'utf8').catch(() => undefined);
       }
     }
     await this.ensureSpace(size - offset);
     const handle = await open(partial, offset > 0 ? 'r+' : 'w', 0o600);
-    return new PartialBlobWriter(this, digest, size, partial, handle, hash, offset, validator, this.#options.writeBatchBytes ?? WRITE_BATCH_BYTES);
+    return new PartialBlobWriter(this, digest, size, partial, handle, hash, () => this.#newHasher(), offset, validator, this.#options.writeBatchBytes ?? WRITE_BATCH_BYTES);
   }
 
   /** Stores bytes already in memory (manifests, configs, small layers). */
@@ -360,7 +376,7 @@ class PartialBlobWriter implements BlobWriter {
   #written: number;
   #flushed: number;
   #closed = false;
-  #hash: Hash;
+  #hash: StreamHasher;
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #inflight: Promise<void> | undefined;
@@ -375,7 +391,8 @@ class PartialBlobWriter implements BlobWriter {
     readonly size: number,
     private readonly partialPath: string,
     private readonly handle: FileHandle,
-    hash: Hash,
+    hash: StreamHasher,
+    private readonly newHasher: () => StreamHasher,
     readonly offset: number,
     public validator: string | undefined,
     private readonly batchBytes: number,
@@ -401,7 +418,8 @@ class PartialBlobWriter implements BlobWriter {
         context: { digest: this.digest, size: this.size },
       });
     }
-    this.#hash.update(chunk);
+    const behind = this.#hash.update(chunk);
+    if (behind !== undefined) await behind;
     this.#written += chunk.byteLength;
     this.#pending.push(chunk);
     this.#pendingBytes += chunk.byteLength;
@@ -476,7 +494,8 @@ class PartialBlobWriter implements BlobWriter {
     this.#pending = [];
     this.#pendingBytes = 0;
     await this.handle.truncate(0);
-    this.#hash = createHash('sha256');
+    this.#hash.dispose();
+    this.#hash = this.newHasher();
     this.#written = 0;
     this.#flushed = 0;
   }
@@ -488,7 +507,7 @@ class PartialBlobWriter implements BlobWriter {
         context: { digest: this.digest, written: this.#written, size: this.size },
       });
     }
-    const actual = `sha256:${this.#hash.digest('hex')}`;
+    const actual = `sha256:${await this.#hash.digest()}`;
     if (actual !== this.digest) {
       await this.#discard();
       throw new EdgevolveError('E_REGISTRY_DIGEST_MISMATCH', `blob ${this.digest} arrived with sha256 ${actual}; discarded`, {

@@ -80,6 +80,28 @@ describe('BlobStore', () => {
     expect((await readFile(await second.commit())).equals(bytes)).toBe(true);
   });
 
+  it('with hashInWorker, a download verifies on the worker thread: right bytes commit, a resume re-hashes there, wrong bytes are refused', async () => {
+    const s = new BlobStore({ root: join(dir, 'blobs'), disk: systemDisk, hashInWorker: true, writeBatchBytes: 50_000 });
+    await s.init();
+    try {
+      const bytes = randomBytes(400_000);
+      const first = await s.openWriter(sha(bytes), bytes.length);
+      await first.write(bytes.subarray(0, 150_001));
+      await first.close();
+      const second = await s.openWriter(sha(bytes), bytes.length);
+      expect(second.offset).toBe(150_001);
+      for (let at = 150_001; at < bytes.length; at += 65_536) await second.write(bytes.subarray(at, Math.min(at + 65_536, bytes.length)));
+      expect((await readFile(await second.commit())).equals(bytes)).toBe(true);
+
+      const other = randomBytes(100_000);
+      const wrong = await s.openWriter(sha(other), other.length);
+      await wrong.write(randomBytes(100_000));
+      await expect(wrong.commit()).rejects.toSatisfy((e) => isEdgevolveError(e, 'E_REGISTRY_DIGEST_MISMATCH'));
+    } finally {
+      await s.close();
+    }
+  });
+
   it('resumes a partial blob: re-hashes the kept bytes from disk and reports their count as offset', async () => {
     const s = await store();
     const bytes = randomBytes(300_000);

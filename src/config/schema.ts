@@ -123,7 +123,7 @@ export const plannerConfigSchema = z
     timeLimitS: z.number().positive().default(600).describe('Wall-time limit of one search, in seconds.'),
     threads: z.number().int().positive().default(1).describe('onnxruntime intra-op threads for every measurement (1: per-core numbers, stable on a shared device).'),
     subsetSamples: z.number().int().positive().default(300).describe('Samples of the accuracy pre-check before the full evaluation.'),
-    sensitivitySamples: z.number().int().positive().default(100).describe('Samples of the per-layer sensitivity measurement (mixed precision).'),
+    sensitivitySamples: z.number().int().positive().default(300).describe('Samples of the per-layer sensitivity measurement (mixed precision): the accuracy drop each layer alone causes in int8, then its output cosine.'),
     calibrationSamples: z.number().int().positive().default(256).describe('Samples of the data set used to calibrate int8-static.'),
     maxFullCandidates: z.number().int().positive().default(20).describe('Stop after this many candidates were evaluated on the whole data set.'),
     benchMs: z.number().positive().default(1500).describe('Approximate timed-run budget of each isolated benchmark, in ms (20 to 500 runs).'),

@@ -41,13 +41,16 @@ export function describeMetric(metric: AccuracyMetric): string {
  * Chooses the metric from the fp32 model's own evaluation against itself: labels win;
  * a classifier (top-1 agreement defined) gets agreement; anything else cosine.
  */
-export function chooseMetric(selfReport: EvaluationReport, firstOutput: string): AccuracyMetric {
+export function chooseMetric(selfReport: EvaluationReport, firstOutput: string, outputRank: number): AccuracyMetric {
   if (selfReport.accuracy !== null) return { kind: 'top1-labels', output: selfReport.accuracy.output };
   const fidelity = selfReport.fidelity?.outputs.find((o) => o.output === firstOutput);
   if (fidelity === undefined) {
     throw new EdgevolveError('E_EVAL_OUTPUT_SHAPE', `output '${firstOutput}' could not be compared with the fp32 model, so no accuracy can be measured`, { context: { output: firstOutput } });
   }
-  return { kind: fidelity.top1Agreement === null ? 'cosine' : 'top1-agreement', output: firstOutput };
+  // Class scores are [N, classes] or a sequence of them [N, T, classes]; a map ([N, C, H, W]: a detector's
+  // probability map) has no class axis, and an argmax along its width would mean nothing.
+  const classifier = fidelity.top1Agreement !== null && outputRank >= 1 && outputRank <= 3;
+  return { kind: classifier ? 'top1-agreement' : 'cosine', output: firstOutput };
 }
 
 /** The score of one evaluation under the metric; `baseline` is fp32's score (100 for fidelity metrics). */

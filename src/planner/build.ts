@@ -86,7 +86,7 @@ export class CandidateBuilder {
         const plan = { nodes: Object.fromEntries(step.int8Nodes.map((n) => [n, 'int8' as const])), default: 'fp32' as const };
         const common = { plan, reduceRange: resolveReduceRange('auto', this.ctx.cpu), activationType: 'uint8' as const, keepIoTypes: true };
         if (step.family.kind === 'dynamic') {
-          const r = runPass(mixedPass, model, { ...common, perChannel: false }, VALIDATE);
+          const r = runPass(mixedPass, model, { ...common, perChannel: step.family.perChannel }, VALIDATE);
           return { model: r.model, passes: [r.report] };
         }
         const base = await this.staticBase(model, step.family.calibration);

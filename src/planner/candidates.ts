@@ -19,7 +19,7 @@ export type CandidateStep =
    */
   | { readonly kind: 'mixed'; readonly family: MixedFamily; readonly int8Nodes: readonly string[]; readonly fp32Kept: readonly string[] };
 
-export type MixedFamily = { readonly kind: 'dynamic' } | { readonly kind: 'static'; readonly calibration: CalibrationMethod };
+export type MixedFamily = { readonly kind: 'dynamic'; readonly perChannel: boolean } | { readonly kind: 'static'; readonly calibration: CalibrationMethod };
 
 export interface CandidateSpec {
   /** Short stable id: "int8-static:entropy:pc", "prune0.3+int8-dynamic". */
@@ -40,7 +40,7 @@ export function describeStep(step: CandidateStep): string {
     case 'prune-channels':
       return `prune-channels ${step.ratio}`;
     case 'mixed':
-      return `mixed ${step.family.kind === 'dynamic' ? 'int8-dynamic' : `int8-static ${step.family.calibration}`}: ${step.int8Nodes.length} int8, ${step.fp32Kept.length} kept fp32${step.fp32Kept.length > 0 ? ` (${step.fp32Kept.slice(0, 4).join(', ')}${step.fp32Kept.length > 4 ? ', ...' : ''})` : ''}`;
+      return `mixed ${step.family.kind === 'dynamic' ? `int8-dynamic${step.family.perChannel ? ' per-channel' : ''}` : `int8-static ${step.family.calibration}`}: ${step.int8Nodes.length} int8, ${step.fp32Kept.length} kept fp32${step.fp32Kept.length > 0 ? ` (${step.fp32Kept.slice(0, 4).join(', ')}${step.fp32Kept.length > 4 ? ', ...' : ''})` : ''}`;
   }
 }
 

@@ -80,10 +80,10 @@ export class CandidateProbe {
     return scoreOf(report, metric, baseline);
   }
 
-  /** Mean cosine of the first output against fp32 on `limit` samples: the per-layer sensitivity measure. */
-  async cosine(output: string, limit: number): Promise<number> {
+  /** The score and the mean cosine of the scored output against fp32 on `limit` samples, from one evaluation: the per-layer sensitivity measure. */
+  async scoreAndCosine(metric: AccuracyMetric, baseline: number, limit: number): Promise<{ score: AccuracyScore; cosine: number }> {
     const report = await evaluateSessions(this.session, this.reference.session, this.dataset, { limit });
-    return report.fidelity?.outputs.find((o) => o.output === output)?.meanCosine ?? 0;
+    return { score: scoreOf(report, metric, baseline), cosine: report.fidelity?.outputs.find((o) => o.output === metric.output)?.meanCosine ?? 0 };
   }
 
   /** Candidate median latency over fp32 median latency, batch 1, the sessions taking turns. */

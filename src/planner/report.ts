@@ -53,9 +53,9 @@ export function renderReport(header: ReportHeader, r: OptimizeResult): string {
   out.push('pred/quick = predicted (MACs × profile) and in-process measured latency over fp32; p95 and peak from the isolated benchmark.');
   if (r.sensitivity !== null) {
     out.push(
-      `sensitivity (${r.sensitivity.family}, one layer int8 at a time, ${r.sensitivity.samples} samples, 1 − cosine): ${r.sensitivity.layers
+      `sensitivity (${r.sensitivity.family}, one layer int8 at a time, ${r.sensitivity.samples} samples, drop / 1 − cosine): ${r.sensitivity.layers
         .slice(0, 8)
-        .map((l) => `${l.node} ${l.error.toExponential(1)}`)
+        .map((l) => `${l.node} ${l.drop.toFixed(2)} pt / ${l.error.toExponential(1)}`)
         .join(', ')}${r.sensitivity.layers.length > 8 ? ', ...' : ''}`,
     );
   }

@@ -130,6 +130,8 @@ export interface SensitivityLayer {
   readonly node: string;
   readonly opType: string;
   readonly macs: number;
+  /** Accuracy drop (points, on the sensitivity samples) with only this layer in int8. */
+  readonly drop: number;
   /** 1 − mean cosine of the output with only this layer in int8. */
   readonly error: number;
 }
@@ -169,6 +171,8 @@ class Search {
   private metric!: AccuracyMetric;
   private baselineFull = 100;
   private baselineSubset = 100;
+  /** fp32's labelled score on the first N samples, for the sample counts the search uses. */
+  private readonly baselineBySamples = new Map<number, number>();
   private fp32P95 = 0;
   private fp32QuickMs = 0;
   private shapes: Record<string, number[]> = {};
@@ -215,7 +219,7 @@ class Search {
       limit: Math.min(this.options.subsetSamples, this.dataset.size),
     });
     const firstOutput = this.reference.session.outputs[0]?.name ?? '';
-    this.metric = chooseMetric(self, firstOutput);
+    this.metric = chooseMetric(self, firstOutput, this.reference.session.outputs[0]?.shape.length ?? 0);
     if (this.metric.kind === 'top1-labels') {
       this.baselineSubset = (self.accuracy?.top1 ?? 0) * 100;
       const full = await evaluateSessions(this.reference.session, undefined, this.dataset, this.evalLimit());
@@ -306,6 +310,10 @@ class Search {
     }
     if (!(await this.ensureBuilt(rec))) return;
     const built = this.built.get(rec.id)!;
+    const spec = this.specs.get(rec.id)!;
+    if (spec.steps.some((st) => st.kind === 'int8-dynamic' || st.kind === 'int8-static') && built.int8Nodes.size === 0) {
+      return skip('skipped', 'no node has an int8 form under this method: the same model as without it');
+    }
     rec.stage = 'size';
     const sizeMiss = budgetMisses(budgets, { sizeBytes: rec.sizeBytes });
     if (sizeMiss.length > 0) {
@@ -404,21 +412,35 @@ class Search {
     const lostAccuracy = this.records.filter(
       (r) => (r.id.startsWith('int8-dynamic') || r.id.startsWith('int8-static')) && r.status === 'rejected' && r.misses.some((m) => m.budget === 'accuracy-drop'),
     );
-    if (lostAccuracy.length === 0) return;
-    const best = this.best();
-    // Only worth it when the fastest int8 family could beat what is already feasible.
+    // One base per family (dynamic, static), the fastest first; the next family only when the first found nothing feasible.
     lostAccuracy.sort((a, b) => (a.quickLatencyRatio ?? 9) - (b.quickLatencyRatio ?? 9));
-    const base = lostAccuracy[0]!;
-    if (best !== null && this.options.objective === 'latency' && (base.quickLatencyRatio ?? Infinity) >= (best.quickLatencyRatio ?? 0)) return;
-    if (best !== null && this.options.objective === 'accuracy') return;
+    const bases = [lostAccuracy.find((r) => r.id.startsWith('int8-static')), lostAccuracy.find((r) => r.id.startsWith('int8-dynamic'))]
+      .filter((r): r is CandidateRecord => r !== undefined)
+      .sort((a, b) => (a.quickLatencyRatio ?? 9) - (b.quickLatencyRatio ?? 9));
+    for (const base of bases) {
+      if (this.timeUp()) return;
+      const best = this.best();
+      // Only worth it when the family could beat what is already feasible.
+      if (best !== null && this.options.objective === 'latency' && (base.quickLatencyRatio ?? Infinity) >= (best.quickLatencyRatio ?? 0)) continue;
+      if (best !== null && this.options.objective === 'accuracy') return;
+      if (await this.searchMixedFamily(base, budget)) return;
+    }
+  }
+
+  /** Sensitivity and the keep-k search for one int8 family; true when it found a feasible plan. */
+  private async searchMixedFamily(base: CandidateRecord, budget: number): Promise<boolean> {
     const built = this.built.get(base.id)!;
     const step = this.specs.get(base.id)!.steps.at(-1)!;
-    const family: MixedFamily = step.kind === 'int8-static' ? { kind: 'static', calibration: step.calibration } : { kind: 'dynamic' };
-    const familyName = step.kind === 'int8-static' ? `int8-static ${step.calibration}` : 'int8-dynamic';
+    const family: MixedFamily = step.kind === 'int8-static' ? { kind: 'static', calibration: step.calibration } : { kind: 'dynamic', perChannel: step.kind === 'int8-dynamic' && step.perChannel };
+    const familyName = step.kind === 'int8-static' ? `int8-static ${step.calibration}` : `int8-dynamic${family.kind === 'dynamic' && family.perChannel ? ' pc' : ''}`;
     const heavy = this.macs.filter((n) => built.int8Nodes.has(n.node)).sort((a, b) => b.macs - a.macs).slice(0, this.options.maxSensitivityLayers);
-    if (heavy.length < 2) return;
+    if (heavy.length < 2) return false;
     const allInt8 = [...built.int8Nodes];
     const samples = Math.min(this.options.sensitivitySamples, this.dataset.size);
+    if (this.metric.kind === 'top1-labels' && !this.baselineBySamples.has(samples)) {
+      const own = await evaluateSessions(this.reference.session, undefined, this.dataset, { limit: samples });
+      this.baselineBySamples.set(samples, (own.accuracy?.top1 ?? 0) * 100);
+    }
     this.deps.progress(`mixed precision: ${base.id} drops ${base.accuracy?.drop.toFixed(2) ?? base.subset?.drop.toFixed(2)} pt; measuring the sensitivity of ${heavy.length} layers on ${samples} samples`);
 
     const layers: SensitivityLayer[] = [];
@@ -427,14 +449,17 @@ class Search {
       const one = await this.builder.build(this.model, { id: `sensitivity:${layer.node}`, steps: [{ kind: 'fold' }, { kind: 'mixed', family, int8Nodes: [layer.node], fp32Kept: [] }] });
       const probe = await this.reference.candidate(one.bytes);
       try {
-        layers.push({ node: layer.node, opType: layer.opType, macs: layer.macs, error: 1 - (await probe.cosine(this.metric.output, samples)) });
+        const { score, cosine } = await probe.scoreAndCosine(this.metric, this.sensitivityBaseline(samples), samples);
+        layers.push({ node: layer.node, opType: layer.opType, macs: layer.macs, drop: score.drop, error: 1 - cosine });
       } finally {
         await probe.release();
       }
     }
-    layers.sort((a, b) => b.error - a.error);
+    // The metric decides first (flipped samples are what the budget counts); the cosine breaks ties and ranks what flips nothing.
+    layers.sort((a, b) => b.drop - a.drop || b.error - a.error);
+    // The report shows the last family searched: the one whose plan was chosen when one was.
     this.sensitivity = { family: familyName, samples, layers };
-    this.deps.progress(`sensitivity: ${layers.slice(0, 5).map((l) => `${l.node} ${l.error.toExponential(2)}`).join(', ')}${layers.length > 5 ? ', ...' : ''}`);
+    this.deps.progress(`sensitivity: ${layers.slice(0, 5).map((l) => `${l.node} drop ${l.drop.toFixed(2)} pt, 1-cos ${l.error.toExponential(2)}`).join('; ')}${layers.length > 5 ? '; ...' : ''}`);
 
     // The fewest kept layers whose subset drop meets the budget: binary search over k (the drop falls as k grows).
     const planFor = async (k: number): Promise<CandidateRecord> => {
@@ -483,6 +508,7 @@ class Search {
       if (k >= layers.length) break;
       found = await planFor(k);
     }
+    return found !== null && (found.status as CandidateStatus) === 'feasible';
   }
 
   private best(): CandidateRecord | null {
@@ -552,6 +578,12 @@ class Search {
       wallMs: this.deps.now() - this.started,
       stoppedBy: this.stoppedBy,
     };
+  }
+
+  /** fp32's score on the first `samples` samples: the subset's when they are the same samples, else measured once. */
+  private sensitivityBaseline(samples: number): number {
+    if (this.metric.kind !== 'top1-labels') return 100;
+    return this.baselineBySamples.get(samples) ?? this.baselineSubset;
   }
 
   private timeUp(): boolean {

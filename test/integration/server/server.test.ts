@@ -299,6 +299,44 @@ describe('inference server: limits, failures, transports', () => {
     await expect(stat(socketPath)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('close() stops accepting, lets the in-flight request finish with 200, then resolves', async () => {
+    const held = gated(await createSession(MLP));
+    const slots = new ModelSlots({ warmupRuns: 0 });
+    await slots.add('mnist').swap({ version: '1', createSession: () => Promise.resolve(held.session) });
+    const { server, url } = await start({ models: slots });
+    cleanups.push(() => slots.close());
+    const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(image(0).data) }] });
+    const inFlight = post(`${url}/v2/models/mnist/infer`, body);
+    await until(() => slots.get('mnist')!.metrics().inFlight === 1);
+    let closed = false;
+    const closing = server.close(30_000).then(() => (closed = true));
+    await expect(fetch(`${url}/v2/health/live`)).rejects.toThrow();
+    expect(closed).toBe(false);
+    held.open();
+    expect((await inFlight).status).toBe(200);
+    await closing;
+  });
+
+  it('answers with parameters.answered_by "cloud" when the interceptor replaces the local answer', async () => {
+    const slots = new ModelSlots({
+      warmupRuns: 0,
+      interceptor: {
+        intercept: (req) =>
+          Promise.resolve(req.requestId === 'hard' ? { outputs: { y: { dataType: DataType.FLOAT, dims: [1], data: new Float32Array([-1]) } }, answeredBy: 'cloud' as const } : undefined),
+      },
+    });
+    await slots.add('gather').swap({ version: '1', createSession: () => createSession(GATHER) });
+    const { server, url } = await start({ models: slots });
+    cleanups.push(async () => {
+      await server.close();
+      await slots.close();
+    });
+    const ask = async (id: string): Promise<{ parameters: { answered_by: string }; outputs: { data: number[] }[] }> =>
+      (await (await fetch(`${url}/v2/models/gather/infer`, { method: 'POST', body: JSON.stringify({ id, inputs: [{ name: 'i', shape: [1], datatype: 'INT64', data: [1] }] }) })).json()) as never;
+    expect(await ask('easy')).toMatchObject({ parameters: { answered_by: 'local' }, outputs: [{ data: [20] }] });
+    expect(await ask('hard')).toMatchObject({ parameters: { answered_by: 'cloud' }, outputs: [{ data: [-1] }] });
+  });
+
   it('the client fails with E_INFER_CLIENT when nothing listens', async () => {
     const tmp = await makeTempDir('edgevolve-nosock-');
     cleanups.push(tmp.cleanup);

@@ -110,7 +110,7 @@ async function main(): Promise<void> {
         const store = CommandStore.open(join(stateDir, `${id}.db`));
         const channel = new CommandChannel({
           address: { fleet: FLEET, device: id },
-          transport: mqttCommandTransport(client),
+          transport: await mqttCommandTransport(client, { fleet: FLEET, device: id }),
           store,
           handlers: {
             ping: (payload) => {

@@ -28,11 +28,17 @@ import type { CommandStore, StoredCommand } from './store.ts';
 import { INVALID_ID, commandTopics, type CommandTopics, type DeviceAddress } from './topics.ts';
 import { decodeCommand, type Decoded } from './wire.ts';
 
-/** The MQTT link as the channel needs it; the daemon adapts the telemetry link to it. */
+/**
+ * The MQTT link as the channel needs it. The telemetry service (src/telemetry
+ * `MessageChannel`) has this shape: it subscribes the device's `cmd` and the fleet's
+ * `$all/cmd` itself, and its publish resolves once the message is committed to the
+ * outbox, so a result is durable before it is sent. `mqttCommandTransport` is the plain
+ * mqtt.js version (tests, fleet-sim), whose publish resolves on PUBACK.
+ */
 export interface CommandTransport {
-  /** Subscribes (QoS 1) and delivers every message on these topics to `onMessage`. */
-  subscribe(topics: readonly string[], onMessage: (topic: string, payload: Buffer) => void): Promise<void>;
-  /** Resolves on PUBACK (QoS 1); rejects when the message could not be handed to the broker. */
+  /** Delivers every message on the command topics to `handler`. */
+  onCommand(handler: (topic: string, payload: Buffer) => void): void;
+  /** Resolves when the message is safe (outbox commit or PUBACK); rejects when it is not. */
   publish(topic: string, payload: string, options: { qos: 0 | 1; retain?: boolean }): Promise<void>;
 }
 
@@ -111,6 +117,7 @@ export class CommandChannel {
   /** State-changing commands accepted and not yet finished (running or waiting for the slot). */
   #exclusiveQueued = 0;
   #accepting = false;
+  #subscribed = false;
   #rejectionWindowStart = 0;
   #rejectionsInWindow = 0;
   readonly #stats: ChannelStats = { accepted: 0, duplicates: 0, done: 0, failed: 0, rejected: {}, rejectionsUnanswered: 0, publishFailures: 0 };
@@ -143,8 +150,10 @@ export class CommandChannel {
     }
     if (pruned > 0) this.#o.logger.debug({ pruned }, 'forgot old commands');
     this.#accepting = true;
-    const topics = this.#o.settings.fleetWide ? [this.#topics.device, this.#topics.fleet] : [this.#topics.device];
-    await this.#o.transport.subscribe(topics, (topic, payload) => this.handleMessage(topic, payload));
+    if (!this.#subscribed) {
+      this.#subscribed = true;
+      this.#o.transport.onCommand((topic, payload) => this.handleMessage(topic, payload));
+    }
     await this.republishUnreported();
   }
 
@@ -169,7 +178,7 @@ export class CommandChannel {
   /** The transport's message callback. Never throws: every failure becomes a result or a log line. */
   handleMessage(topic: string, payload: Buffer): void {
     if (!this.#accepting) return;
-    const arrivedOn = topic === this.#topics.device ? 'device' : topic === this.#topics.fleet ? 'fleet' : undefined;
+    const arrivedOn = topic === this.#topics.device ? 'device' : topic === this.#topics.fleet && this.#o.settings.fleetWide ? 'fleet' : undefined;
     if (arrivedOn === undefined) {
       this.#o.logger.warn({ topic }, 'message on a topic the command channel does not serve; ignored');
       return;

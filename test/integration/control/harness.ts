@@ -58,7 +58,7 @@ export async function startDevice(options: {
   const store = CommandStore.open(join(options.dir, `${options.device}-control.db`));
   const channel = new CommandChannel({
     address: { fleet: FLEET, device: options.device },
-    transport: mqttCommandTransport(client),
+    transport: await mqttCommandTransport(client, { fleet: FLEET, device: options.device }),
     store,
     handlers: options.handlers,
     keys: new Map(options.keys.map((k) => [k.keyId, k])),

@@ -8,7 +8,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, expectTypeOf, it } from 'vitest';
 import {
   CommandChannel,
   CommandStore,
@@ -28,6 +28,7 @@ import {
 import { EdgevolveError } from '../../../src/errors/index.ts';
 import { systemClock } from '../../../src/host/index.ts';
 import { silentLogger } from '../../../src/log/index.ts';
+import type { MessageChannel } from '../../../src/telemetry/service.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 
 const kp = generateKeyPairSync('ed25519');
@@ -40,9 +41,8 @@ class MemoryTransport implements CommandTransport {
   failPublishes = false;
   #onMessage: ((topic: string, payload: Buffer) => void) | undefined;
 
-  subscribe(_topics: readonly string[], onMessage: (topic: string, payload: Buffer) => void): Promise<void> {
-    this.#onMessage = onMessage;
-    return Promise.resolve();
+  onCommand(handler: (topic: string, payload: Buffer) => void): void {
+    this.#onMessage = handler;
   }
 
   publish(topic: string, payload: string): Promise<void> {
@@ -77,6 +77,12 @@ async function until(predicate: () => boolean, what: string): Promise<void> {
 let sequence = 0;
 const command = (over: Partial<CommandDraft> = {}): string =>
   encodeCommand({ id: `c${++sequence}`, type: 'ping', target: { fleet: 'f', device: 'd' }, payload: {}, ...over }, signer, Date.now()).text;
+
+describe('CommandTransport', () => {
+  it('is satisfied by the telemetry service, so the daemon passes it as is (checked by tsc)', () => {
+    expectTypeOf<MessageChannel>().toExtend<CommandTransport>();
+  });
+});
 
 describe('CommandChannel', () => {
   let tmp: { dir: string; cleanup: () => Promise<void> };

@@ -39,10 +39,9 @@ export interface SampleReceiver {
 }
 
 /**
- * The cloud end of the HTTP upload: `POST /v1/samples` with a batch document. Each batch is
- * written under `<dir>/<device>/<batch>/` (NPY files, then batch.json last and atomically:
- * its presence means the batch is complete), and only then confirmed with `{"batch": id}`.
- * A batch that is already complete is confirmed again without rewriting (resumed uploads).
+ * The cloud end of the HTTP upload: `POST /v1/samples` with a batch document. Each valid
+ * batch is written atomically as `<dir>/<device>/<batch>.json` and only then confirmed with
+ * `{"batch": id}`. A batch already stored is confirmed again without rewriting (resumed uploads).
  */
 export async function startSampleReceiver(options: SampleReceiverOptions): Promise<SampleReceiver> {
   let accepted = 0;
@@ -58,18 +57,13 @@ export async function startSampleReceiver(options: SampleReceiverOptions): Promi
         const parsed = batchSchema.safeParse(JSON.parse(text));
         if (!parsed.success) return reply(400, { error: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
         const doc = parsed.data;
-        const dir = path.join(options.dir, doc.device, doc.batch);
-        const complete = await stat(path.join(dir, 'batch.json')).then(() => true, () => false);
+        const file = path.join(options.dir, doc.device, `${doc.batch}.json`);
+        const complete = await stat(file).then(() => true, () => false);
         if (!complete) {
-          await mkdir(dir, { recursive: true });
-          for (const s of doc.samples) {
-            const input = Buffer.from(s.input, 'base64');
-            parseNpy(input); // refuse what is not an NPY file before storing it
-            await writeFileAtomic(path.join(dir, `${s.id}.input.npy`), input);
-            await writeFileAtomic(path.join(dir, `${s.id}.output.npy`), Buffer.from(s.output, 'base64'));
-          }
-          const meta = { batch: doc.batch, device: doc.device, samples: doc.samples.map(({ input: _i, output: _o, ...rest }) => rest) };
-          await writeFileAtomic(path.join(dir, 'batch.json'), JSON.stringify(meta));
+          for (const sample of doc.samples) parseNpy(Buffer.from(sample.input, 'base64')); // refuse what is not NPY before storing
+          await mkdir(path.dirname(file), { recursive: true });
+          // One atomic file per batch: a single fsync, and its presence means the batch is complete.
+          await writeFileAtomic(file, text);
           accepted++;
         }
         reply(200, { batch: doc.batch, samples: doc.samples.length });
@@ -109,24 +103,25 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
   });
 }
 
-/** Every complete batch under `dir` as one unlabelled set (inputs must share one shape). */
+/** Every batch stored under `dir` as one unlabelled set (inputs must share one shape). */
 export async function readReceivedSamples(dir: string): Promise<UnlabelledSet & { readonly batches: number }> {
   const inputs: Float32Array[] = [];
   let sampleShape: readonly number[] | undefined;
   let batches = 0;
   const devices = await readdir(dir).catch(() => [] as string[]);
   for (const device of devices.sort()) {
-    for (const batch of (await readdir(path.join(dir, device))).sort()) {
-      const batchDir = path.join(dir, device, batch);
-      const meta = await readFile(path.join(batchDir, 'batch.json'), 'utf8').catch(() => undefined);
-      if (meta === undefined) continue; // incomplete: the device will resend it
+    for (const name of (await readdir(path.join(dir, device))).sort()) {
+      if (!name.endsWith('.json')) continue; // temp files of an interrupted write
+      const file = path.join(dir, device, name);
+      const parsed = batchSchema.safeParse(JSON.parse(await readFile(file, 'utf8')));
+      if (!parsed.success) throw new EdgevolveError('E_COEVO_INVALID', `${file} is not a sample batch`);
       batches++;
-      for (const sample of (JSON.parse(meta) as { samples: { id: number }[] }).samples) {
-        const npy = parseNpy(await readFile(path.join(batchDir, `${sample.id}.input.npy`)));
+      for (const sample of parsed.data.samples) {
+        const npy = parseNpy(Buffer.from(sample.input, 'base64'));
         const shape = npy.shape.slice(1);
-        if (npy.dtype !== 'float32') throw new EdgevolveError('E_COEVO_INVALID', `${batchDir}/${sample.id}.input.npy is ${npy.dtype}, not float32`);
+        if (npy.dtype !== 'float32') throw new EdgevolveError('E_COEVO_INVALID', `${file} sample ${sample.id}: input is ${npy.dtype}, not float32`);
         if (sampleShape === undefined) sampleShape = shape;
-        else if (shape.join(',') !== sampleShape.join(',')) throw new EdgevolveError('E_COEVO_INVALID', `${batchDir}/${sample.id}.input.npy has shape [${shape.join(',')}], others [${sampleShape.join(',')}]`);
+        else if (shape.join(',') !== sampleShape.join(',')) throw new EdgevolveError('E_COEVO_INVALID', `${file} sample ${sample.id}: shape [${shape.join(',')}], others [${sampleShape.join(',')}]`);
         inputs.push(npy.data as Float32Array);
       }
     }

@@ -1,9 +1,9 @@
-import { readdir, readFile, rename, rm } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { openStateDatabase, type StateDatabase } from '../../store/db.ts';
 import type { Migration } from '../../store/migrations.ts';
-import { writeFileAtomic } from '../../host/index.ts';
+import { fsyncDirectory } from '../../host/index.ts';
 import { EdgevolveError } from '../../errors/index.ts';
 import type { ConfidenceScores } from '../confidence.ts';
 
@@ -150,8 +150,8 @@ export class SampleStore {
     const tmpInput = path.join(this.filesDir, `pending-${token}.input.npy`);
     const tmpOutput = path.join(this.filesDir, `pending-${token}.output.npy`);
     try {
-      await writeFileAtomic(tmpInput, sample.inputNpy);
-      await writeFileAtomic(tmpOutput, sample.outputNpy);
+      await writeDurably(tmpInput, sample.inputNpy);
+      await writeDurably(tmpOutput, sample.outputNpy);
     } catch (err) {
       await rm(tmpInput, { force: true });
       await rm(tmpOutput, { force: true });
@@ -170,10 +170,12 @@ export class SampleStore {
       await rm(tmpOutput, { force: true });
       return { stored: false, reason: 'quota' };
     }
-    // Renames within one directory; a crash before them leaves a row without files, which
-    // removeOrphans() repairs by deleting the row (the sample is lost, never half-uploaded).
+    // Renames within one directory, made durable by one directory fsync; a crash before it
+    // leaves a row without files, which removeOrphans() repairs by deleting the row (the
+    // sample is lost, never half-uploaded).
     await rename(tmpInput, this.inputPath(id));
     await rename(tmpOutput, this.outputPath(id));
+    await fsyncDirectory(this.filesDir);
     return { stored: true, id };
   }
 
@@ -263,6 +265,17 @@ export class SampleStore {
       })();
       for (const id of missing) await rm(this.outputPath(id), { force: true });
     }
+  }
+}
+
+/** Writes and fsyncs a new file (no directory fsync: the caller does one for several files). */
+async function writeDurably(file: string, data: Uint8Array): Promise<void> {
+  const handle = await open(file, 'wx');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

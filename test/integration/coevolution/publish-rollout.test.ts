@@ -64,15 +64,15 @@ function simulatedFleet(db: FleetDatabase, clock: { t: number }, newP95: number,
   const calls: string[] = [];
   return {
     calls,
-    deploy: async (device) => {
+    deploy: (device) => {
       calls.push(`deploy ${device}`);
       clock.t += 10;
       report(device, '1.1.0', newP95, newHardRate);
-      return true;
+      return Promise.resolve(true);
     },
-    rollback: async (device) => {
+    rollback: (device) => {
       calls.push(`rollback ${device}`);
-      return true;
+      return Promise.resolve(true);
     },
   };
 }
@@ -90,7 +90,7 @@ describe('canary rollout over the fleet database (real SQLite)', () => {
     const clock = { t: 1000 };
     const fleet = simulatedFleet(db, clock, newP95, newHardRate);
     try {
-      const result = await rollOut(OPTIONS, fleet, db, { now: () => clock.t, sleep: async (ms) => { clock.t += ms; } });
+      const result = await rollOut(OPTIONS, fleet, db, { now: () => clock.t, sleep: (ms) => { clock.t += ms; return Promise.resolve(); } });
       return { result, calls: fleet.calls };
     } finally {
       db.close();

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { onnxLimitsSchema } from '../onnx/limits-schema.ts';
 import { mqttConfigSchema, telemetryConfigSchema } from '../telemetry/config.ts';
 import { controlConfigSchema } from '../control/config.ts';
+import { coevolutionConfigSchema } from '../coevolution/config.ts';
 
 export { onnxLimitsSchema, DEFAULT_ONNX_LIMITS, type OnnxLimits } from '../onnx/limits-schema.ts';
 
@@ -170,6 +171,7 @@ export const configSchema = z
     control: controlConfigSchema.prefault({}),
     planner: plannerConfigSchema.prefault({}),
     server: serverConfigSchema.prefault({}),
+    coevolution: coevolutionConfigSchema.prefault({}),
   })
   .strict();
 

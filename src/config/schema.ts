@@ -120,7 +120,7 @@ export const plannerConfigSchema = z
     latencyP95Ms: z.number().positive().optional().describe('Default p95 latency budget at batch 1, in ms (isolated benchmark).'),
     memoryMB: z.number().positive().optional().describe('Default peak memory budget of the benchmark process above its baseline, in MiB.'),
     sizeMB: z.number().positive().optional().describe('Default model file size budget, in MiB.'),
-    maxAccuracyDrop: z.number().nonnegative().optional().describe('Default accuracy budget: points of top-1 (or agreement, or cosine x 100) the result may lose against fp32.'),
+    maxAccuracyDrop: z.number().nonnegative().default(1).describe('Default accuracy budget: points of top-1 (or agreement, or cosine x 100) the result may lose against fp32. A guard even when only latency or size is asked for: without it the fastest candidate can be a pruned model that lost most of its accuracy.'),
     timeLimitS: z.number().positive().default(600).describe('Wall-time limit of one search, in seconds.'),
     threads: z.number().int().positive().default(1).describe('onnxruntime intra-op threads for every measurement (1: per-core numbers, stable on a shared device).'),
     subsetSamples: z.number().int().positive().default(300).describe('Samples of the accuracy pre-check before the full evaluation.'),

@@ -233,7 +233,13 @@ export class MqttLink {
 
   private clientOptions(): IClientOptions {
     const { config, device, tls } = this.options;
-    this.session = this.options.outbox.bumpCounter('session');
+    try {
+      this.session = this.options.outbox.bumpCounter('session');
+    } catch (err) {
+      // A full disk must not stop the link: count on in memory; birth and will still match.
+      this.session += 1;
+      this.log.warn({ err }, 'cannot persist the session counter');
+    }
     this.sessionStartedAt = this.options.clock.now();
     const will: Death = { ...this.deathBase(), reason: 'connection-lost' };
     return {
@@ -417,7 +423,11 @@ export class MqttLink {
         if (typeof code === 'number' && PERMANENT_PUBACK_REASONS.has(code)) {
           this.log.error({ topic: first.topic, code, seq: first.seq, count: rows.length }, 'broker refused the publish; discarding (counted as dropped)');
           this.flushAcks();
-          this.options.outbox.discard(rows.map((r) => r.seq));
+          try {
+            this.options.outbox.discard(rows.map((r) => r.seq));
+          } catch (discardErr) {
+            this.log.warn({ err: discardErr }, 'cannot discard refused rows yet; they are retried after reconnecting');
+          }
         }
         // Other errors: the connection is going away; the rows are resent after reconnecting.
       }
@@ -447,7 +457,14 @@ export class MqttLink {
   private flushAcks(): void {
     if (this.pendingAcks.length === 0) return;
     const seqs = this.pendingAcks.splice(0, this.pendingAcks.length);
-    this.options.outbox.acknowledge(seqs);
+    try {
+      this.options.outbox.acknowledge(seqs);
+    } catch (err) {
+      // A delete can fail on a full disk (the WAL must grow). Keep the seqs and retry with
+      // the next flush; at worst, after a crash, they are sent again (duplicates).
+      this.pendingAcks.unshift(...seqs);
+      this.log.warn({ err, count: seqs.length }, 'cannot delete acknowledged rows yet');
+    }
   }
 }
 

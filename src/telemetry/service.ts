@@ -211,14 +211,22 @@ export class TelemetryService implements MessageChannel {
     // Deferred: the outbox calls this from inside a failed insert.
     queueMicrotask(() => {
       if (this.closed) return;
-      if (change.type === 'degraded') {
-        this.log.error({ error: change.error }, 'outbox degraded: disk full; dropping telemetry until space returns');
-        this.event('storage-degraded', 'error', `telemetry storage full: ${change.error}`, {});
-      } else {
-        this.log.warn({ dropped: change.droppedWhileDegraded }, 'outbox recovered');
-        this.event('storage-recovered', 'info', 'telemetry storage writable again', { ...change.droppedWhileDegraded });
+      try {
+        this.reportOutboxChange(change);
+      } catch (err) {
+        this.log.error({ err }, 'cannot record the outbox change');
       }
     });
+  }
+
+  private reportOutboxChange(change: OutboxChange): void {
+    if (change.type === 'degraded') {
+      this.log.error({ error: change.error }, 'outbox degraded: disk full; dropping telemetry until space returns');
+      this.event('storage-degraded', 'error', `telemetry storage full: ${change.error}`, {});
+    } else {
+      this.log.warn({ dropped: change.droppedWhileDegraded }, 'outbox recovered');
+      this.event('storage-recovered', 'info', 'telemetry storage writable again', { ...change.droppedWhileDegraded });
+    }
   }
 }
 

@@ -80,6 +80,23 @@ describe.runIf(requireMosquitto())('telemetry link against a real mosquitto', ()
     expect(events[0]?.message).toContain('latency p95');
   });
 
+  it('turns a full disk (real SQLITE_FULL) into storage-degraded and storage-recovered events and keeps ticking', async () => {
+    service = openTelemetry(serviceOptions(dir, 'dev-1', testMqttConfig({ urls: [] })));
+    for (let i = 0; i < 20; i++) await service.tick();
+    const db = service.outbox.database;
+    db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`);
+    for (let i = 0; i < 40; i++) await service.tick();
+    await new Promise((r) => setImmediate(r));
+    db.pragma('max_page_count = 1073741823');
+    await service.tick();
+    await new Promise((r) => setImmediate(r));
+    const types = service.outbox.peek(1, 0, 100).map((m) => eventSchema.parse(JSON.parse(m.payload.toString())).type);
+    expect(types).toContain('storage-degraded');
+    expect(types).toContain('storage-recovered');
+    expect(service.outbox.stats().degraded).toBe(false);
+    expect(service.outbox.stats().droppedTotal.metric).toBeGreaterThan(0);
+  });
+
   it('sets the retained death through the Last Will when the connection is lost, and on a clean stop', async () => {
     broker = await startMosquitto();
     collector = await startCollector(broker.url, `${BASE}/state`);

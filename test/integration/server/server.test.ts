@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../../../src/data/index.ts';
-import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo } from '../../../src/onnx/index.ts';
+import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, type TensorValue } from '../../../src/onnx/index.ts';
 import { createSession, type Session } from '../../../src/runtime/index.ts';
 import { ModelSlots } from '../../../src/runtime/serving/index.ts';
 import { createInferenceServer, KserveClient, type InferenceServer, type InferenceServerOptions } from '../../../src/server/index.ts';
@@ -335,6 +335,28 @@ describe('inference server: limits, failures, transports', () => {
       (await (await fetch(`${url}/v2/models/gather/infer`, { method: 'POST', body: JSON.stringify({ id, inputs: [{ name: 'i', shape: [1], datatype: 'INT64', data: [1] }] }) })).json()) as never;
     expect(await ask('easy')).toMatchObject({ parameters: { answered_by: 'local' }, outputs: [{ data: [20] }] });
     expect(await ask('hard')).toMatchObject({ parameters: { answered_by: 'cloud' }, outputs: [{ data: [-1] }] });
+  });
+
+  it('hands binary input tensors to the model as views into the request body, aligned, not copies', async () => {
+    const seen: TensorValue[] = [];
+    const slots = new ModelSlots({ warmupRuns: 0, observers: [{ onInference: (e) => seen.push(e.inputs.input!) }] });
+    await slots.add('mnist').swap({ version: '1', createSession: () => createSession(MLP) });
+    const { server, url } = await start({ models: slots });
+    const client = new KserveClient({ url });
+    cleanups.push(async () => {
+      await client.close();
+      await server.close();
+      await slots.close();
+    });
+    // Ids of different lengths move the binary part to every offset modulo 8.
+    for (const id of ['a', 'ab', 'abc', 'abcd', 'abcde', 'abcdef', 'abcdefg', 'abcdefgh']) await client.infer('mnist', { input: image(0) }, { binary: true, id });
+    expect(seen).toHaveLength(8);
+    for (const input of seen) {
+      const data = input.data as Float32Array;
+      expect(data).toEqual(image(0).data);
+      expect(data.buffer.byteLength).toBeGreaterThan(data.byteLength);
+      expect(data.byteOffset % 8).toBe(0);
+    }
   });
 
   it('the client fails with E_INFER_CLIENT when nothing listens', async () => {

@@ -4,11 +4,17 @@
  * constructs the real host, store, serving or network clients for the daemon.
  */
 import { loadConfig, type Config } from './config/index.ts';
-import { Daemon, EventLog, InProcessServing, resolveConfigFile, seedFixtureLayout, SEED_MODEL, SlotServing, writeSampleRequest, systemdNotifier, type ApiServer, type DesiredModel, type ModelServing, type Notifier } from './daemon/index.ts';
+import { readFile } from 'node:fs/promises';
+import { CommandChannel, CommandStore, controlSettings, controlStorePath, resolveFleetKeys } from './control/index.ts';
+import { commandHandlers, Daemon, EventLog, InProcessServing, resolveConfigFile, seedFixtureLayout, SEED_MODEL, SlotServing, PROBE_REQUEST_ID, telemetryEventSink, writeSampleRequest, systemdNotifier, type ApiServer, type CommandListener, type DesiredModel, type ModelServing, type Notifier, type TelemetryLink } from './daemon/index.ts';
+import { hostSystemSampler, openTelemetry, readTlsMaterial, } from './telemetry/index.ts';
+import { selfProcessMemory } from './host/process-memory.ts';
+import type { DeviceProfile as HardwareProfile } from './hardware/index.ts';
+import type { InferenceObserver } from './runtime/serving/index.ts';
 import { ModelSlots } from './runtime/serving/index.ts';
 import { createInferenceServer } from './server/index.ts';
 import { inferenceServerOptions } from './server/from-config.ts';
-import { selectionProfile, type SelectionProfile } from './daemon/registry-port.ts';
+import { selectionProfile } from './daemon/registry-port.ts';
 import { MicroBenchCache, profileDevice } from './hardware/index.ts';
 import { nodeFiles } from './host/files.ts';
 import { systemInfo } from './host/system-info.ts';
@@ -62,9 +68,64 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
     desired.push({ name: SEED_MODEL, ref: seeded.ref, budgets: {} });
     sampleRequest = (await writeSampleRequest(config.stateDir).catch(() => undefined))?.path;
   }
-  const { serving, api } = buildServing(config, store, logger);
+  const hardware = memoize(() => hardwareProfile(store, config));
+  const selection = memoize(async () => selectionProfile(await hardware(), { preferPrecisions: config.registry.preferPrecisions }));
+  const device = config.mqtt.deviceId ?? deviceIdFrom((await hardware()).fingerprint);
+  const holder: { daemon?: Daemon } = {};
+  const telemetry = openTelemetry({
+    mqtt: config.mqtt,
+    telemetry: config.telemetry,
+    stateDir: config.stateDir,
+    device,
+    clock: host,
+    random: host,
+    logger,
+    sampler: hostSystemSampler({ files: nodeFiles(), systemInfo, disk: host, processMemory: selfProcessMemory, stateDir: config.stateDir }),
+    birth: async () => {
+      const hw = await hardware();
+      const served = holder.daemon?.runtimeStatus().served[0];
+      return {
+        agentVersion: process.env.npm_package_version ?? '0.1.0',
+        hardware: { arch: hw.cpu.arch, cpuModel: hw.cpu.modelName, cores: hw.cpu.cores, memoryBytes: hw.memory.totalBytes, fingerprint: hw.fingerprint },
+        model: served === undefined ? null : { name: served.name, version: served.version, variant: served.variant },
+        budgets: served === undefined ? {} : (holder.daemon?.budgets(served.name) ?? {}),
+      };
+    },
+    tls: await readTlsMaterial(config.mqtt, (path) => readFile(path)),
+  });
+  const recorder: InferenceObserver = {
+    onInference: (e) => {
+      if (e.requestId !== PROBE_REQUEST_ID) telemetry.recorder.recordInference(e.latencyMs, e.error === undefined);
+    },
+  };
+  const { serving, api } = buildServing(config, store, logger, [recorder]);
   const events = new EventLog(logger.child({ module: 'events' }));
-  const daemon = new Daemon({ config, store, serving, host, logger, notifier, desired, events, profile: memoize(() => deviceProfile(store, config)), ...(api === undefined ? {} : { api }) });
+  events.addSink(telemetryEventSink(telemetry));
+  const telemetryLink: TelemetryLink = {
+    start: () => telemetry.start(),
+    stop: () => telemetry.stop(),
+    health: () => {
+      const h = telemetry.health();
+      return { ok: h.ok, reason: h.reason, lastSuccessAt: h.lastSuccessAt ?? null };
+    },
+  };
+  const channelHolder: { channel?: CommandChannel } = {};
+  const control: CommandListener = { start: async () => channelHolder.channel?.start(), stop: async () => channelHolder.channel?.stop() };
+  const daemon = new Daemon({ config, store, serving, host, logger, notifier, desired, events, profile: selection, telemetry: telemetryLink, control, ...(api === undefined ? {} : { api }) });
+  holder.daemon = daemon;
+  if (config.control.enabled) {
+    channelHolder.channel = new CommandChannel({
+      address: { fleet: config.mqtt.fleet, device },
+      // The telemetry service is the transport: commands in through its link, acks and results out through its outbox.
+      transport: telemetry,
+      store: CommandStore.open(controlStorePath(config.stateDir)),
+      handlers: commandHandlers({ daemon, profile: selection }),
+      keys: await resolveFleetKeys(config.control.publicKeys, (path) => readFile(path, 'utf8')),
+      settings: controlSettings(config.control),
+      clock: host,
+      logger: logger.child({ module: 'control' }),
+    });
+  }
 
   let resolveExit: (code: number) => void = () => undefined;
   const exited = new Promise<number>((resolve) => {
@@ -124,16 +185,19 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
 }
 
 /**
- * The device as variant selection sees it: the hardware profile (ISA, memory,
- * accelerators, the int8 speed-up `edgevolve profile` cached) without measuring or
- * probing providers, so start-up stays fast.
+ * The hardware profile (ISA, memory, accelerators, the int8 speed-up `edgevolve profile`
+ * cached) without measuring or probing providers, so start-up stays fast.
  */
-async function deviceProfile(store: OpenedStore, config: Readonly<Config>): Promise<SelectionProfile> {
-  const hardware = await profileDevice(
+async function hardwareProfile(store: OpenedStore, config: Readonly<Config>): Promise<HardwareProfile> {
+  return profileDevice(
     { host: { ...systemHost(), ...nodeFiles(), ...systemCommands, ...systemInfo }, cache: new MicroBenchCache(store.db) },
     { stateDir: config.stateDir, arch: process.arch, measure: false, probeProviders: false },
   );
-  return selectionProfile(hardware, { preferPrecisions: config.registry.preferPrecisions });
+}
+
+/** A stable MQTT device id from the hardware fingerprint (ids allow [A-Za-z0-9_-]). */
+function deviceIdFrom(fingerprint: string): string {
+  return `edge-${fingerprint.replace(/^sha256:/, '').slice(0, 16)}`;
 }
 
 function memoize<T>(make: () => Promise<T>): () => Promise<T> {
@@ -151,13 +215,13 @@ function memoize<T>(make: () => Promise<T>): () => Promise<T> {
  * The inference side: the KServe API over model slots (sessions from verified bytes),
  * or, with `server.enabled: false`, plain in-process sessions the daemon only probes.
  */
-function buildServing(config: Readonly<Config>, store: OpenedStore, logger: Logger): { serving: ModelServing; api?: ApiServer } {
+function buildServing(config: Readonly<Config>, store: OpenedStore, logger: Logger, observers: readonly InferenceObserver[]): { serving: ModelServing; api?: ApiServer } {
   const session = { ...(config.server.threads === undefined ? {} : { threads: config.server.threads }) };
   if (!config.server.enabled) return { serving: new InProcessServing(session) };
   // The slots take the serving's observer, and the serving reaches the slots: tie the knot through a holder.
   const holder: { slots?: ModelSlots } = {};
   const serving = new SlotServing(() => holder.slots as ModelSlots, store, session);
-  const slots = new ModelSlots({ warmupRuns: config.server.warmupRuns, observers: [serving.observer], logger: logger.child({ module: 'serving' }) });
+  const slots = new ModelSlots({ warmupRuns: config.server.warmupRuns, observers: [serving.observer, ...observers], logger: logger.child({ module: 'serving' }) });
   holder.slots = slots;
   const server = createInferenceServer(inferenceServerOptions(config.server, slots, logger, process.env.npm_package_version ?? '0.1.0'));
   const api: ApiServer = {

@@ -6,18 +6,18 @@
  * in the background reports failures as events; nothing it does can crash the process.
  */
 import type { Config } from '../config/index.ts';
-import { toEdgevolveError } from '../errors/index.ts';
+import { EdgevolveError, toEdgevolveError } from '../errors/index.ts';
 import type { Host } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
 import { parseDigest, type OpenedStore } from '../store/index.ts';
 import { BudgetWatch } from './budget-watch.ts';
-import { DeploymentManager, type Recovery } from './deploy.ts';
+import { DeploymentManager, type ModelBudgets, type Recovery } from './deploy.ts';
 import { DeployStateStore } from './deploy-state.ts';
 import { EventLog } from './events.ts';
 import { InferenceHealth } from './health.ts';
 import type { Notifier } from './notify.ts';
-import type { ApiServer, ModelServing, ServiceHealth, TelemetryLink } from './ports.ts';
-import { Reconciler, type DesiredModel } from './reconcile.ts';
+import type { ApiServer, CommandListener, ModelServing, ServiceHealth, TelemetryLink } from './ports.ts';
+import { Reconciler, type DesiredModel, type ReconcileResult } from './reconcile.ts';
 import type { SelectionProfile } from './registry-port.ts';
 import { planReload, type ReloadPlan } from './reload.ts';
 import { modelStatus, writeRuntimeStatus, type RuntimeStatus, type StatusReport } from './status.ts';
@@ -35,6 +35,7 @@ export interface DaemonDeps {
   readonly desired: readonly DesiredModel[];
   readonly api?: ApiServer;
   readonly telemetry?: TelemetryLink;
+  readonly control?: CommandListener;
   readonly events?: EventLog;
 }
 
@@ -57,6 +58,9 @@ export class Daemon {
   #reconcileTimer: NodeJS.Timeout | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
   #errors = 0;
+  /** Runtime changes from fleet commands: a ref per model (persisted) and budgets (until restart). */
+  readonly #refOverrides = new Map<string, string>();
+  readonly #budgetOverrides = new Map<string, ModelBudgets>();
 
   constructor(deps: DaemonDeps) {
     this.#deps = deps;
@@ -73,7 +77,7 @@ export class Daemon {
       events: this.events,
       logger: deps.logger.child({ module: 'deploy' }),
       config: () => this.#config.deploy,
-      budgets: (name) => this.#desired(name)?.budgets ?? {},
+      budgets: (name) => this.budgets(name),
     });
     this.reconciler = new Reconciler({
       store: deps.store,
@@ -98,7 +102,7 @@ export class Daemon {
       events: this.events,
       logger: deps.logger.child({ module: 'budget' }),
       rules: () => this.#config.deploy.budgetWatch,
-      budgetMs: (name) => this.#desired(name)?.budgets.latencyP95Ms,
+      budgetMs: (name) => this.budgets(name).latencyP95Ms,
       replan: async (name, reason) => {
         const desired = this.#desired(name);
         return desired === undefined ? null : this.reconciler.replan(desired, reason, this.#abort.signal);
@@ -107,12 +111,43 @@ export class Daemon {
   }
 
   #desired(name: string): DesiredModel | undefined {
-    return this.#config.daemon.models.find((m) => m.name === name) ?? this.#deps.desired.find((m) => m.name === name);
+    return this.#desiredAll().find((m) => m.name === name);
   }
 
   #desiredAll(): DesiredModel[] {
     const names = new Set(this.#config.daemon.models.map((m) => m.name));
-    return [...this.#config.daemon.models, ...this.#deps.desired.filter((m) => !names.has(m.name))];
+    const configured = [...this.#config.daemon.models, ...this.#deps.desired.filter((m) => !names.has(m.name))];
+    const all = configured.map((m) => ({ ...m, ref: this.#refOverrides.get(m.name) ?? m.ref, budgets: this.budgets(m.name, m) }));
+    for (const [name, ref] of this.#refOverrides) if (!all.some((m) => m.name === name)) all.push({ name, ref, budgets: this.budgets(name) });
+    return all;
+  }
+
+  /** A model's budgets: the configuration's, with any set by a fleet command on top. */
+  budgets(name: string, configured?: DesiredModel): ModelBudgets {
+    const base = configured ?? this.#config.daemon.models.find((m) => m.name === name) ?? this.#deps.desired.find((m) => m.name === name);
+    return { ...(base?.budgets ?? {}), ...(this.#budgetOverrides.get(name) ?? {}) };
+  }
+
+  /** Stored versions of a model, oldest first. */
+  versions(name: string): ReturnType<OpenedStore['repository']['versions']> {
+    return this.#deps.store.repository.versions(name);
+  }
+
+  /** set-budgets: takes effect at once (gate, budget watch); lasts until restart. */
+  setBudgets(name: string, budgets: ModelBudgets): ModelBudgets {
+    this.#budgetOverrides.set(name, { ...(this.#budgetOverrides.get(name) ?? {}), ...budgets });
+    return this.budgets(name);
+  }
+
+  /** The deploy command: the model named by the artifact at `ref` is pulled, put on trial, and kept desired (persisted). */
+  async deployRef(ref: string, options: { variant?: string; budgets?: ModelBudgets; signal?: AbortSignal } = {}): Promise<ReconcileResult> {
+    const name = await this.reconciler.modelNameAt(ref);
+    if (options.budgets !== undefined) this.setBudgets(name, options.budgets);
+    await this.#state.update(name, (s) => ({ ...s, desiredRef: ref, variantOverride: options.variant ?? null }));
+    this.#refOverrides.set(name, ref);
+    const desired = this.#desired(name);
+    if (desired === undefined) throw new EdgevolveError('E_INTERNAL', `model ${name} vanished from the desired state`);
+    return this.reconciler.reconcile(desired, `deploy command: ${ref}`, options.signal ?? this.#abort.signal, options.variant);
   }
 
   get config(): Readonly<Config> {
@@ -144,6 +179,10 @@ export class Daemon {
     telemetry?.start();
     this.#lag.start();
 
+    for (const name of await this.#state.names()) {
+      const ref = (await this.#state.get(name).catch(() => undefined))?.desiredRef;
+      if (ref !== null && ref !== undefined) this.#refOverrides.set(name, ref);
+    }
     const names = new Set([...this.#desiredAll().map((m) => m.name), ...(await this.#state.names())]);
     const recovered = new Map<string, Recovery>();
     for (const name of names) {
@@ -194,7 +233,13 @@ export class Daemon {
     }
     this.#budgets.start();
     this.#scheduleReconcile(missing.length > 0 ? this.#config.daemon.reconcileIntervalMs : 0);
-    if (telemetry !== undefined) this.#spawn('birth', () => telemetry.publishBirth({ state: 'online', models: serving.loaded() }));
+    if (this.#deps.control !== undefined) {
+      try {
+        await this.#deps.control.start();
+      } catch (err) {
+        this.reportError('command channel start', err);
+      }
+    }
     // Deliberately not unref'd: it keeps the process alive when nothing else listens (no API, no broker).
     this.#statusTimer = setInterval(() => void this.#writeStatus(), 5_000);
     await this.#writeStatus();
@@ -287,6 +332,7 @@ export class Daemon {
     clearInterval(this.#statusTimer);
     const steps: [string, () => Promise<void> | void][] = [
       ['api', async () => this.#deps.api?.close()],
+      ['command channel', async () => this.#deps.control?.stop()],
       ['background work', async () => void (await Promise.allSettled([...this.#background]))],
       ['watchdog', () => {
         this.#watchdog.stop();

@@ -32,6 +32,8 @@ const modelStateSchema = z
     failed: z.array(z.object({ manifestDigest: z.string(), reason: z.string(), at: z.number() }).strict()).default([]),
     /** Variant chosen by the budget watch; reconcile pulls it instead of the default choice. */
     variantOverride: z.string().nullable().default(null),
+    /** Reference set by a fleet `deploy` command; wins over the configured ref until the config names another. */
+    desiredRef: z.string().nullable().default(null),
   })
   .strict();
 
@@ -42,7 +44,7 @@ export type ModelDeployState = z.infer<typeof modelStateSchema>;
 const MAX_FAILED = 20;
 
 export function emptyDeployState(): ModelDeployState {
-  return { trial: null, failed: [], variantOverride: null };
+  return { trial: null, failed: [], variantOverride: null, desiredRef: null };
 }
 
 export class DeployStateStore {
@@ -83,7 +85,7 @@ export class DeployStateStore {
   async put(name: string, state: ModelDeployState): Promise<void> {
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     const bounded = { ...state, failed: state.failed.slice(-MAX_FAILED) };
-    if (bounded.trial === null && bounded.failed.length === 0 && bounded.variantOverride === null) {
+    if (bounded.trial === null && bounded.failed.length === 0 && bounded.variantOverride === null && bounded.desiredRef === null) {
       await unlink(this.#path(name)).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
       });

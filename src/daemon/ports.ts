@@ -43,15 +43,19 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/** The MQTT side: connect in the background, publish the birth, flush on stop. */
+/** The MQTT side: connect in the background (the link publishes the birth on each connect), flush on stop. */
 export interface TelemetryLink {
   /** Starts connecting and returns at once; the broker may be unreachable for days. */
   start(): void;
-  /** Publishes (or queues in the outbox) the retained birth/state message. */
-  publishBirth(state: Readonly<Record<string, unknown>>): Promise<void>;
   /** Flushes what can be flushed within the shutdown deadline, sends the death message, disconnects. */
   stop(): Promise<void>;
   health(): ServiceHealth;
+}
+
+/** The fleet command channel: listening starts after READY and stops first on shutdown. */
+export interface CommandListener {
+  start(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 /** Health is freshness (STYLE 8): whether the service did its job recently enough. */

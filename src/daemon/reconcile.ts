@@ -9,7 +9,7 @@ import type { Config } from '../config/index.ts';
 import { EdgevolveError } from '../errors/index.ts';
 import type { Host } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
-import { listVariants, loadTrustPolicy, onnxLayerOf, openEndpoint, pullModel, selectVariant, type SelectionProfile, type VariantInfo } from './registry-port.ts';
+import { artifactVersion, listVariants, loadTrustPolicy, onnxLayerOf, openEndpoint, pullModel, selectVariant, type SelectionProfile, type VariantInfo } from './registry-port.ts';
 import type { OpenedStore } from '../store/index.ts';
 import type { DeployOutcome, DeploymentManager } from './deploy.ts';
 import type { DeployStateStore } from './deploy-state.ts';
@@ -37,6 +37,17 @@ export class Reconciler {
 
   constructor(deps: ReconcileDeps) {
     this.#deps = deps;
+  }
+
+  /** The model name an artifact carries (its title annotation, else the repository or layout name). */
+  async modelNameAt(ref: string): Promise<string> {
+    const endpoint = await openEndpoint(ref, this.#deps.config().registry, this.#deps.host, {}, this.#deps.logger);
+    try {
+      const root = await endpoint.content.resolve(endpoint.ref.reference);
+      return artifactVersion(root).name ?? endpoint.defaultName;
+    } finally {
+      await endpoint.close();
+    }
   }
 
   /** Pulls and deploys one desired model; `variant` overrides the choice (re-plan). */

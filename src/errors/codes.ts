@@ -142,6 +142,7 @@ export const ERROR_CODES = {
   E_DAEMON_STOPPING: { retryable: true, help: 'The daemon is shutting down; the interrupted step (a trial, a pull) resumes at the next start.' },
   E_DAEMON_NO_MODEL: { retryable: false, help: 'No model of that name is being served; `edgevolve status` lists what is.' },
   E_DAEMON_NOT_RUNNING: { retryable: false, help: 'No edgevolve daemon is running for this state directory (no live pid in <stateDir>/run/status.json); start it with `edgevolve run` or `systemctl start edgevolve`.' },
+  E_DEPLOY_ROLLED_BACK: { retryable: false, help: 'The deployed version failed its health gate (or could not load) and the previous version was restored; the message says why. It is not deployed again unless a different version is published.' },
   E_DEPLOY_STATE_INVALID: { retryable: false, help: 'A deployment state file (<stateDir>/deploy/<model>.json) is damaged; remove it to forget the trial in progress (the store still says which version is active).' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 

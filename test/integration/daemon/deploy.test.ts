@@ -88,7 +88,7 @@ describe('safe deployment: trial, health gate, rollback (real store, real onnxru
     // Stage what a kill during v2's trial leaves: the marker, and v2 active in the store.
     const v2 = rig.store.repository.versions('m').find((v) => v.version === '2.0.0')!;
     rig.store.repository.activate(v1.id, 'test reset', { updateTrust: false });
-    await rig.state.put('m', { trial: { candidateId: v2.id, candidateManifest: v2.manifestDigest, previousId: v1.id, reason: 'test', startedAt: Date.now(), entries: 1, phase: 'trial' }, failed: [], variantOverride: null });
+    await rig.state.put('m', { trial: { candidateId: v2.id, candidateManifest: v2.manifestDigest, previousId: v1.id, reason: 'test', startedAt: Date.now(), entries: 1, phase: 'trial' }, failed: [], variantOverride: null, desiredRef: null });
     rig.store.repository.activate(v2.id, 'trial: test');
 
     // maxTrialEntries is 2: the first restart resumes the trial, the second aborts it.
@@ -109,7 +109,7 @@ describe('safe deployment: trial, health gate, rollback (real store, real onnxru
     await rig.reconciler.reconcile(desired(), 'test');
     const v2 = rig.store.repository.versions('m').find((v) => v.version === '2.0.0')!;
     rig.store.repository.activate(v1.id, 'test reset', { updateTrust: false });
-    await rig.state.put('m', { trial: { candidateId: v2.id, candidateManifest: v2.manifestDigest, previousId: v1.id, reason: 'test', startedAt: Date.now(), entries: 1, phase: 'activating' }, failed: [], variantOverride: null });
+    await rig.state.put('m', { trial: { candidateId: v2.id, candidateManifest: v2.manifestDigest, previousId: v1.id, reason: 'test', startedAt: Date.now(), entries: 1, phase: 'activating' }, failed: [], variantOverride: null, desiredRef: null });
 
     expect(await rig.deploy.recover('m')).toBe('resume-trial');
     expect(rig.store.repository.active('m')?.id).toBe(v2.id);
@@ -126,7 +126,7 @@ describe('safe deployment: trial, health gate, rollback (real store, real onnxru
     retarget(await publish(layout, '2.0.0', [{ name: 'fp32', modelPath: MLP }]));
     await rig.reconciler.reconcile(desired(), 'test');
     const v2 = rig.store.repository.active('m')!;
-    await rig.state.put('m', { trial: { candidateId: v2.id, candidateManifest: v2.manifestDigest, previousId: v1.id, reason: 'test', startedAt: Date.now(), entries: 1, phase: 'rolling-back', failReason: 'gate failed' }, failed: [], variantOverride: null });
+    await rig.state.put('m', { trial: { candidateId: v2.id, candidateManifest: v2.manifestDigest, previousId: v1.id, reason: 'test', startedAt: Date.now(), entries: 1, phase: 'rolling-back', failReason: 'gate failed' }, failed: [], variantOverride: null, desiredRef: null });
 
     expect(await rig.deploy.recover('m')).toBe('rolled-back');
     expect(rig.store.repository.active('m')?.id).toBe(v1.id);

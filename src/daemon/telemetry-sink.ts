@@ -1,0 +1,39 @@
+/** Daemon events into the telemetry outbox (durable, sent when a broker is reachable). */
+import type { EventType, TelemetryEvent } from '../telemetry/index.ts';
+import type { DaemonEvent, EventSink } from './events.ts';
+
+type Severity = TelemetryEvent['severity'];
+
+/** How each daemon event is reported upstream; undefined: kept local (log, status). */
+function classify(event: DaemonEvent): { type: EventType; severity: Severity; message: string } | undefined {
+  const f = event.fields as Readonly<Record<string, unknown>>;
+  switch (event.kind) {
+    case 'deploy-started':
+      return { type: 'deploy', severity: 'info', message: `${String(f.model)} ${String(f.version)}/${String(f.variant)} on trial (${String(f.reason)})` };
+    case 'deploy-committed':
+      return { type: 'deploy', severity: 'info', message: `${String(f.model)} ${String(f.version)}/${String(f.variant)} passed its health gate: ${String(f.gate)}` };
+    case 'deploy-rolled-back':
+      return { type: 'rollback', severity: 'warning', message: `${String(f.model)} rolled back from ${String(f.from)} to ${String(f.to)}: ${String(f.reason)}` };
+    case 'deploy-aborted':
+      return { type: 'rollback', severity: 'error', message: `${String(f.model)} ${String(f.version)} aborted: ${String(f.reason)}` };
+    case 'budget-breach':
+      return { type: 'budget-violation', severity: 'warning', message: `${String(f.model)} p95 ${String(f.p95Ms)} ms over its ${String(f.budgetMs)} ms budget` };
+    case 'replan':
+      return { type: 'budget-violation', severity: 'info', message: `${String(f.model)} re-planned from ${String(f.from)} to ${String(f.to)}: ${String(f.reason)}` };
+    case 'runtime-error':
+      return { type: 'error', severity: 'error', message: `${String(f.where)}: ${String(f.code)}: ${String(f.message)}` };
+    case 'daemon-started':
+    case 'daemon-stopping':
+    case 'config-reloaded':
+      return undefined;
+  }
+}
+
+export function telemetryEventSink(telemetry: { event(type: EventType, severity: Severity, message: string, data?: Record<string, unknown>): unknown }): EventSink {
+  return {
+    emit: (event) => {
+      const report = classify(event);
+      if (report !== undefined) telemetry.event(report.type, report.severity, report.message, { ...event.fields });
+    },
+  };
+}

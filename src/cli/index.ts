@@ -16,6 +16,7 @@ import { registerRun } from './commands/run.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerOptimize } from './commands/optimize.ts';
 import { registerInfer } from './commands/infer.ts';
+import { registerCloud } from './commands/cloud.ts';
 
 export function buildProgram(): Command {
   const program = new Command('edgevolve')
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerOptimize(program);
   registerInfer(program);
+  registerCloud(program);
   return program;
 }
 

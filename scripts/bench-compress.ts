@@ -172,6 +172,10 @@ async function mnist(): Promise<void> {
     const feed = randomFeed(sessions[0]!, c.batch);
     const lat = await latencies(sessions, feed);
     for (const s of sessions) await s.release();
+    if (c.method === 'int8-dynamic' && c.name !== 'mnist-student') {
+      const table = await profileTable([{ label: 'fp32', bytes: loaded.bytes }, ...variants.map((v, i) => ({ label: ['int8', 'hand-written', 'logits float'][i]!, bytes: v.bytes }))], feed, `${c.name} batch ${c.batch}`, 500, 'µs');
+      notes.push(table);
+    }
     const testSet = await openDataset(test);
     const ea = await evaluateModel(loaded.bytes, testSet, { threads });
     const top1 = (e: typeof ea) => (e.accuracy?.top1 ?? NaN) * 100;
@@ -318,26 +322,29 @@ async function detector(): Promise<void> {
     if (options === sensitive) profiles.push({ label: 'int8 10 convs float', bytes: result.bytes });
   }
   for (const s of baselines) await s.release();
-  notes.push(await profileTable(profiles, feed));
+  notes.push(await profileTable(profiles, feed, model));
 }
 
 /**
  * onnxruntime's own profiler (enableProfiling, the JSON trace): kernel time per op type and
  * run, for each model, to show where fp32 and int8 time goes.
  */
-async function profileTable(models: readonly { label: string; bytes: Uint8Array }[], feed: Record<string, TensorValue>): Promise<string> {
-  const runs = 5;
+async function profileTable(models: readonly { label: string; bytes: Uint8Array }[], feed: Record<string, TensorValue>, title: string, runs = 5, unit: 'ms' | 'µs' = 'ms'): Promise<string> {
+  const show = (ms: number) => (unit === 'ms' ? ms.toFixed(1) : (ms * 1000).toFixed(0));
+  const feeds = Object.fromEntries(Object.entries(feed).map(([k, v]) => [k, new ort.Tensor('float32', v.data as Float32Array, v.dims)]));
+  const dirs = models.map(() => mkdtempSync(path.join(tmpdir(), 'edgevolve-prof-')));
   const perModel: Map<string, number>[] = [];
-  for (const m of models) {
-    const dir = mkdtempSync(path.join(tmpdir(), 'edgevolve-prof-'));
-    try {
-      const session = await ort.InferenceSession.create(m.bytes, { intraOpNumThreads: threads, enableProfiling: true, profileFilePrefix: path.join(dir, 'p'), logSeverityLevel: 3 });
-      const x = feed.x!;
-      for (let i = 0; i < runs; i++) await session.run({ x: new ort.Tensor('float32', x.data as Float32Array, x.dims) });
+  try {
+    const sessions = await Promise.all(
+      models.map((m, i) => ort.InferenceSession.create(m.bytes, { intraOpNumThreads: threads, enableProfiling: true, profileFilePrefix: path.join(dirs[i]!, 'p'), logSeverityLevel: 3 })),
+    );
+    // Rotated run by run, as in latencies(): load from the other jobs lands on every model alike.
+    for (let i = 0; i < runs; i++) for (let j = 0; j < sessions.length; j++) await sessions[(i + j) % sessions.length]!.run(feeds);
+    for (const [i, session] of sessions.entries()) {
       session.endProfiling();
       await session.release();
-      const traceFile = readdirSync(dir).find((f) => f.endsWith('.json'));
-      const events = traceFile === undefined ? [] : (JSON.parse(readFileSync(path.join(dir, traceFile), 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[]);
+      const traceFile = readdirSync(dirs[i]!).find((f) => f.endsWith('.json'));
+      const events = traceFile === undefined ? [] : (JSON.parse(readFileSync(path.join(dirs[i]!, traceFile), 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[]);
       const byOp = new Map<string, number>();
       for (const e of events) {
         if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
@@ -345,14 +352,14 @@ async function profileTable(models: readonly { label: string; bytes: Uint8Array 
         byOp.set(op, (byOp.get(op) ?? 0) + e.dur / 1000 / runs);
       }
       perModel.push(byOp);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
     }
+  } finally {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   }
   const ops = [...new Set(perModel.flatMap((m) => [...m.keys()]))].sort((a, b) => Math.max(...perModel.map((m) => m.get(b) ?? 0)) - Math.max(...perModel.map((m) => m.get(a) ?? 0)));
-  const lines = [`onnxruntime profile, kernel ms per run by op type (${runs} runs, ${threads} thread(s)):`, '', `| op type | ${models.map((m) => m.label).join(' | ')} |`, `|---|${models.map(() => '---:').join('|')}|`];
-  for (const op of ops) lines.push(`| ${op} | ${perModel.map((m) => (m.has(op) ? m.get(op)!.toFixed(1) : '')).join(' | ')} |`);
-  lines.push(`| **total** | ${perModel.map((m) => [...m.values()].reduce((a, b) => a + b, 0).toFixed(1)).join(' | ')} |`);
+  const lines = [`${title}: onnxruntime profile, kernel ${unit} per run by op type (${runs} runs, ${threads} thread(s)):`, '', `| op type | ${models.map((m) => m.label).join(' | ')} |`, `|---|${models.map(() => '---:').join('|')}|`];
+  for (const op of ops) lines.push(`| ${op} | ${perModel.map((m) => (m.has(op) ? show(m.get(op)!) : '')).join(' | ')} |`);
+  lines.push(`| **total** | ${perModel.map((m) => show([...m.values()].reduce((a, b) => a + b, 0))).join(' | ')} |`);
   return lines.join('\n');
 }
 

@@ -108,7 +108,11 @@ class KserveServer implements InferenceServer {
 
   async listen(): Promise<ListeningAddress> {
     if (this.#server !== undefined) throw new EdgevolveError('E_INTERNAL', 'the inference server is already listening');
-    const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 60_000, requestTimeout: 0 }, (req, res) => this.#handle(req, res));
+    // requestTimeout bounds receiving a request (headers and body): a client trickling its body (slowloris) is answered 408 and dropped.
+    const server = createServer(
+      { keepAliveTimeout: 65_000, headersTimeout: Math.min(60_000, this.#limits.requestTimeoutMs), requestTimeout: this.#limits.requestTimeoutMs },
+      (req, res) => this.#handle(req, res),
+    );
     // A client error (bad request line, reset) must never become an uncaught exception.
     server.on('clientError', (err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');

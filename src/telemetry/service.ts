@@ -49,7 +49,8 @@ export interface TelemetryOptions {
 export interface TelemetryHealth {
   readonly ok: boolean;
   readonly reason: string;
-  readonly lastSuccessAt: number | undefined;
+  /** null when nothing succeeded yet (the daemon's ServiceHealth shape). */
+  readonly lastSuccessAt: number | null;
 }
 
 export class TelemetryService implements MessageChannel {
@@ -189,13 +190,14 @@ export class TelemetryService implements MessageChannel {
   health(): TelemetryHealth {
     const stats = this.outbox.stats();
     const link = this.link.getStatus();
-    if (stats.degraded) return { ok: false, reason: 'outbox degraded: disk full, telemetry is being dropped', lastSuccessAt: link.lastAckAt };
-    if (this.options.mqtt.urls.length === 0) return { ok: true, reason: 'no broker configured; outbox accepting', lastSuccessAt: this.lastTickAt };
-    if (stats.rows === 0) return { ok: true, reason: 'outbox drained', lastSuccessAt: link.lastAckAt ?? this.lastTickAt };
-    const fresh = link.lastAckAt !== undefined && this.options.clock.now() - link.lastAckAt < 2 * this.options.telemetry.intervalMs;
+    const lastAck = link.lastAckAt ?? null;
+    if (stats.degraded) return { ok: false, reason: 'outbox degraded: disk full, telemetry is being dropped', lastSuccessAt: lastAck };
+    if (this.options.mqtt.urls.length === 0) return { ok: true, reason: 'no broker configured; outbox accepting', lastSuccessAt: this.lastTickAt ?? null };
+    if (stats.rows === 0) return { ok: true, reason: 'outbox drained', lastSuccessAt: lastAck ?? this.lastTickAt ?? null };
+    const fresh = lastAck !== null && this.options.clock.now() - lastAck < 2 * this.options.telemetry.intervalMs;
     return fresh
-      ? { ok: true, reason: `draining ${stats.rows} messages`, lastSuccessAt: link.lastAckAt }
-      : { ok: false, reason: `${stats.rows} messages waiting; broker ${link.state}`, lastSuccessAt: link.lastAckAt };
+      ? { ok: true, reason: `draining ${stats.rows} messages`, lastSuccessAt: lastAck }
+      : { ok: false, reason: `${stats.rows} messages waiting; broker ${link.state}`, lastSuccessAt: lastAck };
   }
 
   /** Stops the timer and the link (retained death on a clean shutdown), then closes the outbox. */

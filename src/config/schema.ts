@@ -45,6 +45,12 @@ export const storeConfigSchema = z
     maxBytes: z.number().int().positive().optional().describe('Cap on the blob store size, in bytes (downloads over it are refused).'),
     reserveBytes: z.number().int().nonnegative().default(64 * 1024 * 1024).describe('Free space a download must leave on the filesystem, in bytes.'),
     keepPrevious: z.number().int().nonnegative().default(2).describe('Previous versions of each model kept for rollback.'),
+    writeBatchBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(4 * 1024 * 1024)
+      .describe('Bytes of a download gathered per disk write, in bytes; also the most of a download that a kill (SIGKILL, power cut) loses and fetches again.'),
   })
   .strict();
 

@@ -3,7 +3,7 @@ export { OciLayout, assertTag } from './layout.ts';
 export type { ContentSource, ContentTarget, BlobContent } from './content.ts';
 export { parseManifest, manifestBytes, sha256Digest, type Descriptor, type ImageIndex, type ImageManifest, type ParsedManifest } from './manifest.ts';
 export { MEDIA_TYPE, ANNOTATION, MANIFEST_ACCEPT } from './media-types.ts';
-export { pushArtifact, listVariants, artifactVersion, externalDataLayersOf, calibrationLayersOf, readCalibrationDir, type ArtifactSpec, type VariantSpec, type ModelConfig, type VariantInfo, type PushedArtifact } from './artifact.ts';
+export { pushArtifact, listVariants, artifactVersion, onnxLayer, externalDataLayersOf, calibrationLayersOf, readCalibrationDir, type ArtifactSpec, type VariantSpec, type ModelConfig, type VariantInfo, type PushedArtifact } from './artifact.ts';
 export { pullModel, downloadBlob, type PullDeps, type PullRequest, type PullResult } from './pull.ts';
 export { selectVariant, selectionProfile, ociArch, type SelectionProfile, type SelectionHardware, type SelectionBudgets, type Selection } from './select.ts';
 export { checkTrust, checkDowngrade, type TrustPolicy } from './trust.ts';

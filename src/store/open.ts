@@ -20,6 +20,7 @@ export async function openStore(stateDir: string, config: Config['store'], host:
     root: join(stateDir, 'blobs'),
     disk: host,
     reserveBytes: config.reserveBytes,
+    writeBatchBytes: config.writeBatchBytes,
     ...(config.maxBytes === undefined ? {} : { maxBytes: config.maxBytes }),
   });
   await blobs.init();

@@ -55,7 +55,8 @@ describe('edgevolve push / pull', () => {
     const refused = await edgevolve(['pull', ref, '--config', join(dir, 'stranger.yaml'), '--state-dir', join(dir, 'state2'), '--json']);
     expect(refused.code).toBe(1);
     expect(refused.json).toMatchObject({ ok: false, error: { code: 'E_SIGNATURE_INVALID' } });
-  });
+    // Three child processes, each starting tsx and the CLI: seconds apiece on a loaded 2-core machine.
+  }, 180_000);
 
   it('pull --json reports why the variant was chosen (from this machine\'s hardware profile), every rejection, and the calibration layers it stored', async () => {
     const ref = `oci-layout:${join(dir, 'layout-cal')}:2.0.0`;
@@ -70,5 +71,5 @@ describe('edgevolve push / pull', () => {
     // DET's twice-the-file memory estimate (~9.5 MB) is over the 2 MB budget.
     expect(pulled.json.rejectedVariants).toEqual([{ name: 'big', reason: expect.stringMatching(/^needs \d+ bytes of memory, 2097152 the memory budget$/) as string }]);
     expect((pulled.json.layers as { title: string }[]).map((l) => l.title)).toEqual(['input.npy', 'labels.npy']);
-  });
+  }, 180_000);
 });

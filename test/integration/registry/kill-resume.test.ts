@@ -4,7 +4,7 @@
  * are not yet in the partial file, and the last run must activate the verified model.
  */
 import { spawn } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Clock } from '../../../src/host/index.ts';
@@ -45,6 +45,8 @@ describe.runIf(requireRegistry())('edgevolve pull killed at random points', () =
     // Slow enough (≈3 MB/s) that a kill lands mid-blob.
     proxy.fault = (d) => (d === layerDigest ? { throttleBytesPer10ms: 32 * 1024 } : undefined);
     await proxy.start();
+    // 64 KiB batches: at ≈3 MB/s a kill then finds most of what arrived on disk (the default 4 MiB would keep nothing of a 4.7 MB model).
+    await writeFile(join(dir, 'config.yaml'), 'store:\n  writeBatchBytes: 65536\n');
   });
   afterAll(async () => {
     await proxy.stop();
@@ -55,7 +57,7 @@ describe.runIf(requireRegistry())('edgevolve pull killed at random points', () =
   function runPull(killAfterBlobMs: number | undefined): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string }> {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/index.ts', 'pull', `${proxy.host}/kill/det:v1`, '--plain-http', '--state-dir', join(dir, 'state'), '--json'],
+      ['--import', 'tsx', 'src/cli/index.ts', 'pull', `${proxy.host}/kill/det:v1`, '--plain-http', '--config', join(dir, 'config.yaml'), '--state-dir', join(dir, 'state'), '--json'],
       { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, EDGEVOLVE_LOG__LEVEL: 'silent' } },
     );
     let stdout = '';
@@ -103,5 +105,6 @@ describe.runIf(requireRegistry())('edgevolve pull killed at random points', () =
     const firstOfEachRun = layerRequests.slice(1, 1 + expectedStarts.length).map((l) => (l.range === undefined ? 0 : Number(/^bytes=(\d+)-$/.exec(l.range)?.[1])));
     expect(firstOfEachRun).toEqual(expectedStarts);
     expect(kills).toBeGreaterThan(0);
-  });
+    // Each child process starts tsx and the CLI: seconds apiece on a loaded 2-core machine.
+  }, 240_000);
 });

@@ -165,7 +165,7 @@ async function main(): Promise<void> {
     const cpuBefore = process.cpuUsage();
     const wallBefore = performance.now();
     const latencies: number[] = [];
-    const perRound: { round: number; results: number; failures: number; p50: number; p95: number; max: number; wallMs: number }[] = [];
+    const perRound: { round: number; results: number; failures: number; p50: number; p95: number; max: number; wallMs: number; cpuMs: number }[] = [];
     const failureCodes = new Map<string, number>();
     for (let round = 1; round <= ROUNDS; round++) {
       const roundLatencies: number[] = [];
@@ -179,6 +179,7 @@ async function main(): Promise<void> {
         }
       };
       const started = performance.now();
+      const cpuStart = process.cpuUsage();
       let results = 0;
       if (MODE === 'fleet') {
         const outcome = await sendCommand(cloud, {
@@ -207,6 +208,7 @@ async function main(): Promise<void> {
         p95: percentile(roundLatencies, 95),
         max: roundLatencies.at(-1) ?? Number.NaN,
         wallMs: performance.now() - started,
+        cpuMs: ((c) => (c.user + c.system) / 1000)(process.cpuUsage(cpuStart)),
       });
     }
 
@@ -215,10 +217,10 @@ async function main(): Promise<void> {
     latencies.sort((a, b) => a - b);
     baseline.sort((a, b) => a - b);
     const rows: string[][] = [
-      ['what', 'devices', 'results', 'failures', 'p50', 'p95', 'max'],
-      ['baseline: ping to one device', '1', String(baseline.length), String(BASELINE_ROUNDS - baseline.length), ms(percentile(baseline, 50)), ms(percentile(baseline, 95)), ms(baseline.at(-1) ?? Number.NaN)],
-      ...perRound.map((r) => [`fan-out round ${r.round} (${MODE === 'fleet' ? '1 publish on $all' : `${DEVICES} publishes`})`, String(DEVICES), String(r.results), String(r.failures), ms(r.p50), ms(r.p95), ms(r.max)]),
-      [`fan-out, all ${ROUNDS} rounds`, String(DEVICES * ROUNDS), String(latencies.length), String(perRound.reduce((s, r) => s + r.failures, 0)), ms(percentile(latencies, 50)), ms(percentile(latencies, 95)), ms(latencies.at(-1) ?? Number.NaN)],
+      ['what', 'devices', 'results', 'failures', 'p50', 'p95', 'max', 'sim CPU'],
+      ['baseline: ping to one device', '1', String(baseline.length), String(BASELINE_ROUNDS - baseline.length), ms(percentile(baseline, 50)), ms(percentile(baseline, 95)), ms(baseline.at(-1) ?? Number.NaN), '-'],
+      ...perRound.map((r) => [`fan-out round ${r.round} (${MODE === 'fleet' ? '1 publish on $all' : `${DEVICES} publishes`})`, String(DEVICES), String(r.results), String(r.failures), ms(r.p50), ms(r.p95), ms(r.max), ms(r.cpuMs)]),
+      [`fan-out, all ${ROUNDS} rounds`, String(DEVICES * ROUNDS), String(latencies.length), String(perRound.reduce((s, r) => s + r.failures, 0)), ms(percentile(latencies, 50)), ms(percentile(latencies, 95)), ms(latencies.at(-1) ?? Number.NaN), ms(perRound.reduce((s, r) => s + r.cpuMs, 0))],
     ];
     const widths = rows[0]?.map((_c, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
     for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  '));

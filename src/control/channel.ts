@@ -141,19 +141,21 @@ export class CommandChannel {
    * yet PUBACKed.
    */
   async start(): Promise<void> {
-    const now = this.#o.clock.now();
-    const pruned = this.#o.store.prune(now - this.#o.settings.retentionMs);
-    const interrupted = this.#o.store.failUnfinished((command) => this.#interruptedResult(command, now));
-    this.#stats.failed += interrupted.length;
-    for (const result of interrupted) {
-      this.#o.logger.warn({ id: result.id, type: result.type }, 'command was unfinished when the agent stopped; reported as failed (interrupted), not re-run');
-    }
-    if (pruned > 0) this.#o.logger.debug({ pruned }, 'forgot old commands');
-    this.#accepting = true;
+    // Recovery only on the first start of this process: after a stop() and start() in the
+    // same process, a command still running is ours, not a previous process's.
     if (!this.#subscribed) {
+      const now = this.#o.clock.now();
+      const pruned = this.#o.store.prune(now - this.#o.settings.retentionMs);
+      const interrupted = this.#o.store.failUnfinished((command) => this.#interruptedResult(command, now));
+      this.#stats.failed += interrupted.length;
+      for (const result of interrupted) {
+        this.#o.logger.warn({ id: result.id, type: result.type }, 'command was unfinished when the agent stopped; reported as failed (interrupted), not re-run');
+      }
+      if (pruned > 0) this.#o.logger.debug({ pruned }, 'forgot old commands');
       this.#subscribed = true;
       this.#o.transport.onCommand((topic, payload) => this.handleMessage(topic, payload));
     }
+    this.#accepting = true;
     await this.republishUnreported();
   }
 
@@ -270,6 +272,8 @@ export class CommandChannel {
       return;
     }
     this.#stats.accepted += 1;
+    // A daemon runs for months: forget old commands now and then, not only at start.
+    if (this.#stats.accepted % 1000 === 0) store.prune(now - settings.retentionMs);
     void this.#publishAck(command.id, command.type, 'received', false);
     const run = (): Promise<void> => this.#run(command, handler, bodySha256, now, signedBy, !startsNow);
     if (readOnly) {

@@ -20,6 +20,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
 import {
   CloudCascade,
@@ -46,19 +47,14 @@ import { telemetryRecordSchema } from '../src/telemetry/schemas.ts';
 import { startMosquitto } from '../test/helpers/mosquitto.ts';
 import { startRegistry } from '../test/helpers/registry-server.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    devices: { type: 'string', default: '4' },
-    epochs: { type: 'string', default: String(DEFAULT_DISTIL_OPTIONS.epochs) },
-    replay: { type: 'string', default: '1000' },
-    stream: { type: 'string', default: '1500' },
-    json: { type: 'boolean', default: false },
-  },
-});
-const DEVICES = Number(args.devices);
-const EPOCHS = Number(args.epochs);
-const REPLAY = Number(args.replay);
-const STREAM = Number(args.stream);
+/** The demo's knobs; test/integration/coevolution/demo.test.ts runs a small form. */
+export interface DemoOptions {
+  readonly devices: number;
+  readonly epochs: number;
+  readonly replay: number;
+  /** Field stream size (the rest of the 2,000 test digits is the held-out set). */
+  readonly stream: number;
+}
 const FLEET = 'demo';
 const MINING = { kind: 'classification' as const, maxProbabilityBelow: 0.8 };
 const CASCADE = { marginBelow: 0.3 };
@@ -81,7 +77,9 @@ interface Device {
   lastLocalAnswer: number;
 }
 
-async function main(): Promise<void> {
+export type DemoResult = Awaited<ReturnType<typeof runDemo>>;
+
+export async function runDemo({ devices: DEVICES, epochs: EPOCHS, replay: REPLAY, stream: STREAM }: DemoOptions) {
   const work = await mkdtemp(path.join(tmpdir(), 'edgevolve-coevo-demo-'));
   const broker = await startMosquitto();
   const registry = await startRegistry();
@@ -248,25 +246,7 @@ async function main(): Promise<void> {
       fleet: fleetView.map((dev) => ({ device: dev.device, version: dev.version, health: dev.health, hardSampleRate: dev.hardSampleRate, driftScore: dev.driftScore })),
       ingest: ingest.stats,
     };
-    if (args.json) {
-      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-    } else {
-      const pct = (x: number | null): string => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
-      const rows: [string, string][] = [
-        ['devices / inferences on the field stream', `${DEVICES} / ${result.inferences}`],
-        ['student field accuracy before -> after (held-out)', `${pct(result.studentFieldBefore)} -> ${pct(result.studentFieldAfter)} (${result.studentGainPoints >= 0 ? '+' : ''}${result.studentGainPoints.toFixed(1)} points)`],
-        ['teacher field accuracy (held-out)', pct(result.teacherField)],
-        ['live: student alone / teacher alone / cascade', `${pct(result.live.studentAccuracy)} / ${pct(result.live.teacherAccuracy)} / ${pct(result.live.cascadeAccuracy)}`],
-        ['live: cascade offload share, share of the gap recovered', `${pct(result.live.offloadShare)}, ${pct(result.live.recoveredGapShare)}`],
-        ['hard samples uploaded, bytes per 1,000 inferences', `${result.hardSamples}, ${Math.round(result.hardSampleBytesPer1000)} B`],
-        ['distillation time', `${result.distilSeconds.toFixed(1)} s`],
-        ['rollout', result.rollout === null ? 'not published (gate refused)' : `${result.rollout.outcome} (canary ${result.rollout.canaries.join(', ')})`],
-        ['first hard sample -> improved model serving on all devices', result.secondsFromFirstHardSampleToAllServing === null ? '-' : `${result.secondsFromFirstHardSampleToAllServing.toFixed(1)} s`],
-      ];
-      const width = Math.max(...rows.map(([k]) => k.length));
-      process.stdout.write(`round 1\n${rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n')}\n`);
-      process.stdout.write(`fleet (cloud view)\n${fleetView.map((dev) => `  ${dev.device}  v${dev.version ?? '?'}  ${dev.health}  hard-rate ${pct(dev.hardSampleRate)}  drift ${dev.driftScore?.toFixed(2) ?? '-'}`).join('\n')}\n`);
-    }
+    return { ...result, fleetView };
   } finally {
     for (const cleanup of cleanups) await cleanup().catch(() => {});
   }
@@ -327,7 +307,43 @@ async function pullVariant(client: RegistryClient, tag: string, variant: string)
   return client.fetchSmallBlob(layer, 64 * 1024 * 1024);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`coevolution-demo failed: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+
+async function main(): Promise<void> {
+  const { values: args } = parseArgs({
+    options: {
+      devices: { type: 'string', default: '4' },
+      epochs: { type: 'string', default: String(DEFAULT_DISTIL_OPTIONS.epochs) },
+      replay: { type: 'string', default: '1000' },
+      stream: { type: 'string', default: '1500' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const { fleetView, ...result } = await runDemo({ devices: Number(args.devices), epochs: Number(args.epochs), replay: Number(args.replay), stream: Number(args.stream) });
+  const DEVICES = result.devices;
+  if (args.json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } else {
+    const pct = (x: number | null): string => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
+    const rows: [string, string][] = [
+      ['devices / inferences on the field stream', `${DEVICES} / ${result.inferences}`],
+      ['student field accuracy before -> after (held-out)', `${pct(result.studentFieldBefore)} -> ${pct(result.studentFieldAfter)} (${result.studentGainPoints >= 0 ? '+' : ''}${result.studentGainPoints.toFixed(1)} points)`],
+      ['teacher field accuracy (held-out)', pct(result.teacherField)],
+      ['live: student alone / teacher alone / cascade', `${pct(result.live.studentAccuracy)} / ${pct(result.live.teacherAccuracy)} / ${pct(result.live.cascadeAccuracy)}`],
+      ['live: cascade offload share, share of the gap recovered', `${pct(result.live.offloadShare)}, ${pct(result.live.recoveredGapShare)}`],
+      ['hard samples uploaded, bytes per 1,000 inferences', `${result.hardSamples}, ${Math.round(result.hardSampleBytesPer1000)} B`],
+      ['distillation time', `${result.distilSeconds.toFixed(1)} s`],
+      ['rollout', result.rollout === null ? 'not published (gate refused)' : `${result.rollout.outcome} (canary ${result.rollout.canaries.join(', ')})`],
+      ['first hard sample -> improved model serving on all devices', result.secondsFromFirstHardSampleToAllServing === null ? '-' : `${result.secondsFromFirstHardSampleToAllServing.toFixed(1)} s`],
+    ];
+    const width = Math.max(...rows.map(([k]) => k.length));
+    process.stdout.write(`round 1\n${rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n')}\n`);
+    process.stdout.write(`fleet (cloud view)\n${fleetView.map((dev) => `  ${dev.device}  v${dev.version ?? '?'}  ${dev.health}  hard-rate ${pct(dev.hardSampleRate)}  drift ${dev.driftScore?.toFixed(2) ?? '-'}`).join('\n')}\n`);
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`coevolution-demo failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}

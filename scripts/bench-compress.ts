@@ -345,19 +345,23 @@ async function profileTable(models: readonly { label: string; bytes: Uint8Array 
       await session.release();
       const traceFile = readdirSync(dirs[i]!).find((f) => f.endsWith('.json'));
       const events = traceFile === undefined ? [] : (JSON.parse(readFileSync(path.join(dirs[i]!, traceFile), 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[]);
-      const byOp = new Map<string, number>();
+      // Median per node, then summed by op type: on this shared VM a preempted kernel can take 100x its time, which a mean would spread over every run.
+      const byNode = new Map<string, { op: string; us: number[] }>();
       for (const e of events) {
         if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
-        const op = e.args?.op_name ?? '?';
-        byOp.set(op, (byOp.get(op) ?? 0) + e.dur / 1000 / runs);
+        const node = byNode.get(e.name) ?? { op: e.args?.op_name ?? '?', us: [] };
+        node.us.push(e.dur);
+        byNode.set(e.name, node);
       }
+      const byOp = new Map<string, number>();
+      for (const { op, us } of byNode.values()) byOp.set(op, (byOp.get(op) ?? 0) + median(us) / 1000);
       perModel.push(byOp);
     }
   } finally {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   }
   const ops = [...new Set(perModel.flatMap((m) => [...m.keys()]))].sort((a, b) => Math.max(...perModel.map((m) => m.get(b) ?? 0)) - Math.max(...perModel.map((m) => m.get(a) ?? 0)));
-  const lines = [`${title}: onnxruntime profile, kernel ${unit} per run by op type (${runs} runs, ${threads} thread(s)):`, '', `| op type | ${models.map((m) => m.label).join(' | ')} |`, `|---|${models.map(() => '---:').join('|')}|`];
+  const lines = [`${title}: onnxruntime profile, kernel ${unit} per run by op type (median per node, summed) (${runs} runs, ${threads} thread(s)):`, '', `| op type | ${models.map((m) => m.label).join(' | ')} |`, `|---|${models.map(() => '---:').join('|')}|`];
   for (const op of ops) lines.push(`| ${op} | ${perModel.map((m) => (m.has(op) ? show(m.get(op)!) : '')).join(' | ')} |`);
   lines.push(`| **total** | ${perModel.map((m) => show([...m.values()].reduce((a, b) => a + b, 0))).join(' | ')} |`);
   return lines.join('\n');

@@ -508,7 +508,7 @@ class Search {
       if (k >= layers.length) break;
       found = await planFor(k);
     }
-    return found !== null && (found.status as CandidateStatus) === 'feasible';
+    return found !== null && found.status === 'feasible';
   }
 
   private best(): CandidateRecord | null {

@@ -103,7 +103,7 @@ export async function pullModel(deps: PullDeps, req: PullRequest): Promise<PullR
   // Space for everything this version still needs, before the first byte (each writer checks its own blob again).
   let missing = 0;
   for (const d of [layer, ...extras.map((e) => e.descriptor)]) if (!(await deps.blobs.has(d.digest))) missing += d.size;
-  await deps.blobs.ensureSpace(missing);
+  if (missing > 0) await deps.blobs.ensureSpace(missing);
 
   const log = deps.logger?.child({ model: name, version: meta.version, variant: chosen.name });
   log?.info({ digest: layer.digest, bytes: layer.size }, 'downloading model layer');

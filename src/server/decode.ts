@@ -95,7 +95,7 @@ function decodeTensors(list: unknown, field: string, noun: string, body: Buffer,
       binaryOffset += binarySize;
     } else {
       if (entry.data === undefined) throw bad(`${where} has no "data" (and no binary_data_size)`);
-      data = decodeJsonData(entry.data, info.dataType, count, where);
+      data = decodeJsonData(entry.data, info.dataType, count, Math.max(1, dims.length), where);
     }
     tensors[name] = { dataType: info.dataType, dims, data };
   }
@@ -200,23 +200,25 @@ const INT_RANGE: ReadonlyMap<number, readonly [number, number]> = new Map([
  * Fills a TypedArray from `data`, flat or nested row-major (KServe allows both); the
  * element count must equal the shape's.
  */
-function decodeJsonData(data: unknown, dataType: number, count: number, where: string): TensorData {
+function decodeJsonData(data: unknown, dataType: number, count: number, maxDepth: number, where: string): TensorData {
   if (!Array.isArray(data)) throw bad(`${where}: "data" must be an array`);
   const out = allocate(dataType, count);
   const write = elementWriter(out, dataType, where);
   let next = 0;
-  const visit = (values: unknown[]): void => {
+  // Nesting deeper than the shape's rank is malformed; the bound also keeps a hostile body from exhausting the stack.
+  const visit = (values: unknown[], depth: number): void => {
+    if (depth > maxDepth) throw bad(`${where}: "data" is nested deeper than the shape's ${maxDepth} dimensions`);
     for (let i = 0; i < values.length; i++) {
       const value: unknown = values[i];
       if (Array.isArray(value)) {
-        visit(value);
+        visit(value, depth + 1);
         continue;
       }
       if (next >= count) throw bad(`${where}: "data" has more elements than the shape's ${count}`);
       write(next++, value);
     }
   };
-  visit(data);
+  visit(data, 1);
   if (next !== count) throw bad(`${where}: "data" has ${next} elements, the shape needs ${count}`);
   return out;
 }

@@ -85,6 +85,8 @@ describe('decodeInferenceRequest (JSON tensors)', () => {
     ['a duplicate input', json({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [1] }, { name: 'x', shape: [1], datatype: 'FP32', data: [1] }] }), /input 'x' appears twice/],
     ['no data', json({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32' }] }), /input 'x' has no "data"/],
     ['binary size without the header', json({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32', parameters: { binary_data_size: 4 } }] }), /no Inference-Header-Content-Length/],
+    ['data nested deeper than the shape', json({ inputs: [{ name: 'x', shape: [2], datatype: 'FP32', data: [[[1]], [[2]]] }] }), /nested deeper than the shape's 1 dimensions/],
+    ['a body nested 100000 deep', Buffer.from(`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":${'['.repeat(100_000)}1${']'.repeat(100_000)}}]}`), /nested deeper|not valid JSON/],
     ['a duplicate output', json({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [1] }], outputs: [{ name: 'y' }, { name: 'y' }] }), /output 'y' is requested twice/],
   ])('refuses %s with a 400 naming the problem', (_label, body, message) => {
     expect(badRequestMessage(() => decodeInferenceRequest(body, undefined))).toMatch(message);

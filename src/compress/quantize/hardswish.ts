@@ -11,7 +11,7 @@
  * x·max(0, min(1, x/6 + 0.5)) instead of x·clip(x+3, 0, 6)/6. The model's opset is
  * raised to 14 only when a pattern is found (raiseOpset rewrites what changed).
  */
-import { getAttrFloat, makeNode, opsetVersion, removeUnusedInitializers, type ModelProto, type NodeProto } from '../../onnx/index.ts';
+import { getAttrFloat, makeNode, opsetVersion, removeUnusedInitializers, tensorDims, type ModelProto, type NodeProto } from '../../onnx/index.ts';
 import { cloneModel } from '../clone.ts';
 import { dropStaleValueInfo, useCounts } from '../fold/graph-util.ts';
 import type { Change, Pass, PassResult } from '../pass.ts';
@@ -43,7 +43,8 @@ export function fuseHardSwish(input: ModelProto): PassResult {
   /** The scalar float constant `name` holds, or undefined. */
   const scalar = (name: string | undefined): number | undefined => {
     const t = floatInitializer(inits, name);
-    if (t === undefined) return undefined;
+    // Only a one-element tensor is worth decoding: Mul and Div operands may be whole weight tensors.
+    if (t === undefined || tensorDims(t).some((d) => d !== 1)) return undefined;
     const { data } = readFloat(t);
     return data.length === 1 ? data[0] : undefined;
   };

@@ -10,7 +10,6 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { quantizeDynamic, DEFAULT_DYNAMIC_OPTIONS } from '../compress/quantize/dynamic.ts';
 import { readNpy } from '../data/npy.ts';
 import { writeFileAtomic } from '../host/index.ts';
 import { readModelFile, writeModelFile } from '../onnx/index.ts';
@@ -48,6 +47,8 @@ export async function seedFixtureLayout(stateDir: string, fixtures = fixtureMode
   await mkdir(work, { recursive: true });
   const mlpInt8 = join(work, 'mnist-mlp-int8.onnx');
   if (!existsSync(mlpInt8)) {
+    // Loaded only when seeding: the compression passes are not part of the running daemon's footprint.
+    const { quantizeDynamic, DEFAULT_DYNAMIC_OPTIONS } = await import('../compress/quantize/dynamic.ts');
     const { model } = await readModelFile(mlp);
     await writeModelFile(mlpInt8, quantizeDynamic(model, DEFAULT_DYNAMIC_OPTIONS).model);
   }

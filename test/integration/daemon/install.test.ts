@@ -63,7 +63,7 @@ describe('scripts/install.sh into a staging root', () => {
     expect(existsSync(join(tmp.dir, 'opt/edgevolve/src/cli/bin.js'))).toBe(true);
     expect(existsSync(join(tmp.dir, 'opt/edgevolve/test/fixtures/models/mnist-cnn.onnx'))).toBe(true);
     const unit = await readFile(join(tmp.dir, 'etc/systemd/system/edgevolve.service'), 'utf8');
-    expect(unit).toContain(`ExecStart=${realpathSync(execFileSync('bash', ['-c', 'command -v node'], { encoding: 'utf8' }).trim())} /opt/edgevolve/src/cli/bin.js run`);
+    expect(unit).toContain(`ExecStart=${realpathSync(execFileSync('bash', ['-c', 'command -v node'], { encoding: 'utf8' }).trim())} --max-semi-space-size=2 /opt/edgevolve/src/cli/bin.js run`);
     expect(await readFile(join(tmp.dir, 'etc/systemd/system/edgevolve.service.d/memory.conf'), 'utf8')).toBe('[Service]\nMemoryMax=1G\n');
     const config = join(tmp.dir, 'etc/edgevolve/config.yaml');
     expect(await readFile(config, 'utf8')).toMatch(/^stateDir: \/var\/lib\/edgevolve$/m);

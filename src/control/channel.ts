@@ -86,7 +86,7 @@ export interface ChannelStats {
   done: number;
   failed: number;
   rejected: Partial<Record<ErrorCode, number>>;
-  /** Rejections over maxRejectionsPerMinute that got no error result. */
+  /** Refusals that got no error result: over maxRejectionsPerMinute, or unauthenticated on the fleet-wide topic. */
   rejectionsUnanswered: number;
   /** Results whose publish failed; they stay unreported and are sent again by republishUnreported(). */
   publishFailures: number;
@@ -108,6 +108,16 @@ interface Running {
   readonly controller: AbortController;
   readonly done: Promise<void>;
 }
+
+/** Refusals decided before the signature was checked: anyone who can publish can cause them. */
+const UNAUTHENTICATED_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'E_CONTROL_OVERSIZED',
+  'E_CONTROL_MALFORMED',
+  'E_CONTROL_UNKNOWN_TYPE',
+  'E_CONTROL_UNSIGNED',
+  'E_CONTROL_UNKNOWN_KEY',
+  'E_CONTROL_BAD_SIGNATURE',
+]);
 
 export class CommandChannel {
   readonly #o: CommandChannelOptions;
@@ -194,7 +204,9 @@ export class CommandChannel {
         arrivedOn,
       });
       if (!decoded.ok) {
-        this.#reject(decoded);
+        // One unauthenticated publish on $all would make every device of the fleet answer:
+        // an amplifier. Refusals there are counted and logged, answered only once signed.
+        this.#reject(decoded, !(arrivedOn === 'fleet' && UNAUTHENTICATED_REFUSALS.has(decoded.error.code)));
         return;
       }
       this.#accept(decoded.command, decoded.bodySha256, decoded.signedBy);
@@ -369,10 +381,14 @@ export class CommandChannel {
     };
   }
 
-  #reject(decoded: Extract<Decoded, { ok: false }>): void {
+  #reject(decoded: Extract<Decoded, { ok: false }>, answer = true): void {
     const code = decoded.error.code;
     this.#stats.rejected[code] = (this.#stats.rejected[code] ?? 0) + 1;
     this.#o.logger.warn({ id: decoded.id, code, reason: decoded.error.message }, 'command refused');
+    if (!answer) {
+      this.#stats.rejectionsUnanswered += 1;
+      return;
+    }
     const now = this.#o.clock.now();
     if (now - this.#rejectionWindowStart >= 60_000) {
       this.#rejectionWindowStart = now;

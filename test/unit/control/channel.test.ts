@@ -251,6 +251,17 @@ describe('CommandChannel', () => {
     expect(c.stats()).toMatchObject({ rejected: { E_CONTROL_MALFORMED: 10 }, rejectionsUnanswered: 7 });
   });
 
+  it('does not answer unauthenticated refusals on the fleet-wide topic (no amplification), but answers signed ones', async () => {
+    const c = await channel({ ping: () => Promise.resolve({}) });
+    const FLEET_TOPIC = 'edgevolve/v1/f/$all/cmd';
+    transport.deliver('garbage', FLEET_TOPIC);
+    transport.deliver(encodeCommand({ id: 'forged', type: 'ping', target: { fleet: 'f', device: '$all' }, payload: {} }, parsePrivateKey('k', generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string), Date.now()).text, FLEET_TOPIC);
+    transport.deliver(encodeCommand({ id: 'stale', type: 'ping', target: { fleet: 'f', device: '$all' }, payload: {} }, signer, Date.now() - 7_200_000).text, FLEET_TOPIC);
+    await until(() => transport.results().length === 1, 'one answer');
+    expect(transport.results()).toMatchObject([{ id: 'stale', status: 'rejected', error: { code: 'E_CONTROL_EXPIRED' } }]);
+    expect(c.stats()).toMatchObject({ accepted: 0, rejected: { E_CONTROL_MALFORMED: 1, E_CONTROL_BAD_SIGNATURE: 1, E_CONTROL_EXPIRED: 1 }, rejectionsUnanswered: 2 });
+  });
+
   it('reports a handler error with its code, and a non-JSON handler result as E_CONTROL_HANDLER', async () => {
     await channel({
       rollback: () => Promise.reject(new EdgevolveError('E_STORE_NOT_FOUND', 'no previous version')),

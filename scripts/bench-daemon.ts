@@ -115,7 +115,7 @@ try {
 
   const rows = [
     ['spawn to ready, model in store (median of ' + runs + ')', `${median(ready).toFixed(0)} ms`, `node + tsx start-up alone: ${median(bare).toFixed(0)} ms`, '<= 3000 ms'],
-    ['  of which the daemon\'s own start (store open to READY)', `${median(internal).toFixed(0)} ms`, '', ''],
+    ['  of which Daemon.start(): recovery, model load, first probe, API listen', `${median(internal).toFixed(0)} ms`, '', ''],
     [`idle RSS after ${idleMs / 1000} s`, `${rss.toFixed(1)} MB`, `idle node: ${nodeIdle.toFixed(1)} MB; node + one onnxruntime session: ${ortIdle.toFixed(1)} MB`, '<= 120 MB'],
     [`idle RSS after ${idleMs / 1000} s, node --max-semi-space-size=2 (as installed)`, `${rssFlagged.toFixed(1)} MB`, '', '<= 120 MB'],
   ];

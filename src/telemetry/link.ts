@@ -273,6 +273,7 @@ export class MqttLink {
       client.on('connect', (connack: IConnackPacket) => {
         if (generation !== this.generation) return;
         wasConnected = true;
+        disableNagle(client);
         void this.onConnected(client, generation, url, connack);
       });
       client.on('error', (err) => {
@@ -496,4 +497,15 @@ export async function readTlsMaterial(config: Pick<MqttConfig, 'caFile' | 'certF
   };
   const [ca, cert, key] = await Promise.all([read('caFile'), read('certFile'), read('keyFile')]);
   return { ...(ca === undefined ? {} : { ca }), ...(cert === undefined ? {} : { cert }), ...(key === undefined ? {} : { key }) };
+}
+
+/**
+ * mqtt.js leaves Nagle's algorithm on, so a small PUBACK, ack or result waits for the
+ * peer's delayed ACK (about 40 ms on Linux): H-control measured a one-device command
+ * round trip of 46 ms with it and 4 ms without. TCP and TLS sockets both have
+ * setNoDelay; WebSocket streams do not, and keep their default.
+ */
+function disableNagle(client: MqttClient): void {
+  const stream = client.stream as unknown as { setNoDelay?: (on: boolean) => void } | undefined;
+  stream?.setNoDelay?.(true);
 }

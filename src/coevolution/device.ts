@@ -5,7 +5,7 @@ import { EdgevolveError, toEdgevolveError } from '../errors/index.ts';
 import { CloudCascade } from './cascade/cascade.ts';
 import type { CoevolutionConfig } from './config.ts';
 import { DriftMonitor, type DriftSink } from './drift.ts';
-import { HardSampleMiner, type ModelMiningRule, type ObservedInference } from './samples/miner.ts';
+import { HardSampleMiner, type ObservedInference } from './samples/miner.ts';
 import { registryTransport } from './samples/registry-transport.ts';
 import { SampleStore } from './samples/store.ts';
 import { httpTransport, uploadPending, type BatchTransport, type UploadReport } from './samples/upload.ts';
@@ -49,7 +49,7 @@ export class DeviceCoevolution {
     if (config.mining.enabled) {
       this.store = await SampleStore.open(config.mining.dir ?? path.join(deps.stateDir, 'samples'), config.mining);
       this.miner = new HardSampleMiner(
-        { enabled: true, rules: config.mining.rules as Record<string, ModelMiningRule>, defaultRule: config.mining.defaultRule as ModelMiningRule | undefined, maxPerMinute: config.mining.maxPerMinute },
+        { enabled: true, rules: config.mining.rules, defaultRule: config.mining.defaultRule, maxPerMinute: config.mining.maxPerMinute },
         this.store, deps.clock, (err) => deps.onError(toEdgevolveError(err)),
       );
     }

@@ -7,18 +7,15 @@
  * reserved levels cannot collide with a real one.
  */
 import { EdgevolveError } from '../errors/index.ts';
+import { FLEET_WIDE_DEVICE, ID_PATTERN, TOPIC_ROOT } from '../telemetry/topics.ts';
 
-export const TOPIC_ROOT = 'edgevolve/v1';
+// The topic tree and the id rule belong to telemetry/topics.ts (one definition for
+// both halves of the channel); re-exported under the names control has used.
+export { ID_PATTERN, TOPIC_ROOT };
 /** The device level of the fleet-wide command topic. */
-export const FLEET_WIDE = '$all';
+export const FLEET_WIDE = FLEET_WIDE_DEVICE;
 /** The id level of results for commands whose id could not be read. */
 export const INVALID_ID = '$invalid';
-
-/**
- * Fleet, device and command ids: no MQTT wildcards or separators (CVE-2017-7650:
- * `+`, `#` and `/` in ids let pattern ACLs be bypassed), short enough for a topic level.
- */
-export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export interface DeviceAddress {
   readonly fleet: string;

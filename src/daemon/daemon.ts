@@ -176,7 +176,6 @@ export class Daemon {
     const { notifier, serving, telemetry, logger, store } = this.#deps;
     const t0 = this.#deps.host.now();
     await notifier.notify({ STATUS: 'starting: store open, recovering deployments' });
-    telemetry?.start();
     this.#lag.start();
 
     for (const name of await this.#state.names()) {
@@ -219,6 +218,9 @@ export class Daemon {
       await this.#health.probeAll();
     }
 
+    // The link publishes its birth on connect and has no re-birth: connecting once the models
+    // are loaded makes the birth name what is served. Events before this wait in the outbox.
+    telemetry?.start();
     if (this.#deps.api !== undefined) {
       const { url } = await this.#deps.api.listen();
       this.#url = url;

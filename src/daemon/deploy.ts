@@ -235,6 +235,7 @@ export class DeploymentManager {
       const active = this.#deps.repository.active(name);
       if (active === undefined) throw new EdgevolveError('E_STORE_NOT_FOUND', `no active version of ${name} to roll back from`);
       const marker = (await this.#deps.state.get(name)).trial ?? this.#syntheticMarker(active);
+      if (marker.previousId === null) throw new EdgevolveError('E_STORE_NOT_FOUND', `${name} has no earlier version to roll back to`);
       return this.#rollBack(name, marker, reason, 'rolled-back');
     });
   }

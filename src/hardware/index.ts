@@ -52,7 +52,7 @@ export async function profileDevice(deps: ProfileDeps, options: ProfileOptions):
 
 export { MicroBenchCache } from './cache.ts';
 export { readCpuIsa, type CpuIsa } from './cpu-isa.ts';
-export { collectHardware, type ProbeHost, type ProbeOptions } from './probe.ts';
+export { collectHardware, readThermalZones, kernelThrottling, type ProbeHost, type ProbeOptions } from './probe.ts';
 export { hardwareFingerprint, type FingerprintInput } from './fingerprint.ts';
 export { runMicroBenchmarks, MICRO_BENCH_VERSION, type MicroBenchmarks, type KernelResult } from './micro-bench.ts';
 export { probeExecutionProviders, onnxruntimeVersion } from './ort-providers.ts';

@@ -192,9 +192,13 @@ function maxOfNullable(a: number | null, b: number | null): number | null {
   return a === null ? b : b === null ? a : Math.max(a, b);
 }
 
-async function probeThermal(read: Read, list: List, commands: RunCommand, warnings: string[]): Promise<ThermalFacts> {
+/**
+ * Every /sys/class/thermal/thermal_zoneN with its trip points, in zone order. Shared with
+ * telemetry's periodic sampler, which reads the same zones every interval.
+ */
+export async function readThermalZones(read: Read, list: List): Promise<ThermalZone[]> {
   const zoneNames = (await list(THERMAL)).filter((n) => /^thermal_zone\d+$/.test(n)).sort((a, b) => Number(a.slice(12)) - Number(b.slice(12)));
-  const zones: ThermalZone[] = await Promise.all(
+  return Promise.all(
     zoneNames.map(async (name) => {
       const dir = `${THERMAL}/${name}`;
       const entries = await list(dir);
@@ -207,6 +211,15 @@ async function probeThermal(read: Read, list: List, commands: RunCommand, warnin
       return parseThermalZone({ name, type, temp, trips });
     }),
   );
+}
+
+/** True when a zone has reached a trip point at which the kernel throttles. */
+export function kernelThrottling(zones: readonly ThermalZone[]): boolean {
+  return zones.some((z) => z.reached.some((t) => t === 'passive' || t === 'hot' || t === 'critical'));
+}
+
+async function probeThermal(read: Read, list: List, commands: RunCommand, warnings: string[]): Promise<ThermalFacts> {
+  const zones = await readThermalZones(read, list);
   let piThrottle: PiThrottleState | undefined;
   const result = await commands.runCommand('vcgencmd', ['get_throttled'], { timeoutMs: 3000 });
   if (result !== undefined) {
@@ -217,9 +230,8 @@ async function probeThermal(read: Read, list: List, commands: RunCommand, warnin
   for (const zone of zones) {
     if (zone.reached.length > 0) notes.push(`${zone.type} at ${zone.celsius ?? '?'} °C reached ${zone.reached.join(', ')} trip`);
   }
-  const kernelThrottling = zones.some((z) => z.reached.some((t) => t === 'passive' || t === 'hot' || t === 'critical'));
   const firmwareThrottling = piThrottle !== undefined && (piThrottle.throttledNow || piThrottle.frequencyCappedNow || piThrottle.softTempLimitNow);
-  return { zones, piThrottle: piThrottle ?? null, throttlingNow: kernelThrottling || firmwareThrottling, notes };
+  return { zones, piThrottle: piThrottle ?? null, throttlingNow: kernelThrottling(zones) || firmwareThrottling, notes };
 }
 
 async function probeAccelerators(read: Read, list: List): Promise<Accelerator[]> {

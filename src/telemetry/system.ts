@@ -4,7 +4,7 @@
  * resident size, the hottest thermal zone (parsed by hardware/parse/thermal.ts) and free
  * space of the state directory. Anything that cannot be read is null, never a guess.
  */
-import { parseThermalZone } from '../hardware/parse/thermal.ts';
+import { kernelThrottling, readThermalZones } from '../hardware/index.ts';
 import type { DiskSpace } from '../host/index.ts';
 import type { ListDir, ReadTextFile } from '../host/files.ts';
 import type { ProcessMemory } from '../host/process-memory.ts';
@@ -70,26 +70,15 @@ export function hostSystemSampler(deps: HostSamplerDeps): SystemSampler {
     return (100 * (now.busy - before.busy)) / (now.total - before.total);
   };
   const thermal = async (): Promise<{ temperatureC: number | null; throttled: boolean | null }> => {
-    const base = '/sys/class/thermal';
-    const names = ((await deps.files.listDir(base)) ?? []).filter((n) => /^thermal_zone\d+$/.test(n));
-    if (names.length === 0) return { temperatureC: null, throttled: null };
-    const zones = await Promise.all(
-      names.map(async (name) => {
-        const dir = `${base}/${name}`;
-        const entries = (await deps.files.listDir(dir)) ?? [];
-        const tripIds = entries.map((e) => /^trip_point_(\d+)_temp$/.exec(e)?.[1]).filter((k): k is string => k !== undefined);
-        const [type, temp, trips] = await Promise.all([
-          deps.files.readTextFile(`${dir}/type`),
-          deps.files.readTextFile(`${dir}/temp`),
-          Promise.all(tripIds.map(async (k) => ({ type: await deps.files.readTextFile(`${dir}/trip_point_${k}_type`), temp: await deps.files.readTextFile(`${dir}/trip_point_${k}_temp`) }))),
-        ]);
-        return parseThermalZone({ name, type, temp, trips });
-      }),
+    const zones = await readThermalZones(
+      (file) => deps.files.readTextFile(file),
+      async (dir) => (await deps.files.listDir(dir)) ?? [],
     );
+    if (zones.length === 0) return { temperatureC: null, throttled: null };
     const temps = zones.map((z) => z.celsius).filter((c): c is number => c !== null);
     return {
       temperatureC: temps.length === 0 ? null : Math.max(...temps),
-      throttled: zones.some((z) => z.reached.some((t) => t === 'passive' || t === 'hot' || t === 'critical')),
+      throttled: kernelThrottling(zones),
     };
   };
   return {

@@ -6,3 +6,4 @@ export { FleetDatabase, type FleetDevice, type IngestOutcome } from './fleet-db.
 export { startIngest, ingestSubscriptions, type IngestOptions, type IngestWorker } from './ingest.ts';
 export { publishStudent, type PublishRequest, type Published } from './publish.ts';
 export { rollOut, pickCanaries, judgeCanaries, type RolloutOptions, type RolloutResult, type RolloutTelemetry, type FleetCommander } from './rollout.ts';
+export { controlCommander, type ControlCommanderOptions } from './control-commander.ts';

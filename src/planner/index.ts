@@ -21,7 +21,7 @@ export {
   type AccuracyResult,
   type FidelityResult,
 } from './metrics.ts';
-export { optimize, calibrationFrom, type OptimizeOptions, type OptimizeDeps, type OptimizeResult, type CandidateRecord, type CandidateStatus, type BenchNumbers, type SensitivityLayer, type Stage } from './search.ts';
+export { optimize, calibrationFrom, bySensitivity, type OptimizeOptions, type OptimizeDeps, type OptimizeResult, type CandidateRecord, type CandidateStatus, type BenchNumbers, type SensitivityLayer, type Stage } from './search.ts';
 export { validateBudgets, budgetMisses, describeMiss, relaxAdvice, hasAnyBudget, OBJECTIVES, MIB, type Budgets, type BudgetMiss, type Objective } from './budgets.ts';
 export { chooseMetric, scoreOf, subsetNoiseMargin, describeMetric, type AccuracyMetric, type AccuracyScore } from './accuracy.ts';
 export { uniformCandidates, describeCandidate, type CandidateSpec, type CandidateStep } from './candidates.ts';

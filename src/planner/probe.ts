@@ -5,6 +5,7 @@
  * other processes hits both alike. One session per candidate serves all three.
  */
 import { checkAgainstModel, type Dataset } from '../data/index.ts';
+import { EdgevolveError } from '../errors/index.ts';
 import type { TensorValue } from '../onnx/index.ts';
 import { measureLatencies } from '../runtime/bench/measure.ts';
 import { percentileOfSorted } from '../runtime/bench/stats.ts';
@@ -16,14 +17,26 @@ export interface ProbeOptions {
   readonly threads: number;
   /** Wall time of the quick latency estimate, both sessions together. */
   readonly quickMs: number;
+  /** Samples per run in every latency measurement (default 1). */
+  readonly batch?: number;
 }
 
-/** One sample's feeds, as the model takes them: what latency is measured on (batch 1). */
-export async function firstSampleFeeds(dataset: Dataset, session: Session): Promise<Record<string, TensorValue>> {
-  const binding = checkAgainstModel(dataset.take(1), session.inputs);
-  for await (const batch of binding.dataset.batches(1)) {
+/**
+ * The first `batch` samples' feeds, as the model takes them: what latency is measured on.
+ * A batch above 1 needs a free batch axis (a model fixed at batch 1, or without a batch
+ * axis, is an E_USAGE error: its latency cannot be measured at another batch).
+ */
+export async function firstSampleFeeds(dataset: Dataset, session: Session, batch = 1): Promise<Record<string, TensorValue>> {
+  const binding = checkAgainstModel(dataset.take(batch), session.inputs);
+  if (batch > 1 && (binding.mode !== 'batched' || (binding.fixedBatch !== undefined && binding.fixedBatch !== batch))) {
+    throw new EdgevolveError('E_USAGE', `--batch ${batch}: the model's inputs have no free batch axis (latency can only be measured at the batch the model takes)`, {
+      context: { batch, mode: binding.mode },
+    });
+  }
+  if (dataset.size < batch) throw new EdgevolveError('E_USAGE', `--batch ${batch}: the data set has only ${dataset.size} samples`, { context: { batch, samples: dataset.size } });
+  for await (const first of binding.dataset.batches(batch)) {
     const feeds: Record<string, TensorValue> = {};
-    for (const [name, value] of Object.entries(batch.feeds)) {
+    for (const [name, value] of Object.entries(first.feeds)) {
       feeds[name] = binding.mode !== 'whole' && binding.hasBatchAxis[name] === false ? { ...value, dims: value.dims.slice(1) } : value;
     }
     return feeds;
@@ -43,7 +56,7 @@ export class ReferenceProbe {
   static async open(fp32: Uint8Array, dataset: Dataset, options: ProbeOptions): Promise<ReferenceProbe> {
     const session = await createSession(fp32, { threads: options.threads });
     try {
-      return new ReferenceProbe(session, await firstSampleFeeds(dataset, session), dataset, options);
+      return new ReferenceProbe(session, await firstSampleFeeds(dataset, session, options.batch ?? 1), dataset, options);
     } catch (err) {
       await session.release();
       throw err;
@@ -55,7 +68,7 @@ export class ReferenceProbe {
     return new CandidateProbe(await createSession(bytes, { threads: this.options.threads }), this, this.dataset, this.options);
   }
 
-  /** Median latency of fp32 alone at batch 1, in-process: sizes the isolated benchmark's run count. */
+  /** Median latency of fp32 alone at the latency batch, in-process: sizes the isolated benchmark's run count. */
   async medianMs(): Promise<number> {
     const m = await measureLatencies(() => this.session.run(this.feeds), { warmup: 3, iterations: 10_000, maxMs: this.options.quickMs / 4 });
     return percentileOfSorted(Float64Array.from(m.samplesMs).sort(), 50);
@@ -86,7 +99,7 @@ export class CandidateProbe {
     return { score: scoreOf(report, metric, baseline), cosine: report.fidelity?.outputs.find((o) => o.output === metric.output)?.meanCosine ?? 0 };
   }
 
-  /** Candidate median latency over fp32 median latency, batch 1, the sessions taking turns. */
+  /** Candidate median latency over fp32 median latency at the latency batch, the sessions taking turns. */
   async quickLatencyRatio(): Promise<number> {
     const feeds = this.reference.feeds;
     const rounds = 6;

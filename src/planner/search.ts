@@ -34,7 +34,7 @@ export interface BenchNumbers {
 
 export interface OptimizeDeps {
   /**
-   * Benchmarks model bytes in isolation at batch 1 on the given inputs' shapes; throws
+   * Benchmarks model bytes in isolation on the given inputs' shapes (their first dimension is the batch); throws
    * EdgevolveError when the model fails. `expectedMs` (an in-process estimate of one
    * run) lets it size the run count.
    */
@@ -54,6 +54,8 @@ export interface OptimizeOptions {
   /** Wall-time limit of the search, seconds. */
   readonly timeLimitS: number;
   readonly threads: number;
+  /** Samples per run in every latency measurement, quick and isolated (default 1): a device that serves batches is judged at its batch. */
+  readonly batch?: number;
   /** Samples of the accuracy pre-check. */
   readonly subsetSamples: number;
   /** Samples of the per-layer sensitivity measurement. */
@@ -134,6 +136,11 @@ export interface SensitivityLayer {
   readonly drop: number;
   /** 1 − mean cosine of the output with only this layer in int8. */
   readonly error: number;
+  /**
+   * Accuracy drop with every other layer of the family in int8 and only this one reverted to fp32
+   * (NNCF-style): catches layers whose error only shows together with the others'.
+   */
+  readonly revertedDrop: number;
 }
 
 export interface OptimizeResult {
@@ -198,7 +205,7 @@ class Search {
     const { options, deps } = this;
     this.builder = new CandidateBuilder({ cpu: deps.cpu });
     const fp32 = await this.build({ id: 'fp32', steps: [{ kind: 'fold' }] });
-    this.reference = await ReferenceProbe.open(fp32.bytes, this.dataset, { threads: options.threads, quickMs: options.quickMs });
+    this.reference = await ReferenceProbe.open(fp32.bytes, this.dataset, { threads: options.threads, quickMs: options.quickMs, batch: options.batch ?? 1 });
     try {
       // int8-static calibrates on the first samples of the data set (one per model input).
       this.builder = new CandidateBuilder({ cpu: deps.cpu, calibration: calibrationFrom(this.dataset, this.reference.session.inputs, options.calibrationSamples) });
@@ -412,12 +419,17 @@ class Search {
     const lostAccuracy = this.records.filter(
       (r) => (r.id.startsWith('int8-dynamic') || r.id.startsWith('int8-static')) && r.status === 'rejected' && r.misses.some((m) => m.budget === 'accuracy-drop'),
     );
-    // One base per family (dynamic, static), the fastest first; the next family only when the first found nothing feasible.
-    lostAccuracy.sort((a, b) => (a.quickLatencyRatio ?? 9) - (b.quickLatencyRatio ?? 9));
-    const bases = [lostAccuracy.find((r) => r.id.startsWith('int8-static')), lostAccuracy.find((r) => r.id.startsWith('int8-dynamic'))]
-      .filter((r): r is CandidateRecord => r !== undefined)
-      .sort((a, b) => (a.quickLatencyRatio ?? 9) - (b.quickLatencyRatio ?? 9));
+    // Every int8 variant that lost accuracy is a family (dynamic per-tensor and per-channel, each static calibration):
+    // they differ in which layers hurt (on mnist-mlp per-channel dynamic needs its biggest layer kept, per-tensor a small
+    // one), so the fastest first, the next only when the ones before found nothing feasible.
+    const bases = [...lostAccuracy].sort((a, b) => (a.quickLatencyRatio ?? 9) - (b.quickLatencyRatio ?? 9));
+    // Static mixed plans are always per-channel: the per-tensor and per-channel variants of one calibration are one family.
+    const searched = new Set<string>();
     for (const base of bases) {
+      const step = this.specs.get(base.id)!.steps.at(-1)!;
+      const familyKey = step.kind === 'int8-static' ? `static:${step.calibration}` : step.kind === 'int8-dynamic' ? `dynamic:${step.perChannel}` : base.id;
+      if (searched.has(familyKey)) continue;
+      searched.add(familyKey);
       if (this.timeUp()) return;
       const best = this.best();
       // Only worth it when the family could beat what is already feasible.
@@ -444,22 +456,27 @@ class Search {
     this.deps.progress(`mixed precision: ${base.id} drops ${base.accuracy?.drop.toFixed(2) ?? base.subset?.drop.toFixed(2)} pt; measuring the sensitivity of ${heavy.length} layers on ${samples} samples`);
 
     const layers: SensitivityLayer[] = [];
-    for (const layer of heavy) {
-      if (this.timeUp()) break;
-      const one = await this.builder.build(this.model, { id: `sensitivity:${layer.node}`, steps: [{ kind: 'fold' }, { kind: 'mixed', family, int8Nodes: [layer.node], fp32Kept: [] }] });
+    const scoreOfPlan = async (id: string, int8Nodes: readonly string[]): Promise<{ score: AccuracyScore; cosine: number }> => {
+      const one = await this.builder.build(this.model, { id, steps: [{ kind: 'fold' }, { kind: 'mixed', family, int8Nodes, fp32Kept: [] }] });
       const probe = await this.reference.candidate(one.bytes);
       try {
-        const { score, cosine } = await probe.scoreAndCosine(this.metric, this.sensitivityBaseline(samples), samples);
-        layers.push({ node: layer.node, opType: layer.opType, macs: layer.macs, drop: score.drop, error: 1 - cosine });
+        return await probe.scoreAndCosine(this.metric, this.sensitivityBaseline(samples), samples);
       } finally {
         await probe.release();
       }
+    };
+    for (const layer of heavy) {
+      if (this.timeUp()) break;
+      // Two views of one layer: its error alone in int8, and what reverting it alone from the all-int8 plan recovers.
+      // One at a time misses interaction (each of mnist-mlp's layers alone flips 0–1 of 2000 images, all three 2–7).
+      const alone = await scoreOfPlan(`sensitivity:${layer.node}`, [layer.node]);
+      const reverted = await scoreOfPlan(`sensitivity:revert:${layer.node}`, allInt8.filter((n) => n !== layer.node));
+      layers.push({ node: layer.node, opType: layer.opType, macs: layer.macs, drop: alone.score.drop, error: 1 - alone.cosine, revertedDrop: reverted.score.drop });
     }
-    // The metric decides first (flipped samples are what the budget counts); the cosine breaks ties and ranks what flips nothing.
-    layers.sort((a, b) => b.drop - a.drop || b.error - a.error);
+    layers.sort(bySensitivity);
     // The report shows the last family searched: the one whose plan was chosen when one was.
     this.sensitivity = { family: familyName, samples, layers };
-    this.deps.progress(`sensitivity: ${layers.slice(0, 5).map((l) => `${l.node} drop ${l.drop.toFixed(2)} pt, 1-cos ${l.error.toExponential(2)}`).join('; ')}${layers.length > 5 ? '; ...' : ''}`);
+    this.deps.progress(`sensitivity: ${layers.slice(0, 5).map((l) => `${l.node} drop ${l.drop.toFixed(2)} pt (reverted ${l.revertedDrop.toFixed(2)}), 1-cos ${l.error.toExponential(2)}`).join('; ')}${layers.length > 5 ? '; ...' : ''}`);
 
     // The fewest kept layers whose subset drop meets the budget: binary search over k (the drop falls as k grows).
     const planFor = async (k: number): Promise<CandidateRecord> => {
@@ -669,6 +686,15 @@ class Search {
       predictedLatencyRatio: null, predictedP95Ms: null, quickLatencyRatio: null, quickP95Ms: null, subset: null, accuracy: null, bench: null, misses: [], warnings: [],
     };
   }
+}
+
+/**
+ * Most sensitive first: the lowest drop left when the layer alone is reverted to fp32 (what the
+ * keep-k search actually buys), then the highest drop it causes alone in int8 (flipped samples are
+ * what the budget counts), then its output error alone (ranks what flips nothing).
+ */
+export function bySensitivity(a: SensitivityLayer, b: SensitivityLayer): number {
+  return a.revertedDrop - b.revertedDrop || b.drop - a.drop || b.error - a.error;
 }
 
 /** Calibration from the data set (exported for the CLI and tests). */

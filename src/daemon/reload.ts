@@ -1,13 +1,14 @@
 /**
  * SIGHUP: which configuration changes apply to a running daemon and which need a
  * restart. Reloadable keys are read through getters on every use (log level, budgets,
- * health gates, watchdog bounds, telemetry interval); the rest are fixed at start.
+ * health gates, watchdog bounds, reconcile interval); the rest are fixed at start.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Config } from '../config/index.ts';
 
 /** Top-level (or dotted) keys whose new value takes effect without a restart. */
-export const RELOADABLE: readonly string[] = ['log.level', 'deploy', 'daemon.watchdog', 'daemon.models.budgets', 'daemon.reconcileIntervalMs', 'telemetry.intervalMs', 'mqtt.telemetryIntervalMs'];
+// Not telemetry.intervalMs: the telemetry service fixes its timer at construction (src/telemetry owns it).
+export const RELOADABLE: readonly string[] = ['log.level', 'deploy', 'daemon.watchdog', 'daemon.models.budgets', 'daemon.reconcileIntervalMs'];
 
 export interface ReloadPlan {
   readonly applied: readonly string[];

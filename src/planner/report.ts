@@ -28,7 +28,7 @@ export function renderReport(header: ReportHeader, r: OptimizeResult): string {
   ].filter((b) => b !== null);
   out.push(`model      ${header.input}`);
   out.push(`data       ${header.data}; accuracy = ${r.metric.description}`);
-  out.push(`budgets    ${budgets.length === 0 ? '(none)' : budgets.join(', ')}; objective: ${r.objective}`);
+  out.push(`budgets    ${budgets.length === 0 ? '(none)' : budgets.join(', ')}; objective: ${r.objective}; latency at batch ${r.batch}`);
   out.push(
     `fp32       ${r.baseline.score.toFixed(2)} on ${r.baseline.samples} samples, p95 ${r.baseline.p95Ms.toFixed(3)} ms, peak ${(r.baseline.peakBytes / MIB).toFixed(1)} MiB, ${kib(r.baseline.sizeBytes)}`,
   );
@@ -53,9 +53,9 @@ export function renderReport(header: ReportHeader, r: OptimizeResult): string {
   out.push('pred/quick = predicted (MACs × profile) and in-process measured latency over fp32; p95 and peak from the isolated benchmark.');
   if (r.sensitivity !== null) {
     out.push(
-      `sensitivity (${r.sensitivity.family}, one layer int8 at a time, ${r.sensitivity.samples} samples, drop / 1 − cosine): ${r.sensitivity.layers
+      `sensitivity (${r.sensitivity.family}, ${r.sensitivity.samples} samples, most sensitive first; drop with the layer alone in int8 / drop with only it reverted to fp32 / 1 − cosine alone): ${r.sensitivity.layers
         .slice(0, 8)
-        .map((l) => `${l.node} ${l.drop.toFixed(2)} pt / ${l.error.toExponential(1)}`)
+        .map((l) => `${l.node} ${l.drop.toFixed(2)} / ${l.revertedDrop.toFixed(2)} pt / ${l.error.toExponential(1)}`)
         .join(', ')}${r.sensitivity.layers.length > 8 ? ', ...' : ''}`,
     );
   }

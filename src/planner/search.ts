@@ -147,6 +147,8 @@ export interface OptimizeResult {
   readonly metric: AccuracyMetric & { readonly description: string };
   readonly budgets: Budgets;
   readonly objective: Objective;
+  /** Samples per run in the latency measurements. */
+  readonly batch: number;
   readonly baseline: { readonly score: number; readonly sizeBytes: number; readonly p95Ms: number; readonly peakBytes: number; readonly samples: number };
   readonly device: DeviceSpeed & { readonly measured: boolean };
   readonly macsByOpType: Readonly<Record<string, number>>;
@@ -582,6 +584,7 @@ class Search {
       metric: { ...this.metric, description: describeMetric(this.metric) },
       budgets: this.options.budgets,
       objective: this.options.objective,
+      batch: this.options.batch ?? 1,
       baseline: { score: this.baselineFull, sizeBytes: fp32.sizeBytes ?? 0, p95Ms: this.fp32P95, peakBytes: fp32.bench?.peakBytes ?? 0, samples: fp32.accuracy?.samples ?? 0 },
       device: { ...this.speed, measured: this.deps.measured !== null },
       macsByOpType: macsByOpType(this.macs),

@@ -106,4 +106,11 @@ describe.runIf(hasPython)('edgevolve optimize', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/E_PLAN_BUDGET_INVALID: --size -3/);
   }, 60_000);
+
+  it('--batch 0 is a usage error: exit 2 with E_USAGE naming the flag, before any work', async () => {
+    const r = await edgevolve('optimize', CNN, '--data', DATA, '--batch', '0', '-o', path.join(root, 'x.onnx'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/E_USAGE: --batch 0: expected a whole number of samples/);
+    expect(existsSync(path.join(root, 'x.onnx'))).toBe(false);
+  }, 60_000);
 });

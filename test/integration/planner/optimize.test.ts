@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDataset } from '../../../src/data/index.ts';
 import { readModelFile } from '../../../src/onnx/index.ts';
-import { isolatedBench, optimize, type OptimizeDeps, type OptimizeOptions } from '../../../src/planner/index.ts';
+import { bySensitivity, isolatedBench, optimize, type OptimizeDeps, type OptimizeOptions } from '../../../src/planner/index.ts';
 import { createSession } from '../../../src/runtime/index.ts';
 
 const MODELS = path.resolve('test/fixtures/models');
@@ -96,11 +96,11 @@ describe('optimize (real sessions, real isolated benchmark)', () => {
       const int8 = r.candidates.find((c) => c.id === 'int8-static:entropy:pc')!;
       expect(int8.status).toBe('rejected');
       expect(int8.misses.map((m) => m.budget)).toEqual(['accuracy-drop']);
-      // Three Gemm layers, ranked by the drop each alone causes in int8, then by its output error.
+      // Three Gemm layers, ranked by the drop left with each reverted alone, then the drop each alone causes in int8, then its output error.
       expect(r.sensitivity).not.toBeNull();
       const layers = r.sensitivity!.layers;
       expect(layers.map((l) => l.opType)).toEqual(['Gemm', 'Gemm', 'Gemm']);
-      expect([...layers].sort((a, b) => b.drop - a.drop || b.error - a.error)).toEqual(layers);
+      expect([...layers].sort(bySensitivity)).toEqual(layers);
       for (const l of layers) expect(l.error).toBeGreaterThan(0);
       // Mixed plans keep the most sensitive layers in fp32, the rest int8.
       const mixed = r.candidates.filter((c) => c.id.startsWith('mixed:int8-static:entropy:keep'));
@@ -137,4 +137,60 @@ describe('optimize (real sessions, real isolated benchmark)', () => {
       await dataset.close();
     }
   }, 120_000);
+
+  it('mnist-mlp at batch 32, agreement budget 0.05 pt: all-int8 dynamic misses it, reverting fc2 alone fixes it (the interaction one layer at a time cannot see), and the plan keeping only fc2 in fp32 is measured at batch 32', async () => {
+    const data = path.join(root, 'unlabelled-mlp');
+    mkdirSync(data);
+    copyFileSync(path.join(MNIST, 'input.npy'), path.join(data, 'input.npy'));
+    const { model } = await readModelFile(path.join(MODELS, 'mnist-mlp.onnx'));
+    const dataset = await openDataset(data);
+    const benchedShapes: number[][] = [];
+    const real = deps([]);
+    // The real isolated benchmark; the wrapper only records the shapes it was asked to run.
+    const recording: OptimizeDeps = { ...real, bench: (bytes, shapes, expectedMs) => (benchedShapes.push([...(shapes.input ?? [])]), real.bench(bytes, shapes, expectedMs)) };
+    try {
+      // All 2000 images: int8-dynamic per-tensor flips 2 of them (0.10 pt), with fc2 kept in fp32 none (measured).
+      const r = await optimize(
+        model,
+        dataset,
+        { ...base, budgets: { maxAccuracyDrop: 0.05 }, mixed: true, only: ['int8-dynamic'], subsetSamples: 2000, sensitivitySamples: 2000, evalSamples: undefined, batch: 32 },
+        recording,
+      );
+      expect(r.batch).toBe(32);
+      const int8 = r.candidates.find((c) => c.id === 'int8-dynamic')!;
+      expect(int8.misses.map((m) => m.budget)).toEqual(['accuracy-drop']);
+      expect(int8.accuracy?.drop ?? int8.subset?.drop).toBeCloseTo(0.1, 9);
+      const layers = r.sensitivity!.layers;
+      expect(layers[0]!.node).toBe('fc2');
+      expect(layers[0]!.revertedDrop).toBe(0);
+      // One at a time, fc2 alone in int8 flips no more than another layer alone: that ranking alone could not single it out.
+      expect(layers[0]!.drop).toBeLessThanOrEqual(Math.max(...layers.slice(1).map((l) => l.drop)));
+      const keep1 = r.candidates.find((c) => c.id === 'mixed:int8-dynamic:keep1')!;
+      expect(['feasible', 'chosen']).toContain(keep1.status);
+      expect(keep1.accuracy!.drop).toBe(0);
+      const step = keep1.steps.at(-1)!;
+      expect(step.kind === 'mixed' && step.fp32Kept).toEqual(['fc2']);
+      expect(step.kind === 'mixed' && [...step.int8Nodes].sort()).toEqual(['fc1', 'fc3']);
+      expect(keep1.bench).not.toBeNull();
+      expect(benchedShapes.length).toBeGreaterThan(0);
+      for (const shape of benchedShapes) expect(shape).toEqual([32, 1, 28, 28]);
+    } finally {
+      await dataset.close();
+    }
+  }, 180_000);
+
+  it('a latency batch larger than the data set is a usage error naming both', async () => {
+    const { model } = await readModelFile(path.join(MODELS, 'mnist-mlp.onnx'));
+    const dataset = await openDataset(MNIST);
+    try {
+      const error = await optimize(model, dataset.take(8), { ...base, batch: 16 }, deps([])).then(
+        () => null,
+        (err: unknown) => err as { code?: string; message?: string },
+      );
+      expect(error?.code).toBe('E_USAGE');
+      expect(error?.message).toMatch(/--batch 16: the data set has only 8 samples/);
+    } finally {
+      await dataset.close();
+    }
+  }, 60_000);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseMetric, scoreOf, type EvaluationReport } from '../../../src/planner/index.ts';
+import { budgetMisses, bySensitivity, chooseMetric, scoreOf, type EvaluationReport, type SensitivityLayer } from '../../../src/planner/index.ts';
 
 function report(accuracy: number | null, agreement: number | null, cosine = 0.99): EvaluationReport {
   return {
@@ -29,5 +29,29 @@ describe('accuracy metric', () => {
     expect(agreement.score).toBeCloseTo(99.5, 9);
     expect(agreement.disagreement).toBeCloseTo(0.005, 9);
     expect(scoreOf(report(null, null, 0.985), { kind: 'cosine', output: 'logits' }, 100).drop).toBeCloseTo(1.5, 9);
+  });
+
+  it('a drop equal to the budget meets it: 97.15 − 97.10 is 0.05 pt, not 0.05000000000001 (floating point)', () => {
+    // 0.9710 × 100 is 97.1 in floating point, and 97.15 − 97.1 is 0.0500000000000114 unrounded.
+    const score = scoreOf(report(0.971, 1), { kind: 'top1-labels', output: 'logits' }, 97.15);
+    expect(score.drop).toBe(0.05);
+    expect(budgetMisses({ maxAccuracyDrop: 0.05 }, { accuracyDrop: score.drop })).toEqual([]);
+    expect(budgetMisses({ maxAccuracyDrop: 0.04 }, { accuracyDrop: score.drop }).map((m) => m.budget)).toEqual(['accuracy-drop']);
+  });
+});
+
+describe('sensitivity ranking', () => {
+  const layer = (node: string, drop: number, revertedDrop: number, error: number): SensitivityLayer => ({ node, opType: 'Gemm', macs: 1, drop, revertedDrop, error });
+
+  it('the layer whose revert alone leaves the least drop comes first, even when alone in int8 it flips no more than the others (interaction)', () => {
+    // mnist-mlp, int8-dynamic per-tensor, agreement on 2000 images (measured): each layer alone flips one image;
+    // reverting fc2 alone from all-int8 recovers everything, reverting fc1 or fc3 leaves 0.10 pt.
+    const layers = [layer('fc1', 0.05, 0.1, 6.7e-5), layer('fc2', 0.05, 0, 6.7e-6), layer('fc3', 0.05, 0.1, 8.2e-6)];
+    expect([...layers].sort(bySensitivity).map((l) => l.node)).toEqual(['fc2', 'fc1', 'fc3']);
+  });
+
+  it('ties on the revert fall to the drop alone, then to the output error alone', () => {
+    const layers = [layer('a', 0, 0.2, 1e-3), layer('b', 0.1, 0.2, 1e-6), layer('c', 0, 0.2, 1e-2)];
+    expect([...layers].sort(bySensitivity).map((l) => l.node)).toEqual(['b', 'c', 'a']);
   });
 });

@@ -242,8 +242,14 @@ class Search {
     fp32Record.subset = { samples: Math.min(options.subsetSamples, this.dataset.size), score: this.baselineSubset, drop: 0, disagreement: 0 };
     fp32Record.accuracy = { samples: this.evalLimit().limit ?? this.dataset.size, score: this.baselineFull, drop: 0, disagreement: 0 };
     this.fullCount++;
-    const fp32Bench = await this.bench(fp32Record, fp32.bytes);
+    // fp32's p95 scales every quick estimate and is the bar the others are judged against, and one preempted run on a
+    // loaded device inflates it (mnist-mlp at batch 512: p50 3.95 ms, p95 8.19 ms in one run, 5.27 ms in the next,
+    // which rejected every int8 variant on its quick estimate): measured twice, the lower p95 kept.
+    const first = await this.bench(fp32Record, fp32.bytes);
+    const second = first === null ? null : await this.bench(fp32Record, fp32.bytes);
+    const fp32Bench = first === null || second === null ? first : first.p95Ms <= second.p95Ms ? first : second;
     if (fp32Bench === null) throw new EdgevolveError('E_BENCH_CRASHED', `the fp32 model does not run in the benchmark: ${fp32Record.reason}`);
+    fp32Record.bench = fp32Bench;
     this.fp32P95 = fp32Bench.p95Ms;
     fp32Record.predictedP95Ms = this.fp32P95;
     fp32Record.quickP95Ms = this.fp32P95;

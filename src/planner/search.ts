@@ -381,6 +381,14 @@ class Search {
     if (this.timeUp()) return skip('predicted-only', 'time limit reached before the benchmark');
     const numbers = await this.bench(rec, built.bytes);
     if (numbers === null) return;
+    // Fair to fp32 (benchmarked twice): a candidate over the p95 budget by less than 25% gets a second run and keeps the
+    // lower p95 — one preempted run on a loaded device otherwise decides (mnist-mlp's fc2-kept plan: p50 3.30 ms, p95 4.17 ms).
+    const limit = budgets.latencyP95Ms;
+    if (limit !== undefined && numbers.p95Ms > limit && numbers.p95Ms <= limit * 1.25 && !this.timeUp()) {
+      const again = await this.bench(rec, built.bytes);
+      rec.status = 'predicted-only';
+      rec.bench = again === null || numbers.p95Ms <= again.p95Ms ? numbers : again;
+    }
     this.judge(rec);
   }
 

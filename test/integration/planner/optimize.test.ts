@@ -205,4 +205,38 @@ describe('optimize (real sessions, real isolated benchmark)', () => {
       await dataset.close();
     }
   }, 60_000);
+
+  it('a candidate over the p95 budget by less than 25% is benchmarked again and keeps the lower p95; one over by more is not (fp32 always runs twice)', async () => {
+    const { model } = await readModelFile(path.join(MODELS, 'mnist-mlp.onnx'));
+    const dataset = await openDataset(MNIST);
+    // Scripted benchmark numbers (fault injection: a preempted run cannot be produced on demand); sessions and accuracy are real.
+    // fp32 gets 1.0 then 1.2 ms (1.0 kept); the budget is 0.9 ms, so int8's quick estimate (about 0.7x at batch 32) passes.
+    const scripted = (p95s: number[]): { deps: OptimizeDeps; calls: () => number } => {
+      let i = 0;
+      const bench: OptimizeDeps['bench'] = () => {
+        const p95Ms = p95s[i++];
+        if (p95Ms === undefined) throw new Error('more benchmark runs than scripted');
+        return Promise.resolve({ p50Ms: p95Ms / 2, p95Ms, p99Ms: p95Ms, peakBytes: 1 });
+      };
+      return { deps: { ...deps([]), bench }, calls: () => i };
+    };
+    const options: OptimizeOptions = { ...base, budgets: { latencyP95Ms: 0.9, maxAccuracyDrop: 5 }, only: ['int8-dynamic'], batch: 32 };
+    try {
+      const near = scripted([1.0, 1.2, 1.05, 0.85]);
+      const r1 = await optimize(model, dataset, options, near.deps);
+      expect(near.calls()).toBe(4);
+      expect(r1.baseline.p95Ms).toBe(1.0);
+      const int8 = r1.candidates.find((c) => c.id === 'int8-dynamic')!;
+      expect(int8.bench!.p95Ms).toBe(0.85);
+      expect(r1.chosen?.id).toBe('int8-dynamic');
+
+      const far = scripted([1.0, 1.2, 1.2]);
+      const r2 = await optimize(model, dataset, options, far.deps);
+      expect(far.calls()).toBe(3);
+      expect(r2.candidates.find((c) => c.id === 'int8-dynamic')!.misses.map((m) => m.budget)).toEqual(['latency-p95']);
+      expect(r2.chosen).toBeNull();
+    } finally {
+      await dataset.close();
+    }
+  }, 60_000);
 });

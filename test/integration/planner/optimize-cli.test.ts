@@ -87,7 +87,8 @@ describe.runIf(hasPython)('edgevolve optimize', () => {
     const report = path.join(root, 'none.json');
     const r = await edgevolve('optimize', CNN, ...common, '--latency-p95', '0.0001', '--candidates', 'int8-dynamic', '-o', out, '--report', report);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/E_PLAN_NO_FEASIBLE: no candidate meets every budget; closest: fp32 \(latency-p95 [\d.]+ ms > 0\.000 ms/);
+    // fp32 and int8-dynamic both miss by their p95; which is closer depends on int8's speed here (about 1.0x fp32 on this model).
+    expect(r.stderr).toMatch(/E_PLAN_NO_FEASIBLE: no candidate meets every budget; closest: .*\bfp32 \(latency-p95 [\d.]+ ms > 0\.000 ms/);
     expect(r.stdout).toMatch(/NOTHING MEETS THE BUDGETS/);
     expect(existsSync(out)).toBe(false);
     const doc = JSON.parse(readFileSync(report, 'utf8')) as { ok: boolean; chosen: null; failure: { closest: { id: string; misses: { budget: string; over: number }[]; relax: string[] }[] } };

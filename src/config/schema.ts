@@ -123,7 +123,8 @@ export const deployConfigSchema = z
 export const plannerConfigSchema = z
   .object({
     objective: z.enum(['accuracy', 'latency', 'size']).default('accuracy').describe('What to optimize among the candidates that meet every budget.'),
-    latencyP95Ms: z.number().positive().optional().describe('Default p95 latency budget at batch 1, in ms (isolated benchmark).'),
+    latencyP95Ms: z.number().positive().optional().describe('Default p95 latency budget of one run at `batch` samples, in ms (isolated benchmark).'),
+    batch: z.number().int().positive().default(1).describe('Samples per run in every latency measurement of the planner (a device that serves batches is judged at its batch; the model needs a free batch axis).'),
     memoryMB: z.number().positive().optional().describe('Default peak memory budget of the benchmark process above its baseline, in MiB.'),
     sizeMB: z.number().positive().optional().describe('Default model file size budget, in MiB.'),
     maxAccuracyDrop: z.number().nonnegative().default(1).describe('Default accuracy budget: points of top-1 (or agreement, or cosine x 100) the result may lose against fp32. A guard even when only latency or size is asked for: without it the fastest candidate can be a pruned model that lost most of its accuracy.'),

@@ -9,7 +9,7 @@ export const MIB = 1024 * 1024;
 
 /** Any subset; an absent budget is not checked. */
 export interface Budgets {
-  /** p95 latency of one run at batch 1 in the isolated bench, ms. */
+  /** p95 latency of one run (at the search's batch, 1 by default) in the isolated bench, ms. */
   readonly latencyP95Ms?: number;
   /** Peak resident memory of the bench process above its baseline, MiB. */
   readonly memoryMB?: number;

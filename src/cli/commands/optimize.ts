@@ -47,7 +47,7 @@ export function registerOptimize(program: Command): void {
     .requiredOption('--data <dir>', 'data set: one <input>.npy per model input (+ labels.npy for accuracy; else fidelity to fp32)')
     .requiredOption('-o, --output <file>', 'where the chosen model is written (atomically)')
     .option('--latency-p95 <ms>', 'p95 latency budget of one run at --batch, ms', number)
-    .option('--batch <n>', 'samples per run in every latency measurement (default 1; the model needs a free batch axis)', number)
+    .option('--batch <n>', 'samples per run in every latency measurement (default planner.batch, 1; the model needs a free batch axis)', number)
     .option('--memory <MB>', 'peak memory budget of the benchmark process above its baseline, MiB', number)
     .option('--size <MB>', 'model file size budget, MiB', number)
     .option('--max-accuracy-drop <pt>', 'points of top-1 (or agreement, or cosine x 100) the result may lose against fp32', number)
@@ -70,7 +70,7 @@ export function registerOptimize(program: Command): void {
         const defaults = config.planner;
         const objective = (flags.objective ?? defaults.objective) as Objective;
         if (!OBJECTIVES.includes(objective)) throw usageError(`--objective ${flags.objective}: expected one of ${OBJECTIVES.join(', ')}`);
-        const batch = flags.batch ?? 1;
+        const batch = flags.batch ?? defaults.batch;
         if (!Number.isInteger(batch) || batch < 1) throw usageError(`--batch ${flags.batch}: expected a whole number of samples, at least 1`);
         const budgets = validateBudgets({
           ...optional('latencyP95Ms', flags.latencyP95 ?? defaults.latencyP95Ms),

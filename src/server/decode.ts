@@ -37,16 +37,7 @@ const utf8 = new TextDecoder('utf-8');
  * the JSON is the first `jsonLength` bytes and the tensors follow; absent, the whole body is JSON.
  */
 export function decodeInferenceRequest(body: Buffer, jsonLength: number | undefined): DecodedRequest {
-  if (jsonLength !== undefined && (jsonLength < 0 || jsonLength > body.length)) {
-    throw bad(`Inference-Header-Content-Length is ${jsonLength}, but the body has ${body.length} bytes`);
-  }
-  const jsonEnd = jsonLength ?? body.length;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8', 0, jsonEnd));
-  } catch (err) {
-    throw bad(`the request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  const { parsed, jsonEnd } = parseJsonHead(body, jsonLength, 'request');
   if (!isObject(parsed)) throw bad('the request body must be a JSON object with an "inputs" array');
   const id = parsed.id;
   if (id !== undefined && typeof id !== 'string') throw bad('"id" must be a string');
@@ -116,16 +107,7 @@ export interface DecodedResponse {
 
 /** Decodes a KServe v2 inference response (the client side); problems are E_SERVER_BAD_REQUEST naming the field. */
 export function decodeInferenceResponse(body: Buffer, jsonLength: number | undefined): DecodedResponse {
-  if (jsonLength !== undefined && (jsonLength < 0 || jsonLength > body.length)) {
-    throw bad(`Inference-Header-Content-Length is ${jsonLength}, but the body has ${body.length} bytes`);
-  }
-  const jsonEnd = jsonLength ?? body.length;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8', 0, jsonEnd));
-  } catch (err) {
-    throw bad(`the response body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  const { parsed, jsonEnd } = parseJsonHead(body, jsonLength, 'response');
   if (!isObject(parsed) || typeof parsed.model_name !== 'string') throw bad('the response is not a KServe v2 inference response (no "model_name")');
   const parameters = isObject(parsed.parameters) ? parsed.parameters : {};
   return {
@@ -326,4 +308,20 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function bad(message: string): EdgevolveError {
   return new EdgevolveError('E_SERVER_BAD_REQUEST', message);
+}
+
+/**
+ * The JSON head of a KServe v2 body: the first `jsonLength` bytes (binary-data extension,
+ * `Inference-Header-Content-Length`), or the whole body when the header is absent.
+ */
+function parseJsonHead(body: Buffer, jsonLength: number | undefined, what: 'request' | 'response'): { parsed: unknown; jsonEnd: number } {
+  if (jsonLength !== undefined && (jsonLength < 0 || jsonLength > body.length)) {
+    throw bad(`Inference-Header-Content-Length is ${jsonLength}, but the body has ${body.length} bytes`);
+  }
+  const jsonEnd = jsonLength ?? body.length;
+  try {
+    return { parsed: JSON.parse(body.toString('utf8', 0, jsonEnd)), jsonEnd };
+  } catch (err) {
+    throw bad(`the ${what} body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

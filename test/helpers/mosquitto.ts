@@ -10,10 +10,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './free-port.ts';
+import { canConnect, freePort } from './free-port.ts';
 import { requireTool } from './require-tool.ts';
 
 export const MOSQUITTO_BINARY = '/usr/sbin/mosquitto';
@@ -240,14 +239,3 @@ function issue(dir: string, caName: string, name: string, commonName: string, ex
   ]);
 }
 
-/** Polled by TCP connect: works for plain and TLS listeners alike. */
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}

@@ -3,12 +3,11 @@
  * a temporary storage directory, optionally behind htpasswd basic auth, and stops it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './free-port.ts';
+import { canConnect, freePort } from './free-port.ts';
 import { requireTool } from './require-tool.ts';
 
 export const REGISTRY_BINARY = '/usr/bin/docker-registry';
@@ -139,14 +138,3 @@ export async function startRegistry(
   };
 }
 
-/** TLS registries are polled by TCP connect: the readiness probe has no client certificate. */
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}

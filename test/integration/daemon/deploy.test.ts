@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseDigest } from '../../../src/store/index.ts';
+import { parseDigest, type VersionRecord } from '../../../src/store/index.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { CNN, MLP, deployRig, publish, testConfig, writeFailingModel, type DeployRig } from './fixtures.ts';
 
@@ -30,6 +30,17 @@ describe('safe deployment: trial, health gate, rollback (real store, real onnxru
 
   function retarget(ref: string, budgets: Record<string, unknown> = {}): void {
     rig.config = testConfig(rig.config.stateDir, { daemon: { models: [{ name: 'm', ref, budgets }] } });
+  }
+
+  /** Deploys 1.0.0 (cnn), then reconciles to 2.0.0 (mlp); returns both version records. */
+  async function deployTwoVersions(): Promise<{ v1: VersionRecord; v2: VersionRecord }> {
+    await start(await publish(layout, '1.0.0', [{ name: 'fp32', modelPath: CNN }]));
+    await rig.reconciler.reconcile(desired(), 'test');
+    const v1 = rig.store.repository.active('m')!;
+    retarget(await publish(layout, '2.0.0', [{ name: 'fp32', modelPath: MLP }]));
+    await rig.reconciler.reconcile(desired(), 'test');
+    const v2 = rig.store.repository.versions('m').find((v) => v.version === '2.0.0')!;
+    return { v1, v2 };
   }
 
   it('a healthy first version passes its gate, is committed and served; reconciling again changes nothing', async () => {
@@ -80,13 +91,8 @@ describe('safe deployment: trial, health gate, rollback (real store, real onnxru
   });
 
   it('a restart during a trial resumes it (counted), and past maxTrialEntries the deployment is aborted and rolled back', async () => {
-    await start(await publish(layout, '1.0.0', [{ name: 'fp32', modelPath: CNN }]));
-    await rig.reconciler.reconcile(desired(), 'test');
-    const v1 = rig.store.repository.active('m')!;
-    retarget(await publish(layout, '2.0.0', [{ name: 'fp32', modelPath: MLP }]));
-    await rig.reconciler.reconcile(desired(), 'test');
+    const { v1, v2 } = await deployTwoVersions();
     // Stage what a kill during v2's trial leaves: the marker, and v2 active in the store.
-    const v2 = rig.store.repository.versions('m').find((v) => v.version === '2.0.0')!;
     rig.store.repository.activate(v1.id, 'test reset', { updateTrust: false });
     await rig.state.put('m', { trial: { candidateId: v2.id, candidateManifest: v2.manifestDigest, previousId: v1.id, reason: 'test', startedAt: Date.now(), entries: 1, phase: 'trial' }, failed: [], variantOverride: null, desiredRef: null });
     rig.store.repository.activate(v2.id, 'trial: test');
@@ -102,12 +108,7 @@ describe('safe deployment: trial, health gate, rollback (real store, real onnxru
   });
 
   it('a kill between the marker and the activation transaction is finished on restart: the candidate is activated and its trial resumed', async () => {
-    await start(await publish(layout, '1.0.0', [{ name: 'fp32', modelPath: CNN }]));
-    await rig.reconciler.reconcile(desired(), 'test');
-    const v1 = rig.store.repository.active('m')!;
-    retarget(await publish(layout, '2.0.0', [{ name: 'fp32', modelPath: MLP }]));
-    await rig.reconciler.reconcile(desired(), 'test');
-    const v2 = rig.store.repository.versions('m').find((v) => v.version === '2.0.0')!;
+    const { v1, v2 } = await deployTwoVersions();
     rig.store.repository.activate(v1.id, 'test reset', { updateTrust: false });
     await rig.state.put('m', { trial: { candidateId: v2.id, candidateManifest: v2.manifestDigest, previousId: v1.id, reason: 'test', startedAt: Date.now(), entries: 1, phase: 'activating' }, failed: [], variantOverride: null, desiredRef: null });
 
@@ -120,12 +121,8 @@ describe('safe deployment: trial, health gate, rollback (real store, real onnxru
   });
 
   it('a kill during a rollback is finished on restart: the previous version is active and the candidate remembered as failed', async () => {
-    await start(await publish(layout, '1.0.0', [{ name: 'fp32', modelPath: CNN }]));
-    await rig.reconciler.reconcile(desired(), 'test');
-    const v1 = rig.store.repository.active('m')!;
-    retarget(await publish(layout, '2.0.0', [{ name: 'fp32', modelPath: MLP }]));
-    await rig.reconciler.reconcile(desired(), 'test');
-    const v2 = rig.store.repository.active('m')!;
+    const { v1, v2 } = await deployTwoVersions();
+    expect(rig.store.repository.active('m')?.id).toBe(v2.id);
     await rig.state.put('m', { trial: { candidateId: v2.id, candidateManifest: v2.manifestDigest, previousId: v1.id, reason: 'test', startedAt: Date.now(), entries: 1, phase: 'rolling-back', failReason: 'gate failed' }, failed: [], variantOverride: null, desiredRef: null });
 
     expect(await rig.deploy.recover('m')).toBe('rolled-back');

@@ -2,27 +2,15 @@
  * `edgevolve eval` as a user runs it: a child process, human and JSON output, and
  * exit 1 with a one-line reason when the data set does not fit the model.
  */
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { edgevolve } from '../../helpers/cli.ts';
 import { writeNpy } from '../../../src/data/index.ts';
 import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo } from '../../../src/onnx/index.ts';
 
-const run = promisify(execFile);
-const CLI = path.resolve('src/cli/index.ts');
 
-async function edgevolve(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8' });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('edgevolve eval', () => {
   const root = mkdtempSync(path.join(tmpdir(), 'edgevolve-eval-cli-'));

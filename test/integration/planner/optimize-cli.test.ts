@@ -3,28 +3,17 @@
  * plot (parsed as XML by Python's ElementTree), the chosen model written, and exit 1
  * with the closest candidates and what to relax when nothing meets the budgets.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { edgevolve } from '../../helpers/cli.ts';
 import { requireTool } from '../../helpers/require-tool.ts';
 
-const run = promisify(execFile);
-const CLI = path.resolve('src/cli/index.ts');
 const CNN = path.resolve('test/fixtures/models/mnist-cnn.onnx');
 const DATA = path.resolve('test/fixtures/data/mnist-test');
 
-async function edgevolve(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8' });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 interface SvgShape {
   readonly tag: string;

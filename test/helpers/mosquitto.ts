@@ -3,7 +3,9 @@
  * temporary directory, and stops, kills and restarts it on the same port (broker-restart
  * faults). Options: TLS with a CA, server and client certificates made by `openssl` in the
  * temp dir (mTLS with `requireCertificate`), an ACL file, a password file made with
- * `mosquitto_passwd`, persistence on or off.
+ * `mosquitto_passwd`, persistence on or off, and a second listener speaking MQTT over
+ * WebSockets (Debian's mosquitto 2.0 is built with libwebsockets: `protocol websockets`
+ * loads), with the same certificates when TLS is on (`wss://`).
  *
  * Used by the telemetry, control and co-evolution tests: keep this API stable.
  */
@@ -47,6 +49,8 @@ export interface MosquittoOptions {
   readonly allowAnonymous?: boolean;
   /** Keep the broker's state (sessions, retained, queued QoS 1) across stop()/start(). Default false. */
   readonly persistence?: boolean;
+  /** Also listen for MQTT over WebSockets on a second free port (`wsUrl`); with `tls`, over TLS (wss). */
+  readonly websockets?: boolean;
   /** Extra mosquitto.conf lines, appended verbatim. */
   readonly extraConfig?: readonly string[];
 }
@@ -72,6 +76,8 @@ export interface RunningMosquitto {
   /** `mqtt://127.0.0.1:<port>` or `mqtts://localhost:<port>` with TLS. */
   readonly url: string;
   readonly port: number;
+  /** `ws://127.0.0.1:<port>` or `wss://localhost:<port>` when started with `websockets`. */
+  readonly wsUrl: string | undefined;
   /** The temp dir holding the config, certificates, password, ACL and persistence files. */
   readonly dir: string;
   readonly tls: MosquittoTls | undefined;
@@ -120,13 +126,18 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
     lines.push(`acl_file ${join(dir, 'acl')}`);
   }
   let tls: MosquittoTls | undefined;
+  // Certificate settings belong to the listener above them: written once per listener.
+  let tlsLines: string[] = [];
   if (options.tls !== undefined && options.tls !== false) {
     const tlsOptions: MosquittoTlsOptions = options.tls === true ? {} : options.tls;
     tls = await makeTestPki(dir);
-    lines.push(`cafile ${tls.caPath}`, `certfile ${join(dir, 'server.crt')}`, `keyfile ${join(dir, 'server.key')}`);
-    if (tlsOptions.requireCertificate === true) lines.push('require_certificate true');
-    if (tlsOptions.useIdentityAsUsername === true) lines.push('use_identity_as_username true');
+    tlsLines = [`cafile ${tls.caPath}`, `certfile ${join(dir, 'server.crt')}`, `keyfile ${join(dir, 'server.key')}`];
+    if (tlsOptions.requireCertificate === true) tlsLines.push('require_certificate true');
+    if (tlsOptions.useIdentityAsUsername === true) tlsLines.push('use_identity_as_username true');
+    lines.push(...tlsLines);
   }
+  const wsPort = options.websockets === true ? await freePort() : undefined;
+  if (wsPort !== undefined) lines.push(`listener ${wsPort} 127.0.0.1`, 'protocol websockets', ...tlsLines);
   if (options.persistence === true) {
     lines.push('persistence true', `persistence_location ${dir}/`, 'persistence_file mosquitto.db', 'autosave_interval 1');
   } else {
@@ -151,7 +162,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
     const deadline = Date.now() + 10_000;
     for (;;) {
       if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`mosquitto exited at start: ${logText}`);
-      if (await canConnect(port)) return;
+      if ((await canConnect(port)) && (wsPort === undefined || (await canConnect(wsPort)))) return;
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
         throw new Error(`mosquitto did not listen on port ${port}: ${logText}`);
@@ -174,6 +185,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Ru
   return {
     url: tls === undefined ? `mqtt://127.0.0.1:${port}` : `mqtts://localhost:${port}`,
     port,
+    wsUrl: wsPort === undefined ? undefined : tls === undefined ? `ws://127.0.0.1:${wsPort}` : `wss://localhost:${wsPort}`,
     dir,
     tls,
     start,

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import Long from 'long';
 import { EdgevolveError } from '../errors/index.ts';
 import { resolveLimits, type OnnxLimits } from './limits.ts';
+import { ONNX_DESCRIPTOR } from './proto/onnx-descriptor.ts';
 import type { ModelProto, TensorProto } from './types.ts';
 import { scanWireFormat } from './wire.ts';
 
@@ -14,14 +14,16 @@ import { scanWireFormat } from './wire.ts';
 protobuf.util.Long = Long;
 protobuf.configure();
 
-const PROTO_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), 'proto', 'onnx.proto');
-
 let schema: protobuf.Root | undefined;
 
-/** The protobufjs root for the official onnx.proto, loaded once per process. */
+/**
+ * The protobufjs root for the official onnx.proto, built once per process from its
+ * generated JSON descriptor: no file to find beside the code (the dist/ bundle has none),
+ * and no .proto parsing at start-up.
+ */
 export function onnxSchema(): protobuf.Root {
   if (schema === undefined) {
-    schema = protobuf.loadSync(PROTO_PATH);
+    schema = protobuf.Root.fromJSON(ONNX_DESCRIPTOR);
     schema.resolveAll();
   }
   return schema;

@@ -7,10 +7,10 @@ import { loadConfig, type Config } from './config/index.ts';
 import { readFile } from 'node:fs/promises';
 import { CommandChannel, CommandStore, controlSettings, controlStorePath, resolveFleetKeys } from './control/index.ts';
 import { commandHandlers, Daemon, EventLog, InProcessServing, resolveConfigFile, seedFixtureLayout, SEED_MODEL, SlotServing, PROBE_REQUEST_ID, telemetryEventSink, writeSampleRequest, systemdNotifier, type ApiServer, type CommandListener, type DesiredModel, type ModelServing, type Notifier, type TelemetryLink } from './daemon/index.ts';
-import { hostSystemSampler, openTelemetry, readTlsMaterial, } from './telemetry/index.ts';
+import { hostSystemSampler, openTelemetry, readTlsMaterial, type TelemetryService } from './telemetry/index.ts';
 import { selfProcessMemory } from './host/process-memory.ts';
 import type { DeviceProfile as HardwareProfile } from './hardware/index.ts';
-import type { InferenceObserver } from './runtime/serving/index.ts';
+import type { InferenceInterceptor, InferenceObserver } from './runtime/serving/index.ts';
 import { ModelSlots } from './runtime/serving/index.ts';
 import { createInferenceServer } from './server/index.ts';
 import { inferenceServerOptions } from './server/from-config.ts';
@@ -22,6 +22,8 @@ import { toEdgevolveError } from './errors/index.ts';
 import { systemCommands } from './host/commands.ts';
 import { systemHost, type Host } from './host/index.ts';
 import { createLogger, type Logger } from './log/index.ts';
+import { collectSamplesHandler, DeviceCoevolution } from './coevolution/index.ts';
+import { openEndpoint } from './registry/index.ts';
 import { openStore, type OpenedStore } from './store/index.ts';
 
 export interface StartOptions {
@@ -98,7 +100,9 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
       if (e.requestId !== PROBE_REQUEST_ID) telemetry.recorder.recordInference(e.latencyMs, e.error === undefined);
     },
   };
-  const { serving, api } = buildServing(config, store, logger, [recorder]);
+  const coevolution = config.coevolution.enabled ? await buildCoevolution(config, device, host, telemetry, logger) : undefined;
+  const coevolutionHooks = coevolution?.device.hooks();
+  const { serving, api } = buildServing(config, store, logger, [recorder, ...(coevolutionHooks?.observers ?? [])], coevolutionHooks?.interceptor);
   const events = new EventLog(logger.child({ module: 'events' }));
   events.addSink(telemetryEventSink(telemetry));
   const telemetryLink: TelemetryLink = {
@@ -119,7 +123,7 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
       // The telemetry service is the transport: commands in through its link, acks and results out through its outbox.
       transport: telemetry,
       store: CommandStore.open(controlStorePath(config.stateDir)),
-      handlers: commandHandlers({ daemon, profile: selection }),
+      handlers: { ...commandHandlers({ daemon, profile: selection }), 'collect-samples': collectSamplesHandler(coevolution?.device) },
       keys: await resolveFleetKeys(config.control.publicKeys, (path) => readFile(path, 'utf8')),
       settings: controlSettings(config.control),
       clock: host,
@@ -140,6 +144,7 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
       }, daemon.config.daemon.shutdownTimeoutMs);
       deadline.unref();
       await daemon.stop(signal);
+      await coevolution?.stop();
       store.close();
       clearTimeout(deadline);
       logger.info({ signal }, 'edgevolve stopped');
@@ -175,9 +180,12 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
   }
 
   try {
+    // Before the API opens: its hooks see the first request.
+    await coevolution?.start();
     await daemon.start();
   } catch (err) {
     await daemon.stop('start-failure').catch(() => undefined);
+    await coevolution?.stop().catch(() => undefined);
     store.close();
     throw err;
   }
@@ -200,6 +208,49 @@ function deviceIdFrom(fingerprint: string): string {
   return `edge-${fingerprint.replace(/^sha256:/, '').slice(0, 16)}`;
 }
 
+/**
+ * The device side of co-evolution (`coevolution.enabled`): quality signals and drift into
+ * the periodic telemetry, drift crossings as `drift` events, hard samples to the configured
+ * upload target. start/stop run around the daemon's own lifecycle.
+ */
+async function buildCoevolution(
+  config: Readonly<Config>, device: string, host: Host, telemetry: TelemetryService, logger: Logger,
+): Promise<{ device: DeviceCoevolution; start(): Promise<void>; stop(): Promise<void> }> {
+  const log = logger.child({ module: 'coevolution' });
+  const { upload } = config.coevolution;
+  const endpoint = upload.target === 'registry' && upload.repository !== undefined ? await openEndpoint(upload.repository, config.registry, host, { create: true }, log) : undefined;
+  const coevolution = new DeviceCoevolution(config.coevolution, {
+    stateDir: config.stateDir,
+    deviceId: device,
+    clock: host,
+    quality: telemetry.recorder,
+    isInternalRequest: (id) => id === PROBE_REQUEST_ID,
+    registryTarget: endpoint?.content,
+    driftSink: {
+      report: () => undefined,
+      event: (r) => {
+        const what = r.drifted ? `drifted: PSI ${r.score.toFixed(3)} > ${config.coevolution.drift.threshold}` : `drift cleared: PSI ${r.score.toFixed(3)}`;
+        try {
+          telemetry.event('drift', r.drifted ? 'warning' : 'info', `${r.model} ${r.version} ${what}`, { ...r, threshold: config.coevolution.drift.threshold });
+        } catch (err) {
+          log.warn({ err: toEdgevolveError(err).message }, 'drift event not recorded');
+        }
+      },
+    },
+    onError: (err) => log.warn({ code: err.code }, err.message),
+  });
+  const running = new AbortController();
+  return {
+    device: coevolution,
+    start: () => coevolution.start(running.signal),
+    stop: async () => {
+      running.abort();
+      await coevolution.stop();
+      await endpoint?.close();
+    },
+  };
+}
+
 function memoize<T>(make: () => Promise<T>): () => Promise<T> {
   let value: Promise<T> | undefined;
   return () => {
@@ -215,13 +266,13 @@ function memoize<T>(make: () => Promise<T>): () => Promise<T> {
  * The inference side: the KServe API over model slots (sessions from verified bytes),
  * or, with `server.enabled: false`, plain in-process sessions the daemon only probes.
  */
-function buildServing(config: Readonly<Config>, store: OpenedStore, logger: Logger, observers: readonly InferenceObserver[]): { serving: ModelServing; api?: ApiServer } {
+function buildServing(config: Readonly<Config>, store: OpenedStore, logger: Logger, observers: readonly InferenceObserver[], interceptor?: InferenceInterceptor): { serving: ModelServing; api?: ApiServer } {
   const session = { ...(config.server.threads === undefined ? {} : { threads: config.server.threads }) };
-  if (!config.server.enabled) return { serving: new InProcessServing(session) };
+  if (!config.server.enabled) return { serving: new InProcessServing(session, store) };
   // The slots take the serving's observer, and the serving reaches the slots: tie the knot through a holder.
   const holder: { slots?: ModelSlots } = {};
   const serving = new SlotServing(() => holder.slots as ModelSlots, store, session);
-  const slots = new ModelSlots({ warmupRuns: config.server.warmupRuns, observers: [serving.observer, ...observers], logger: logger.child({ module: 'serving' }) });
+  const slots = new ModelSlots({ warmupRuns: config.server.warmupRuns, observers: [serving.observer, ...observers], ...(interceptor === undefined ? {} : { interceptor }), logger: logger.child({ module: 'serving' }) });
   holder.slots = slots;
   const server = createInferenceServer(inferenceServerOptions(config.server, slots, logger, process.env.npm_package_version ?? '0.1.0'));
   const api: ApiServer = {

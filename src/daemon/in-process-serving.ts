@@ -6,6 +6,7 @@
  */
 import { EdgevolveError } from '../errors/index.ts';
 import { elementTypeInfo, type TensorValue } from '../onnx/index.ts';
+import { openVerifiedModel, type VerifiedStore } from '../registry/index.ts';
 import { createSession, type Session, type SessionOptions } from '../runtime/index.ts';
 import type { InferenceOutcome, ModelServing, ServedModel } from './ports.ts';
 
@@ -22,13 +23,27 @@ export class InProcessServing implements ModelServing {
   readonly #options: SessionOptions;
   #closed = false;
 
-  constructor(options: SessionOptions = { threads: 1 }) {
+  readonly #store: VerifiedStore | undefined;
+
+  /**
+   * With `store`, each load reads the version verified into memory (P4), external-data
+   * layers included; without it, from `modelPath` (single-file models only: the blob
+   * store keeps external data under digests, not beside the model under its location).
+   */
+  constructor(options: SessionOptions = { threads: 1 }, store?: VerifiedStore) {
     this.#options = options;
+    this.#store = store;
+  }
+
+  async #open(model: ServedModel): Promise<Session> {
+    if (this.#store === undefined) return createSession(model.modelPath, this.#options);
+    const verified = await openVerifiedModel(this.#store, { name: model.name, manifestDigest: model.manifestDigest });
+    return createSession(verified.bytes, { ...this.#options, externalData: verified.externalData });
   }
 
   async load(model: ServedModel): Promise<void> {
     if (this.#closed) throw new EdgevolveError('E_DAEMON_STOPPING', `cannot load ${model.name}: serving is closed`);
-    const session = await createSession(model.modelPath, this.#options);
+    const session = await this.#open(model);
     let probeFeeds: Record<string, TensorValue>;
     try {
       probeFeeds = zeroFeeds(session);

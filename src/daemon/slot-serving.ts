@@ -31,15 +31,12 @@ export class SlotServing implements ModelServing {
 
   async load(model: ServedModel): Promise<void> {
     const verified = await openVerifiedModel(this.#store, { name: model.name, manifestDigest: model.manifestDigest });
-    if (verified.externalData.length > 0) {
-      throw new EdgevolveError('E_RUNTIME_SESSION_CREATE', `${model.name} ${model.version} has external data, which the daemon's sessions do not pass to onnxruntime yet`);
-    }
     const slot = this.#slots().add(model.name);
     await slot.swap({
       version: model.version,
       variant: model.variant,
       labels: { manifest: model.manifestDigest },
-      createSession: () => createSession(verified.bytes, this.#session),
+      createSession: () => createSession(verified.bytes, { ...this.#session, externalData: verified.externalData }),
     });
     const active = slot.active;
     if (active === undefined) throw new EdgevolveError('E_INTERNAL', `slot ${model.name} is empty after a swap`);

@@ -17,6 +17,12 @@ export interface SessionOptions {
   readonly executionProviders?: readonly string[];
   /** onnxruntime's own log level: 0 verbose … 4 fatal. Default 3 (errors only), so its warnings do not reach stderr. */
   readonly logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * The model's external-data files in memory, keyed by the exact `location` string the
+   * model names (onnxruntime-node's `externalData`): a model opened from bytes has no
+   * directory to resolve them in. src/registry's openVerifiedModel returns them verified.
+   */
+  readonly externalData?: readonly { readonly path: string; readonly data: Uint8Array }[];
 }
 
 /** One graph input or output as onnxruntime sees it. */
@@ -123,6 +129,7 @@ function toOrtOptions(options: SessionOptions): ort.InferenceSession.SessionOpti
   if (options.threads !== undefined) out.intraOpNumThreads = options.threads;
   if (options.graphOptimizationLevel !== undefined) out.graphOptimizationLevel = options.graphOptimizationLevel;
   if (options.executionProviders !== undefined) out.executionProviders = options.executionProviders;
+  if (options.externalData !== undefined && options.externalData.length > 0) out.externalData = options.externalData;
   return out;
 }
 

@@ -107,6 +107,23 @@ export const deployConfigSchema = z
       .positive()
       .default(3)
       .describe('Restarts of the daemon while the same version is on trial before the deployment is aborted and rolled back (a crash loop).'),
+    shadow: z
+      .object({
+        enabled: z.boolean().default(false).describe('Shadow mode: a new version first runs beside the serving one on a share of live requests, and is put on trial only when its answers agree and its latency holds.'),
+        share: z.number().gt(0).max(1).default(0.1).describe('Share of live requests mirrored to the candidate (after their answer was sent), 0..1.'),
+        minRequests: z.number().int().positive().default(200).describe('Mirrored requests the shadow needs before it judges the candidate.'),
+        maxDurationMs: z.number().int().positive().default(600_000).describe('Longest shadow, ms: with fewer than minRequests mirrored by then, onNoTraffic decides.'),
+        minAgreement: z.number().min(0).max(1).default(0.98).describe('Lowest mean agreement with the serving version: top-1 for classifier outputs [N, C], cosine for other float outputs, equality otherwise.'),
+        maxLatencyRatio: z.number().positive().default(1.5).describe('Highest candidate p95 over the serving version p95 on the same mirrored requests (also held to the p95 budget, with latencyTolerance).'),
+        maxInFlight: z.number().int().positive().default(2).describe('Mirrors running at once; sampled requests beyond this are dropped and counted.'),
+        onNoTraffic: z
+          .enum(['promote', 'reject'])
+          .default('promote')
+          .describe("What happens when fewer than minRequests were mirrored within maxDurationMs: 'promote' puts the candidate on trial without shadow evidence (its health gate still runs), 'reject' keeps the serving version."),
+        checkIntervalMs: z.number().int().positive().default(1000).describe('How often the shadow statistics are judged, ms.'),
+      })
+      .strict()
+      .prefault({}),
     budgetWatch: z
       .object({
         enabled: z.boolean().default(true).describe('Re-plan (pick a lighter variant) when p95 stays over the budget.'),

@@ -3,7 +3,7 @@
  * (`<stateDir>/deploy/<name>.json`, replaced atomically): the version on trial, the
  * version to fall back to, how often the daemon has re-entered this trial, versions
  * that failed their gate (so reconcile does not deploy them again) and a variant the
- * budget watch chose. The active pointer itself lives in the store (one transaction);
+ * budget watch chose, and a candidate in shadow mode. The active pointer itself lives in the store (one transaction);
  * this file is the transaction marker around it (SWUpdate's `recovery_status`).
  */
 import { mkdir, readFile, readdir, unlink } from 'node:fs/promises';
@@ -26,9 +26,27 @@ const trialSchema = z
   })
   .strict();
 
+/**
+ * A candidate in shadow mode: not active, the serving version untouched. A start that finds
+ * it counts a re-entry; the candidate is shadowed again when reconcile deploys it, or
+ * abandoned after `maxTrialEntries` re-entries (a candidate that crashes the process).
+ */
+const shadowSchema = z
+  .object({
+    candidateId: z.number().int(),
+    candidateManifest: z.string(),
+    /** The version serving while the candidate is shadowed. */
+    liveId: z.number().int(),
+    reason: z.string(),
+    startedAt: z.number(),
+    entries: z.number().int().nonnegative(),
+  })
+  .strict();
+
 const modelStateSchema = z
   .object({
     trial: trialSchema.nullable().default(null),
+    shadow: shadowSchema.nullable().default(null),
     failed: z.array(z.object({ manifestDigest: z.string(), reason: z.string(), at: z.number() }).strict()).default([]),
     /** Variant chosen by the budget watch; reconcile pulls it instead of the default choice. */
     variantOverride: z.string().nullable().default(null),
@@ -38,13 +56,16 @@ const modelStateSchema = z
   .strict();
 
 export type TrialMarker = z.infer<typeof trialSchema>;
+export type ShadowMarker = z.infer<typeof shadowSchema>;
 export type ModelDeployState = z.infer<typeof modelStateSchema>;
+/** What `put` accepts: `shadow` may be left out by writers that predate shadow mode (it means none). */
+export type ModelDeployStateInput = Omit<ModelDeployState, 'shadow'> & { readonly shadow?: ShadowMarker | null };
 
 /** Failed manifests remembered per model: enough to stop a redeploy loop, bounded so the file stays small. */
 const MAX_FAILED = 20;
 
 export function emptyDeployState(): ModelDeployState {
-  return { trial: null, failed: [], variantOverride: null, desiredRef: null };
+  return { trial: null, shadow: null, failed: [], variantOverride: null, desiredRef: null };
 }
 
 export class DeployStateStore {
@@ -82,10 +103,10 @@ export class DeployStateStore {
     return parsed.data;
   }
 
-  async put(name: string, state: ModelDeployState): Promise<void> {
+  async put(name: string, state: ModelDeployStateInput): Promise<void> {
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
-    const bounded = { ...state, failed: state.failed.slice(-MAX_FAILED) };
-    if (bounded.trial === null && bounded.failed.length === 0 && bounded.variantOverride === null && bounded.desiredRef === null) {
+    const bounded: ModelDeployState = { ...state, shadow: state.shadow ?? null, failed: state.failed.slice(-MAX_FAILED) };
+    if (bounded.trial === null && bounded.shadow === null && bounded.failed.length === 0 && bounded.variantOverride === null && bounded.desiredRef === null) {
       await unlink(this.#path(name)).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
       });
@@ -95,10 +116,10 @@ export class DeployStateStore {
     await writeFileAtomic(this.#path(name), `${JSON.stringify(bounded)}\n`, 0o600);
   }
 
-  async update(name: string, change: (state: ModelDeployState) => ModelDeployState): Promise<ModelDeployState> {
+  async update(name: string, change: (state: ModelDeployState) => ModelDeployStateInput): Promise<ModelDeployState> {
     const next = change(await this.get(name));
     await this.put(name, next);
-    return next;
+    return { ...next, shadow: next.shadow ?? null };
   }
 
   /** Names that have a state file: models with a trial in progress or a memory of failures. */

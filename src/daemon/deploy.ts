@@ -7,6 +7,12 @@
  * "state loop detected"). A kill at any point leaves the store pointing at the old or the
  * new version, and the next start finishes or undoes what the marker says was under way.
  *
+ * With `deploy.shadow.enabled`, a candidate first runs as a shadow beside the serving
+ * version (a share of live requests mirrored to it, its answers and latency compared) and
+ * goes on to the trial only when the shadow gate passes; a rejected candidate never serves,
+ * the store's active pointer is not touched, and it is remembered as failed. The shadow has
+ * its own persisted marker, counted and bounded across restarts like the trial's.
+ *
  * INVARIANTS: one deployment per model at a time (callers serialise per name through
  * `exclusive`); the marker is written before the store changes and removed after.
  */
@@ -15,9 +21,9 @@ import { EdgevolveError, toEdgevolveError } from '../errors/index.ts';
 import type { Clock } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { ModelRepository, VersionRecord } from '../store/index.ts';
-import type { DeployStateStore, TrialMarker } from './deploy-state.ts';
-import type { EventLog } from './events.ts';
-import { judgeTrial } from './health-gate.ts';
+import type { DeployStateStore, ModelDeployState, ShadowMarker, TrialMarker } from './deploy-state.ts';
+import type { EventLog, ShadowMeasurement } from './events.ts';
+import { judgeShadow, judgeTrial, type ShadowMeasured } from './health-gate.ts';
 import { LatencyWindow } from './latency-window.ts';
 import type { ModelServing, ServedModel } from './ports.ts';
 
@@ -37,14 +43,32 @@ export interface DeployDeps {
   readonly budgets: (name: string) => ModelBudgets;
 }
 
+/** What the deployment reads of a running shadow (runtime/serving ShadowMirror statistics). */
+export interface ShadowRun {
+  stats(): ShadowMeasured & { readonly dropped: number };
+  /** Stops mirroring and releases the candidate's session. */
+  stop(): Promise<void>;
+}
+
+/** Serving that can run a candidate beside the active version of the same name (SlotServing). */
+export interface ShadowServing {
+  startShadow(model: ServedModel, options: { readonly share: number; readonly maxInFlight: number }): Promise<ShadowRun>;
+}
+
+function canShadow(serving: ModelServing): serving is ModelServing & ShadowServing {
+  return typeof (serving as Partial<ShadowServing>).startShadow === 'function';
+}
+
 export type DeployOutcome =
   | { readonly outcome: 'unchanged'; readonly version: VersionRecord }
+  /** Shadow mode turned the candidate down; `kept` serves on, untouched. */
+  | { readonly outcome: 'rejected'; readonly version: VersionRecord; readonly kept: VersionRecord; readonly reason: string }
   | { readonly outcome: 'committed'; readonly version: VersionRecord; readonly gate: string }
   | { readonly outcome: 'rolled-back'; readonly to: VersionRecord | null; readonly reason: string }
   | { readonly outcome: 'aborted'; readonly reason: string };
 
 /** What start-up recovery found for a model. */
-export type Recovery = 'none' | 'resume-trial' | 'rolled-back' | 'aborted';
+export type Recovery = 'none' | 'resume-trial' | 'rolled-back' | 'aborted' | 'resume-shadow';
 
 export function servedModel(v: VersionRecord, modelPath: (digest: string) => string): ServedModel {
   return { name: v.name, version: v.version, variant: v.variant, versionId: v.id, manifestDigest: v.manifestDigest, modelPath: modelPath(v.modelDigest) };
@@ -52,6 +76,23 @@ export function servedModel(v: VersionRecord, modelPath: (digest: string) => str
 
 function label(v: VersionRecord | undefined | null): string {
   return v === undefined || v === null ? 'none' : `${v.version}/${v.variant}`;
+}
+
+function measurement(candidate: VersionRecord, active: VersionRecord, reason: string, stats: (ShadowMeasured & { readonly dropped: number }) | undefined): ShadowMeasurement {
+  return {
+    model: candidate.name,
+    version: candidate.version,
+    variant: candidate.variant,
+    live: label(active),
+    reason,
+    mirrored: stats?.mirrored ?? 0,
+    dropped: stats?.dropped ?? 0,
+    failed: stats?.failed ?? 0,
+    agreement: stats?.agreement ?? null,
+    metric: stats?.metric ?? null,
+    candidateP95Ms: stats?.candidateLatencyMs?.p95 ?? null,
+    liveP95Ms: stats?.liveLatencyMs?.p95 ?? null,
+  };
 }
 
 export class DeploymentManager {
@@ -89,7 +130,7 @@ export class DeploymentManager {
     const { state, repository, events, clock } = this.#deps;
     const current = await state.get(name);
     const marker = current.trial;
-    if (marker === null) return 'none';
+    if (marker === null) return current.shadow === null ? 'none' : this.#recoverShadow(name, current, current.shadow);
     const entries = marker.entries + 1;
     await state.put(name, { ...current, trial: { ...marker, entries } });
     const max = this.#deps.config().maxTrialEntries;
@@ -110,6 +151,26 @@ export class DeploymentManager {
     }
     await state.put(name, { ...(await state.get(name)), trial: { ...marker, entries, phase: 'trial' } });
     return 'resume-trial';
+  }
+
+  /**
+   * A restart during a shadow: the serving version never changed, so there is nothing to
+   * undo. The re-entry is counted; reconcile shadows the candidate again when it deploys it,
+   * unless this start went over `maxTrialEntries` (the candidate may be what crashed the
+   * process), when it is abandoned and remembered as failed.
+   */
+  async #recoverShadow(name: string, current: ModelDeployState, shadow: ShadowMarker): Promise<Recovery> {
+    const { state, repository, events, clock } = this.#deps;
+    const entries = shadow.entries + 1;
+    const max = this.#deps.config().maxTrialEntries;
+    if (entries <= max) {
+      await state.put(name, { ...current, shadow: { ...shadow, entries } });
+      return 'resume-shadow';
+    }
+    const reason = `state loop detected: the daemon restarted ${entries - 1} times with this version in shadow (limit ${max})`;
+    await state.put(name, { ...current, shadow: null, failed: [...current.failed, { manifestDigest: shadow.candidateManifest, reason, at: clock.now() }] });
+    events.record('deploy-aborted', { model: name, version: label(repository.versions(name).find((v) => v.id === shadow.candidateId)), reason }, clock.now());
+    return 'aborted';
   }
 
   /** Loads the active version of `name` into serving; a version that cannot load is rolled back. */
@@ -145,6 +206,10 @@ export class DeploymentManager {
       const active = repository.active(candidate.name);
       const current = await state.get(candidate.name);
       if (active?.id === candidate.id && current.trial === null) return { outcome: 'unchanged', version: active };
+      if (active !== undefined && current.trial === null) {
+        const shadowed = await this.#shadow(candidate, active, current, reason, signal);
+        if (shadowed !== undefined) return shadowed;
+      }
       const marker: TrialMarker = {
         candidateId: candidate.id,
         candidateManifest: candidate.manifestDigest,
@@ -154,12 +219,86 @@ export class DeploymentManager {
         entries: 1,
         phase: 'activating',
       };
-      await state.put(candidate.name, { ...current, trial: marker });
+      const before = { ...(await state.get(candidate.name)), shadow: null };
+      await state.put(candidate.name, { ...before, trial: marker });
       repository.activate(candidate.id, `trial: ${reason}`);
-      await state.put(candidate.name, { ...current, trial: { ...marker, phase: 'trial' } });
+      await state.put(candidate.name, { ...before, trial: { ...marker, phase: 'trial' } });
       events.record('deploy-started', { model: candidate.name, version: candidate.version, variant: candidate.variant, reason, entries: 1 }, clock.now());
       return this.#trial(candidate.name, { ...marker, phase: 'trial' }, signal);
     });
+  }
+
+  /**
+   * Shadow mode: runs `candidate` beside `active` until the shadow gate decides. Resolves
+   * undefined when the candidate may go on to its trial (or shadow mode is off or cannot
+   * run here), or with the rejection. A shutdown leaves the marker for the next start.
+   */
+  async #shadow(candidate: VersionRecord, active: VersionRecord, current: ModelDeployState, reason: string, signal?: AbortSignal): Promise<DeployOutcome | undefined> {
+    const { serving, state, events, clock, logger } = this.#deps;
+    const config = this.#deps.config().shadow;
+    if (!config.enabled) return undefined;
+    const name = candidate.name;
+    if (!canShadow(serving) || !serving.loaded().some((m) => m.name === name && m.versionId === active.id)) {
+      logger.warn({ model: name, version: label(candidate) }, 'shadow mode needs the KServe slots serving the active version; deploying without a shadow');
+      return undefined;
+    }
+    // The same candidate again after a restart keeps its re-entry count (recover raised it).
+    const entries = current.shadow?.candidateManifest === candidate.manifestDigest ? current.shadow.entries : 1;
+    const marker: ShadowMarker = { candidateId: candidate.id, candidateManifest: candidate.manifestDigest, liveId: active.id, reason, startedAt: clock.now(), entries };
+    await state.put(name, { ...current, shadow: marker });
+    events.record('shadow-started', { model: name, version: candidate.version, variant: candidate.variant, live: label(active), share: config.share, entries }, clock.now());
+    let run: ShadowRun;
+    try {
+      run = await serving.startShadow(servedModel(candidate, this.#deps.modelPath), { share: config.share, maxInFlight: config.maxInFlight });
+    } catch (err) {
+      const error = toEdgevolveError(err);
+      return this.#rejectShadow(candidate, active, `cannot load ${label(candidate)} as a shadow: ${error.code}: ${error.message}`, undefined, true);
+    }
+    const started = clock.now();
+    try {
+      for (;;) {
+        if (signal?.aborted === true) {
+          // The marker stays: the next start counts the re-entry and reconcile shadows again.
+          throw new EdgevolveError('E_DAEMON_STOPPING', `shadow of ${name} ${label(candidate)} interrupted by shutdown`);
+        }
+        const rules = this.#deps.config();
+        const stats = run.stats();
+        const verdict = judgeShadow(stats, clock.now() - started, {
+          ...rules.shadow,
+          maxErrorRate: rules.maxErrorRate,
+          latencyTolerance: rules.latencyTolerance,
+          latencyP95BudgetMs: this.#deps.budgets(name).latencyP95Ms,
+        });
+        if (verdict.verdict !== 'pending' && !verdict.evidence) {
+          events.record(
+            'shadow-timeout',
+            { model: name, version: candidate.version, mirrored: stats.mirrored, minRequests: rules.shadow.minRequests, maxDurationMs: rules.shadow.maxDurationMs, action: verdict.verdict === 'pass' ? 'promote' : 'reject' },
+            clock.now(),
+          );
+        }
+        if (verdict.verdict === 'pass') {
+          await state.update(name, (s) => ({ ...s, shadow: null }));
+          events.record('shadow-promoted', { ...measurement(candidate, active, verdict.reason, stats), evidence: verdict.evidence }, clock.now());
+          return undefined;
+        }
+        if (verdict.verdict === 'fail') return await this.#rejectShadow(candidate, active, `shadow gate failed: ${verdict.reason}`, stats, verdict.evidence);
+        await clock.sleep(rules.shadow.checkIntervalMs, signal).catch(() => undefined);
+      }
+    } finally {
+      // Before the trial loads the candidate again: two copies of a model may not fit the device.
+      await run.stop();
+    }
+  }
+
+  async #rejectShadow(candidate: VersionRecord, active: VersionRecord, reason: string, stats: (ShadowMeasured & { readonly dropped: number }) | undefined, evidence: boolean): Promise<DeployOutcome> {
+    const { state, events, clock } = this.#deps;
+    await state.update(candidate.name, (s) => ({
+      ...s,
+      shadow: null,
+      failed: [...s.failed.filter((f) => f.manifestDigest !== candidate.manifestDigest), { manifestDigest: candidate.manifestDigest, reason, at: clock.now() }],
+    }));
+    events.record('shadow-rejected', { ...measurement(candidate, active, reason, stats), evidence }, clock.now());
+    return { outcome: 'rejected', version: candidate, kept: active, reason };
   }
 
   /** Resumes a trial that a restart interrupted (after `recover` said so and the version was loaded). */

@@ -5,12 +5,36 @@
  */
 import type { Logger } from '../log/index.ts';
 
+/** What a shadow measured, as events carry it (null: nothing measured). */
+export interface ShadowMeasurement {
+  readonly model: string;
+  readonly version: string;
+  readonly variant: string;
+  /** The version that kept serving during the shadow. */
+  readonly live: string;
+  readonly reason: string;
+  readonly mirrored: number;
+  readonly dropped: number;
+  readonly failed: number;
+  readonly agreement: number | null;
+  readonly metric: string | null;
+  readonly candidateP95Ms: number | null;
+  readonly liveP95Ms: number | null;
+}
+
 export interface DaemonEventMap {
   'daemon-started': { readonly pid: number; readonly models: readonly string[]; readonly startMs: number };
   'daemon-stopping': { readonly signal: string };
   'deploy-started': { readonly model: string; readonly version: string; readonly variant: string; readonly reason: string; readonly entries: number };
   'deploy-committed': { readonly model: string; readonly version: string; readonly variant: string; readonly gate: string };
   'deploy-rolled-back': { readonly model: string; readonly from: string; readonly to: string | null; readonly reason: string };
+  'shadow-started': { readonly model: string; readonly version: string; readonly variant: string; readonly live: string; readonly share: number; readonly entries: number };
+  /** The candidate goes on to its trial; `evidence` false when promoted by onNoTraffic. */
+  'shadow-promoted': ShadowMeasurement & { readonly evidence: boolean };
+  /** The candidate never served; the live version is untouched. */
+  'shadow-rejected': ShadowMeasurement & { readonly evidence: boolean };
+  /** Too few requests were mirrored within maxDurationMs; `action` is what onNoTraffic chose. */
+  'shadow-timeout': { readonly model: string; readonly version: string; readonly mirrored: number; readonly minRequests: number; readonly maxDurationMs: number; readonly action: 'promote' | 'reject' };
   'deploy-aborted': { readonly model: string; readonly version: string; readonly reason: string };
   'budget-breach': { readonly model: string; readonly p95Ms: number; readonly budgetMs: number; readonly forMs: number };
   'replan': { readonly model: string; readonly from: string; readonly to: string | null; readonly reason: string };
@@ -56,7 +80,7 @@ export class EventLog implements EventSink {
     this.#recent.push(event);
     if (this.#recent.length > this.#keep) this.#recent.shift();
     this.#counts.set(event.kind, (this.#counts.get(event.kind) ?? 0) + 1);
-    const level = event.kind === 'deploy-rolled-back' || event.kind === 'deploy-aborted' || event.kind === 'runtime-error' || event.kind === 'budget-breach' ? 'warn' : 'info';
+    const level = event.kind === 'deploy-rolled-back' || event.kind === 'deploy-aborted' || event.kind === 'shadow-rejected' || event.kind === 'shadow-timeout' || event.kind === 'runtime-error' || event.kind === 'budget-breach' ? 'warn' : 'info';
     this.#logger[level]({ event: event.kind, ...event.fields }, event.kind);
     for (const sink of this.#sinks) {
       try {

@@ -1,8 +1,8 @@
 /** daemon/: configuration, wiring, lifecycle (start, reload, stop), safe deployment, systemd notify and watchdog. */
 export { Daemon, type DaemonDeps } from './daemon.ts';
-export { DeploymentManager, servedModel, type DeployDeps, type DeployOutcome, type Recovery } from './deploy.ts';
-export { DeployStateStore, emptyDeployState, type ModelDeployState, type TrialMarker } from './deploy-state.ts';
-export { judgeTrial, type GateRules, type GateVerdict } from './health-gate.ts';
+export { DeploymentManager, servedModel, type DeployDeps, type DeployOutcome, type Recovery, type ShadowRun, type ShadowServing } from './deploy.ts';
+export { DeployStateStore, emptyDeployState, type ModelDeployState, type ModelDeployStateInput, type ShadowMarker, type TrialMarker } from './deploy-state.ts';
+export { judgeShadow, judgeTrial, type GateRules, type GateVerdict, type ShadowMeasured, type ShadowRules, type ShadowVerdict } from './health-gate.ts';
 export { LatencyWindow, percentile, type WindowSummary } from './latency-window.ts';
 export { BudgetWatch, stepBreach, type BreachRules, type BreachState } from './budget-watch.ts';
 export { EventLog, type DaemonEvent, type DaemonEventKind, type DaemonEventMap, type EventSink } from './events.ts';

@@ -3,24 +3,30 @@
  * each load re-reads the version through `openVerifiedModel` (the bytes handed to
  * onnxruntime are the bytes hashed, P4) and swaps the slot without failing in-flight
  * requests; probes are ordinary inferences on warm-up inputs, tagged so that the
- * trial and budget windows count only live traffic from the observer.
+ * trial and budget windows count only live traffic from the observer. In shadow mode a
+ * candidate's mirror sees the same live inferences (never the probes).
  */
 import { EdgevolveError } from '../errors/index.ts';
 import type { TensorValue } from '../onnx/index.ts';
 import { openVerifiedModel, type VerifiedStore } from '../registry/index.ts';
 import { createSession, type SessionOptions } from '../runtime/index.ts';
-import { warmupFeeds, type InferenceEvent, type InferenceObserver, type ModelSlots } from '../runtime/serving/index.ts';
+import { startShadowMirror, warmupFeeds, type InferenceEvent, type InferenceObserver, type ModelSlots, type ShadowMirror } from '../runtime/serving/index.ts';
+import type { ShadowRun, ShadowServing } from './deploy.ts';
 import type { InferenceOutcome, ModelServing, ServedModel } from './ports.ts';
+
+/** How long stopping a shadow waits for its running mirrors before leaving a hung session be. */
+const SHADOW_STOP_WAIT_MS = 5_000;
 
 /** The request id probes carry, so observers can tell them from live requests. */
 export const PROBE_REQUEST_ID = 'edgevolve-health-probe';
 
-export class SlotServing implements ModelServing {
+export class SlotServing implements ModelServing, ShadowServing {
   readonly #slots: () => ModelSlots;
   readonly #store: VerifiedStore;
   readonly #session: SessionOptions;
   readonly #served = new Map<string, { model: ServedModel; probeFeeds: Record<string, TensorValue> }>();
   readonly #listeners = new Set<(o: InferenceOutcome) => void>();
+  readonly #mirrors = new Map<string, ShadowMirror>();
 
   /** `slots` is a getter because the slots are built with this object as their observer. */
   constructor(slots: () => ModelSlots, store: VerifiedStore, session: SessionOptions) {
@@ -41,6 +47,24 @@ export class SlotServing implements ModelServing {
     const active = slot.active;
     if (active === undefined) throw new EdgevolveError('E_INTERNAL', `slot ${model.name} is empty after a swap`);
     this.#served.set(model.name, { model, probeFeeds: warmupFeeds(active.inputs) });
+  }
+
+  /** Loads `model` beside the version serving its name and mirrors a share of live requests to it until stopped. */
+  async startShadow(model: ServedModel, options: { readonly share: number; readonly maxInFlight: number }): Promise<ShadowRun> {
+    if (this.#mirrors.has(model.name)) throw new EdgevolveError('E_INTERNAL', `${model.name} already has a shadow running`);
+    const verified = await openVerifiedModel(this.#store, { name: model.name, manifestDigest: model.manifestDigest });
+    if (verified.externalData.length > 0) {
+      throw new EdgevolveError('E_RUNTIME_SESSION_CREATE', `${model.name} ${model.version} has external data, which the daemon's sessions do not pass to onnxruntime yet`);
+    }
+    const mirror = await startShadowMirror({ version: model.version, createSession: () => createSession(verified.bytes, this.#session) }, options);
+    this.#mirrors.set(model.name, mirror);
+    return {
+      stats: () => mirror.stats(),
+      stop: async () => {
+        if (this.#mirrors.get(model.name) === mirror) this.#mirrors.delete(model.name);
+        await mirror.close(SHADOW_STOP_WAIT_MS);
+      },
+    };
   }
 
   async unload(name: string): Promise<void> {
@@ -69,6 +93,7 @@ export class SlotServing implements ModelServing {
   readonly observer: InferenceObserver = {
     onInference: (event: InferenceEvent): void => {
       if (event.requestId === PROBE_REQUEST_ID) return;
+      this.#mirrors.get(event.model)?.onInference(event);
       const outcome = { name: event.model, latencyMs: event.latencyMs, ok: event.error === undefined };
       for (const l of this.#listeners) l(outcome);
     },
@@ -76,6 +101,9 @@ export class SlotServing implements ModelServing {
 
   async close(): Promise<void> {
     this.#served.clear();
+    const mirrors = [...this.#mirrors.values()];
+    this.#mirrors.clear();
+    await Promise.all(mirrors.map((m) => m.close(SHADOW_STOP_WAIT_MS)));
     await this.#slots().close();
   }
 }

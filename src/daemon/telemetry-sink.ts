@@ -16,12 +16,19 @@ function classify(event: DaemonEvent): { type: EventType; severity: Severity; me
       return { type: 'rollback', severity: 'warning', message: `${String(f.model)} rolled back from ${String(f.from)} to ${String(f.to)}: ${String(f.reason)}` };
     case 'deploy-aborted':
       return { type: 'rollback', severity: 'error', message: `${String(f.model)} ${String(f.version)} aborted: ${String(f.reason)}` };
+    case 'shadow-promoted':
+      return { type: 'deploy', severity: 'info', message: `${String(f.model)} ${String(f.version)}/${String(f.variant)} passed its shadow: ${String(f.reason)}` };
+    case 'shadow-rejected':
+      return { type: 'rollback', severity: 'warning', message: `${String(f.model)} ${String(f.version)}/${String(f.variant)} rejected in shadow, ${String(f.live)} keeps serving: ${String(f.reason)}` };
+    case 'shadow-timeout':
+      return { type: 'deploy', severity: 'warning', message: `${String(f.model)} ${String(f.version)}: only ${String(f.mirrored)} of ${String(f.minRequests)} requests mirrored within ${String(f.maxDurationMs)} ms (${String(f.action)})` };
     case 'budget-breach':
       return { type: 'budget-violation', severity: 'warning', message: `${String(f.model)} p95 ${String(f.p95Ms)} ms over its ${String(f.budgetMs)} ms budget` };
     case 'replan':
       return { type: 'budget-violation', severity: 'info', message: `${String(f.model)} re-planned from ${String(f.from)} to ${String(f.to)}: ${String(f.reason)}` };
     case 'runtime-error':
       return { type: 'error', severity: 'error', message: `${String(f.where)}: ${String(f.code)}: ${String(f.message)}` };
+    case 'shadow-started':
     case 'daemon-started':
     case 'daemon-stopping':
     case 'config-reloaded':

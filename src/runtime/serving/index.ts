@@ -21,3 +21,5 @@ export type {
 export { InferenceStats, LATENCY_BUCKETS_MS, LATENCY_WINDOW, percentiles, type InferenceStatsSnapshot, type LatencyPercentiles } from './stats.ts';
 export { checkFeeds, checkOutputNames } from './check-feeds.ts';
 export { warmupFeeds } from './warmup.ts';
+export { ShadowMirror, startShadowMirror, type ShadowCandidate, type ShadowMirrorOptions, type ShadowSpec, type ShadowStats } from './shadow.ts';
+export { scoreAgreement, type AgreementMetric, type AgreementScore } from './shadow-compare.ts';

@@ -11,6 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readNpy } from '../data/npy.ts';
+import { EdgevolveError } from '../errors/index.ts';
 import { writeFileAtomic } from '../host/index.ts';
 import { readModelFile, writeModelFile } from '../onnx/index.ts';
 import { OciLayout, pushArtifact } from '../registry/index.ts';
@@ -18,9 +19,14 @@ import { OciLayout, pushArtifact } from '../registry/index.ts';
 export const SEED_MODEL = 'mnist';
 export const SEED_TAG = '1.0.0';
 
-/** Where the fixtures are in a checkout (and in the arm64 image, which copies them). */
+/**
+ * Where the fixture models are: test/fixtures/models when running from the sources (tsx,
+ * vitest), fixtures/models beside the bundle when running from dist/ (scripts/build.ts
+ * copies them there, with the test digits in fixtures/data/mnist-test).
+ */
 export function fixtureModelsDir(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'models');
+  const here = dirname(fileURLToPath(import.meta.url));
+  return import.meta.url.endsWith('.ts') ? resolve(here, '..', '..', 'test', 'fixtures', 'models') : resolve(here, 'fixtures', 'models');
 }
 
 export function seedLayoutDir(stateDir: string): string {
@@ -41,7 +47,9 @@ export async function seedFixtureLayout(stateDir: string, fixtures = fixtureMode
   const cnn = join(fixtures, 'mnist-cnn.onnx');
   const mlp = join(fixtures, 'mnist-mlp.onnx');
   if (!existsSync(cnn) || !existsSync(mlp)) {
-    throw new Error(`the bundled fixture models are not in ${fixtures} (mnist-cnn.onnx, mnist-mlp.onnx); configure daemon.models instead`);
+    throw new EdgevolveError('E_CONFIG_INVALID', `daemon.seedFixtures: the bundled fixture models are not in ${fixtures} (mnist-cnn.onnx, mnist-mlp.onnx); configure daemon.models instead`, {
+      context: { fixtures },
+    });
   }
   const work = join(dir, 'seed-work');
   await mkdir(work, { recursive: true });

@@ -41,8 +41,11 @@ export type BenchOutcome =
   | { readonly ok: false; readonly failure: BenchFailure; readonly child: { readonly pid: number | null; readonly wallMs: number } };
 
 const STDERR_TAIL_BYTES = 4096;
-// child.ts under tsx, child.js beside a compiled parent.js.
-const DEFAULT_ENTRY = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? './child.ts' : './child.js', import.meta.url));
+// From the sources (tsx, vitest): child.ts beside this file, run through tsx's loader. From
+// the dist/ bundle, where import.meta.url is the bundle itself: bench-child.mjs, the second
+// entry point scripts/build.ts writes beside it.
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const DEFAULT_ENTRY = fileURLToPath(new URL(FROM_SOURCE ? './child.ts' : './bench-child.mjs', import.meta.url));
 
 export function runIsolatedBenchmark(options: IsolatedBenchOptions): Promise<BenchOutcome> {
   const entry = options.childEntry ?? DEFAULT_ENTRY;

@@ -1,0 +1,73 @@
+/**
+ * Bundles the daemon for installation (README "Installing on a board"): the installed
+ * service runs `node dist/edgevolve.mjs`, one ES module instead of ~300 TypeScript files
+ * compiled by tsx at every start (scripts/bench-daemon.ts measures the difference).
+ *
+ *   npx tsx scripts/build.ts [--outdir dist]      (npm run build)
+ *
+ * Writes into the output directory:
+ *   edgevolve.mjs (+ .map)    the CLI, `edgevolve run` included
+ *   bench-child.mjs (+ .map)  the isolated benchmark's child (src/runtime/bench/parent.ts forks it)
+ *   fixtures/                 the MNIST models and test digits the embedded default seeds
+ *                             (src/daemon/seed.ts looks for them beside the bundle)
+ * npm packages stay external: the bundle imports them from node_modules (native addons
+ * such as onnxruntime-node and better-sqlite3 cannot be bundled), so run it from a
+ * directory whose node_modules holds the production dependencies (/opt/edgevolve).
+ * The output depends only on the sources and the output directory: no timestamps.
+ */
+import { build, type BuildOptions } from 'esbuild';
+import { chmod, copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** What the embedded default needs at run time, relative to the checkout; copied to <outdir>/fixtures. */
+export const FIXTURE_FILES = ['models/mnist-cnn.onnx', 'models/mnist-mlp.onnx', 'data/mnist-test/input.npy', 'data/mnist-test/labels.npy'] as const;
+
+export async function bundleOptions(outdir: string): Promise<BuildOptions> {
+  const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; license: string };
+  return {
+    absWorkingDir: ROOT,
+    entryPoints: { edgevolve: 'src/cli/index.ts', 'bench-child': 'src/runtime/bench/child.ts' },
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    sourcemap: 'linked',
+    // The sources are not installed: keep them in the map so stack traces can be read.
+    sourcesContent: true,
+    banner: { js: `#!/usr/bin/env node\n// ${pkg.name} ${pkg.version} (${pkg.license}), bundled by scripts/build.ts from src/; see dist/*.mjs.map` },
+    // `edgevolve --version` reads npm's variable, which only `npm start` sets; the service has the version built in.
+    define: { 'process.env.npm_package_version': JSON.stringify(pkg.version) },
+    legalComments: 'none',
+    logLevel: 'warning',
+  };
+}
+
+/** Builds into `outdir` (emptied first); returns the files written, relative to it. */
+export async function buildDist(outdir: string): Promise<string[]> {
+  const out = path.resolve(ROOT, outdir);
+  await rm(out, { recursive: true, force: true });
+  const result = await build({ ...(await bundleOptions(out)), metafile: true });
+  // Executable, so /opt/edgevolve/dist/edgevolve.mjs works as a command (the banner has the shebang).
+  await chmod(path.join(out, 'edgevolve.mjs'), 0o755);
+  const written = Object.keys(result.metafile.outputs).map((file) => path.relative(out, path.resolve(ROOT, file)));
+  for (const file of FIXTURE_FILES) {
+    const target = path.join(out, 'fixtures', file);
+    await mkdir(path.dirname(target), { recursive: true });
+    await copyFile(path.join(ROOT, 'test', 'fixtures', file), target);
+    written.push(path.join('fixtures', file));
+  }
+  return written.sort();
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const i = process.argv.indexOf('--outdir');
+  const outdir = i >= 0 ? (process.argv[i + 1] ?? 'dist') : 'dist';
+  const files = await buildDist(outdir);
+  console.log(`built ${path.resolve(ROOT, outdir)}:\n  ${files.join('\n  ')}`);
+}

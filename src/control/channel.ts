@@ -31,15 +31,23 @@ import { decodeCommand, type Decoded } from './wire.ts';
 /**
  * The MQTT link as the channel needs it. The telemetry service (src/telemetry
  * `MessageChannel`) has this shape: it subscribes the device's `cmd` and the fleet's
- * `$all/cmd` itself, and its publish resolves once the message is committed to the
- * outbox, so a result is durable before it is sent. `mqttCommandTransport` is the plain
+ * `$all/cmd` itself, its publish resolves once the message is committed to the outbox,
+ * and it calls `onDelivered` on the broker's PUBACK. `mqttCommandTransport` is the plain
  * mqtt.js version (tests, fleet-sim), whose publish resolves on PUBACK.
+ *
+ * Why two signals: the outbox (telemetry.db) runs synchronous=NORMAL, so a power cut can
+ * lose a committed result there. control.db (FULL) keeps the result and calls it
+ * reported only on `onDelivered`; until then every start publishes it again.
  */
 export interface CommandTransport {
   /** Delivers every message on the command topics to `handler`. */
   onCommand(handler: (topic: string, payload: Buffer) => void): void;
-  /** Resolves when the message is safe (outbox commit or PUBACK); rejects when it is not. */
-  publish(topic: string, payload: string, options: { qos: 0 | 1; retain?: boolean }): Promise<void>;
+  /**
+   * Resolves when the message is accepted for sending (outbox commit or PUBACK); rejects
+   * when it is not. `onDelivered` runs once the broker acknowledged it (never, if the
+   * process stops first).
+   */
+  publish(topic: string, payload: string, options: { qos: 0 | 1; retain?: boolean; onDelivered?: () => void }): Promise<void>;
 }
 
 /** What a handler knows about the command it runs. */
@@ -426,11 +434,20 @@ export class CommandChannel {
 
   async #publishResult(result: CommandResult, stored: boolean): Promise<void> {
     try {
-      await this.#o.transport.publish(this.#topics.result(result.id), JSON.stringify(result), { qos: 1 });
-      if (stored) this.#o.store.markReported(result.id, this.#o.clock.now());
+      const onDelivered = (): void => this.#markReported(result.id);
+      await this.#o.transport.publish(this.#topics.result(result.id), JSON.stringify(result), { qos: 1, ...(stored ? { onDelivered } : {}) });
     } catch (err) {
       this.#stats.publishFailures += 1;
-      this.#o.logger.warn({ err, id: result.id }, 'cannot publish the result; it stays stored and is sent again on reconnect or restart');
+      this.#o.logger.warn({ err, id: result.id }, 'cannot publish the result; it stays stored and is sent again at the next start');
+    }
+  }
+
+  /** After the result's PUBACK; the store may be closed by then (a PUBACK during shutdown): the next start sends it again. */
+  #markReported(id: string): void {
+    try {
+      this.#o.store.markReported(id, this.#o.clock.now());
+    } catch (err) {
+      this.#o.logger.debug({ err, id }, 'cannot mark the result reported; it is sent again at the next start');
     }
   }
 }

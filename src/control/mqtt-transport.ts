@@ -29,6 +29,7 @@ export async function mqttCommandTransport(client: MqttClient, address: DeviceAd
     },
     publish: async (topic, payload, publishOptions) => {
       await client.publishAsync(topic, payload, { qos: publishOptions.qos, retain: publishOptions.retain ?? false });
+      publishOptions.onDelivered?.();
     },
   };
 }

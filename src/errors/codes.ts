@@ -113,6 +113,7 @@ export const ERROR_CODES = {
   E_TELEMETRY_OUTBOX_DB: { retryable: false, help: 'The telemetry outbox database (<stateDir>/telemetry.db) could not be opened or written; the message names the cause. A full disk is not this error: it puts the outbox in degraded mode.' },
   E_TELEMETRY_TOPIC: { retryable: false, help: 'A publish named a topic outside the device\'s own subtree (edgevolve/v1/<fleet>/<device>/...) or with a wildcard; the broker ACL would refuse it too.' },
   E_TELEMETRY_PAYLOAD_TOO_LARGE: { retryable: false, help: 'A message is larger than mqtt.maxPayloadBytes; send less per message (samples in parts) or raise the limit within what the broker accepts.' },
+  E_TELEMETRY_OUTBOX_FULL: { retryable: true, help: 'The outbox could not store a message even after evicting metrics (disk full); it was dropped and counted (outbox-dropped event). Free space in the state directory; the outbox recovers by itself.' },
   E_TELEMETRY_TLS_FILE: { retryable: false, help: 'A TLS file named in the mqtt config (caFile, certFile, keyFile) cannot be read; the message names it.' },
   E_TELEMETRY_CLOSED: { retryable: false, help: 'The telemetry service was stopped (the daemon is shutting down); nothing more is accepted.' },
 

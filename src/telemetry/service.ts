@@ -22,11 +22,18 @@ export interface PublishOptions {
   /** Accepted for the interface src/control expects; every message goes out at QoS 1 from the outbox. */
   readonly qos?: 0 | 1;
   readonly retain?: boolean;
+  /**
+   * Runs once the broker acknowledged the message (PUBACK). Never, when this process
+   * stops first: the outbox is synchronous=NORMAL, so a caller whose own store must know
+   * the broker has the message (command results in control.db) waits for this, not for
+   * the commit.
+   */
+  readonly onDelivered?: () => void;
 }
 
 /** What src/control and src/coevolution need: send under the device's subtree, and receive commands. */
 export interface MessageChannel {
-  /** Commits the message to the outbox (resolves then) and sends it when connected. */
+  /** Commits the message to the outbox (resolves then; rejects with E_TELEMETRY_OUTBOX_FULL when the disk had no room) and sends it when connected. */
   publish(topic: string, payload: Buffer | string, options?: PublishOptions): Promise<void>;
   onCommand(handler: CommandHandler): void;
 }
@@ -64,6 +71,11 @@ export class TelemetryService implements MessageChannel {
   private closed = false;
   private lastTickAt: number | undefined;
   private pendingDropReport: number | undefined;
+  /**
+   * seq → PublishOptions.onDelivered. An entry whose row is evicted or refused by the
+   * broker stays until the process ends: results only, a handful at a time.
+   */
+  private readonly deliveries = new Map<number, () => void>();
 
   constructor(options: TelemetryOptions, outbox: Outbox, topics: DeviceTopics) {
     this.options = options;
@@ -87,7 +99,22 @@ export class TelemetryService implements MessageChannel {
       logger: options.logger,
       birth: options.birth,
       ...(options.tls === undefined ? {} : { tls: options.tls }),
+      onDelivered: (seqs) => this.delivered(seqs),
     });
+  }
+
+  private delivered(seqs: readonly number[]): void {
+    if (this.deliveries.size === 0) return;
+    for (const seq of seqs) {
+      const callback = this.deliveries.get(seq);
+      if (callback === undefined) continue;
+      this.deliveries.delete(seq);
+      try {
+        callback();
+      } catch (err) {
+        this.log.error({ err, seq }, 'onDelivered callback threw');
+      }
+    }
   }
 
   /** Where co-evolution, the server and the planner report measurements. */
@@ -167,7 +194,11 @@ export class TelemetryService implements MessageChannel {
       }
       // Samples are bulk data: evicted with metrics, before events, acks and results.
       const priority = topic === this.topics.samples ? PRIORITY.metric : PRIORITY.event;
-      this.outbox.enqueue({ topic, priority, body: bytes, retain: options.retain === true });
+      const seq = this.outbox.enqueue({ topic, priority, body: bytes, retain: options.retain === true });
+      if (seq === undefined) {
+        throw new EdgevolveError('E_TELEMETRY_OUTBOX_FULL', `the outbox has no room for a message to ${topic} (disk full); it was dropped and counted`, { context: { topic } });
+      }
+      if (options.onDelivered !== undefined) this.deliveries.set(seq, options.onDelivered);
       this.link.notify();
       return Promise.resolve();
     } catch (err) {

@@ -97,6 +97,16 @@ describe.runIf(requireMosquitto())('telemetry link against a real mosquitto', ()
     expect(service.outbox.stats().droppedTotal.metric).toBeGreaterThan(0);
   });
 
+  it('rejects a publish the full outbox could not store with E_TELEMETRY_OUTBOX_FULL (real SQLITE_FULL, no metrics left to evict)', async () => {
+    service = openTelemetry(serviceOptions(dir, 'dev-1', testMqttConfig({ urls: [] })));
+    await service.publish(`${BASE}/cmd/c1/result`, Buffer.alloc(2000, 0x61));
+    const db = service.outbox.database;
+    db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`);
+    await expect(service.publish(`${BASE}/cmd/c2/result`, Buffer.alloc(64 * 1024, 0x62))).rejects.toMatchObject({ code: 'E_TELEMETRY_OUTBOX_FULL' });
+    expect(service.outbox.stats().droppedTotal.event).toBe(1);
+    db.pragma('max_page_count = 1073741823');
+  });
+
   it('sets the retained death through the Last Will when the connection is lost, and on a clean stop', async () => {
     broker = await startMosquitto();
     collector = await startCollector(broker.url, `${BASE}/state`);

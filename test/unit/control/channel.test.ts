@@ -45,10 +45,21 @@ class MemoryTransport implements CommandTransport {
     this.#onMessage = handler;
   }
 
-  publish(topic: string, payload: string): Promise<void> {
+  /** Answers as a broker would at once: accepted and acknowledged (onDelivered) unless told to fail. */
+  publish(topic: string, payload: string, options: { onDelivered?: () => void } = {}): Promise<void> {
     if (this.failPublishes) return Promise.reject(new Error('broker unreachable (injected)'));
     this.published.push({ topic, payload });
+    if (this.holdDeliveries) this.undelivered.push(options.onDelivered ?? (() => undefined));
+    else options.onDelivered?.();
     return Promise.resolve();
+  }
+
+  /** While true, publishes are accepted (an outbox commit) but not acknowledged until deliverHeld(). */
+  holdDeliveries = false;
+  readonly undelivered: (() => void)[] = [];
+
+  deliverHeld(): void {
+    for (const callback of this.undelivered.splice(0)) callback();
   }
 
   deliver(text: string | Buffer, topic = DEVICE_TOPIC): void {
@@ -217,6 +228,18 @@ describe('CommandChannel', () => {
     await c.republishUnreported();
     expect(transport.results()).toMatchObject([{ id: 'lost', status: 'done', result: { pong: true } }]);
     expect(store.get('lost')?.reportedAt).not.toBeNull();
+  });
+
+  it('calls a result reported only once the broker acknowledged it, not when the transport accepted it', async () => {
+    const c = await channel({ ping: () => Promise.resolve({ pong: true }) });
+    transport.holdDeliveries = true;
+    transport.deliver(command({ id: 'queued' }));
+    await until(() => transport.results().length === 1, 'result accepted by the transport');
+    expect(store.get('queued')?.reportedAt).toBeNull();
+    expect(store.unreported().map((r) => r.id)).toEqual(['queued']);
+    transport.deliverHeld();
+    expect(store.get('queued')?.reportedAt).not.toBeNull();
+    expect(c.stats().publishFailures).toBe(0);
   });
 
   it('checks a config patch with the daemon validator before accepting it, and refuses config without one', async () => {

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs edgevolve as a systemd service on Raspberry Pi OS, Ubuntu or JetPack (README
-# "The daemon"): checks Node.js 20+, copies the application to /opt/edgevolve, installs
-# production dependencies, creates the `edgevolve` system user, writes
-# /etc/edgevolve/config.yaml (never overwritten), installs and enables the unit.
-# Running it again upgrades in place; --uninstall removes the service and the
-# application but keeps the configuration and the state (add --purge to remove them).
+# "The daemon"): checks Node.js 20+, bundles the daemon (scripts/build.ts) into
+# /opt/edgevolve/dist, installs production dependencies beside it, creates the `edgevolve`
+# system user, writes /etc/edgevolve/config.yaml (never overwritten), installs and enables
+# the unit and links /usr/local/bin/edgevolve. Run `npm ci` in the checkout first (the
+# build needs the dev dependencies). Running it again upgrades in place; --uninstall removes
+# the service and the application but keeps the configuration and the state (--purge too).
 #
-#   sudo scripts/install.sh [--memory-max 1G] [--no-enable]
+#   sudo scripts/install.sh [--memory-max 1G] [--no-enable] [--dist DIR]
 #   sudo scripts/install.sh --uninstall [--purge]
 #   scripts/install.sh --prefix /tmp/root --dry-run     # stage into a directory, show every step
 set -euo pipefail
@@ -18,11 +19,13 @@ PURGE=0
 ENABLE=1
 NPM=1
 MEMORY_MAX=
+DIST=
 SOURCE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NODE_MIN_MAJOR=20
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  # The comment block at the top of this file, without its `# `.
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
   cat <<'USAGE'
 
 options:
@@ -33,6 +36,7 @@ options:
   --memory-max V    MemoryMax= for the unit (systemd syntax: 512M, 2G, 60%)
   --no-enable       install without enabling and starting the service
   --skip-npm        do not run `npm ci --omit=dev` (node_modules already in place)
+  --dist DIR        install this prebuilt bundle (the output of `npm run build`) instead of building
   --source DIR      the edgevolve checkout to install (default: this script's)
 USAGE
 }
@@ -47,6 +51,7 @@ while (($#)); do
     --no-enable) ENABLE=0; shift ;;
     --skip-npm) NPM=0; shift ;;
     --source) SOURCE=${2:?--source needs a directory}; shift 2 ;;
+    --dist) DIST=${2:?--dist needs a directory}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -59,6 +64,7 @@ STATE=$ROOT/var/lib/edgevolve
 UNIT_DIR=$ROOT/etc/systemd/system
 UNIT=$UNIT_DIR/edgevolve.service
 DROPIN=$UNIT_DIR/edgevolve.service.d
+COMMAND=$ROOT/usr/local/bin/edgevolve
 LIVE=0
 [[ -z $ROOT ]] && LIVE=1
 
@@ -99,6 +105,8 @@ uninstall() {
   fi
   run rm -f "$UNIT"
   run rm -rf "$DROPIN" "$APP"
+  # Only our link: never a command of the same name that someone else installed.
+  if [[ $(readlink "$COMMAND" 2>/dev/null) == /opt/edgevolve/dist/edgevolve.mjs ]]; then run rm -f "$COMMAND"; fi
   if ((LIVE)); then run systemctl daemon-reload; fi
   if ((PURGE)); then
     run rm -rf "$ETC" "$STATE"
@@ -110,15 +118,25 @@ uninstall() {
 }
 
 install_app() {
-  [[ -f $SOURCE/src/cli/bin.js ]] || die "$SOURCE is not an edgevolve checkout (no src/cli/bin.js)"
-  # Copy next to the old version, then swap: a failed copy leaves the old one intact.
+  [[ -f $SOURCE/scripts/build.ts ]] || die "$SOURCE is not an edgevolve checkout (no scripts/build.ts)"
+  # Copy next to the old version, then swap: a failed build or copy leaves the old one intact.
   local next=$APP.new
   run rm -rf "$next"
-  run mkdir -p "$next/test/fixtures/models" "$next/test/fixtures/data"
-  run cp -R "$SOURCE/src" "$SOURCE/config" "$SOURCE/systemd" "$SOURCE/package.json" "$SOURCE/package-lock.json" "$next/"
+  run mkdir -p "$next"
+  if [[ -n $DIST ]]; then
+    [[ -f $DIST/edgevolve.mjs ]] || die "$DIST is not a bundle (no edgevolve.mjs): build one with \`npm run build\`"
+    run cp -R "$DIST" "$next/dist"
+  else
+    [[ -x $SOURCE/node_modules/.bin/tsx && -d $SOURCE/node_modules/esbuild ]] || die "the build needs the dev dependencies: run \`npm ci\` in $SOURCE first, or pass --dist DIR"
+    # The bundle, its benchmark child and the fixture models the embedded default seeds.
+    if ((DRY_RUN)); then
+      printf '+ (cd %s && node_modules/.bin/tsx scripts/build.ts --outdir %s)\n' "$SOURCE" "$next/dist"
+    else
+      (cd "$SOURCE" && node_modules/.bin/tsx scripts/build.ts --outdir "$next/dist" >/dev/null)
+    fi
+  fi
+  run cp -R "$SOURCE/config" "$SOURCE/systemd" "$SOURCE/package.json" "$SOURCE/package-lock.json" "$next/"
   if [[ -f $SOURCE/.npmrc ]]; then run cp "$SOURCE/.npmrc" "$next/"; fi
-  run cp "$SOURCE/test/fixtures/models/mnist-cnn.onnx" "$SOURCE/test/fixtures/models/mnist-mlp.onnx" "$next/test/fixtures/models/"
-  run cp -R "$SOURCE/test/fixtures/data/mnist-test" "$next/test/fixtures/data/"
   if ((NPM)); then
     if ((DRY_RUN)); then
       printf '+ (cd %s && npm ci --omit=dev)\n' "$next"
@@ -130,7 +148,10 @@ install_app() {
   fi
   run rm -rf "$APP"
   run mv "$next" "$APP"
-  say "application in $APP"
+  # The installed command for operators; the bundle finds node_modules from its real path.
+  run mkdir -p "$(dirname "$COMMAND")"
+  run ln -sfn /opt/edgevolve/dist/edgevolve.mjs "$COMMAND"
+  say "application in $APP, command $COMMAND"
 }
 
 create_user() {
@@ -206,7 +227,7 @@ enable_service() {
     run systemctl enable edgevolve.service
     # restart, not start: a second run of the installer upgrades a running daemon.
     run systemctl restart edgevolve.service
-    say "enabled and started; follow it with: journalctl -u edgevolve -f   status: /opt/edgevolve/src/cli/bin.js status"
+    say "enabled and started; follow it with: journalctl -u edgevolve -f   status: sudo -u edgevolve edgevolve status"
   else
     say "installed, not enabled (--no-enable)"
   fi

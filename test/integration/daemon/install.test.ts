@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requireTool } from '../../helpers/require-tool.ts';
@@ -57,13 +57,20 @@ describe('scripts/install.sh into a staging root', () => {
     expect(result.status).toBe(0);
   });
 
-  it('installs the application, a config and the unit with this node; a second run keeps an edited config; --uninstall keeps config and state, --purge removes them', async () => {
+  it('installs the bundle, a config, the unit with this node and the command; a second run keeps an edited config; --uninstall keeps config and state, --purge removes them', async () => {
     const out = install('--memory-max', '1G');
     expect(out).toMatch(/staging root: not creating the edgevolve user/);
-    expect(existsSync(join(tmp.dir, 'opt/edgevolve/src/cli/bin.js'))).toBe(true);
-    expect(existsSync(join(tmp.dir, 'opt/edgevolve/test/fixtures/models/mnist-cnn.onnx'))).toBe(true);
+    const app = join(tmp.dir, 'opt/edgevolve');
+    for (const file of ['dist/edgevolve.mjs', 'dist/bench-child.mjs', 'dist/fixtures/models/mnist-cnn.onnx', 'dist/fixtures/data/mnist-test/input.npy', 'config/default.yaml']) {
+      expect(existsSync(join(app, file)), file).toBe(true);
+    }
+    expect(existsSync(join(app, 'src'))).toBe(false);
+    // The installed tree runs: node_modules is what `npm ci --omit=dev` (skipped here) would put beside dist/.
+    await symlink(join(REPO, 'node_modules'), join(app, 'node_modules'), 'dir');
+    expect(execFileSync(process.execPath, [join(app, 'dist/edgevolve.mjs'), '--version'], { encoding: 'utf8' }).trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(await readlink(join(tmp.dir, 'usr/local/bin/edgevolve'))).toBe('/opt/edgevolve/dist/edgevolve.mjs');
     const unit = await readFile(join(tmp.dir, 'etc/systemd/system/edgevolve.service'), 'utf8');
-    expect(unit).toContain(`ExecStart=${realpathSync(execFileSync('bash', ['-c', 'command -v node'], { encoding: 'utf8' }).trim())} --max-semi-space-size=2 /opt/edgevolve/src/cli/bin.js run`);
+    expect(unit).toContain(`ExecStart=${realpathSync(execFileSync('bash', ['-c', 'command -v node'], { encoding: 'utf8' }).trim())} --max-semi-space-size=2 /opt/edgevolve/dist/edgevolve.mjs run`);
     expect(await readFile(join(tmp.dir, 'etc/systemd/system/edgevolve.service.d/memory.conf'), 'utf8')).toBe('[Service]\nMemoryMax=1G\n');
     const config = join(tmp.dir, 'etc/edgevolve/config.yaml');
     expect(await readFile(config, 'utf8')).toMatch(/^stateDir: \/var\/lib\/edgevolve$/m);
@@ -72,11 +79,14 @@ describe('scripts/install.sh into a staging root', () => {
     expect(install()).toMatch(/kept the existing .*config\.yaml/);
     expect(await readFile(config, 'utf8')).toBe('stateDir: /data/edgevolve\n');
     expect(existsSync(join(tmp.dir, 'opt/edgevolve.new'))).toBe(false);
+    // --skip-npm on an upgrade carries the installed node_modules over.
+    expect(existsSync(join(app, 'node_modules'))).toBe(true);
 
     await mkdir(join(tmp.dir, 'var/lib/edgevolve'), { recursive: true });
     install('--uninstall');
     expect(existsSync(join(tmp.dir, 'opt/edgevolve'))).toBe(false);
     expect(existsSync(join(tmp.dir, 'etc/systemd/system/edgevolve.service'))).toBe(false);
+    expect(existsSync(join(tmp.dir, 'usr/local/bin/edgevolve'))).toBe(false);
     expect(existsSync(config)).toBe(true);
     expect(existsSync(join(tmp.dir, 'var/lib/edgevolve'))).toBe(true);
     install('--uninstall', '--purge');
@@ -86,9 +96,17 @@ describe('scripts/install.sh into a staging root', () => {
 
   it('--dry-run prints every step and changes nothing', async () => {
     const out = install('--dry-run');
-    expect(out).toMatch(/^\+ cp -R .*\/src /m);
+    expect(out).toMatch(/^\+ \(cd .* && node_modules\/\.bin\/tsx scripts\/build\.ts --outdir .*\/opt\/edgevolve\.new\/dist\)$/m);
+    expect(out).toMatch(/^\+ cp -R .*\/config /m);
     expect(out).toMatch(/^\+ write .*etc\/edgevolve\/config\.yaml$/m);
     expect(await readdir(tmp.dir)).toEqual([]);
+  });
+
+  it('refuses a --dist directory that holds no bundle, and leaves nothing behind', () => {
+    const result = spawnSync('bash', ['scripts/install.sh', '--prefix', tmp.dir, '--skip-npm', '--dist', tmp.dir], { encoding: 'utf8' });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/is not a bundle \(no edgevolve\.mjs\)/);
+    expect(existsSync(join(tmp.dir, 'opt/edgevolve'))).toBe(false);
   });
 
   it('rejects an unknown option with exit code 2', () => {
@@ -100,9 +118,14 @@ describe('scripts/install.sh into a staging root', () => {
 
 describe('Dockerfile.arm64', () => {
   const text = readFileSync('Dockerfile.arm64', 'utf8');
-  it('is multi-stage on node:20-bookworm-slim for arm64, production dependencies only, non-root, state in a volume, healthcheck on readiness', () => {
+  it('is multi-stage on node:20-bookworm-slim for arm64, runs the bundle with production dependencies only, non-root, state in a volume, healthcheck on readiness', () => {
     expect(text.match(/^FROM --platform=linux\/arm64 node:20-bookworm-slim/gm)).toHaveLength(2);
-    expect(text).toMatch(/npm ci --omit=dev/);
+    expect(text).toMatch(/scripts\/build\.ts --outdir dist/);
+    expect(text).toMatch(/npm prune --omit=dev/);
+    expect(text).toMatch(/^COPY --from=build \/opt\/edgevolve\/dist \.\/dist$/m);
+    const runtimeStage = text.slice(text.lastIndexOf('\nFROM '));
+    expect(runtimeStage).not.toMatch(/^COPY (--from=build \S+\/)?src /m);
+    expect(text).toMatch(/^ENTRYPOINT \["node", "--max-semi-space-size=2", "dist\/edgevolve\.mjs"\]$/m);
     expect(text).toMatch(/^USER edgevolve$/m);
     expect(text.indexOf('USER edgevolve')).toBeLessThan(text.indexOf('ENTRYPOINT'));
     expect(text).toMatch(/^VOLUME \["\/var\/lib\/edgevolve"\]$/m);

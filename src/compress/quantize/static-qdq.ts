@@ -5,8 +5,12 @@
  * weight scale. onnxruntime fuses `DQ → Conv/MatMul/Gemm/Add/... → Q` node units into
  * QLinearConv, QLinearMatMul, QGemm, QLinearAdd and friends when it loads the model.
  *
- * Generated names are short (`<tensor>_q`, `_dq`, `_s`, `_zp`, `_i8`, `_i32`, nodes `_Q`/`_DQ`):
- * on small models the Q/DQ structure's names are a visible share of the file.
+ * What the Q/DQ structure adds beyond the int8 weights is kept small (issue 4: int8 size
+ * <= 0.27x fp32): generated names are short ids (short-names.ts); zero points that are all
+ * zero (symmetric int8 weights, int32 biases) are left out, DequantizeLinear's default; a
+ * per-channel bias scale is a `Mul(input scale, weight scale)` node rather than a stored
+ * copy of the product: onnxruntime's constant folding (level 1) turns it back into an
+ * initializer before its QDQ fusion (level 2) reads it, so the fused graph is unchanged.
  *
  * The pass is split in two so that calibration measures exactly what will be
  * quantized: `planStatic` decides, from the graph alone, which nodes are quantized and
@@ -20,6 +24,7 @@ import { DataType, type ModelProto, type NodeProto, type TensorProto } from '../
 import { graphOf, initializerMap, nodeKey, parameterBytes, readFloat, scaleStats } from './common.ts';
 import { inferElemTypes } from './elem-types.ts';
 import { raiseOpset } from './opset.ts';
+import { ShortNames } from './short-names.ts';
 import {
   computeScaleZeroPoint,
   minMax,
@@ -307,7 +312,7 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
   const { model, plan } = prepared;
   const graph = model.graph!;
   const bytesBefore = parameterBytes(graph);
-  const names = new NameScope(graph);
+  const names = new ShortNames(new NameScope(graph));
   const inits = initializerMap(graph);
   const index = new GraphIndex(graph);
   const changes: Change[] = [...plan.keptFloat];
@@ -330,8 +335,8 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
     const p = computeScaleZeroPoint(range[0], range[1], actRange, false);
     const zpData = actType === 'int8' ? Int8Array.of(p.zeroPoint) : Uint8Array.of(p.zeroPoint);
     const made: QParams = {
-      scale: makeTensor(names.fresh(`${tensor}_s`), DataType.FLOAT, [], [p.scale]),
-      zeroPoint: makeTensor(names.fresh(`${tensor}_zp`), quantDataType(actType), [], zpData),
+      scale: makeTensor(names.fresh(tensor, 's'), DataType.FLOAT, [], [p.scale]),
+      zeroPoint: makeTensor(names.fresh(tensor, 'z'), quantDataType(actType), [], zpData),
       scaleValue: p.scale,
       zeroPointValue: p.zeroPoint,
     };
@@ -361,10 +366,10 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
   const dequantizeActivation = (tensor: string, p: QParams, producer: NodeProto | undefined): string => {
     const known = activationDq.get(tensor);
     if (known !== undefined) return known;
-    const qOut = names.fresh(`${tensor}_q`);
-    const dqOut = names.fresh(`${tensor}_dq`);
-    const q = makeNode('QuantizeLinear', [tensor, p.scale.name!, p.zeroPoint.name!], [qOut], {}, { name: names.fresh(`${tensor}_Q`) });
-    const dq = makeNode('DequantizeLinear', [qOut, p.scale.name!, p.zeroPoint.name!], [dqOut], {}, { name: names.fresh(`${tensor}_DQ`) });
+    const qOut = names.fresh(tensor, 'q');
+    const dqOut = names.fresh(tensor, 'd');
+    const q = makeNode('QuantizeLinear', [tensor, p.scale.name!, p.zeroPoint.name!], [qOut], {}, { name: names.fresh(tensor, 'Q') });
+    const dq = makeNode('DequantizeLinear', [qOut, p.scale.name!, p.zeroPoint.name!], [dqOut], {}, { name: names.fresh(tensor, 'D') });
     qNodes.add(q);
     if (producer === undefined) headNodes.push(q, dq);
     else pushTo(after, producer, [q, dq]);
@@ -380,15 +385,16 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
     const data = tensorToFloat32(init);
     const qData = actType === 'int8' ? new Int8Array(data.length) : new Uint8Array(data.length);
     quantizeInto(data, qData, p.scaleValue, p.zeroPointValue, actType);
-    const qt = makeTensor(names.fresh(`${tensor}_i8`), quantDataType(actType), tensorDims(init), qData);
+    const qt = makeTensor(names.fresh(tensor, 'q'), quantDataType(actType), tensorDims(init), qData);
     graph.initializer!.push(qt);
-    const output = names.fresh(`${tensor}_dq`);
-    headNodes.push(makeNode('DequantizeLinear', [qt.name!, p.scale.name!, p.zeroPoint.name!], [output], {}, { name: names.fresh(`${tensor}_DQ`) }));
+    const output = names.fresh(tensor, 'd');
+    headNodes.push(makeNode('DequantizeLinear', [qt.name!, p.scale.name!, p.zeroPoint.name!], [output], {}, { name: names.fresh(tensor, 'D') }));
     constantDq.set(tensor, output);
     return output;
   };
 
-  const weightCache = new Map<string, { q: QuantizedWeight; tensors: [TensorProto, TensorProto, TensorProto] }>();
+  /** DequantizeLinear inputs of a quantized weight: data and scale, plus the zero point unless it is all zero (the default). */
+  const weightCache = new Map<string, { q: QuantizedWeight; tensors: TensorProto[] }>();
   /** The quantized weight; with a bias, its scales are first made large enough for an int32 bias (as onnxruntime does). */
   const quantizedWeight = (name: string, axis: number | undefined, bias: { data: Float32Array; inputScale: number } | undefined) => {
     const key = `${name}|${axis ?? 't'}|${bias === undefined ? '' : `${bias.inputScale}`}`;
@@ -404,11 +410,8 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
         }
       }
       const paramDims = axis === undefined ? [] : [q.scales.length];
-      const tensors: [TensorProto, TensorProto, TensorProto] = [
-        makeTensor(names.fresh(`${name}_i8`), DataType.INT8, dims, q.data),
-        makeTensor(names.fresh(`${name}_s`), DataType.FLOAT, paramDims, q.scales),
-        makeTensor(names.fresh(`${name}_zp`), DataType.INT8, paramDims, Int8Array.from(q.zeroPoints)),
-      ];
+      const tensors = [makeTensor(names.fresh(name, 'q'), DataType.INT8, dims, q.data), makeTensor(names.fresh(name, 's'), DataType.FLOAT, paramDims, q.scales)];
+      if (q.zeroPoints.some((z) => z !== 0)) tensors.push(makeTensor(names.fresh(name, 'z'), DataType.INT8, paramDims, Int8Array.from(q.zeroPoints)));
       graph.initializer!.push(...tensors);
       hit = { q, tensors };
       weightCache.set(key, hit);
@@ -455,10 +458,10 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
     if (np.weight !== undefined) {
       const biasData = np.bias !== undefined ? tensorToFloat32(inits.get(np.bias)!) : undefined;
       const { q, tensors } = quantizedWeight(np.weight.name, np.weight.axis, biasData === undefined ? undefined : { data: biasData, inputScale: firstAct.scaleValue });
-      const dqOut = names.fresh(`${np.weight.name}_dq`);
+      const dqOut = names.fresh(np.weight.name, 'd');
       const attrs: Record<string, number> = np.weight.axis === undefined ? {} : { axis: np.weight.axis };
       // A DQ per consumer: onnxruntime's node-unit selectors want the weight DQ to feed one node.
-      pushTo(before, node, [makeNode('DequantizeLinear', tensors.map((t) => t.name!), [dqOut], attrs, { name: names.fresh(`${np.weight.name}_DQ`) })]);
+      pushTo(before, node, [makeNode('DequantizeLinear', tensors.map((t) => t.name!), [dqOut], attrs, { name: names.fresh(np.weight.name, 'D') })]);
       newInputs[1] = dqOut;
       Object.assign(stats, { weight: np.weight.name, perChannel: np.weight.axis !== undefined }, scaleStats(q.scales));
       if (np.bias !== undefined && biasData !== undefined) {
@@ -466,13 +469,22 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
         const qb = quantizeBias(bias, firstAct.scaleValue, q.scales);
         if (qb.saturated > 0) warnings.push(`${key}: ${qb.saturated} bias value(s) saturated int32`);
         const perChannel = qb.scales.length > 1;
-        const paramDims = perChannel ? [qb.scales.length] : [];
-        const bq = makeTensor(names.fresh(`${np.bias}_i32`), DataType.INT32, [bias.length], qb.data);
-        const bs = makeTensor(names.fresh(`${np.bias}_s`), DataType.FLOAT, paramDims, qb.scales);
-        const bz = makeTensor(names.fresh(`${np.bias}_zp`), DataType.INT32, paramDims, new Int32Array(qb.scales.length));
-        graph.initializer!.push(bq, bs, bz);
-        const bOut = names.fresh(`${np.bias}_dq`);
-        pushTo(before, node, [makeNode('DequantizeLinear', [bq.name!, bs.name!, bz.name!], [bOut], perChannel ? { axis: 0 } : {}, { name: names.fresh(`${np.bias}_DQ`) })]);
+        const bq = makeTensor(names.fresh(np.bias, 'q'), DataType.INT32, [bias.length], qb.data);
+        graph.initializer!.push(bq);
+        const biasNodes: NodeProto[] = [];
+        let biasScale: string;
+        if (perChannel) {
+          // Float32 Mul of two float32 values is the same rounding as quantizeBias's Math.fround(x·w): bit-identical scales.
+          biasScale = names.fresh(np.bias, 's');
+          biasNodes.push(makeNode('Mul', [firstAct.scale.name!, tensors[1]!.name!], [biasScale], {}, { name: names.fresh(np.bias, 'M') }));
+        } else {
+          const bs = makeTensor(names.fresh(np.bias, 's'), DataType.FLOAT, [], qb.scales);
+          graph.initializer!.push(bs);
+          biasScale = bs.name!;
+        }
+        const bOut = names.fresh(np.bias, 'd');
+        biasNodes.push(makeNode('DequantizeLinear', [bq.name!, biasScale], [bOut], perChannel ? { axis: 0 } : {}, { name: names.fresh(np.bias, 'D') }));
+        pushTo(before, node, biasNodes);
         newInputs[2] = bOut;
         stats.bias = 'int32';
       }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { calibrate, type OpenCalibrationSession } from '../../../../src/compress/quantize/calibrate.ts';
 import { DEFAULT_STATIC_OP_TYPES, planStatic, prepareStatic, quantizeStatic, type StaticSelection } from '../../../../src/compress/quantize/static-qdq.ts';
-import { DataType, getAttrInt, makeGraph, makeModel, makeNode, makeValueInfo, readTensor, tensorToFloat32, validateModel, type ModelProto, type NodeProto, type TensorProto } from '../../../../src/onnx/index.ts';
+import { DataType, getAttrInt, makeGraph, makeModel, makeNode, makeValueInfo, readTensor, validateModel, type ModelProto, type NodeProto, type TensorProto } from '../../../../src/onnx/index.ts';
 import { createSession } from '../../../../src/runtime/index.ts';
 import { convGraph, cosine, feedsOf, matmul3dGraph, maxAbsDiff, mlpGraph, optimizedOpTypes, randomInput, randomTensor, runModel } from './graphs.ts';
 
@@ -50,10 +50,13 @@ describe('int8-static QDQ', () => {
     const bDq = graph.node!.find((n) => n.output![0] === conv.input![2])!;
     expect(init.get(bDq.input![0]!)!.dataType).toBe(DataType.INT32);
     const xDq = graph.node!.find((n) => n.output![0] === conv.input![0])!;
-    const xScale = tensorToFloat32(init.get(xDq.input![1]!)!)[0]!;
-    const wScales = tensorToFloat32(init.get(wDq.input![1]!)!);
-    const bScales = tensorToFloat32(init.get(bDq.input![1]!)!);
-    for (let c = 0; c < wScales.length; c++) expect(bScales[c]).toBe(Math.fround(xScale * wScales[c]!));
+    // The per-channel bias scale is not stored: a Mul of the input and weight scales makes it.
+    const bScaleMul = graph.node!.find((n) => n.output![0] === bDq.input![1])!;
+    expect(bScaleMul.opType).toBe('Mul');
+    expect(bScaleMul.input).toEqual([xDq.input![1], wDq.input![1]]);
+    // Symmetric int8 weights and int32 biases have all-zero zero points: left out (DequantizeLinear's default).
+    expect(wDq.input).toHaveLength(2);
+    expect(bDq.input).toHaveLength(2);
     // Gemm with transB=1 is per channel along axis 0.
     const head = graph.node!.find((n) => n.name === 'head')!;
     expect(getAttrInt(graph.node!.find((n) => n.output![0] === head.input![1])!, 'axis')).toBe(0);
@@ -88,7 +91,16 @@ describe('int8-static QDQ', () => {
       expect(cosine(a.y!.data as Float32Array, b.y!.data as Float32Array)).toBeGreaterThan(0.999);
     }
     const shared = await quantize(mlpGraph(), [4, 16]);
-    expect(shared.model.graph!.initializer!.filter((t) => t.name?.startsWith('w2_i8'))).toHaveLength(1);
+    const sharedGraph = shared.model.graph!;
+    const weightDq = (name: string) => {
+      const consumer = sharedGraph.node!.find((n) => n.name === name)!;
+      return sharedGraph.node!.find((n) => n.output![0] === consumer.input![1])!;
+    };
+    // One DQ per consumer, both over the one int8 copy of the shared weight.
+    const [dq1, dq2] = [weightDq('fc2'), weightDq('fc2_shared')];
+    expect(dq1).not.toBe(dq2);
+    expect(dq1.input![0]).toBe(dq2.input![0]);
+    expect(sharedGraph.initializer!.filter((t) => t.dataType === DataType.INT8)).toHaveLength(2);
   });
 
   it('percentile and entropy calibration also produce valid, accurate models', async () => {

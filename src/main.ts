@@ -22,7 +22,8 @@ import { toEdgevolveError } from './errors/index.ts';
 import { systemCommands } from './host/commands.ts';
 import { systemHost, type Host } from './host/index.ts';
 import { createLogger, type Logger } from './log/index.ts';
-import { collectSamplesHandler, DeviceCoevolution } from './coevolution/index.ts';
+import { DeviceCoevolution } from './coevolution/device.ts';
+import { collectSamplesHandler } from './coevolution/collect-command.ts';
 import { openEndpoint } from './registry/index.ts';
 import { openStore, type OpenedStore } from './store/index.ts';
 

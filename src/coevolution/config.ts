@@ -22,6 +22,7 @@ export const miningRuleSchema = z.discriminatedUnion('kind', [
 /** coevolution/: hard-sample mining and upload, the cloud cascade, drift detection (README "Edge–cloud co-evolution"). */
 export const coevolutionConfigSchema = z
   .object({
+    enabled: z.boolean().default(false).describe('Opt-in: build the device side (quality telemetry, drift, and mining/cascade as their own switches say) into edgevolve run.'),
     mining: z
       .object({
         enabled: z.boolean().default(false).describe('Opt-in: keep hard samples (inputs leave the device when uploaded).'),
@@ -67,10 +68,19 @@ export const coevolutionConfigSchema = z
         referenceSize: z.number().int().positive().default(500).describe('Answers after a deployment that form the reference.'),
         windowSize: z.number().int().positive().default(500).describe('Answers per live window scored against the reference.'),
         threshold: z.number().positive().default(0.2).describe('PSI above which an event is published (0.1-0.25 moderate, >0.25 significant).'),
+        clearBelow: z.number().nonnegative().optional().describe('Hysteresis: after a drift event, a window must score below this before the drift clears (another event); threshold / 2 when absent.'),
+      })
+      .strict()
+      .prefault({}),
+    collect: z
+      .object({
+        maxWaitS: z.number().positive().default(300).describe('collect-samples command: how long it waits for live inferences that meet its criterion before uploading what it has.'),
+        highEntropyAbove: z.number().min(0).max(1).default(0.5).describe('collect-samples "high-entropy": normalized entropy above this, unless the model\'s rule sets normalizedEntropyAbove.'),
       })
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.drift.clearBelow === undefined || c.drift.clearBelow <= c.drift.threshold, { message: 'drift.clearBelow must not exceed drift.threshold', path: ['drift', 'clearBelow'] });
 
 export type CoevolutionConfig = z.infer<typeof coevolutionConfigSchema>;

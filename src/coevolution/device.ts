@@ -4,11 +4,24 @@ import type { ContentTarget } from '../registry/content.ts';
 import { EdgevolveError, toEdgevolveError } from '../errors/index.ts';
 import { CloudCascade } from './cascade/cascade.ts';
 import type { CoevolutionConfig } from './config.ts';
-import { DriftMonitor, type DriftSink } from './drift.ts';
-import { HardSampleMiner, type ObservedInference } from './samples/miner.ts';
+import { DriftMonitor, type DriftReport, type DriftSink } from './drift.ts';
+import type { CollectionCriterion, CollectionOutcome } from './samples/collection.ts';
+import { HardSampleMiner, judge, rowScores, type ModelMiningRule, type ObservedInference } from './samples/miner.ts';
 import { registryTransport } from './samples/registry-transport.ts';
 import { SampleStore } from './samples/store.ts';
 import { httpTransport, uploadPending, type BatchTransport, type UploadReport } from './samples/upload.ts';
+
+/** Where the per-prediction quality signals go: src/telemetry's TelemetryRecorder fits. */
+export interface QualityRecorder {
+  /** Top-1 probability, entropy in nats, and whether the model's mining rule calls it hard. */
+  recordPrediction(confidence: number, entropy: number, hard: boolean): void;
+  setDriftScore(score: number | null): void;
+}
+
+/** What the serving path tells the observers; InferenceEvent of src/runtime/serving/hooks.ts fits. */
+export interface ServedInference extends ObservedInference {
+  readonly requestId: string | undefined;
+}
 
 export interface DeviceCoevolutionDeps {
   readonly stateDir: string;
@@ -16,6 +29,10 @@ export interface DeviceCoevolutionDeps {
   readonly clock: Clock;
   /** Drift scores (telemetry) and threshold crossings (events). */
   readonly driftSink: DriftSink;
+  /** Confidence/entropy histograms, hard-sample rate and drift score for the periodic telemetry. */
+  readonly quality?: QualityRecorder | undefined;
+  /** Requests that are not field data (the daemon's health probes): not mined, not scored, never sent to the cloud. */
+  readonly isInternalRequest?: ((requestId: string | undefined) => boolean) | undefined;
   /** For `upload.target: registry`: the push target of `upload.repository` (src/registry), built by the composition root. */
   readonly registryTarget?: ContentTarget | undefined;
   readonly onError: (err: EdgevolveError) => void;
@@ -23,8 +40,18 @@ export interface DeviceCoevolutionDeps {
 
 /** What the serving path takes: observers (mining, drift) and an optional interceptor (cascade). */
 export interface ServingHooks {
-  readonly observers: readonly { onInference(event: ObservedInference): void }[];
-  readonly interceptor: CloudCascade | undefined;
+  readonly observers: readonly { onInference(event: ServedInference): void }[];
+  readonly interceptor: { intercept: CloudCascade['intercept'] } | undefined;
+}
+
+/** What a collect-samples command gets back. */
+export interface CollectReport extends CollectionOutcome {
+  readonly uploaded: UploadReport;
+  /** Where the samples went: `http`, `registry`, or `none` (they stay in the device store). */
+  readonly target: 'none' | 'http' | 'registry';
+  readonly destination: string;
+  /** Samples still on the device after the upload. */
+  readonly pending: number;
 }
 
 /**
@@ -40,6 +67,7 @@ export class DeviceCoevolution {
   private transport: BatchTransport | undefined;
   private lastUpload: { at: number; ok: boolean; report?: UploadReport } | undefined;
   private loop: Promise<void> | undefined;
+  private uploading: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly config: CoevolutionConfig, private readonly deps: DeviceCoevolutionDeps) {}
 
@@ -53,7 +81,17 @@ export class DeviceCoevolution {
         this.store, deps.clock, (err) => deps.onError(toEdgevolveError(err)),
       );
     }
-    if (config.drift.enabled) this.drift = new DriftMonitor(config.drift, deps.driftSink);
+    if (config.drift.enabled) {
+      const sink: DriftSink = {
+        report: (report: DriftReport) => {
+          // One number in telemetry: the worst model's latest score.
+          deps.quality?.setDriftScore(Math.max(...(this.drift?.latest() ?? [report]).map((r) => r.score)));
+          deps.driftSink.report(report);
+        },
+        event: (report) => deps.driftSink.event(report),
+      };
+      this.drift = new DriftMonitor(config.drift, sink);
+    }
     if (config.cascade.enabled) {
       if (config.cascade.url === undefined) throw new EdgevolveError('E_CONFIG_INVALID', 'coevolution.cascade.enabled needs coevolution.cascade.url');
       this.cascade = new CloudCascade({ ...config.cascade, url: config.cascade.url }, () => deps.clock.now(), deps.onError);
@@ -62,12 +100,34 @@ export class DeviceCoevolution {
     if (this.store !== undefined && this.transport !== undefined) this.loop = this.uploadLoop(signal);
   }
 
+  /**
+   * The serving path's hooks. Stable objects that may be handed to ModelSlots before
+   * `start`: until then (and after `stop`) they observe nothing and intercept nothing.
+   */
   hooks(): ServingHooks {
-    return { observers: [this.miner, this.drift].filter((o) => o !== undefined), interceptor: this.cascade };
+    const internal = this.deps.isInternalRequest ?? (() => false);
+    const observer = {
+      onInference: (event: ServedInference): void => {
+        if (internal(event.requestId)) return;
+        this.recordQuality(event);
+        this.miner?.onInference(event);
+        this.drift?.onInference(event);
+      },
+    };
+    const interceptor = this.config.cascade.enabled
+      ? { intercept: (req: Parameters<CloudCascade['intercept']>[0]) => (this.cascade === undefined || internal(req.requestId) ? Promise.resolve(undefined) : this.cascade.intercept(req)) }
+      : undefined;
+    return { observers: [observer], interceptor };
   }
 
-  /** One upload pass now (also what the loop runs every upload.intervalS). */
+  /** One upload pass now (also what the loop runs every upload.intervalS); passes never overlap. */
   async uploadOnce(): Promise<UploadReport> {
+    const run = this.uploading.then(() => this.uploadPass());
+    this.uploading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async uploadPass(): Promise<UploadReport> {
     if (this.store === undefined || this.transport === undefined) return { batches: 0, samples: 0, bytes: 0 };
     await this.miner?.drain();
     try {
@@ -77,6 +137,52 @@ export class DeviceCoevolution {
     } catch (err) {
       this.lastUpload = { at: this.deps.clock.now(), ok: false };
       throw err;
+    }
+  }
+
+  /**
+   * The collect-samples command: keeps up to `count` live rows meeting `criterion` (bounded
+   * by `maxBytes`, the day caps and the disk quota), waiting at most collect.maxWaitS or until
+   * `signal` aborts, then uploads everything pending to the configured target.
+   */
+  async collect(request: { readonly count: number; readonly criterion: CollectionCriterion; readonly maxBytes?: number | undefined }, signal: AbortSignal): Promise<CollectReport> {
+    if (this.miner === undefined || this.store === undefined) {
+      throw new EdgevolveError('E_COEVO_DISABLED', 'hard-sample mining is off on this device (coevolution.enabled and coevolution.mining.enabled): nothing can be collected');
+    }
+    const collection = this.miner.collect({ ...request, maxBytes: request.maxBytes, entropyAbove: this.config.collect.highEntropyAbove });
+    const timer = setTimeout(() => collection.end('wait'), this.config.collect.maxWaitS * 1000);
+    const onAbort = (): void => collection.end('cancelled');
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await collection.done;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    }
+    await this.miner.drain();
+    if (signal.aborted) throw new EdgevolveError('E_COEVO_INVALID', 'sample collection cancelled; what was kept stays on the device for the next upload', { context: { ...collection.outcome() } });
+    const uploaded = await this.uploadOnce();
+    const { upload } = this.config;
+    const destination = upload.target === 'http' ? (upload.url ?? '') : upload.target === 'registry' ? (upload.repository ?? '') : this.store.dir;
+    return { ...collection.outcome(), uploaded, target: upload.target, destination, pending: this.store.count() };
+  }
+
+  /** Confidence and entropy of every answer row, and the rule's verdict, into telemetry. */
+  private recordQuality(event: ServedInference): void {
+    const quality = this.deps.quality;
+    const outputs = event.localOutputs;
+    if (quality === undefined || outputs === undefined) return;
+    const rule: ModelMiningRule | undefined = this.config.mining.rules[event.model] ?? this.config.mining.defaultRule;
+    const name = rule?.kind === 'classification' && rule.output !== undefined ? rule.output : Object.keys(outputs)[0];
+    const output = name === undefined ? undefined : outputs[name];
+    if (output === undefined) return;
+    const rows = output.dims[0] ?? 1;
+    for (let row = 0; row < rows; row++) {
+      const scores = rowScores(output, row, rows);
+      if (scores === undefined) return;
+      const classes = output.data.length / rows;
+      const hard = rule !== undefined && judge(rule, outputs, row, rows, scores) !== undefined;
+      quality.recordPrediction(scores.maxProbability, scores.normalizedEntropy * Math.log(classes), hard);
     }
   }
 
@@ -97,9 +203,14 @@ export class DeviceCoevolution {
     return stats === undefined || stats.seen === 0 ? null : stats.hard / stats.seen;
   }
 
+  /** Waits for the upload loop (abort its `start` signal first), drains the miner and closes the store. */
   async stop(): Promise<void> {
     await this.loop;
+    await this.uploading;
     await this.miner?.drain();
+    this.miner = undefined;
+    this.drift = undefined;
+    this.cascade = undefined;
     this.store?.close();
     this.store = undefined;
   }

@@ -72,8 +72,14 @@ export interface DriftOptions {
   readonly referenceSize: number;
   /** The live histograms are scored every `windowSize` inferences, then start afresh. */
   readonly windowSize: number;
-  /** An event fires when the score rises above this (and again only after it fell below). */
+  /** An event fires when the score rises above this. */
   readonly threshold: number;
+  /**
+   * Hysteresis: after an event the monitor re-arms (with a "cleared" event) only once a
+   * window scores below this, so a score wobbling around `threshold` does not flap.
+   * Default threshold / 2.
+   */
+  readonly clearBelow?: number | undefined;
 }
 
 export interface DriftReport {
@@ -85,12 +91,14 @@ export interface DriftReport {
   readonly psiEntropy: number;
   readonly klMaxProbability: number;
   readonly window: number;
+  /** True while the model counts as drifted: from a window above `threshold` until one below `clearBelow`. */
   readonly drifted: boolean;
 }
 
 /** Receives drift reports (telemetry) and threshold crossings (events); wired by the composition root. */
 export interface DriftSink {
   report(report: DriftReport): void;
+  /** A crossing: `report.drifted` true when the score rose above the threshold, false when it cleared. */
   event(report: DriftReport): void;
 }
 
@@ -145,7 +153,8 @@ export class DriftMonitor {
     const psiMax = psi(state.refMax, state.liveMax);
     const psiEntropy = psi(state.refEntropy, state.liveEntropy);
     const score = Math.max(psiMax, psiEntropy);
-    const drifted = score > this.options.threshold;
+    const clearBelow = this.options.clearBelow ?? this.options.threshold / 2;
+    const drifted = state.above ? score >= clearBelow : score > this.options.threshold;
     const report: DriftReport = {
       model, version, score, psiMaxProbability: psiMax, psiEntropy, klMaxProbability: klDivergence(state.refMax, state.liveMax), window: state.liveMax.total, drifted,
     };
@@ -153,7 +162,7 @@ export class DriftMonitor {
     state.liveMax.reset();
     state.liveEntropy.reset();
     this.sink.report(report);
-    if (drifted && !state.above) this.sink.event(report);
+    if (drifted !== state.above) this.sink.event(report);
     state.above = drifted;
   }
 

@@ -12,5 +12,6 @@ export { labelWithTeachers, type SoftLabels } from './cloud/label.ts';
 export { distilStudent, DEFAULT_DISTIL_OPTIONS, type DistilOptions, type DistilResult, type UnlabelledSet } from './cloud/distil.ts';
 export { compareStudents, scoreStudent, type Comparison, type StudentScore, type EvaluationSet } from './cloud/evaluate.ts';
 export { runRound, type RoundInputs, type RoundReport } from './round.ts';
-export { DeviceCoevolution, type DeviceCoevolutionDeps, type ServingHooks } from './device.ts';
+export { DeviceCoevolution, type DeviceCoevolutionDeps, type ServingHooks, type QualityRecorder, type ServedInference, type CollectReport } from './device.ts';
+export { collectSamplesHandler } from './collect-command.ts';
 export { coevolutionConfigSchema, miningRuleSchema, type CoevolutionConfig } from './config.ts';

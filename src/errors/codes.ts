@@ -107,6 +107,7 @@ export const ERROR_CODES = {
   E_COEVO_CLOUD: { retryable: true, help: 'The cloud model of the cascade failed, timed out or answered outside KServe v2; the local answer was used. Check coevolution.cascade.url.' },
   E_COEVO_BROKER: { retryable: true, help: 'The cloud ingest worker could not connect or subscribe to the MQTT broker; check --broker, credentials and that the broker allows shared subscriptions ($share/...).' },
   E_COEVO_MESSAGE: { retryable: false, help: 'A telemetry or event message from a device is not valid JSON of the expected form; it was dropped and counted. The message names the topic and field.' },
+  E_COEVO_DISABLED: { retryable: false, help: 'The co-evolution feature a command or call needs is switched off on this device (coevolution.enabled, coevolution.mining.enabled); enable it in the configuration.' },
 
   // telemetry/: the MQTT link, the outbox and telemetry
   E_TELEMETRY_ID_INVALID: { retryable: false, help: 'A fleet, device, client or command id is empty, longer than 64 characters, or has characters outside [A-Za-z0-9_-] (MQTT wildcards + # and the separator / are refused: CVE-2017-7650).' },

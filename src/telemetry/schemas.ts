@@ -160,6 +160,7 @@ export const EVENT_TYPES = [
   'storage-degraded',
   'storage-recovered',
   'agent-start',
+  'drift',
 ] as const;
 
 export const eventSchema = z

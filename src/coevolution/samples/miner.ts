@@ -1,7 +1,9 @@
 import { encodeNpy } from '../../data/npy.ts';
 import type { TensorValue } from '../../onnx/index.ts';
 import type { Clock } from '../../host/index.ts';
-import { isHard, lowConfidenceBoxShare, scoreLogits, type HardnessCriteria } from '../confidence.ts';
+import { EdgevolveError } from '../../errors/index.ts';
+import { isHard, lowConfidenceBoxShare, scoreLogits, type ConfidenceScores, type HardnessCriteria } from '../confidence.ts';
+import { SampleCollection, type CollectionRequest } from './collection.ts';
 import type { AddResult, NewSample } from './store.ts';
 
 /** How one model's answers are judged. */
@@ -61,6 +63,7 @@ export class HardSampleMiner {
   private lastRefill: number;
   private queue: Promise<void> = Promise.resolve();
   private queued = 0;
+  private collection: SampleCollection | undefined;
 
   constructor(
     private readonly options: MinerOptions,
@@ -74,24 +77,55 @@ export class HardSampleMiner {
 
   onInference(event: ObservedInference): void {
     if (!this.options.enabled || event.localOutputs === undefined) return;
-    const rule = this.options.rules[event.model] ?? this.options.defaultRule;
-    if (rule === undefined) return;
+    const rule = this.ruleFor(event.model);
+    const collection = this.collection?.active === true ? this.collection : undefined;
+    if (rule === undefined && collection === undefined) return;
     const inputEntries = Object.entries(event.inputs);
     if (inputEntries.length !== 1) return; // one-input models only: a sample is one NPY
     const [, input] = inputEntries[0]!;
     if (!(input.data instanceof Float32Array)) return; // samples are stored as float32 NPY
     const rows = input.dims[0] ?? 1;
+    const outputName = sampledOutput(rule, event.localOutputs);
+    if (outputName === undefined) return;
     for (let row = 0; row < rows; row++) {
-      this.stats.seen++;
-      const judged = judge(rule, event.localOutputs, row, rows);
+      const scores = rowScores(event.localOutputs[outputName], row, rows);
+      let judged: Record<string, number> | undefined;
+      if (rule !== undefined) {
+        this.stats.seen++;
+        judged = judge(rule, event.localOutputs, row, rows, scores);
+        if (judged !== undefined) this.stats.hard++;
+      }
+      if (collection?.matches(scores, judged !== undefined) === true) {
+        const sample = this.sample(event, input, outputName, row, rows, judged ?? { ...scores });
+        const bytes = sample.inputNpy.byteLength + sample.outputNpy.byteLength;
+        if (collection.claim(bytes)) {
+          this.enqueue(sample, (result) => collection.settle(bytes, result));
+          continue;
+        }
+      }
       if (judged === undefined) continue;
-      this.stats.hard++;
       if (!this.takeToken()) {
         this.stats.droppedRate++;
         continue;
       }
-      this.enqueue(event, input, row, rows, judged, rule);
+      this.enqueue(this.sample(event, input, outputName, row, rows, judged), () => {});
     }
+  }
+
+  /** The model's rule, or the default; undefined when the model is not mined. */
+  ruleFor(model: string): ModelMiningRule | undefined {
+    return this.options.rules[model] ?? this.options.defaultRule;
+  }
+
+  /**
+   * Starts a collect-samples campaign: live rows meeting its criterion are kept (outside the
+   * per-minute cap, inside the store's day caps and quota) until it ends. One at a time.
+   */
+  collect(request: CollectionRequest): SampleCollection {
+    if (!this.options.enabled) throw new EdgevolveError('E_COEVO_DISABLED', 'hard-sample mining is off (coevolution.mining.enabled): nothing is collected');
+    if (this.collection?.active === true) throw new EdgevolveError('E_COEVO_INVALID', 'a sample collection is already running');
+    this.collection = new SampleCollection(request);
+    return this.collection;
   }
 
   /** Resolves when every queued write has finished. */
@@ -109,13 +143,12 @@ export class HardSampleMiner {
     return true;
   }
 
-  private enqueue(event: ObservedInference, input: TensorValue, row: number, rows: number, scores: Record<string, number>, rule: ModelMiningRule): void {
+  private sample(event: ObservedInference, input: TensorValue, outputName: string, row: number, rows: number, scores: Record<string, number>): NewSample {
     // Copy the row now: the caller's buffers may be reused after onInference returns.
     const inputRow = rowOf(input, row, rows);
-    const outputName = rule.kind === 'classification' ? (rule.output ?? Object.keys(event.localOutputs!)[0]!) : rule.scoresOutput;
     const output = event.localOutputs![outputName]!;
     const outputRow = rowOf(output, row, rows);
-    const sample: NewSample = {
+    return {
       model: event.model,
       version: event.version,
       createdAt: this.clock.now(),
@@ -123,15 +156,20 @@ export class HardSampleMiner {
       inputNpy: encodeNpy({ dtype: 'float32', shape: [1, ...input.dims.slice(1)], data: inputRow }),
       outputNpy: encodeNpy({ dtype: 'float32', shape: [1, ...output.dims.slice(1)], data: outputRow }),
     };
+  }
+
+  private enqueue(sample: NewSample, settled: (result: AddResult | undefined) => void): void {
     this.queued++;
     this.queue = this.queue
       .then(async () => {
         const result = await this.sink.add(sample);
         if (result.stored) this.stats.kept++;
         else this.stats.droppedCap++;
+        settled(result);
       })
       .catch((err: unknown) => {
         this.stats.failed++;
+        settled(undefined);
         this.onError(err);
       })
       .finally(() => {
@@ -140,15 +178,26 @@ export class HardSampleMiner {
   }
 }
 
-function judge(rule: ModelMiningRule, outputs: Readonly<Record<string, TensorValue>>, row: number, rows: number): Record<string, number> | undefined {
-  if (rule.kind === 'classification') {
-    const output = outputs[rule.output ?? Object.keys(outputs)[0] ?? ''];
-    if (output === undefined || !(output.data instanceof Float32Array)) return undefined;
-    const classes = output.data.length / rows;
-    if (!Number.isInteger(classes) || classes < 2) return undefined;
-    const scores = scoreLogits(output.data, row, classes);
-    return isHard(scores, rule) ? { ...scores } : undefined;
-  }
+/** The output a sample keeps: the rule's output, else the first. */
+function sampledOutput(rule: ModelMiningRule | undefined, outputs: Readonly<Record<string, TensorValue>>): string | undefined {
+  const name = rule === undefined ? Object.keys(outputs)[0] : rule.kind === 'classification' ? (rule.output ?? Object.keys(outputs)[0]) : rule.scoresOutput;
+  return name !== undefined && outputs[name]?.data instanceof Float32Array ? name : undefined;
+}
+
+/** Classification scores of one row, when the output looks like logits [rows, classes >= 2]. */
+export function rowScores(output: TensorValue | undefined, row: number, rows: number): ConfidenceScores | undefined {
+  if (output === undefined || !(output.data instanceof Float32Array)) return undefined;
+  const classes = output.data.length / rows;
+  if (!Number.isInteger(classes) || classes < 2) return undefined;
+  return scoreLogits(output.data, row, classes);
+}
+
+/**
+ * The rule's verdict on one row: its criterion values when hard, else undefined. `scores`
+ * are the row's classification scores of the rule's output (rowScores), when it has them.
+ */
+export function judge(rule: ModelMiningRule, outputs: Readonly<Record<string, TensorValue>>, row: number, rows: number, scores: ConfidenceScores | undefined): Record<string, number> | undefined {
+  if (rule.kind === 'classification') return scores !== undefined && isHard(scores, rule) ? { ...scores } : undefined;
   const output = outputs[rule.scoresOutput];
   if (output === undefined || !(output.data instanceof Float32Array)) return undefined;
   const share = lowConfidenceBoxShare(rowOf(output, row, rows), rule.keepThreshold, rule.confidentThreshold);

@@ -26,12 +26,12 @@ describe('DeviceCoevolution built from the coevolution config section', () => {
       const logits = await student.logits(field.stream.inputs.subarray(0, 60 * 784), 60);
       await student.release();
       const hooks = device.hooks();
-      expect(hooks.observers).toHaveLength(2);
+      expect(hooks.observers).toHaveLength(1);
       expect(hooks.interceptor).toBeUndefined();
       for (let i = 0; i < 60; i++) {
         for (const observer of hooks.observers) {
           observer.onInference({
-            model: 'student', version: '1',
+            model: 'student', version: '1', requestId: undefined,
             inputs: { input: { dataType: DataType.FLOAT, dims: [1, 1, 28, 28], data: field.stream.inputs.slice(i * 784, (i + 1) * 784) } },
             localOutputs: { logits: { dataType: DataType.FLOAT, dims: [1, 10], data: logits.slice(i * 10, (i + 1) * 10) } },
           });

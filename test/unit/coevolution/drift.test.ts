@@ -53,4 +53,26 @@ describe('DriftMonitor', () => {
     expect(reports[1]!.version).toBe('2');
     expect(reports[1]!.score).toBeLessThan(0.01);
   });
+
+  it('does not flap around the threshold: one event when it rises, one "cleared" event only after a window below clearBelow', () => {
+    const reports: DriftReport[] = [];
+    const events: DriftReport[] = [];
+    const drift = new DriftMonitor({ bins: 2, referenceSize: 100, windowSize: 100, threshold: 0.25, clearBelow: 0.05 }, { report: (r) => reports.push(r), event: (r) => events.push(r) });
+    // Reference: half the answers in each confidence bin.
+    for (let i = 0; i < 100; i++) drift.observe('m', '1', i % 2 === 0 ? 0.2 : 0.8, 0.5);
+    /** A window with `low` of 100 answers in the low-confidence bin. */
+    const window = (low: number): void => {
+      for (let i = 0; i < 100; i++) drift.observe('m', '1', i < low ? 0.2 : 0.8, 0.5);
+    };
+    // PSI of shares (p, 1-p) against (0.5, 0.5): 90 -> 0.88, 70 -> 0.17, 75 -> 0.27, 55 -> 0.01.
+    for (const low of [90, 70, 75, 70, 75]) window(low);
+    expect(reports.map((r) => r.drifted)).toEqual([true, true, true, true, true]);
+    expect(events).toHaveLength(1);
+    expect(reports[1]!.score).toBeLessThan(0.25); // below the threshold, above clearBelow: still drifted
+    window(55);
+    expect(events).toHaveLength(2);
+    expect(events[1]!.drifted).toBe(false);
+    window(70); // between clearBelow and threshold after clearing: no new event
+    expect(events).toHaveLength(2);
+  });
 });

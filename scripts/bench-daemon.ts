@@ -1,41 +1,59 @@
 /**
  * Daemon start-up and footprint (issue 8 targets: ready within 3 s of start when the model
- * is already in the store; idle RSS <= 120 MB), with baselines measured in the same run:
+ * is already in the store; idle RSS <= 120 MB), for the four ways to run it, measured in
+ * the same run in alternating order:
  *
- *   npx tsx scripts/bench-daemon.ts [--runs 5] [--idle-seconds 10]
+ *   npx tsx scripts/bench-daemon.ts [--runs 3] [--idle-seconds 10]
  *
- * - ready: spawn of `node src/cli/bin.js run` to its "edgevolve is ready" line, with the
- *   embedded default's model already active in the state directory (a first run seeds it).
- *   Baseline: spawn to exit of `node src/cli/bin.js --version` (Node + tsx start-up, no daemon).
- * - RSS: VmRSS of the daemon after `--idle-seconds` idle. Baselines: an idle `node`, and
- *   `node` holding one onnxruntime session of the same model (the floor for serving it).
+ * - tsx: `node src/cli/bin.js run` (the sources compiled by tsx at start, as `npm start`);
+ *   bundle: `node dist/edgevolve.mjs run` (scripts/build.ts, built into a temp directory
+ *   here, as the unit and the arm64 image run it); each with and without
+ *   --max-semi-space-size=2 (a 2 MB V8 young generation instead of 16 MB).
+ * - ready: spawn to the "edgevolve is ready" line, with the embedded default's model already
+ *   active in the state directory (a first, unmeasured run seeds it). Baselines: spawn to
+ *   exit of `--version` for each entry (Node + module loading, no daemon).
+ * - RSS: VmRSS of the daemon after `--idle-seconds` idle, split into RssAnon (JS heap,
+ *   native allocations: onnxruntime's arena, SQLite's cache) and RssFile (mapped code:
+ *   node, onnxruntime's and better-sqlite3's shared libraries). Baselines: an idle `node`,
+ *   and `node` holding one onnxruntime session of the same model (the floor for serving it).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { buildDist } from './build.ts';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
-const BIN = join(ROOT, 'src', 'cli', 'bin.js');
+const TSX_BIN = join(ROOT, 'src', 'cli', 'bin.js');
+const SEMI = '--max-semi-space-size=2';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 
-function rssMb(pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(match?.[1] ?? NaN) / 1024;
+interface Rss {
+  readonly total: number;
+  readonly anon: number;
+  readonly file: number;
 }
 
-function median(xs: number[]): number {
+function rssMb(pid: number): Rss {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? NaN) / 1024;
+  return { total: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
+}
+
+function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] ?? NaN;
 }
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function timeToExit(args: string[]): Promise<number> {
   const t0 = performance.now();
@@ -44,9 +62,9 @@ async function timeToExit(args: string[]): Promise<number> {
 }
 
 /** Spawns the daemon; resolves at its ready line with the elapsed ms, the pid, and a stop function. */
-async function startDaemon(config: string, nodeArgs: string[] = []): Promise<{ ms: number; startMs: number; pid: number; stop: () => Promise<void> }> {
+async function startDaemon(args: string[]): Promise<{ ms: number; startMs: number; pid: number; stop: () => Promise<void> }> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [...nodeArgs, BIN, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let startMs = NaN;
   createInterface({ input: child.stderr }).on('line', (l) => {
     const m = /"event":"daemon-started".*"startMs":(\d+)/.exec(l);
@@ -71,57 +89,69 @@ async function startDaemon(config: string, nodeArgs: string[] = []): Promise<{ m
   };
 }
 
-async function idleRss(args: string[], idleMs: number): Promise<number> {
+async function idleRss(args: string[], idleMs: number): Promise<Rss> {
   const child = spawn(process.execPath, args, { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, idleMs));
+  await sleep(idleMs);
   const mb = rssMb(child.pid ?? -1);
   child.kill('SIGKILL');
   return mb;
 }
 
-const runs = arg('--runs', 5);
+const runs = arg('--runs', 3);
 const idleMs = arg('--idle-seconds', 10) * 1000;
 const work = await mkdtemp(join(tmpdir(), 'edgevolve-bench-daemon-'));
 try {
+  // The bundle laid out as installed: dist/ beside node_modules/.
+  const app = join(work, 'app');
+  await buildDist(join(app, 'dist'));
+  await symlink(join(ROOT, 'node_modules'), join(app, 'node_modules'), 'dir');
+  const BUNDLE = join(app, 'dist', 'edgevolve.mjs');
+
   const config = join(work, 'config.yaml');
   await writeFile(config, stringify({ stateDir: join(work, 'state'), log: { level: 'info' }, server: { port: 0 }, daemon: { seedFixtures: true } }));
   // First start: seeds the layout, pulls and trials the model (not measured).
-  const first = await startDaemon(config);
-  await first.stop();
+  await (await startDaemon([BUNDLE, 'run', '--config', config])).stop();
 
-  const ready: number[] = [];
-  const internal: number[] = [];
-  const bare: number[] = [];
-  let rss = NaN;
-  for (let i = 0; i < runs; i++) {
-    bare.push(await timeToExit([BIN, '--version']));
-    const d = await startDaemon(config);
-    ready.push(d.ms);
-    internal.push(d.startMs);
-    if (i === runs - 1) {
-      await new Promise((r) => setTimeout(r, idleMs));
-      rss = rssMb(d.pid);
+  const variants = [
+    { name: 'tsx: node src/cli/bin.js run', entry: TSX_BIN, flags: [] as string[] },
+    { name: `tsx, ${SEMI}`, entry: TSX_BIN, flags: [SEMI] },
+    { name: 'bundle: node dist/edgevolve.mjs run', entry: BUNDLE, flags: [] as string[] },
+    { name: `bundle, ${SEMI} (as installed)`, entry: BUNDLE, flags: [SEMI] },
+  ];
+  const results = variants.map(() => ({ ready: [] as number[], internal: [] as number[], rss: [] as Rss[] }));
+  const versionMs = { tsx: [] as number[], bundle: [] as number[] };
+  for (let round = 0; round < runs; round++) {
+    versionMs.tsx.push(await timeToExit([TSX_BIN, '--version']));
+    versionMs.bundle.push(await timeToExit([BUNDLE, '--version']));
+    // Alternate the order each round so that drifting machine load does not favour one variant.
+    const order = variants.map((_, i) => i);
+    if (round % 2 === 1) order.reverse();
+    for (const i of order) {
+      const v = variants[i]!;
+      const r = results[i]!;
+      const d = await startDaemon([...v.flags, v.entry, 'run', '--config', config]);
+      r.ready.push(d.ms);
+      r.internal.push(d.startMs);
+      await sleep(idleMs);
+      r.rss.push(rssMb(d.pid));
+      await d.stop();
     }
-    await d.stop();
   }
-  // The flag systemd/edgevolve.service and Dockerfile.arm64 run with: a smaller V8 young generation.
-  const flagged = await startDaemon(config, ['--max-semi-space-size=2']);
-  await new Promise((r) => setTimeout(r, idleMs));
-  const rssFlagged = rssMb(flagged.pid);
-  await flagged.stop();
   const model = join(ROOT, 'test', 'fixtures', 'models', 'mnist-cnn.onnx');
   const nodeIdle = await idleRss(['-e', 'setInterval(() => {}, 1000)'], idleMs);
   const ortIdle = await idleRss(['-e', `require('onnxruntime-node').InferenceSession.create(${JSON.stringify(model)}, { intraOpNumThreads: 1 }).then((s) => { globalThis.s = s; setInterval(() => {}, 1000); })`], idleMs);
 
-  const rows = [
-    ['spawn to ready, model in store (median of ' + runs + ')', `${median(ready).toFixed(0)} ms`, `node + tsx start-up alone: ${median(bare).toFixed(0)} ms`, '<= 3000 ms'],
-    ['  of which Daemon.start(): recovery, model load, first probe, API listen', `${median(internal).toFixed(0)} ms`, '', ''],
-    [`idle RSS after ${idleMs / 1000} s`, `${rss.toFixed(1)} MB`, `idle node: ${nodeIdle.toFixed(1)} MB; node + one onnxruntime session: ${ortIdle.toFixed(1)} MB`, '<= 120 MB'],
-    [`idle RSS after ${idleMs / 1000} s, node --max-semi-space-size=2 (as installed)`, `${rssFlagged.toFixed(1)} MB`, '', '<= 120 MB'],
-  ];
-  console.log('| measure | edgevolve run | baseline (same run) | target |\n|---|---:|---|---|');
-  for (const r of rows) console.log(`| ${r.join(' | ')} |`);
-  console.log(`\nready runs (ms): ${ready.map((x) => x.toFixed(0)).join(', ')}; node ${process.version}, ${process.arch}`);
+  const mb = (x: number): string => `${x.toFixed(1)} MB`;
+  console.log(`| how it runs | spawn to ready (median of ${runs}) | of which Daemon.start() | idle RSS after ${idleMs / 1000} s (median) | RssAnon / RssFile |\n|---|---:|---:|---:|---:|`);
+  variants.forEach((v, i) => {
+    const r = results[i]!;
+    const rss = (key: keyof Rss): number => median(r.rss.map((x) => x[key]));
+    console.log(`| ${v.name} | ${median(r.ready).toFixed(0)} ms | ${median(r.internal).toFixed(0)} ms | ${mb(rss('total'))} | ${mb(rss('anon'))} / ${mb(rss('file'))} |`);
+  });
+  console.log(`\nbaselines (same run): --version spawn to exit: tsx ${median(versionMs.tsx).toFixed(0)} ms, bundle ${median(versionMs.bundle).toFixed(0)} ms; ` +
+    `idle node ${mb(nodeIdle.total)} (${mb(nodeIdle.anon)} / ${mb(nodeIdle.file)}); node + one onnxruntime session of the model ${mb(ortIdle.total)} (${mb(ortIdle.anon)} / ${mb(ortIdle.file)}). Targets: ready <= 3000 ms, idle RSS <= 120 MB.`);
+  variants.forEach((v, i) => console.log(`${v.name}: ready runs (ms) ${results[i]!.ready.map((x) => x.toFixed(0)).join(', ')}; RSS runs (MB) ${results[i]!.rss.map((x) => x.total.toFixed(1)).join(', ')}`));
+  console.log(`node ${process.version}, ${process.arch}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 } finally {
   await rm(work, { recursive: true, force: true });
 }

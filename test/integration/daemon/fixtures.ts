@@ -1,7 +1,7 @@
 /** Shared set-up for the daemon's integration tests: a real store, a real OCI layout, real models. */
 import { writeFile } from 'node:fs/promises';
 import { validateConfig, type Config } from '../../../src/config/index.ts';
-import { DeployStateStore, DeploymentManager, EventLog, InProcessServing, Reconciler } from '../../../src/daemon/index.ts';
+import { DeployStateStore, DeploymentManager, EventLog, InProcessServing, Reconciler, type ModelServing } from '../../../src/daemon/index.ts';
 import { systemHost } from '../../../src/host/index.ts';
 import { silentLogger } from '../../../src/log/index.ts';
 import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo } from '../../../src/onnx/index.ts';
@@ -47,9 +47,9 @@ export async function publish(layoutDir: string, version: string, variants: { na
   return `oci-layout:${layoutDir}:${version}`;
 }
 
-export interface DeployRig {
+export interface DeployRig<S extends ModelServing = InProcessServing> {
   readonly store: OpenedStore;
-  readonly serving: InProcessServing;
+  readonly serving: S;
   readonly events: EventLog;
   readonly state: DeployStateStore;
   readonly deploy: DeploymentManager;
@@ -69,10 +69,13 @@ export function testConfig(stateDir: string, overrides: Record<string, unknown> 
   );
 }
 
-export async function deployRig(stateDir: string, config: Readonly<Config>): Promise<DeployRig> {
+export async function deployRig(stateDir: string, config: Readonly<Config>): Promise<DeployRig>;
+/** With `serving` built over the opened store (the KServe slots, for shadow mode). */
+export async function deployRig<S extends ModelServing>(stateDir: string, config: Readonly<Config>, serving: (store: OpenedStore) => S): Promise<DeployRig<S>>;
+export async function deployRig(stateDir: string, config: Readonly<Config>, makeServing?: (store: OpenedStore) => ModelServing): Promise<DeployRig<ModelServing>> {
   const host = systemHost();
   const store = await openStore(stateDir, config.store, host);
-  const serving = new InProcessServing({ threads: 1 });
+  const serving = makeServing === undefined ? new InProcessServing({ threads: 1 }) : makeServing(store);
   const events = new EventLog(silentLogger());
   const state = new DeployStateStore(stateDir);
   const rig: { config: Readonly<Config> } = { config };

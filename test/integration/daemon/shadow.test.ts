@@ -1,0 +1,201 @@
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { readNpy } from '../../../src/data/index.ts';
+import { SlotServing } from '../../../src/daemon/index.ts';
+import { DataType, type TensorValue } from '../../../src/onnx/index.ts';
+import { ModelSlots } from '../../../src/runtime/serving/index.ts';
+import type { OpenedStore } from '../../../src/store/index.ts';
+import { MNIST_CNN, writeInt8Dynamic, writeReversedClasses } from '../../helpers/shadow-models.ts';
+import { makeTempDir } from '../../helpers/tmp.ts';
+import { deployRig, publish, testConfig, type DeployRig } from './fixtures.ts';
+
+const PIXELS = 28 * 28;
+
+describe('shadow mode in the deployment path (real store, KServe slots, onnxruntime, MNIST traffic)', () => {
+  let models: { dir: string; cleanup: () => Promise<void> };
+  let images: Float32Array;
+  let int8: string;
+  let reversed: string;
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  let layout: string;
+  let stateDir: string;
+  let rig: DeployRig<SlotServing>;
+  let slots: ModelSlots;
+
+  beforeAll(async () => {
+    models = await makeTempDir('edgevolve-shadow-models-');
+    images = (await readNpy('test/fixtures/data/mnist-test/input.npy')).data as Float32Array;
+    int8 = await writeInt8Dynamic(MNIST_CNN, join(models.dir, 'cnn-int8.onnx'));
+    reversed = await writeReversedClasses(MNIST_CNN, join(models.dir, 'cnn-reversed.onnx'));
+  });
+
+  afterAll(async () => {
+    await models.cleanup();
+  });
+
+  beforeEach(async () => {
+    tmp = await makeTempDir('edgevolve-shadow-deploy-');
+    layout = join(tmp.dir, 'oci');
+    stateDir = join(tmp.dir, 'state');
+  });
+
+  afterEach(async () => {
+    await rig.close();
+    await tmp.cleanup();
+  });
+
+  const SHADOW = { enabled: true, share: 1, minRequests: 60, maxDurationMs: 60_000, minAgreement: 0.97, maxLatencyRatio: 20, maxInFlight: 4, checkIntervalMs: 10 };
+
+  function config(ref: string, shadow: Record<string, unknown> = {}): DeployRig['config'] {
+    return testConfig(stateDir, { daemon: { models: [{ name: 'm', ref }] }, deploy: { shadow: { ...SHADOW, ...shadow } } });
+  }
+
+  /** A daemon's serving as src/main.ts builds it: SlotServing over ModelSlots that report to it. */
+  async function start(ref: string, shadow: Record<string, unknown> = {}): Promise<void> {
+    rig = await deployRig(stateDir, config(ref, shadow), (store: OpenedStore) => {
+      const holder: { slots?: ModelSlots } = {};
+      const serving = new SlotServing(() => holder.slots as ModelSlots, store, { threads: 1 });
+      holder.slots = new ModelSlots({ warmupRuns: 1, observers: [serving.observer] });
+      slots = holder.slots;
+      return serving;
+    });
+  }
+
+  function image(i: number): Record<string, TensorValue> {
+    const k = i % 2000;
+    return { input: { dataType: DataType.FLOAT, dims: [1, 1, 28, 28], data: images.subarray(k * PIXELS, (k + 1) * PIXELS) } };
+  }
+
+  /** Runs `work` under a steady stream of live requests; returns the version that answered each. */
+  async function withTraffic<T>(work: () => Promise<T>): Promise<{ result: T; versions: string[] }> {
+    const versions: string[] = [];
+    let done = false;
+    const loop = (async () => {
+      for (let i = 0; !done; i++) {
+        versions.push((await slots.get('m')!.infer(image(i))).version);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    try {
+      return { result: await work(), versions };
+    } finally {
+      done = true;
+      await loop;
+    }
+  }
+
+  async function deployFirst(): Promise<void> {
+    await start(await publish(layout, '1.0.0', [{ name: 'fp32', modelPath: MNIST_CNN }]));
+    const first = await rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test');
+    // Nothing serves yet, so there is nothing to shadow against: the first version goes straight to its trial.
+    expect(first.action === 'deployed' && first.outcome.outcome).toBe('committed');
+    expect(rig.events.ofKind('shadow-started')).toHaveLength(0);
+  }
+
+  async function retarget(version: string, modelPath: string, shadow: Record<string, unknown> = {}): Promise<void> {
+    rig.config = config(await publish(layout, version, [{ name: 'fp32', modelPath }]), shadow);
+  }
+
+  it('an int8-dynamic candidate of the same network is promoted after live traffic agrees, then passes its trial', async () => {
+    await deployFirst();
+    await retarget('2.0.0', int8);
+    const { result, versions } = await withTraffic(() => rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test'));
+
+    expect(result.action === 'deployed' && result.outcome.outcome).toBe('committed');
+    expect(rig.store.repository.active('m')?.version).toBe('2.0.0');
+    const [promoted] = rig.events.ofKind('shadow-promoted');
+    expect(promoted?.fields).toMatchObject({ model: 'm', version: '2.0.0', live: '1.0.0/fp32', evidence: true, metric: 'top1' });
+    expect(promoted!.fields.mirrored).toBeGreaterThanOrEqual(60);
+    expect(promoted!.fields.agreement).toBeGreaterThanOrEqual(0.97);
+    expect(promoted!.fields.reason).toMatch(/^agreement \d+\.\d% \(top1\) over \d+ mirrored requests, p95 /);
+    // The shadow came first, the trial after it; the live version answered until the switch and the new one after.
+    const kinds = rig.events.recent().map((e) => e.kind).filter((k) => k.startsWith('shadow') || k.startsWith('deploy'));
+    expect(kinds.slice(-4)).toEqual(['shadow-started', 'shadow-promoted', 'deploy-started', 'deploy-committed']);
+    const firstNew = versions.indexOf('2.0.0');
+    expect(versions.slice(0, firstNew).length).toBeGreaterThanOrEqual(60);
+    expect(new Set(versions.slice(0, firstNew))).toEqual(new Set(['1.0.0']));
+    expect((await rig.state.get('m')).shadow).toBeNull();
+  });
+
+  it('a candidate that disagrees (classes reversed) is rejected with its measured agreement; the live version never changed', async () => {
+    await deployFirst();
+    await retarget('2.0.0', reversed);
+    const { result, versions } = await withTraffic(() => rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test'));
+
+    expect(result.action === 'deployed' && result.outcome.outcome).toBe('rejected');
+    expect(new Set(versions)).toEqual(new Set(['1.0.0']));
+    expect(versions.length).toBeGreaterThanOrEqual(60);
+    expect(rig.store.repository.active('m')?.version).toBe('1.0.0');
+    expect(rig.serving.loaded().map((m) => m.version)).toEqual(['1.0.0']);
+    expect(rig.events.ofKind('deploy-started').map((e) => e.fields.version)).toEqual(['1.0.0']);
+    const [rejected] = rig.events.ofKind('shadow-rejected');
+    expect(rejected?.fields).toMatchObject({ model: 'm', version: '2.0.0', live: '1.0.0/fp32', evidence: true });
+    expect(rejected!.fields.agreement).toBeLessThan(0.3);
+    expect(rejected!.fields.reason).toMatch(/^shadow gate failed: agreement \d+\.\d% \(top1\) over \d+ mirrored requests is below 97\.0%$/);
+    const state = await rig.state.get('m');
+    expect(state.shadow).toBeNull();
+    expect(state.failed.map((f) => f.reason)).toEqual([rejected!.fields.reason]);
+    expect((await rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test')).action).toBe('skipped-failed');
+  });
+
+  it('without traffic by maxDurationMs, onNoTraffic decides: reject keeps the live version, promote goes on to the trial without evidence', async () => {
+    await deployFirst();
+    await retarget('2.0.0', int8, { maxDurationMs: 200, onNoTraffic: 'reject' });
+    const rejected = await rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test');
+    expect(rejected.action === 'deployed' && rejected.outcome.outcome).toBe('rejected');
+    expect(rig.store.repository.active('m')?.version).toBe('1.0.0');
+    expect(rig.events.ofKind('shadow-timeout')[0]?.fields).toEqual({ model: 'm', version: '2.0.0', mirrored: 0, minRequests: 60, maxDurationMs: 200, action: 'reject' });
+    expect(rig.events.ofKind('shadow-rejected')[0]?.fields).toMatchObject({ evidence: false, mirrored: 0, agreement: null });
+
+    await retarget('3.0.0', int8, { maxDurationMs: 200, onNoTraffic: 'promote' });
+    const promoted = await rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test');
+    expect(promoted.action === 'deployed' && promoted.outcome.outcome).toBe('committed');
+    expect(rig.store.repository.active('m')?.version).toBe('3.0.0');
+    expect(rig.events.ofKind('shadow-timeout')[1]?.fields.action).toBe('promote');
+    expect(rig.events.ofKind('shadow-promoted')[0]?.fields).toMatchObject({ version: '3.0.0', evidence: false });
+    expect(rig.events.ofKind('shadow-promoted')[0]?.fields.reason).toMatch(/promoted without shadow evidence \(onNoTraffic: promote\)$/);
+  });
+
+  it('a restart during a shadow (its marker left on disk, the store untouched) serves the old version, shadows again counted, and abandons the candidate past maxTrialEntries', async () => {
+    await deployFirst();
+    await retarget('2.0.0', int8, { minRequests: 1_000_000 });
+    const v1 = rig.store.repository.active('m')!;
+
+    /** Starts the reconcile, waits until the shadow runs, then stops the daemon under it. */
+    async function shadowThenStop(): Promise<void> {
+      const stop = new AbortController();
+      const running = rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test', stop.signal);
+      const started = rig.events.ofKind('shadow-started').length;
+      for (let i = 0; i < 2000 && rig.events.ofKind('shadow-started').length === started; i++) await sleep(5);
+      stop.abort();
+      await expect(running).rejects.toMatchObject({ code: 'E_DAEMON_STOPPING' });
+    }
+
+    async function restart(): Promise<void> {
+      const cfg = rig.config;
+      await rig.close();
+      await start(cfg.daemon.models[0]!.ref, { minRequests: 1_000_000 });
+    }
+
+    await shadowThenStop();
+    expect((await rig.state.get('m')).shadow).toMatchObject({ candidateManifest: expect.any(String), liveId: v1.id, entries: 1 });
+    expect(rig.store.repository.active('m')?.id).toBe(v1.id);
+
+    await restart();
+    expect(await rig.deploy.recover('m')).toBe('resume-shadow');
+    expect((await rig.deploy.loadActive('m'))?.version).toBe('1.0.0');
+    expect((await rig.state.get('m')).shadow?.entries).toBe(2);
+    await shadowThenStop();
+    expect(rig.events.ofKind('shadow-started')[0]?.fields).toMatchObject({ version: '2.0.0', entries: 2 });
+
+    await restart();
+    expect(await rig.deploy.recover('m')).toBe('aborted');
+    expect(rig.events.ofKind('deploy-aborted')[0]?.fields.reason).toBe('state loop detected: the daemon restarted 2 times with this version in shadow (limit 2)');
+    expect((await rig.deploy.loadActive('m'))?.version).toBe('1.0.0');
+    const state = await rig.state.get('m');
+    expect(state.shadow).toBeNull();
+    expect(state.failed).toHaveLength(1);
+    expect((await rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test')).action).toBe('skipped-failed');
+  });
+});

@@ -15,7 +15,7 @@ import { ModelSlots } from './runtime/serving/index.ts';
 import { createInferenceServer } from './server/index.ts';
 import { inferenceServerOptions } from './server/from-config.ts';
 import { selectionProfile } from './daemon/registry-port.ts';
-import { MicroBenchCache, profileDevice } from './hardware/index.ts';
+import { MicroBenchCache, profileDevice, readCpuIsa } from './hardware/index.ts';
 import { nodeFiles } from './host/files.ts';
 import { systemInfo } from './host/system-info.ts';
 import { toEdgevolveError } from './errors/index.ts';
@@ -116,7 +116,12 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
   };
   const channelHolder: { channel?: CommandChannel } = {};
   const control: CommandListener = { start: async () => channelHolder.channel?.start(), stop: async () => channelHolder.channel?.stop() };
-  const daemon = new Daemon({ config, store, serving, host, logger, notifier, desired, events, profile: selection, telemetry: telemetryLink, control, ...(api === undefined ? {} : { api }) });
+  // The planner's view of the device for on-device optimization: fingerprint (cache key), measured int8 speed-ups, ISA.
+  const plannerDevice = async () => {
+    const hw = await hardware();
+    return { fingerprint: hw.fingerprint, measured: hw.measured, cpu: await readCpuIsa(nodeFiles(), process.arch) };
+  };
+  const daemon = new Daemon({ config, store, serving, host, logger, notifier, desired, events, profile: selection, telemetry: telemetryLink, control, plannerDevice, ...(api === undefined ? {} : { api }) });
   holder.daemon = daemon;
   if (config.control.enabled) {
     channelHolder.channel = new CommandChannel({

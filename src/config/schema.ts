@@ -69,6 +69,16 @@ export const desiredModelSchema = z
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).describe('Name the model is served under (/v2/models/<name>).'),
     ref: z.string().min(1).describe('Where to get it: host[:port]/repo:tag, or oci-layout:<dir>:tag for a local OCI image layout.'),
     budgets: modelBudgetsSchema.prefault({}),
+    optimize: z
+      .enum(['never', 'when-needed', 'always'])
+      .default('when-needed')
+      .describe('On-device optimization to the budgets (planner): never; when-needed (no stored variant meets the latency budget: the budget watch found nothing lighter, or an optimize command); always (after each pull, when budgets are set). Results are cached per parent, budgets and hardware.'),
+    optimizeTimeLimitS: z.number().positive().default(300).describe('Wall-time limit of one on-device optimization, in seconds.'),
+    optimizeData: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Data set directory (one .npy per input + labels.npy) for on-device optimization when the artifact carries no calibration layers.'),
   })
   .strict();
 

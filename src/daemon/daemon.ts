@@ -17,7 +17,9 @@ import { EventLog } from './events.ts';
 import { InferenceHealth } from './health.ts';
 import type { Notifier } from './notify.ts';
 import type { ApiServer, CommandListener, ModelServing, ServiceHealth, TelemetryLink } from './ports.ts';
-import { Reconciler, type DesiredModel, type ReconcileResult } from './reconcile.ts';
+import { LocalOptimizer, type OptimizeMethod, type PlannerDevice } from './local-optimize.ts';
+import { OPTIMIZE_DEFAULTS, Reconciler, type DesiredModel, type OptimizeRun, type ReconcileResult } from './reconcile.ts';
+import type { Budgets } from '../planner/index.ts';
 import type { SelectionProfile } from './registry-port.ts';
 import { planReload, type ReloadPlan } from './reload.ts';
 import { modelStatus, writeRuntimeStatus, type RuntimeStatus, type StatusReport } from './status.ts';
@@ -37,6 +39,8 @@ export interface DaemonDeps {
   readonly telemetry?: TelemetryLink;
   readonly control?: CommandListener;
   readonly events?: EventLog;
+  /** The device as the planner sees it; without it the daemon never optimizes on the device. */
+  readonly plannerDevice?: () => Promise<PlannerDevice>;
 }
 
 export class Daemon {
@@ -87,6 +91,18 @@ export class Daemon {
       state: this.#state,
       config: () => this.#config,
       profile: deps.profile,
+      ...(deps.plannerDevice === undefined
+        ? {}
+        : {
+            optimizer: new LocalOptimizer({
+              store: deps.store,
+              clock: deps.host,
+              logger: deps.logger.child({ module: 'optimize' }),
+              stateDir: deps.config.stateDir,
+              planner: () => this.#config.planner,
+              device: deps.plannerDevice,
+            }),
+          }),
     });
     this.#health = new InferenceHealth({
       serving: deps.serving,
@@ -105,7 +121,13 @@ export class Daemon {
       budgetMs: (name) => this.budgets(name).latencyP95Ms,
       replan: async (name, reason) => {
         const desired = this.#desired(name);
-        return desired === undefined ? null : this.reconciler.replan(desired, reason, this.#abort.signal);
+        if (desired === undefined) return null;
+        const lighter = await this.reconciler.replan(desired, reason, this.#abort.signal);
+        if (lighter !== null || deps.plannerDevice === undefined || (desired.optimize ?? OPTIMIZE_DEFAULTS.optimize) === 'never') return lighter;
+        // No lighter variant in the registry: build one here.
+        const run = await this.reconciler.optimize(desired, reason, this.#abort.signal);
+        if (run.outcome.kind === 'no-candidate') throw noCandidate(name, run.outcome);
+        return run.outcome.kind === 'built' ? run.outcome.record.variant : null;
       },
     });
   }
@@ -137,6 +159,37 @@ export class Daemon {
   setBudgets(name: string, budgets: ModelBudgets): ModelBudgets {
     this.#budgetOverrides.set(name, { ...(this.#budgetOverrides.get(name) ?? {}), ...budgets });
     return this.budgets(name);
+  }
+
+  /**
+   * The optimize command: the planner on this device, to `request.budgets` (the model's own
+   * budgets when absent), and the result on trial. An event reports what happened; a
+   * search that finds nothing within the budgets throws E_PLAN_NO_FEASIBLE with the
+   * planner's advice, and the active version keeps serving.
+   */
+  async optimizeModel(name: string, request: { budgets?: Budgets; methods?: readonly OptimizeMethod[] } = {}, signal?: AbortSignal): Promise<OptimizeRun> {
+    const desired = this.#desired(name);
+    if (desired === undefined) throw new EdgevolveError('E_DAEMON_NO_MODEL', `${name} is not a model this device serves`);
+    const active = this.#deps.store.repository.active(name);
+    const from = active === undefined ? 'none' : `${active.version}/${active.variant}`;
+    const reason = 'optimize command';
+    let run: OptimizeRun;
+    try {
+      run = await this.reconciler.optimize(desired, reason, signal ?? this.#abort.signal, request);
+    } catch (err) {
+      this.events.record('replan', { model: name, from, to: null, reason: `on-device optimization failed: ${toEdgevolveError(err).message}` }, this.#deps.host.now());
+      throw err;
+    }
+    const { outcome } = run;
+    if (outcome.kind === 'no-candidate') {
+      const error = noCandidate(name, outcome);
+      this.events.record('replan', { model: name, from, to: null, reason: error.message }, this.#deps.host.now());
+      throw error;
+    }
+    const to = outcome.kind === 'built' ? `${outcome.record.version}/${outcome.record.variant}` : run.parent;
+    const why = outcome.kind === 'built' ? `on-device optimization chose ${outcome.chosen}${outcome.cached ? ' (cached)' : ''}: ${outcome.reason}` : `the fp32 variant meets the budgets: ${outcome.reason}`;
+    this.events.record('replan', { model: name, from, to, reason: why }, this.#deps.host.now());
+    return run;
   }
 
   /** The deploy command: the model named by the artifact at `ref` is pulled, put on trial, and kept desired (persisted). */
@@ -356,4 +409,9 @@ export class Daemon {
     this.#phase = 'stopped';
     await this.#writeStatus();
   }
+}
+
+function noCandidate(name: string, outcome: { readonly summary: string; readonly advice: readonly string[] }): EdgevolveError {
+  const advice = outcome.advice.length === 0 ? '' : `; to admit the closest: ${outcome.advice.slice(0, 3).join('; ')}`;
+  return new EdgevolveError('E_PLAN_NO_FEASIBLE', `${name}: ${outcome.summary}${advice}`, { context: { model: name, advice: [...outcome.advice] } });
 }

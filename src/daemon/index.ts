@@ -11,7 +11,7 @@ export { InProcessServing, zeroFeeds } from './in-process-serving.ts';
 export { SlotServing, PROBE_REQUEST_ID } from './slot-serving.ts';
 export { systemdNotifier, watchdogIntervalMs, type Notifier } from './notify.ts';
 export { EventLoopLag, Watchdog } from './watchdog.ts';
-export { Reconciler, precisionBits, type DesiredModel, type ReconcileResult } from './reconcile.ts';
+export { Reconciler, precisionBits, plannerBudgets, OPTIMIZE_DEFAULTS, type DesiredModel, type OptimizeRun, type ReconcileResult } from './reconcile.ts';
 export { planReload, RELOADABLE, type ReloadPlan } from './reload.ts';
 export { seedFixtureLayout, seedRef, seedLayoutDir, fixtureModelsDir, sampleRequestPath, writeSampleRequest, SEED_MODEL, SEED_TAG } from './seed.ts';
 export { resolveConfigFile, SYSTEM_CONFIG_FILE } from './config-file.ts';
@@ -19,3 +19,4 @@ export { readRuntimeStatus, writeRuntimeStatus, runtimeStatusPath, processAlive,
 export type { ApiServer, CommandListener, InferenceOutcome, ModelServing, ServedModel, ServiceHealth, TelemetryLink } from './ports.ts';
 export { commandHandlers, type CommandDeps } from './commands.ts';
 export { telemetryEventSink } from './telemetry-sink.ts';
+export { LocalOptimizer, PROVENANCE, candidateIds, type LocalOptimizeOutcome, type OptimizeMethod, type OptimizeRequest, type PlannerDevice } from './local-optimize.ts';

@@ -11,10 +11,19 @@ import type { Host } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
 import { artifactVersion, listVariants, loadTrustPolicy, onnxLayerOf, openEndpoint, pullModel, selectVariant, type SelectionProfile, type VariantInfo } from './registry-port.ts';
 import type { OpenedStore } from '../store/index.ts';
-import type { DeployOutcome, DeploymentManager } from './deploy.ts';
+import type { DeployOutcome, DeploymentManager, ModelBudgets } from './deploy.ts';
 import type { DeployStateStore } from './deploy-state.ts';
+import type { Budgets } from '../planner/index.ts';
+import type { LocalOptimizeOutcome, LocalOptimizer, OptimizeMethod } from './local-optimize.ts';
+import type { Endpoint } from '../registry/index.ts';
+import type { VersionRecord } from '../store/index.ts';
 
-export type DesiredModel = Config['daemon']['models'][number];
+type ConfiguredModel = Config['daemon']['models'][number];
+/** A model the daemon should serve: a configured one, or one added at run time (the embedded default, a deploy command) with the optimize defaults. */
+export type DesiredModel = Omit<ConfiguredModel, 'optimize' | 'optimizeTimeLimitS'> & Partial<Pick<ConfiguredModel, 'optimize' | 'optimizeTimeLimitS'>>;
+
+/** Defaults of daemon.models[].optimize and optimizeTimeLimitS (the schema's) for models that did not come from the configuration. */
+export const OPTIMIZE_DEFAULTS = { optimize: 'when-needed', optimizeTimeLimitS: 300 } as const;
 
 export interface ReconcileDeps {
   readonly store: OpenedStore;
@@ -25,6 +34,18 @@ export interface ReconcileDeps {
   readonly config: () => Readonly<Config>;
   /** The device as selection sees it; may be measured lazily, so asynchronous. */
   readonly profile: () => Promise<SelectionProfile>;
+  /** On-device optimization; without it, reconcile only pulls and selects. */
+  readonly optimizer?: LocalOptimizer;
+}
+
+/** What an on-device optimization of a desired model did. */
+export interface OptimizeRun {
+  readonly model: string;
+  /** The stored variant the planner started from. */
+  readonly parent: string;
+  readonly outcome: LocalOptimizeOutcome;
+  /** The trial of the built variant; null when nothing was built, or it is already active, or it failed its gate before. */
+  readonly deploy: DeployOutcome | null;
 }
 
 export type ReconcileResult =
@@ -50,58 +71,128 @@ export class Reconciler {
     }
   }
 
-  /** Pulls and deploys one desired model; `variant` overrides the choice (re-plan). */
+  /** Pulls and deploys one desired model; `variant` overrides the choice (re-plan or an on-device variant). */
   async reconcile(desired: DesiredModel, reason: string, signal?: AbortSignal, variant?: string): Promise<ReconcileResult> {
-    const { store, host, logger, deploy, state } = this.#deps;
+    const { state } = this.#deps;
     const config = this.#deps.config();
     const saved = await state.get(desired.name);
-    const chosenVariant = variant ?? desired.budgets.variant ?? saved.variantOverride ?? undefined;
-    const endpoint = await openEndpoint(desired.ref, config.registry, host, {}, logger);
+    let chosenVariant = variant ?? desired.budgets.variant ?? saved.variantOverride ?? undefined;
+    const endpoint = await openEndpoint(desired.ref, config.registry, this.#deps.host, {}, this.#deps.logger);
+    let record: VersionRecord;
     try {
-      const result = await pullModel(
-        {
-          blobs: store.blobs,
-          repository: store.repository,
-          policy: await loadTrustPolicy(config.registry.trust),
-          profile: await this.#deps.profile(),
-          clock: host,
-          random: host,
-          logger,
-          retry: { attempts: config.registry.retryAttempts, baseDelayMs: 250, maxDelayMs: 15_000 },
-        },
-        {
-          source: endpoint.content,
-          reference: endpoint.ref.reference,
-          fallbackName: desired.name,
-          activate: false,
-          budgets: {
-            ...(chosenVariant === undefined ? {} : { variant: chosenVariant }),
-            ...(desired.budgets.memoryMb === undefined ? {} : { maxMemoryBytes: desired.budgets.memoryMb * 1024 * 1024 }),
-            ...(desired.budgets.minAccuracy === undefined ? {} : { minAccuracy: desired.budgets.minAccuracy }),
-          },
-          ...(signal === undefined ? {} : { signal }),
-        },
-      );
-      if (result.name !== desired.name) {
-        throw new EdgevolveError('E_CONFIG_INVALID', `daemon.models: ${desired.ref} holds model '${result.name}', but the entry names it '${desired.name}'`, {
-          context: { ref: desired.ref, artifact: result.name, configured: desired.name },
-        });
+      const local = chosenVariant === undefined ? undefined : await this.#deps.optimizer?.localVariant(desired.name, chosenVariant);
+      const root = local === undefined ? undefined : await endpoint.content.resolve(endpoint.ref.reference);
+      if (local !== undefined && root?.digest === local.parentIndex) {
+        // The variant built here from this very release: it stays until the release or the budgets change.
+        record = local.record;
+      } else {
+        if (local !== undefined) {
+          // The tag moved to a new release: the variant built from the old one no longer applies.
+          await state.update(desired.name, (s) => ({ ...s, variantOverride: null }));
+          chosenVariant = desired.budgets.variant;
+        }
+        record = await this.#pull(endpoint, desired, chosenVariant, signal);
+        if (desired.optimize === 'always' && this.#deps.optimizer !== undefined && hasPlannerBudget(plannerBudgets(desired.budgets, config))) {
+          const run = await this.optimize(desired, reason, signal);
+          if (run.outcome.kind === 'built') {
+            const label = `${run.outcome.record.version}/${run.outcome.record.variant}`;
+            if (run.deploy === null || run.deploy.outcome === 'unchanged') return { model: desired.name, action: 'up-to-date', version: label };
+            return { model: desired.name, action: 'deployed', outcome: run.deploy };
+          }
+        }
       }
-      const record = store.repository.versions(desired.name).find((v) => v.manifestDigest === result.manifestDigest);
-      if (record === undefined) throw new EdgevolveError('E_INTERNAL', `pulled ${desired.name} ${result.manifestDigest} is not in the store`);
-      const active = store.repository.active(desired.name);
-      const label = `${record.version}/${record.variant}`;
-      if (active?.id === record.id && (await state.get(desired.name)).trial === null) return { model: desired.name, action: 'up-to-date', version: label };
-      const failed = (await state.get(desired.name)).failed.find((f) => f.manifestDigest === record.manifestDigest);
-      if (failed !== undefined) return { model: desired.name, action: 'skipped-failed', version: label, reason: failed.reason };
-      const outcome = await deploy.deploy(record, reason, signal);
-      // Retention: the rollback window stays, older versions and their blobs go.
-      const referenced = store.repository.prune(config.store.keepPrevious);
-      await store.blobs.gc(referenced, { partialMaxAgeMs: 7 * 24 * 3600 * 1000 });
-      return { model: desired.name, action: 'deployed', outcome };
     } finally {
       await endpoint.close();
     }
+    return this.#deployRecord(desired.name, record, reason, signal);
+  }
+
+  /** Pulls `variant` (or the one selection picks) of the desired artifact without activating it; resolves with its record. */
+  async #pull(endpoint: Endpoint, desired: DesiredModel, variant: string | undefined, signal?: AbortSignal): Promise<VersionRecord> {
+    const { store, host, logger } = this.#deps;
+    const config = this.#deps.config();
+    const result = await pullModel(
+      {
+        blobs: store.blobs,
+        repository: store.repository,
+        policy: await loadTrustPolicy(config.registry.trust),
+        profile: await this.#deps.profile(),
+        clock: host,
+        random: host,
+        logger,
+        retry: { attempts: config.registry.retryAttempts, baseDelayMs: 250, maxDelayMs: 15_000 },
+      },
+      {
+        source: endpoint.content,
+        reference: endpoint.ref.reference,
+        fallbackName: desired.name,
+        activate: false,
+        budgets: {
+          ...(variant === undefined ? {} : { variant }),
+          ...(desired.budgets.memoryMb === undefined ? {} : { maxMemoryBytes: desired.budgets.memoryMb * 1024 * 1024 }),
+          ...(desired.budgets.minAccuracy === undefined ? {} : { minAccuracy: desired.budgets.minAccuracy }),
+        },
+        ...(signal === undefined ? {} : { signal }),
+      },
+    );
+    if (result.name !== desired.name) {
+      throw new EdgevolveError('E_CONFIG_INVALID', `daemon.models: ${desired.ref} holds model '${result.name}', but the entry names it '${desired.name}'`, {
+        context: { ref: desired.ref, artifact: result.name, configured: desired.name },
+      });
+    }
+    const record = store.repository.versions(desired.name).find((v) => v.manifestDigest === result.manifestDigest);
+    if (record === undefined) throw new EdgevolveError('E_INTERNAL', `pulled ${desired.name} ${result.manifestDigest} is not in the store`);
+    return record;
+  }
+
+  /** Puts `record` on trial unless it is already active or failed its gate before; then applies retention. */
+  async #deployRecord(name: string, record: VersionRecord, reason: string, signal?: AbortSignal): Promise<ReconcileResult> {
+    const { store, deploy, state } = this.#deps;
+    const config = this.#deps.config();
+    const active = store.repository.active(name);
+    const label = `${record.version}/${record.variant}`;
+    if (active?.id === record.id && (await state.get(name)).trial === null) return { model: name, action: 'up-to-date', version: label };
+    const failed = (await state.get(name)).failed.find((f) => f.manifestDigest === record.manifestDigest);
+    if (failed !== undefined) return { model: name, action: 'skipped-failed', version: label, reason: failed.reason };
+    const outcome = await deploy.deploy(record, reason, signal);
+    // Retention: the rollback window stays, older versions and their blobs go.
+    const referenced = store.repository.prune(config.store.keepPrevious);
+    await store.blobs.gc(referenced, { partialMaxAgeMs: 7 * 24 * 3600 * 1000 });
+    return { model: name, action: 'deployed', outcome };
+  }
+
+  /**
+   * On-device optimization: pulls the artifact's fp32 variant (the planner's starting
+   * point), runs the planner on it to `budgets` (the model's own when absent), and puts a
+   * built variant on trial through the normal health gate, remembered as the model's
+   * variant so later reconciles keep it. Nothing is deployed when no candidate meets the
+   * budgets or the fp32 variant itself is the choice; the active version keeps serving.
+   */
+  async optimize(desired: DesiredModel, reason: string, signal?: AbortSignal, request: { budgets?: Budgets; methods?: readonly OptimizeMethod[] } = {}): Promise<OptimizeRun> {
+    const { optimizer, state, host, logger } = this.#deps;
+    if (optimizer === undefined) throw new EdgevolveError('E_INTERNAL', 'this daemon was built without an on-device optimizer');
+    const config = this.#deps.config();
+    const budgets = request.budgets ?? plannerBudgets(desired.budgets, config);
+    if (!hasPlannerBudget(budgets)) {
+      throw new EdgevolveError('E_PLAN_BUDGET_INVALID', `${desired.name} has no latency, memory or size budget to optimize to; set one (set-budgets, daemon.models[].budgets or the command's budgets)`, {
+        context: { model: desired.name },
+      });
+    }
+    const endpoint = await openEndpoint(desired.ref, config.registry, host, {}, logger);
+    let parent: VersionRecord;
+    try {
+      const root = await endpoint.content.resolve(endpoint.ref.reference);
+      const fp32 = listVariants(root).find((v) => precisionBits(v.precision) === 32);
+      parent = await this.#pull(endpoint, desired, fp32?.name, signal);
+    } finally {
+      await endpoint.close();
+    }
+    const outcome = await optimizer.optimize(parent, { budgets, methods: request.methods, timeLimitS: desired.optimizeTimeLimitS ?? OPTIMIZE_DEFAULTS.optimizeTimeLimitS, dataDir: desired.optimizeData }, signal);
+    const run = { model: desired.name, parent: `${parent.version}/${parent.variant}` };
+    if (outcome.kind !== 'built') return { ...run, outcome, deploy: null };
+    await state.update(desired.name, (s) => ({ ...s, variantOverride: outcome.record.variant }));
+    const result = await this.#deployRecord(desired.name, outcome.record, `on-device optimization (${outcome.chosen}): ${reason}`, signal);
+    return { ...run, outcome, deploy: result.action === 'deployed' ? result.outcome : null };
   }
 
   /**
@@ -154,4 +245,21 @@ export class Reconciler {
 export function precisionBits(precision: string): number {
   const match = /^(?:fp|float|int|uint|bf)(\d+)$/.exec(precision);
   return match === null ? 32 : Number(match[1]);
+}
+
+/**
+ * The planner's budgets for a desired model: its latency and memory budgets, with the
+ * accuracy guard of the planner configuration (points the result may lose against fp32).
+ */
+export function plannerBudgets(budgets: ModelBudgets, config: Readonly<Config>): Budgets {
+  return {
+    ...(budgets.latencyP95Ms === undefined ? {} : { latencyP95Ms: budgets.latencyP95Ms }),
+    ...(budgets.memoryMb === undefined ? {} : { memoryMB: budgets.memoryMb }),
+    maxAccuracyDrop: config.planner.maxAccuracyDrop,
+  };
+}
+
+/** A budget the planner can optimize toward (the accuracy guard alone is not one). */
+function hasPlannerBudget(budgets: Budgets): boolean {
+  return budgets.latencyP95Ms !== undefined || budgets.memoryMB !== undefined || budgets.sizeMB !== undefined;
 }

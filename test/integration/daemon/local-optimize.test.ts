@@ -1,0 +1,99 @@
+/**
+ * On-device optimization in reconcile: a real OCI layout holding mnist-mlp (fp32) with its
+ * calibration layers, a real store, the real planner (isolated benchmarks in child
+ * processes) and the real deployment gate on onnxruntime.
+ */
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalOptimizer, PROVENANCE, Reconciler, type DesiredModel } from '../../../src/daemon/index.ts';
+import { systemHost } from '../../../src/host/index.ts';
+import { silentLogger } from '../../../src/log/index.ts';
+import { OciLayout, openVerifiedModel, pushArtifact } from '../../../src/registry/index.ts';
+import { makeTempDir } from '../../helpers/tmp.ts';
+import { deployRig, MLP, PROFILE, testConfig, type DeployRig } from './fixtures.ts';
+
+const CALIB = 'test/fixtures/data/mnist-calib';
+/** The planner kept small: the point is the daemon's path, not the search's depth. */
+const PLANNER = { subsetSamples: 100, sensitivitySamples: 100, calibrationSamples: 100, benchMs: 150, maxFullCandidates: 2, maxAccuracyDrop: 5 };
+const DEVICE = { fingerprint: 'sha256:test-device', measured: null };
+
+describe('on-device optimization: the planner builds a local variant, the gate deploys it, the cache keeps it', () => {
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  let rig: DeployRig;
+  let desired: DesiredModel;
+
+  const optimizer = (): LocalOptimizer =>
+    new LocalOptimizer({ store: rig.store, clock: systemHost(), logger: silentLogger(), stateDir: rig.config.stateDir, planner: () => rig.config.planner, device: () => Promise.resolve(DEVICE) });
+  const reconciler = (o: LocalOptimizer): Reconciler =>
+    new Reconciler({ store: rig.store, host: systemHost(), logger: silentLogger(), deploy: rig.deploy, state: rig.state, config: () => rig.config, profile: () => Promise.resolve(PROFILE), optimizer: o });
+
+  beforeEach(async () => {
+    tmp = await makeTempDir('edgevolve-optimize-');
+    const layout = new OciLayout(join(tmp.dir, 'oci'));
+    await layout.init();
+    await pushArtifact(layout, { name: 'm', version: '1.0.0', calibrationDir: CALIB, variants: [{ name: 'fp32', modelPath: MLP }] }, '1.0.0');
+    desired = { name: 'm', ref: `oci-layout:${join(tmp.dir, 'oci')}:1.0.0`, budgets: {} };
+    const stateDir = join(tmp.dir, 'state');
+    rig = await deployRig(stateDir, testConfig(stateDir, { planner: PLANNER, daemon: { models: [desired] } }));
+    await rig.reconciler.reconcile(desired, 'initial');
+  });
+  afterEach(async () => {
+    await rig.close();
+    await tmp.cleanup();
+  });
+
+  it('a size budget fp32 misses gets an int8 variant with its provenance, deployed through the gate; a restart answers from the cache and reconcile keeps it', async () => {
+    const parent = rig.store.repository.active('m')!;
+    expect(parent.variant).toBe('fp32');
+    // mnist-mlp is 0.9 MiB in fp32; int8 weights are a quarter of that.
+    const request = { budgets: { sizeMB: 0.5, maxAccuracyDrop: 5 }, methods: ['int8-dynamic'] as const };
+
+    const run = await reconciler(optimizer()).optimize(desired, 'test', undefined, request);
+    expect(run.outcome.kind).toBe('built');
+    if (run.outcome.kind !== 'built') return;
+    const built = run.outcome.record;
+    expect(run.outcome.cached).toBe(false);
+    expect(built.variant).toMatch(/^opt-int8-dynamic(-pc)?-[0-9a-f]{8}$/);
+    expect(built.source).toBe(`local-optimize:${parent.manifestDigest}`);
+    expect(run.deploy).toMatchObject({ outcome: 'committed' });
+    expect(rig.store.repository.active('m')?.id).toBe(built.id);
+    expect(rig.serving.loaded().map((m) => m.variant)).toEqual([built.variant]);
+
+    // Provenance travels with the bytes: the verified manifest and config name the parent, the method and the measurements.
+    const verified = await openVerifiedModel(rig.store, { name: 'm', manifestDigest: built.manifestDigest });
+    expect(verified.manifest.annotations?.[PROVENANCE.parentManifest]).toBe(parent.manifestDigest);
+    expect(verified.manifest.annotations?.[PROVENANCE.method]).toBe(run.outcome.chosen);
+    expect(verified.config.precision).toBe('int8');
+    expect(verified.config.metrics?.size_bytes).toBeLessThan(0.5 * 1024 * 1024);
+    expect(verified.config.metrics?.accuracy_drop).toBeLessThanOrEqual(5);
+
+    // A restart: a new optimizer over the same state directory answers from the cache, without a search.
+    const versions = rig.store.repository.versions('m').length;
+    const again = await reconciler(optimizer()).optimize(desired, 'test', undefined, request);
+    expect(again.outcome).toMatchObject({ kind: 'built', cached: true, record: { id: built.id } });
+    expect(again.deploy).toBeNull();
+    expect(rig.store.repository.versions('m')).toHaveLength(versions);
+
+    // The periodic reconcile keeps the local variant rather than going back to the registry's fp32.
+    expect(await reconciler(optimizer()).reconcile(desired, 'periodic')).toMatchObject({ action: 'up-to-date', version: `1.0.0/${built.variant}` });
+  }, 120_000);
+
+  it('when no candidate meets the budgets, nothing is deployed, the advice is returned and cached, and fp32 keeps serving', async () => {
+    const parent = rig.store.repository.active('m')!;
+    // Far below what int8 weights of a 784x... MLP can reach.
+    const request = { budgets: { sizeMB: 0.01, maxAccuracyDrop: 5 }, methods: ['int8-dynamic'] as const };
+    const run = await reconciler(optimizer()).optimize(desired, 'test', undefined, request);
+    expect(run.outcome.kind).toBe('no-candidate');
+    if (run.outcome.kind !== 'no-candidate') return;
+    expect(run.outcome.summary).toMatch(/size/);
+    expect(run.outcome.advice.length).toBeGreaterThan(0);
+    expect(run.deploy).toBeNull();
+    expect(rig.store.repository.active('m')?.id).toBe(parent.id);
+    expect(rig.serving.loaded().map((m) => m.variant)).toEqual(['fp32']);
+    expect(await reconciler(optimizer()).optimize(desired, 'test', undefined, request)).toMatchObject({ outcome: { kind: 'no-candidate', cached: true } });
+  }, 120_000);
+
+  it('a model with no budget to optimize to is refused with a typed error naming the model', async () => {
+    await expect(reconciler(optimizer()).optimize(desired, 'test')).rejects.toMatchObject({ code: 'E_PLAN_BUDGET_INVALID', message: expect.stringContaining('m has no latency') as unknown });
+  });
+});

@@ -96,6 +96,8 @@ const staticOptions = z
     fuseHardswish: z.boolean().default(true),
     /** Weighted nodes with fewer products per output than this stay float (0: quantize all); 128 on the PaddleOCR detector. */
     minFanIn: z.number().int().min(0).default(0),
+    /** Nodes below minFanIn: 'float', or 'weight-only' (int8 weights dequantized to float compute: the file shrinks, the speed stays near float). */
+    lowFanIn: z.enum(['float', 'weight-only']).default('float'),
     batchSize: z.number().int().positive().default(16),
     calibrationSamples: z.number().int().positive().optional(),
   })
@@ -176,7 +178,7 @@ export const METHODS = {
       // Reported only when it found something, so models without hard-swish keep their [fold, int8-static] report.
       const fused = o.fuseHardswish ? [run(fuseHardSwishPass, pre.model, undefined)].filter((r) => r.modified) : [];
       const base = fused[0]?.model ?? pre.model;
-      const selection = { opTypes: o.opTypes, exclude: o.exclude, perChannel: o.perChannel, keepRemovableActivations: o.keepRemovableActivations, minFanIn: o.minFanIn };
+      const selection = { opTypes: o.opTypes, exclude: o.exclude, perChannel: o.perChannel, keepRemovableActivations: o.keepRemovableActivations, minFanIn: o.minFanIn, lowFanIn: o.lowFanIn };
       const { model: prepared, ranges } = await calibrateFor(base, selection, ctx, 'int8-static', o);
       const q = run(int8StaticPass, prepared, { ...selection, activationType: o.activationType, reduceRange: resolveReduceRange(o.reduceRange, ctx.cpu), ranges });
       return [pre, ...fused, q];

@@ -57,6 +57,13 @@ export interface StaticSelection {
    * PaddleOCR detector). 0 or absent quantizes all.
    */
   readonly minFanIn?: number;
+  /**
+   * What happens to the nodes minFanIn leaves out: 'float' keeps them entirely float;
+   * 'weight-only' stores their weights int8 behind a DequantizeLinear and computes in float
+   * (smaller file, nearly float accuracy; slower than 'float' on the CPU EP, which cannot
+   * pre-pack a weight that is not an initializer).
+   */
+  readonly lowFanIn?: 'float' | 'weight-only';
 }
 
 export interface StaticQuantOptions extends StaticSelection {
@@ -110,6 +117,8 @@ interface NodePlan {
 
 export interface StaticPlan {
   readonly nodes: readonly NodePlan[];
+  /** Nodes below minFanIn whose weight is stored int8 but which compute in float (lowFanIn 'weight-only'). */
+  readonly weightOnly: readonly { readonly node: NodeProto; readonly weight: WeightSlot; readonly fanIn: number }[];
   /** Relu/Clip nodes folded into their producer's output quantization: activation node → producer output renamed. */
   readonly removed: ReadonlyMap<NodeProto, string>;
   readonly keptFloat: readonly Change[];
@@ -176,6 +185,7 @@ export function planStatic(model: ModelProto, selection: StaticSelection): Stati
     return t?.dataType === DataType.FLOAT ? t : undefined;
   };
   const candidates = new Set<NodeProto>();
+  const weightOnly: StaticPlan['weightOnly'][number][] = [];
   for (const node of graph.node ?? []) {
     const op = node.opType ?? '';
     if (node.domain && node.domain !== 'ai.onnx') continue;
@@ -187,6 +197,11 @@ export function planStatic(model: ModelProto, selection: StaticSelection): Stati
     }
     const fanIn = WEIGHTED.has(op) && (selection.minFanIn ?? 0) > 0 ? weightFanIn(node, inits) : undefined;
     if (fanIn !== undefined && fanIn < selection.minFanIn!) {
+      const w = selection.lowFanIn === 'weight-only' ? floatInit(node.input?.[1]) : undefined;
+      if (w !== undefined && tensorDims(w).length >= 2) {
+        weightOnly.push({ node, weight: { name: w.name!, axis: selection.perChannel ? perChannelAxis(node, w) : undefined }, fanIn });
+        continue;
+      }
       keptFloat.push({ target: key, action: 'kept-float', detail: `${op}: fan-in ${fanIn} < minFanIn ${selection.minFanIn}`, stats: { fanIn } });
       continue;
     }
@@ -255,8 +270,8 @@ export function planStatic(model: ModelProto, selection: StaticSelection): Stati
     for (const a of activations) if (!inits.has(a)) toCalibrate.add(a);
     for (const o of outPlans) if (o.sharesWith === o.name) toCalibrate.add(o.name);
   }
-  const needsAxis = selection.perChannel && nodes.some((n) => n.weight?.axis !== undefined);
-  return { nodes, removed, keptFloat, tensorsToCalibrate: [...toCalibrate], minOpset: needsAxis ? 13 : 11 };
+  const needsAxis = selection.perChannel && [...nodes, ...weightOnly].some((n) => n.weight?.axis !== undefined);
+  return { nodes, weightOnly, removed, keptFloat, tensorsToCalibrate: [...toCalibrate], minOpset: needsAxis ? 13 : 11 };
 }
 
 function perChannelAxis(node: NodeProto, w: TensorProto): number | undefined {
@@ -395,13 +410,16 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
 
   /** DequantizeLinear inputs of a quantized weight: data and scale, plus the zero point unless it is all zero (the default). */
   const weightCache = new Map<string, { q: QuantizedWeight; tensors: TensorProto[] }>();
-  /** The quantized weight; with a bias, its scales are first made large enough for an int32 bias (as onnxruntime does). */
-  const quantizedWeight = (name: string, axis: number | undefined, bias: { data: Float32Array; inputScale: number } | undefined) => {
-    const key = `${name}|${axis ?? 't'}|${bias === undefined ? '' : `${bias.inputScale}`}`;
+  /**
+   * The quantized weight; with a bias, its scales are first made large enough for an int32 bias (as onnxruntime does).
+   * `reduceRange` is the option for weights an integer kernel reads; weight-only ones are dequantized to float and keep all 8 bits.
+   */
+  const quantizedWeight = (name: string, axis: number | undefined, bias: { data: Float32Array; inputScale: number } | undefined, reduceRange = options.reduceRange) => {
+    const key = `${name}|${axis ?? 't'}|${bias === undefined ? '' : `${bias.inputScale}`}|${reduceRange}`;
     let hit = weightCache.get(key);
     if (hit === undefined) {
       const { data, dims } = readFloat(inits.get(name)!);
-      const q = quantizeWeight(data, dims, { type: 'int8', symmetric: true, reduceRange: options.reduceRange, axis });
+      const q = quantizeWeight(data, dims, { type: 'int8', symmetric: true, reduceRange, axis });
       if (bias !== undefined) {
         const adjusted = adjustWeightScalesForBias(bias.inputScale, q.scales, bias.data);
         if (adjusted.length > 0) {
@@ -434,6 +452,7 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
   const activationParams = (t: string): QParams | undefined => outParams.get(t) ?? paramsFor(t);
   const missing: string[] = [];
   let quantizedNodes = 0;
+  let weightOnlyNodes = 0;
 
   for (const np of plan.nodes) {
     const node = np.node;
@@ -503,6 +522,19 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
     quantizedProducers.add(node);
     changes.push({ target: key, action: 'quantized', detail: `${node.opType} → QDQ (${actType} activations${np.weight ? `, int8 weight${np.weight.axis !== undefined ? ' per-channel' : ''}` : ''})`, stats });
   }
+  for (const { node, weight, fanIn } of plan.weightOnly) {
+    const { q, tensors } = quantizedWeight(weight.name, weight.axis, undefined, false);
+    const dqOut = names.fresh(weight.name, 'd');
+    pushTo(before, node, [makeNode('DequantizeLinear', tensors.map((t) => t.name!), [dqOut], weight.axis === undefined ? {} : { axis: weight.axis }, { name: names.fresh(weight.name, 'D') })]);
+    node.input = [node.input![0]!, dqOut, ...(node.input ?? []).slice(2)];
+    weightOnlyNodes += 1;
+    changes.push({
+      target: nodeKey(node),
+      action: 'quantized',
+      detail: `${node.opType} → int8 weight only, float compute (fan-in ${fanIn} < minFanIn ${options.minFanIn ?? 0})`,
+      stats: { weight: weight.name, perChannel: weight.axis !== undefined, fanIn, ...scaleStats(q.scales) },
+    });
+  }
   for (const activation of plan.removed.keys()) {
     changes.push({ target: nodeKey(activation), action: 'removed', detail: `${activation.opType} folded into the producer's output quantization range` });
   }
@@ -535,12 +567,12 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
   if (kept.length > 0) warnings.push(`${kept.length} node(s) left in float: ${kept.slice(0, 10).map((c) => c.target).join(', ')}${kept.length > 10 ? ', ...' : ''}`);
   return {
     model,
-    modified: quantizedNodes > 0,
+    modified: quantizedNodes + weightOnlyNodes > 0,
     report: {
       pass: 'int8-static',
       changes,
       warnings,
-      stats: { quantizedNodes, keptFloatNodes: kept.length, removedActivations: plan.removed.size, weightScaleAdjustments, parameterBytesBefore: bytesBefore, parameterBytesAfter: parameterBytes(graph) },
+      stats: { quantizedNodes, weightOnlyNodes, keptFloatNodes: kept.length, removedActivations: plan.removed.size, weightScaleAdjustments, parameterBytesBefore: bytesBefore, parameterBytesAfter: parameterBytes(graph) },
     },
   };
 }

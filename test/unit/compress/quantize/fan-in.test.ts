@@ -63,4 +63,39 @@ describe('int8-static minFanIn', () => {
     const all = await compressModel(m, 'int8-static', {}, { calibration }, encodeModel(m).length);
     expect(all.report.passes.find((p) => p.pass === 'int8-static')!.changes.filter((c) => c.action === 'quantized').map((c) => c.target)).toEqual(expect.arrayContaining(['conv1', 'conv2', 'conv3']));
   });
+
+  it("lowFanIn 'weight-only' stores the low-fan-in convs' weights int8 (all 8 bits, no zero point) behind a DequantizeLinear, computes them in float, and still fuses the wide one", async () => {
+    const m = twoConvs();
+    const open = async (bytes: Uint8Array) => {
+      const s = await createSession(bytes, { graphOptimizationLevel: 'disabled', threads: 1 });
+      return { run: (f: Parameters<typeof s.run>[0], o: readonly string[]) => s.run(f, o), release: () => s.release() };
+    };
+    const calibration = { feeds: feedsOf(() => [0, 1, 2, 3].map((i) => ({ x: randomInput([1, 2, 8, 8], 10 + i) }))), open };
+    const bytes = encodeModel(m).length;
+    const floatLow = await compressModel(m, 'int8-static', { minFanIn: 32, reduceRange: true }, { calibration }, bytes);
+    const r = await compressModel(m, 'int8-static', { minFanIn: 32, lowFanIn: 'weight-only', reduceRange: true }, { calibration }, bytes);
+    const report = r.report.passes.find((p) => p.pass === 'int8-static')!;
+    expect(report.changes.find((c) => c.target === 'conv1')).toMatchObject({ action: 'quantized', detail: 'Conv → int8 weight only, float compute (fan-in 2 < minFanIn 32)' });
+    expect(report.stats.weightOnlyNodes).toBe(2);
+    const out = decodeModel(r.bytes);
+    const graph = out.graph!;
+    const inits = initializerMap(graph);
+    for (const name of ['conv1', 'conv3']) {
+      const conv = graph.node!.find((n) => n.name === name)!;
+      // conv1 reads the graph input as it is (conv3 reads the DQ after quantized conv2, which keeps conv2's unit fusable).
+      if (name === 'conv1') expect(conv.input![0]).toBe('x');
+      const dq = graph.node!.find((n) => n.output![0] === conv.input![1])!;
+      expect(dq.opType).toBe('DequantizeLinear');
+      expect(dq.input).toHaveLength(2);
+      const w = inits.get(dq.input![0]!)!;
+      expect(w.dataType).toBe(DataType.INT8);
+      // reduceRange applies to weights an integer kernel reads; these keep the full [-127, 127].
+      expect(Math.max(...Array.from(new Int8Array(w.rawData!.buffer, w.rawData!.byteOffset, w.rawData!.byteLength), Math.abs))).toBe(127);
+    }
+    expect(r.bytes.length).toBeLessThan(floatLow.bytes.length);
+    const optimized = await optimizedOpTypes(out);
+    expect(optimized.filter((o) => o === 'QLinearConv')).toHaveLength(1);
+    const feed = { x: randomInput([1, 2, 8, 8], 99) };
+    expect(cosine((await runModel(m, feed)).y!.data as Float32Array, (await runModel(out, feed)).y!.data as Float32Array)).toBeGreaterThan(0.99);
+  });
 });

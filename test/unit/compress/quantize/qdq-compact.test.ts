@@ -63,7 +63,7 @@ describe('compact QDQ', () => {
     const r = await quantize(convGraph());
     const graph = r.model.graph!;
     const inits = new Map(graph.initializer!.map((t) => [t.name!, t]));
-    const dqs = graph.node!.filter((n) => n.opType === 'DequantizeLinear' && [DataType.INT8, DataType.INT32].includes(inits.get(n.input![0]!)?.dataType ?? -1));
+    const dqs = graph.node!.filter((n) => n.opType === 'DequantizeLinear' && new Set<number>([DataType.INT8, DataType.INT32]).has(inits.get(n.input![0]!)?.dataType ?? -1));
     expect(dqs.length).toBeGreaterThan(4);
     for (const dq of dqs) expect(dq.input).toHaveLength(2);
     const muls = graph.node!.filter((n) => n.opType === 'Mul');

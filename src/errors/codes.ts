@@ -48,6 +48,7 @@ export const ERROR_CODES = {
   // runtime/: onnxruntime sessions
   E_RUNTIME_SESSION_CREATE: { retryable: false, help: 'onnxruntime could not load the model (unsupported operator or opset, invalid graph, missing external data); the message gives its reason.' },
   E_RUNTIME_RUN: { retryable: false, help: 'onnxruntime failed to run the model: an input has the wrong name, type or shape, or a kernel failed; the message gives its reason.' },
+  E_RUNTIME_WORKER_CRASHED: { retryable: true, help: 'An inference worker thread (server.inferenceWorkers) died while loading or running the model; the request failed and the worker was replaced. Repeated deaths point at the model or memory limits.' },
   E_RUNTIME_UNSUPPORTED_TYPE: { retryable: false, help: 'onnxruntime-node cannot pass tensors of this element type (BFLOAT16, FLOAT8, complex) or non-tensor values (sequences, maps, optionals).' },
 
   // data/: NumPy files and data sets
@@ -108,6 +109,7 @@ export const ERROR_CODES = {
   E_COEVO_BROKER: { retryable: true, help: 'The cloud ingest worker could not connect or subscribe to the MQTT broker; check --broker, credentials and that the broker allows shared subscriptions ($share/...).' },
   E_COEVO_MESSAGE: { retryable: false, help: 'A telemetry or event message from a device is not valid JSON of the expected form; it was dropped and counted. The message names the topic and field.' },
   E_COEVO_DISABLED: { retryable: false, help: 'The co-evolution feature a command or call needs is switched off on this device (coevolution.enabled, coevolution.mining.enabled); enable it in the configuration.' },
+  E_COEVO_ROLLED_BACK: { retryable: false, help: 'edgevolve cloud rollout rolled the canaries back (a canary\'s errors, p95 latency or hard-sample rate got worse than the limits allow, or it did not confirm the deploy or report enough telemetry in time), or some devices did not confirm the deploy; the summary names the device and the signal.' },
 
   // telemetry/: the MQTT link, the outbox and telemetry
   E_TELEMETRY_ID_INVALID: { retryable: false, help: 'A fleet, device, client or command id is empty, longer than 64 characters, or has characters outside [A-Za-z0-9_-] (MQTT wildcards + # and the separator / are refused: CVE-2017-7650).' },
@@ -145,6 +147,7 @@ export const ERROR_CODES = {
   E_DAEMON_NO_MODEL: { retryable: false, help: 'No model of that name is being served; `edgevolve status` lists what is.' },
   E_DAEMON_NOT_RUNNING: { retryable: false, help: 'No edgevolve daemon is running for this state directory (no live pid in <stateDir>/run/status.json); start it with `edgevolve run` or `systemctl start edgevolve`.' },
   E_DEPLOY_ROLLED_BACK: { retryable: false, help: 'The deployed version failed its health gate (or could not load) and the previous version was restored; the message says why. It is not deployed again unless a different version is published.' },
+  E_DEPLOY_SHADOW_REJECTED: { retryable: false, help: 'In shadow mode (deploy.shadow) the candidate ran beside the serving version and did not hold: its agreement, p95 latency or failures over the mirrored requests (the message names them), or too little traffic with onNoTraffic: reject. It never served; it is not deployed again unless a different version is published.' },
   E_DEPLOY_STATE_INVALID: { retryable: false, help: 'A deployment state file (<stateDir>/deploy/<model>.json) is damaged; remove it to forget the trial in progress (the store still says which version is active).' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 

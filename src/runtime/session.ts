@@ -8,6 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { EdgevolveError, isEdgevolveError } from '../errors/index.ts';
 import type { TensorValue } from '../onnx/index.ts';
 import { dataTypeOfOrtType, fromOrtTensor, isPassableDataType, toOrtTensor } from './ort-tensor.ts';
+import { createWorkerSession } from './worker-session.ts';
 
 export interface SessionOptions {
   /** Intra-op threads; onnxruntime's default (one per core) when absent. */
@@ -17,6 +18,11 @@ export interface SessionOptions {
   readonly executionProviders?: readonly string[];
   /** onnxruntime's own log level: 0 verbose … 4 fatal. Default 3 (errors only), so its warnings do not reach stderr. */
   readonly logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * Run inference in this many worker threads, each with its own session of the model,
+   * instead of on the calling thread (see worker-session.ts); 0 or absent: in-process.
+   */
+  readonly workers?: number;
   /**
    * The model's external-data files in memory, keyed by the exact `location` string the
    * model names (onnxruntime-node's `externalData`): a model opened from bytes has no
@@ -40,6 +46,8 @@ export interface SessionValueInfo {
 export interface Session {
   readonly inputs: readonly SessionValueInfo[];
   readonly outputs: readonly SessionValueInfo[];
+  /** Worker threads that died and were replaced (worker sessions only). */
+  readonly workerRestarts?: number;
   /** Runs the model; returns every output, or only `outputNames` when given. */
   run(feeds: Readonly<Record<string, TensorValue>>, outputNames?: readonly string[]): Promise<Record<string, TensorValue>>;
   release(): Promise<void>;
@@ -50,6 +58,7 @@ export interface Session {
  * data beside the model; bytes are passed to onnxruntime without a copy.
  */
 export async function createSession(model: Uint8Array | string, options: SessionOptions = {}): Promise<Session> {
+  if (options.workers !== undefined && options.workers > 0) return createWorkerSession(model, toOrtOptions(options), { workers: options.workers });
   const source = typeof model === 'string' ? { path: model } : { bytes: model.byteLength };
   let inner: ort.InferenceSession;
   try {

@@ -13,7 +13,7 @@ import type { Logger } from '../log/index.ts';
 import { TelemetryAggregator, type TelemetryRecorder } from './aggregator.ts';
 import type { MqttConfig, TelemetryConfig } from './config.ts';
 import { MqttLink, type BirthProvider, type CommandHandler, type LinkStatus, type TlsMaterial } from './link.ts';
-import { Outbox, PRIORITY, type OutboxChange, type OutboxStats } from './outbox.ts';
+import { Outbox, PRIORITY, type NewMessage, type OutboxChange, type OutboxStats } from './outbox.ts';
 import { PAYLOAD_VERSION, type EventType, type TelemetryEvent } from './schemas.ts';
 import type { SystemSampler } from './system.ts';
 import { deviceTopics, type DeviceTopics } from './topics.ts';
@@ -33,9 +33,19 @@ export interface PublishOptions {
 
 /** What src/control and src/coevolution need: send under the device's subtree, and receive commands. */
 export interface MessageChannel {
-  /** Commits the message to the outbox (resolves then; rejects with E_TELEMETRY_OUTBOX_FULL when the disk had no room) and sends it when connected. */
+  /**
+   * Commits the message to the outbox and resolves only after that transaction committed
+   * (rejects with E_TELEMETRY_OUTBOX_FULL when the disk had no room); sends it when connected.
+   */
   publish(topic: string, payload: Buffer | string, options?: PublishOptions): Promise<void>;
   onCommand(handler: CommandHandler): void;
+}
+
+interface PendingPublish {
+  readonly message: NewMessage;
+  readonly onDelivered: (() => void) | undefined;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
 }
 
 export interface TelemetryOptions {
@@ -76,6 +86,9 @@ export class TelemetryService implements MessageChannel {
    * broker stays until the process ends: results only, a handful at a time.
    */
   private readonly deliveries = new Map<number, () => void>();
+  /** publish() calls of this event-loop turn, committed together (group commit). */
+  private readonly pending: PendingPublish[] = [];
+  private groupCommitScheduled = false;
 
   constructor(options: TelemetryOptions, outbox: Outbox, topics: DeviceTopics) {
     this.options = options;
@@ -194,16 +207,45 @@ export class TelemetryService implements MessageChannel {
       }
       // Samples are bulk data: evicted with metrics, before events, acks and results.
       const priority = topic === this.topics.samples ? PRIORITY.metric : PRIORITY.event;
-      const seq = this.outbox.enqueue({ topic, priority, body: bytes, retain: options.retain === true });
-      if (seq === undefined) {
-        throw new EdgevolveError('E_TELEMETRY_OUTBOX_FULL', `the outbox has no room for a message to ${topic} (disk full); it was dropped and counted`, { context: { topic } });
-      }
-      if (options.onDelivered !== undefined) this.deliveries.set(seq, options.onDelivered);
-      this.link.notify();
-      return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        this.pending.push({ message: { topic, priority, body: bytes, retain: options.retain === true }, onDelivered: options.onDelivered, resolve, reject });
+        if (this.groupCommitScheduled) return;
+        this.groupCommitScheduled = true;
+        setImmediate(() => this.commitPending());
+      });
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+  }
+
+  /**
+   * Group commit: every publish() of one event-loop turn goes into one transaction (one
+   * WAL write instead of one per message), and each caller's promise settles only after
+   * it. A command's ack and result, or a burst of samples, cost one commit.
+   */
+  private commitPending(): void {
+    this.groupCommitScheduled = false;
+    const group = this.pending.splice(0);
+    if (group.length === 0) return;
+    let seqs: (number | undefined)[];
+    try {
+      seqs = this.outbox.enqueueMany(group.map((p) => p.message));
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      for (const p of group) p.reject(error);
+      return;
+    }
+    group.forEach((p, i) => {
+      const seq = seqs[i];
+      if (seq === undefined) {
+        const topic = p.message.topic;
+        p.reject(new EdgevolveError('E_TELEMETRY_OUTBOX_FULL', `the outbox has no room for a message to ${topic} (disk full); it was dropped and counted`, { context: { topic } }));
+        return;
+      }
+      if (p.onDelivered !== undefined) this.deliveries.set(seq, p.onDelivered);
+      p.resolve();
+    });
+    this.link.notify();
   }
 
   onCommand(handler: CommandHandler): void {
@@ -236,6 +278,8 @@ export class TelemetryService implements MessageChannel {
     if (this.closed) return;
     this.closed = true;
     if (this.timer !== undefined) clearInterval(this.timer);
+    // Publishes accepted before stop() are committed, not lost with the closing outbox.
+    this.commitPending();
     await this.link.stop();
     this.outbox.close();
   }

@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { birthSchema, deathSchema, eventSchema, telemetryPayloadSchema } from '../../../src/telemetry/schemas.ts';
@@ -95,6 +97,29 @@ describe.runIf(requireMosquitto())('telemetry link against a real mosquitto', ()
     expect(types).toContain('storage-recovered');
     expect(service.outbox.stats().degraded).toBe(false);
     expect(service.outbox.stats().droppedTotal.metric).toBeGreaterThan(0);
+  });
+
+  it('group-commits the publishes of one event-loop turn: 200 concurrent publishes are one transaction, and each resolves only once its row is readable from another connection', async () => {
+    service = openTelemetry(serviceOptions(dir, 'dev-1', testMqttConfig({ urls: [] })));
+    const reader = new Database(join(dir, 'telemetry.db'), { readonly: true });
+    try {
+      const walFrames = (mode: 'TRUNCATE' | 'PASSIVE'): number => (service!.outbox.database.pragma(`wal_checkpoint(${mode})`) as { log: number }[])[0]?.log ?? 0;
+      await service.publish(`${BASE}/samples`, 'warm');
+      expect(walFrames('TRUNCATE')).toBe(0);
+      const visibleAtResolve: number[] = [];
+      await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          service!.publish(`${BASE}/cmd/c${i}/ack`, `{"i":${i}}`).then(() => {
+            visibleAtResolve.push(reader.prepare('SELECT count(*) FROM outbox').pluck().get() as number);
+          }),
+        ),
+      );
+      expect(Math.min(...visibleAtResolve)).toBe(201);
+      // One commit of 200 small rows writes a handful of pages; 200 commits would write at least 200 frames.
+      expect(walFrames('PASSIVE')).toBeLessThan(20);
+    } finally {
+      reader.close();
+    }
   });
 
   it('rejects a publish the full outbox could not store with E_TELEMETRY_OUTBOX_FULL (real SQLITE_FULL, no metrics left to evict)', async () => {

@@ -2,12 +2,15 @@
  * The daemon's answers to fleet commands (src/control runs the channel: validation,
  * signatures, idempotency, acks and results). Each handler calls the daemon and returns
  * what happened; a failure is thrown as an EdgevolveError and becomes an error result.
- * `optimize`, `collect-samples` and `config` have no handler yet: the channel answers
- * them as unsupported.
+ * The daemon executes ping, profile, set-budgets, deploy, rollback, optimize (the planner
+ * on this device, handlers/optimize.ts) and config (a validated patch of reloadable keys,
+ * kept in an overlay file, handlers/config.ts); collect-samples is src/coevolution's.
  */
 import type { CommandHandlers } from '../control/index.ts';
 import { EdgevolveError } from '../errors/index.ts';
 import type { Daemon } from './daemon.ts';
+import { checkConfigPatch, writeOverlay } from './handlers/config.ts';
+import { optimizeResult, plannerBudgetsOf } from './handlers/optimize.ts';
 import type { SelectionProfile } from './registry-port.ts';
 
 export interface CommandDeps {
@@ -41,6 +44,9 @@ export function commandHandlers(deps: CommandDeps): CommandHandlers {
       if (result.action === 'deployed' && (result.outcome.outcome === 'rolled-back' || result.outcome.outcome === 'aborted')) {
         throw new EdgevolveError('E_DEPLOY_ROLLED_BACK', `${payload.ref} was rolled back: ${result.outcome.reason}`, { context: { ref: payload.ref } });
       }
+      if (result.action === 'deployed' && result.outcome.outcome === 'rejected') {
+        throw new EdgevolveError('E_DEPLOY_SHADOW_REJECTED', `${payload.ref} was rejected in shadow mode: ${result.outcome.reason}`, { context: { ref: payload.ref } });
+      }
       return { ...result };
     },
     rollback: async (payload) => {
@@ -48,9 +54,28 @@ export function commandHandlers(deps: CommandDeps): CommandHandlers {
       if (payload.toVersion !== undefined) {
         const target = daemon.versions(name).find((v) => v.version === payload.toVersion);
         if (target === undefined) throw new EdgevolveError('E_STORE_NOT_FOUND', `${name} ${payload.toVersion} is not in the store`);
-        return { ...(await daemon.deploy.deploy(target, `rollback command to ${payload.toVersion}`)) };
+        return { ...(await daemon.deploy.deploy(target, `rollback command to ${payload.toVersion}`, undefined, { shadow: false })) };
       }
       return { ...(await daemon.deploy.rollback(name, 'rollback command')) };
+    },
+    optimize: async (payload, context) => {
+      const name = onlyModel(daemon, payload.model);
+      const run = await daemon.optimizeModel(
+        name,
+        {
+          ...(payload.budgets === undefined ? {} : { budgets: plannerBudgetsOf(payload.budgets, daemon.config.planner.maxAccuracyDrop) }),
+          ...(payload.methods === undefined ? {} : { methods: payload.methods }),
+        },
+        context.signal,
+      );
+      return optimizeResult(run);
+    },
+    config: async (payload) => {
+      // Checked again here (the channel checked it before acking): another config command may have run since.
+      const { next, changed } = checkConfigPatch(daemon.config, payload.patch);
+      const overlay = await writeOverlay(daemon.config.stateDir, payload.patch);
+      const plan = daemon.reload(next);
+      return { changed: plan.applied.length > 0 ? plan.applied : changed, overlay };
     },
   };
 }

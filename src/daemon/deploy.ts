@@ -199,14 +199,18 @@ export class DeploymentManager {
     return { candidateId: active.id, candidateManifest: active.manifestDigest, previousId: previous?.id ?? null, reason: 'load', startedAt: this.#deps.clock.now(), entries: 1, phase: 'trial' };
   }
 
-  /** Makes `candidate` active on trial, judges it, and commits or rolls back. */
-  async deploy(candidate: VersionRecord, reason: string, signal?: AbortSignal): Promise<DeployOutcome> {
+  /**
+   * Makes `candidate` active on trial, judges it, and commits or rolls back; in shadow mode
+   * the candidate is shadowed first. `shadow: false` skips the shadow (an operator's
+   * rollback to a version that served before is not a new version to be judged).
+   */
+  async deploy(candidate: VersionRecord, reason: string, signal?: AbortSignal, options: { readonly shadow?: boolean } = {}): Promise<DeployOutcome> {
     return this.exclusive(candidate.name, async () => {
       const { repository, state, events, clock } = this.#deps;
       const active = repository.active(candidate.name);
       const current = await state.get(candidate.name);
       if (active?.id === candidate.id && current.trial === null) return { outcome: 'unchanged', version: active };
-      if (active !== undefined && current.trial === null) {
+      if (active !== undefined && current.trial === null && options.shadow !== false) {
         const shadowed = await this.#shadow(candidate, active, current, reason, signal);
         if (shadowed !== undefined) return shadowed;
       }

@@ -116,6 +116,12 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     expect(versions.slice(0, firstNew).length).toBeGreaterThanOrEqual(60);
     expect(new Set(versions.slice(0, firstNew))).toEqual(new Set(['1.0.0']));
     expect((await rig.state.get('m')).shadow).toBeNull();
+
+    // An operator's rollback to the version that served before skips the shadow (as the rollback command asks).
+    const v1 = rig.store.repository.versions('m').find((v) => v.version === '1.0.0')!;
+    const back = await rig.deploy.deploy(v1, 'rollback command to 1.0.0', undefined, { shadow: false });
+    expect(back.outcome).toBe('committed');
+    expect(rig.events.ofKind('shadow-started')).toHaveLength(1);
   });
 
   it('a candidate that disagrees (classes reversed) is rejected with its measured agreement; the live version never changed', async () => {
@@ -179,7 +185,8 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     }
 
     await shadowThenStop();
-    expect((await rig.state.get('m')).shadow).toMatchObject({ candidateManifest: expect.any(String), liveId: v1.id, entries: 1 });
+    const v2 = rig.store.repository.versions('m').find((v) => v.version === '2.0.0')!;
+    expect((await rig.state.get('m')).shadow).toMatchObject({ candidateId: v2.id, candidateManifest: v2.manifestDigest, liveId: v1.id, entries: 1 });
     expect(rig.store.repository.active('m')?.id).toBe(v1.id);
 
     await restart();

@@ -96,9 +96,16 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
     },
     tls: await readTlsMaterial(config.mqtt, (path) => readFile(path)),
   });
+  // The record's `model` names what served in the interval: the cloud judges a rollout by version from it.
+  let lastServed: { name: string; version: string; variant: string | undefined } | undefined;
   const recorder: InferenceObserver = {
     onInference: (e) => {
-      if (e.requestId !== PROBE_REQUEST_ID) telemetry.recorder.recordInference(e.latencyMs, e.error === undefined);
+      if (e.requestId === PROBE_REQUEST_ID) return;
+      telemetry.recorder.recordInference(e.latencyMs, e.error === undefined);
+      if (lastServed?.name !== e.model || lastServed.version !== e.version || lastServed.variant !== e.variant) {
+        lastServed = { name: e.model, version: e.version, variant: e.variant };
+        telemetry.recorder.setActiveModel({ name: e.model, version: e.version, ...(e.variant === undefined ? {} : { variant: e.variant }) });
+      }
     },
   };
   const coevolution = config.coevolution.enabled ? await buildCoevolution(config, device, host, telemetry, logger) : undefined;

@@ -6,6 +6,11 @@ import { createLogger } from '../../log/index.ts';
 import {
   DEFAULT_DISTIL_OPTIONS,
   compareStudents,
+  controlCommander,
+  pickCanaries,
+  rollOut,
+  rolloutTargets,
+  versionOfRef,
   distilStudent,
   FleetDatabase,
   labelWithTeachers,
@@ -16,6 +21,9 @@ import {
 import { loadTrainingReplay, openPredictor, type FieldSet, type Predictor } from '../../coevolution/index.ts';
 import { EdgevolveError } from '../../errors/index.ts';
 import { printJson, runAction, usageError } from '../output.ts';
+import { assertId, parsePrivateKey } from '../../control/index.ts';
+import mqtt from 'mqtt';
+import { basename, extname } from 'node:path';
 
 /**
  * `edgevolve cloud ...`: the reference cloud side of co-evolution, each sub-command its own
@@ -106,6 +114,35 @@ export function registerCloud(program: Command): void {
     });
 
   cloud
+    .command('rollout')
+    .description('Canary rollout of a published model: signed deploy commands to a share of the fleet\'s devices, their telemetry watched against their own pre-rollout numbers, then deploy to the rest, or roll the canaries back with signed rollback commands (exit 1).')
+    .argument('<ref>', 'the new version: host[:port]/repo:tag or oci-layout:<dir>:tag (the tag is the version unless --version)')
+    .requiredOption('--broker <url>', 'mqtt://host:port or mqtts://...')
+    .requiredOption('--db <file>', 'fleet database (edgevolve cloud ingest; this command also ingests the fleet\'s messages into it while it runs)')
+    .requiredOption('--fleet <id>', 'fleet id')
+    .option('--canary <share>', 'share of the devices that get it first, in (0, 1]', '0.1')
+    .option('--watch <seconds>', 'how long the canaries may take to show enough telemetry on the new version', '600')
+    .option('--model <name>', 'only devices serving this model')
+    .option('--version <v>', 'the version the devices will report (default: the tag of <ref>)')
+    .option('--previous <v>', 'the baseline version (default: the one most devices serve)')
+    .option('--min-inferences <n>', 'inferences each canary must serve on the new version before it is judged', '100')
+    .option('--max-error-rate <r>', 'canary error share above this rolls back', '0.01')
+    .option('--max-latency-ratio <x>', 'canary p95 above x times its own p95 before rolls back', '1.5')
+    .option('--max-hard-rate-increase <d>', 'canary hard-sample (low-confidence) rate rising by more than d rolls back', '0.05')
+    .option('--trial <seconds>', 'deploy rollout.trialSeconds: how long each device keeps it on trial')
+    .option('--command-timeout <seconds>', 'how long to wait for each device\'s deploy/rollback result', '600')
+    .option('--settle <seconds>', 'wait for retained device states before choosing devices', '2')
+    .option('--key <pem>', 'fleet signing key (Ed25519 or ECDSA P-256 private key, PEM)')
+    .option('--key-id <id>', 'keyId the devices know the key by (default: the key file name without extension)')
+    .option('--unsigned', 'send without a signature (only devices with control.trustBrokerAcl accept it)')
+    .option('--username <name>')
+    .option('--password <secret>')
+    .option('--json', 'print one JSON document')
+    .action(async (ref: string, opts: RolloutFlags) => {
+      await runAction(Boolean(opts.json), () => rolloutCommand(ref, opts));
+    });
+
+  cloud
     .command('distil')
     .description('Label the received hard samples with the teacher(s), distil the student from its current weights, and write the new student only if it beats the old one on the held-out set.')
     .requiredOption('--student <model.onnx>', 'the deployed student (an MLP exported by edgevolve\'s trainer)')
@@ -123,6 +160,101 @@ export function registerCloud(program: Command): void {
     .action(async (opts: DistilFlags) => {
       await runAction(Boolean(opts.json), () => distilCommand(opts));
     });
+}
+
+interface RolloutFlags {
+  broker: string;
+  db: string;
+  fleet: string;
+  canary: string;
+  watch: string;
+  model?: string;
+  version?: string;
+  previous?: string;
+  minInferences: string;
+  maxErrorRate: string;
+  maxLatencyRatio: string;
+  maxHardRateIncrease: string;
+  trial?: string;
+  commandTimeout: string;
+  settle: string;
+  key?: string;
+  keyId?: string;
+  unsigned?: boolean;
+  username?: string;
+  password?: string;
+  json?: boolean;
+}
+
+function numberFlag(flag: string, text: string, ok: (n: number) => boolean, what: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || !ok(value)) throw usageError(`${flag} ${text} must be ${what}`);
+  return value;
+}
+
+/** `cloud rollout`: the fleet database picks the devices, rollOut does the canary logic, controlCommander sends signed commands. */
+async function rolloutCommand(ref: string, opts: RolloutFlags): Promise<void> {
+  assertId('fleet', opts.fleet);
+  const canaryShare = numberFlag('--canary', opts.canary, (n) => n > 0 && n <= 1, 'in (0, 1]');
+  const watchMs = 1000 * numberFlag('--watch', opts.watch, (n) => n > 0, 'a positive number of seconds');
+  const minInferences = numberFlag('--min-inferences', opts.minInferences, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
+  const maxErrorRate = numberFlag('--max-error-rate', opts.maxErrorRate, (n) => n >= 0 && n <= 1, 'within 0..1');
+  const maxLatencyRatio = numberFlag('--max-latency-ratio', opts.maxLatencyRatio, (n) => n > 0, '> 0');
+  const maxHardRateIncrease = numberFlag('--max-hard-rate-increase', opts.maxHardRateIncrease, (n) => n >= 0 && n <= 1, 'within 0..1');
+  const commandTimeoutMs = 1000 * numberFlag('--command-timeout', opts.commandTimeout, (n) => n > 0, 'a positive number of seconds');
+  const settleMs = 1000 * numberFlag('--settle', opts.settle, (n) => n >= 0, 'a number of seconds >= 0');
+  const trialSeconds = opts.trial === undefined ? undefined : numberFlag('--trial', opts.trial, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
+  const newVersion = opts.version ?? versionOfRef(ref);
+  if (newVersion === undefined) throw usageError(`${ref} names no tag: give --version`);
+  if (opts.key === undefined && opts.unsigned !== true) throw usageError('give --key <pem> to sign the commands, or --unsigned');
+  const signer = opts.key === undefined ? undefined : parsePrivateKey(opts.keyId ?? basename(opts.key, extname(opts.key)), await readFile(opts.key, 'utf8'));
+  const logger = createLogger().child({ module: 'cloud-rollout' });
+  const db = FleetDatabase.open(opts.db);
+  const credentials = opts.username === undefined ? {} : { username: opts.username, password: opts.password };
+  // A group of its own: the rollout sees every message even beside ingest workers; the database drops duplicates.
+  const worker = await startIngest(db, { brokerUrl: opts.broker, group: `edgevolve-rollout-${process.pid}`, fleet: opts.fleet, clientId: `edgevolve-rollout-ingest-${process.pid}`, ...credentials }, (err) => logger.warn({ code: err.code }, err.message));
+  let client: mqtt.MqttClient | undefined;
+  try {
+    client = await mqtt.connectAsync(opts.broker, { clientId: `edgevolve-rollout-${process.pid}-${Date.now().toString(36)}`, reconnectPeriod: 0, connectTimeout: 10_000, ...credentials }).catch((err: unknown) => {
+      throw new EdgevolveError('E_CONTROL_BROKER', `cannot connect to ${opts.broker}: ${(err as Error).message}`, { cause: err });
+    });
+    await new Promise((r) => setTimeout(r, settleMs));
+    const targets = rolloutTargets(db.fleet(Date.now(), 3_600_000), { fleet: opts.fleet, model: opts.model, newVersion, previousVersion: opts.previous });
+    const options = {
+      fleet: opts.fleet, devices: targets.devices, canaryShare, newVersion, previousVersion: targets.previousVersion, ref,
+      minInferences, maxLatencyRatio, maxHardRateIncrease, maxErrorRate, watchMs, pollMs: 1000,
+    };
+    const canaries = pickCanaries(targets.devices, canaryShare);
+    const baseline = Object.fromEntries(canaries.map((d) => [d, db.versionStats(opts.fleet, d, targets.previousVersion, 0)]));
+    if (!opts.json) process.stderr.write(`rolling ${ref} (${newVersion}) out to ${targets.devices.length} device(s) on ${targets.previousVersion}; canaries: ${canaries.join(', ')}\n`);
+    const startedAt = Date.now();
+    const result = await rollOut(options, controlCommander(client, { fleet: opts.fleet, signer, timeoutMs: commandTimeoutMs, trialSeconds }), db, {
+      now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    });
+    const after = Object.fromEntries(canaries.map((d) => [d, db.versionStats(opts.fleet, d, newVersion, startedAt)]));
+    const summary = {
+      ok: result.outcome === 'promoted' && result.failed.length === 0, ref, newVersion, previousVersion: targets.previousVersion, ...result,
+      skipped: targets.skipped, baseline, canaryStats: after, seconds: (Date.now() - startedAt) / 1000,
+    };
+    if (opts.json) {
+      printJson(summary);
+      if (!summary.ok) process.exitCode = 1;
+      return;
+    }
+    const stat = (s: { inferences: number; errorRate: number | null; p95Ms: number | null; hardSampleRate: number | null }): string =>
+      `${s.inferences} inferences, errors ${s.errorRate === null ? '-' : `${(100 * s.errorRate).toFixed(2)}%`}, p95 ${s.p95Ms?.toFixed(2) ?? '-'} ms, hard ${s.hardSampleRate === null ? '-' : `${(100 * s.hardSampleRate).toFixed(1)}%`}`;
+    process.stdout.write(`rollout ${result.outcome}: ${result.reason}\n`);
+    for (const d of canaries) process.stdout.write(`  canary ${d}: before ${stat(baseline[d]!)}; after ${stat(after[d]!)}\n`);
+    process.stdout.write(`  ${result.outcome === 'promoted' ? `deployed to ${result.rest.length} more device(s)` : `rolled back ${canaries.length} canary(ies); ${result.rest.length} device(s) untouched`}${result.failed.length > 0 ? `; not confirmed by ${result.failed.join(', ')}` : ''}\n`);
+    for (const s of targets.skipped) process.stdout.write(`  skipped ${s.device}: ${s.reason}\n`);
+    if (!summary.ok) {
+      throw new EdgevolveError('E_COEVO_ROLLED_BACK', result.outcome === 'rolled-back' ? `rolled back: ${result.reason}` : `promoted, but ${result.failed.join(', ')} did not confirm the deploy`, { context: { ref } });
+    }
+  } finally {
+    await client?.endAsync();
+    await worker.close();
+    db.close();
+  }
 }
 
 interface DistilFlags {

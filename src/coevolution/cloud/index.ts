@@ -5,5 +5,5 @@ export { startSampleReceiver, readReceivedSamples, type SampleReceiver, type Sam
 export { FleetDatabase, type FleetDevice, type IngestOutcome } from './fleet-db.ts';
 export { startIngest, ingestSubscriptions, type IngestOptions, type IngestWorker } from './ingest.ts';
 export { publishStudent, type PublishRequest, type Published } from './publish.ts';
-export { rollOut, pickCanaries, judgeCanaries, type RolloutOptions, type RolloutResult, type RolloutTelemetry, type FleetCommander } from './rollout.ts';
+export { rollOut, pickCanaries, judgeCanaries, rolloutTargets, versionOfRef, type RolloutOptions, type RolloutResult, type RolloutTelemetry, type FleetCommander, type RolloutCandidate, type RolloutTargets } from './rollout.ts';
 export { controlCommander, type ControlCommanderOptions } from './control-commander.ts';

@@ -95,3 +95,63 @@ export async function rollOut(
   for (const device of rest) if (!(await commander.deploy(device, options.ref))) failed.push(device);
   return { outcome: 'promoted', canaries, rest, reason: verdict.reason, failed };
 }
+
+/** What `rolloutTargets` needs of a fleet device (FleetDevice fits). */
+export interface RolloutCandidate {
+  readonly fleet: string;
+  readonly device: string;
+  readonly status: 'online' | 'offline';
+  readonly model: string | null;
+  readonly version: string | null;
+}
+
+export interface RolloutTargets {
+  readonly devices: readonly string[];
+  /** The version the devices serve now: the baseline each canary is compared with. */
+  readonly previousVersion: string;
+  /** Devices of the fleet left out, with why. */
+  readonly skipped: readonly { readonly device: string; readonly reason: string }[];
+}
+
+/**
+ * The devices a rollout goes to: the fleet's online devices serving `model` (any model when
+ * undefined) at the baseline version, which is `previousVersion` when given, else the version
+ * most of them serve. Devices already on the new version, offline, or on another version are skipped.
+ */
+export function rolloutTargets(
+  fleet: readonly RolloutCandidate[],
+  options: { readonly fleet: string; readonly model?: string | undefined; readonly newVersion: string; readonly previousVersion?: string | undefined },
+): RolloutTargets {
+  const skipped: { device: string; reason: string }[] = [];
+  const eligible: RolloutCandidate[] = [];
+  for (const d of fleet) {
+    if (d.fleet !== options.fleet) continue;
+    if (options.model !== undefined && d.model !== options.model) skipped.push({ device: d.device, reason: `serves ${d.model ?? 'nothing'}` });
+    else if (d.status !== 'online') skipped.push({ device: d.device, reason: 'offline' });
+    else if (d.version === null) skipped.push({ device: d.device, reason: 'has reported no version yet' });
+    else if (d.version === options.newVersion) skipped.push({ device: d.device, reason: `already on ${options.newVersion}` });
+    else eligible.push(d);
+  }
+  let previousVersion = options.previousVersion;
+  if (previousVersion === undefined) {
+    const counts = new Map<string, number>();
+    for (const d of eligible) counts.set(d.version!, (counts.get(d.version!) ?? 0) + 1);
+    previousVersion = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]?.[0];
+  }
+  if (previousVersion === undefined) throw new EdgevolveError('E_COEVO_INVALID', `no online device of fleet ${options.fleet} can take ${options.newVersion}${skipped.length === 0 ? '' : `: ${skipped.map((s) => `${s.device} ${s.reason}`).join(', ')}`}`);
+  const devices: string[] = [];
+  for (const d of eligible) {
+    if (d.version === previousVersion) devices.push(d.device);
+    else skipped.push({ device: d.device, reason: `on ${d.version}, not the baseline ${previousVersion}` });
+  }
+  if (devices.length === 0) throw new EdgevolveError('E_COEVO_INVALID', `no online device of fleet ${options.fleet} serves ${previousVersion}`);
+  return { devices: devices.sort(), previousVersion, skipped };
+}
+
+/** The version a reference names: its tag (`host/repo:1.1.0`, `oci-layout:dir:1.1.0`); undefined for a digest. */
+export function versionOfRef(ref: string): string | undefined {
+  if (/@sha256:[0-9a-f]{64}$/.test(ref)) return undefined;
+  const tag = /:([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$/.exec(ref)?.[1];
+  // host:port/repo has a colon too, but then the part after it contains a slash and does not match.
+  return tag;
+}

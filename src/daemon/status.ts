@@ -56,6 +56,8 @@ export interface ModelStatus {
   readonly name: string;
   readonly active: { readonly version: string; readonly variant: string; readonly manifestDigest: string; readonly activatedAt: number | null } | null;
   readonly trial: ModelDeployState['trial'];
+  /** A candidate in shadow mode beside the active version (deploy.shadow). */
+  readonly shadow: { readonly version: string; readonly variant: string; readonly startedAt: number; readonly entries: number } | null;
   readonly failed: ModelDeployState['failed'];
   readonly variantOverride: string | null;
   readonly history: readonly { readonly version: string; readonly variant: string; readonly activatedAt: number; readonly reason: string }[];
@@ -74,8 +76,15 @@ export function modelStatus(name: string, repository: ModelRepository, deploy: M
     name,
     active: active === undefined ? null : { version: active.version, variant: active.variant, manifestDigest: active.manifestDigest, activatedAt: history.find((h) => h.versionId === active.id)?.activatedAt ?? null },
     trial: deploy.trial,
+    shadow: shadowStatus(repository, name, deploy.shadow),
     failed: deploy.failed,
     variantOverride: deploy.variantOverride,
     history: history.map((h) => ({ version: h.version, variant: h.variant, activatedAt: h.activatedAt, reason: h.reason })),
   };
+}
+
+function shadowStatus(repository: ModelRepository, name: string, shadow: ModelDeployState['shadow']): ModelStatus['shadow'] {
+  if (shadow === null) return null;
+  const candidate = repository.versions(name).find((v) => v.id === shadow.candidateId);
+  return { version: candidate?.version ?? '?', variant: candidate?.variant ?? '?', startedAt: shadow.startedAt, entries: shadow.entries };
 }

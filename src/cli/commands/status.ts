@@ -59,7 +59,7 @@ function renderStatus(r: StatusReport): string {
   }
   for (const m of r.models) {
     out.push('');
-    out.push(`model ${m.name}: ${m.active === null ? 'no active version' : `${m.active.version}/${m.active.variant} active`}${m.trial === null ? '' : ` (on trial since ${new Date(m.trial.startedAt).toISOString()}, entry ${m.trial.entries})`}`);
+    out.push(`model ${m.name}: ${m.active === null ? 'no active version' : `${m.active.version}/${m.active.variant} active`}${m.trial === null ? '' : ` (on trial since ${new Date(m.trial.startedAt).toISOString()}, entry ${m.trial.entries})`}${m.shadow === null ? '' : ` (${m.shadow.version}/${m.shadow.variant} in shadow since ${new Date(m.shadow.startedAt).toISOString()}, entry ${m.shadow.entries})`}`);
     if (m.variantOverride !== null) out.push(`  variant pinned by the budget watch: ${m.variantOverride}`);
     for (const f of m.failed.slice(-3)) out.push(`  failed ${f.manifestDigest.slice(0, 19)}: ${f.reason}`);
     for (const h of m.history.slice(0, 5)) out.push(`  ${new Date(h.activatedAt).toISOString()}  ${h.version}/${h.variant}  ${h.reason}`);

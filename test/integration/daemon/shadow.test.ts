@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readNpy } from '../../../src/data/index.ts';
-import { SlotServing } from '../../../src/daemon/index.ts';
+import { modelStatus, SlotServing } from '../../../src/daemon/index.ts';
 import { DataType, type TensorValue } from '../../../src/onnx/index.ts';
 import { ModelSlots } from '../../../src/runtime/serving/index.ts';
 import type { OpenedStore } from '../../../src/store/index.ts';
@@ -188,6 +188,7 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     const v2 = rig.store.repository.versions('m').find((v) => v.version === '2.0.0')!;
     expect((await rig.state.get('m')).shadow).toMatchObject({ candidateId: v2.id, candidateManifest: v2.manifestDigest, liveId: v1.id, entries: 1 });
     expect(rig.store.repository.active('m')?.id).toBe(v1.id);
+    expect(modelStatus('m', rig.store.repository, await rig.state.get('m'))).toMatchObject({ active: { version: '1.0.0' }, trial: null, shadow: { version: '2.0.0', variant: 'fp32', entries: 1 } });
 
     await restart();
     expect(await rig.deploy.recover('m')).toBe('resume-shadow');

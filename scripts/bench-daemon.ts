@@ -8,7 +8,8 @@
  * - tsx: `node src/cli/bin.js run` (the sources compiled by tsx at start, as `npm start`);
  *   bundle: `node dist/edgevolve.mjs run` (scripts/build.ts, built into a temp directory
  *   here, as the unit and the arm64 image run it); each with and without
- *   --max-semi-space-size=2 (a 2 MB V8 young generation instead of 16 MB).
+ *   --max-semi-space-size=2 (a 2 MB V8 young generation instead of 16 MB), and the bundle
+ *   also with MALLOC_ARENA_MAX=2 (two glibc malloc arenas), which is how it is installed.
  * - ready: spawn to the "edgevolve is ready" line, with the embedded default's model already
  *   active in the state directory (a first, unmeasured run seeds it). Baselines: spawn to
  *   exit of `--version` for each entry (Node + module loading, no daemon).
@@ -62,9 +63,9 @@ async function timeToExit(args: string[]): Promise<number> {
 }
 
 /** Spawns the daemon; resolves at its ready line with the elapsed ms, the pid, and a stop function. */
-async function startDaemon(args: string[]): Promise<{ ms: number; startMs: number; pid: number; stop: () => Promise<void> }> {
+async function startDaemon(args: string[], env: Record<string, string> = {}): Promise<{ ms: number; startMs: number; pid: number; stop: () => Promise<void> }> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let startMs = NaN;
   createInterface({ input: child.stderr }).on('line', (l) => {
     const m = /"event":"daemon-started".*"startMs":(\d+)/.exec(l);
@@ -112,11 +113,12 @@ try {
   // First start: seeds the layout, pulls and trials the model (not measured).
   await (await startDaemon([BUNDLE, 'run', '--config', config])).stop();
 
-  const variants = [
-    { name: 'tsx: node src/cli/bin.js run', entry: TSX_BIN, flags: [] as string[] },
+  const variants: { name: string; entry: string; flags: string[]; env?: Record<string, string> }[] = [
+    { name: 'tsx: node src/cli/bin.js run', entry: TSX_BIN, flags: [] },
     { name: `tsx, ${SEMI}`, entry: TSX_BIN, flags: [SEMI] },
-    { name: 'bundle: node dist/edgevolve.mjs run', entry: BUNDLE, flags: [] as string[] },
-    { name: `bundle, ${SEMI} (as installed)`, entry: BUNDLE, flags: [SEMI] },
+    { name: 'bundle: node dist/edgevolve.mjs run', entry: BUNDLE, flags: [] },
+    { name: `bundle, ${SEMI}`, entry: BUNDLE, flags: [SEMI] },
+    { name: `bundle, ${SEMI}, MALLOC_ARENA_MAX=2 (as the unit and the image run it)`, entry: BUNDLE, flags: [SEMI], env: { MALLOC_ARENA_MAX: '2' } },
   ];
   const results = variants.map(() => ({ ready: [] as number[], internal: [] as number[], rss: [] as Rss[] }));
   const versionMs = { tsx: [] as number[], bundle: [] as number[] };
@@ -129,7 +131,7 @@ try {
     for (const i of order) {
       const v = variants[i]!;
       const r = results[i]!;
-      const d = await startDaemon([...v.flags, v.entry, 'run', '--config', config]);
+      const d = await startDaemon([...v.flags, v.entry, 'run', '--config', config], v.env);
       r.ready.push(d.ms);
       r.internal.push(d.startMs);
       await sleep(idleMs);

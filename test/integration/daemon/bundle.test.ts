@@ -33,11 +33,13 @@ describe('the esbuild bundle (node dist/edgevolve.mjs, as systemd and the arm64 
   }, 120_000);
   afterAll(() => tmp.cleanup());
 
-  it('carries the package version in its banner and in --version, and is byte-identical when built again', async () => {
+  it('carries the package version in its banner and in --version, is ASCII only, and is byte-identical when built again', async () => {
     const { version } = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };
     const text = await readFile(bundle, 'utf8');
     expect(text.split('\n').slice(0, 2).join('\n')).toMatch(new RegExp(`^#!/usr/bin/env node\n// edgevolve ${version.replaceAll('.', '\\.')} `));
     expect(text).not.toMatch(/\.proto['"]/);
+    // One character outside Latin-1 would double the source V8 keeps in the heap (scripts/build.ts asciiOnly).
+    expect(/[\u0080-\uffff]/.exec(text)?.[0]).toBeUndefined();
     expect((await node('--version')).stdout.trim()).toBe(version);
 
     const again = join(tmp.dir, 'again', 'dist');

@@ -6,7 +6,7 @@
 import { loadConfig, type Config } from './config/index.ts';
 import { readFile } from 'node:fs/promises';
 import { CommandChannel, CommandStore, controlSettings, controlStorePath, resolveFleetKeys } from './control/index.ts';
-import { commandHandlers, Daemon, EventLog, InProcessServing, resolveConfigFile, seedFixtureLayout, SEED_MODEL, SlotServing, PROBE_REQUEST_ID, telemetryEventSink, writeSampleRequest, systemdNotifier, type ApiServer, type CommandListener, type DesiredModel, type ModelServing, type Notifier, type TelemetryLink } from './daemon/index.ts';
+import { checkConfigPatch, commandHandlers, Daemon, EventLog, InProcessServing, resolveConfigFile, seedFixtureLayout, SEED_MODEL, SlotServing, PROBE_REQUEST_ID, telemetryEventSink, writeSampleRequest, systemdNotifier, type ApiServer, type CommandListener, type DesiredModel, type ModelServing, type Notifier, type TelemetryLink, withOverlay } from './daemon/index.ts';
 import { hostSystemSampler, openTelemetry, readTlsMaterial, type TelemetryService } from './telemetry/index.ts';
 import { selfProcessMemory } from './host/process-memory.ts';
 import type { DeviceProfile as HardwareProfile } from './hardware/index.ts';
@@ -56,7 +56,8 @@ const SIGNAL_NUMBER: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, 
 export async function startDaemon(options: StartOptions = {}): Promise<DaemonHandle> {
   const env = options.env ?? process.env;
   const configFile = resolveConfigFile(options.configFile);
-  const config = loadConfig({ ...(configFile === undefined ? {} : { file: configFile }), env });
+  // Patches applied by `config` commands live in <stateDir>/config-overlay.json, over the file and the environment.
+  const config = await withOverlay(loadConfig({ ...(configFile === undefined ? {} : { file: configFile }), env }));
   const logger = options.logger ?? createLogger({ level: config.log.level });
   const host = options.host ?? systemHost();
   const notifier = options.notifier ?? systemdNotifier(env, logger.child({ module: 'notify' }));
@@ -141,6 +142,7 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
       settings: controlSettings(config.control),
       clock: host,
       logger: logger.child({ module: 'control' }),
+      validateConfigPatch: (patch) => void checkConfigPatch(daemon.config, patch),
     });
   }
 
@@ -178,14 +180,16 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
       });
     }
     process.on('SIGHUP', () => {
-      try {
-        const next = loadConfig({ ...(configFile === undefined ? {} : { file: configFile }), env });
-        const plan = daemon.reload(next);
-        if (plan.needsRestart.length > 0) logger.warn({ needsRestart: plan.needsRestart }, 'these changes take effect after a restart');
-      } catch (err) {
-        const error = toEdgevolveError(err);
-        logger.error({ code: error.code, err: error.message }, 'reload refused; the running configuration stays');
-      }
+      void (async () => {
+        try {
+          const next = await withOverlay(loadConfig({ ...(configFile === undefined ? {} : { file: configFile }), env }));
+          const plan = daemon.reload(next);
+          if (plan.needsRestart.length > 0) logger.warn({ needsRestart: plan.needsRestart }, 'these changes take effect after a restart');
+        } catch (err) {
+          const error = toEdgevolveError(err);
+          logger.error({ code: error.code, err: error.message }, 'reload refused; the running configuration stays');
+        }
+      })();
     });
     // A failure anywhere at run time is logged and counted; the watchdog's health check, not a crash, decides a restart.
     process.on('unhandledRejection', (reason) => daemon.reportError('unhandled rejection', reason));

@@ -20,3 +20,4 @@ export type { ApiServer, CommandListener, InferenceOutcome, ModelServing, Served
 export { commandHandlers, type CommandDeps } from './commands.ts';
 export { telemetryEventSink } from './telemetry-sink.ts';
 export { LocalOptimizer, PROVENANCE, candidateIds, type LocalOptimizeOutcome, type OptimizeMethod, type OptimizeRequest, type PlannerDevice } from './local-optimize.ts';
+export { checkConfigPatch, mergePatch, overlayPath, readOverlay, withOverlay, writeOverlay, OVERLAY_FILE } from './handlers/config.ts';

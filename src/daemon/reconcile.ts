@@ -44,8 +44,8 @@ export interface OptimizeRun {
   /** The stored variant the planner started from. */
   readonly parent: string;
   readonly outcome: LocalOptimizeOutcome;
-  /** The trial of the built variant; null when nothing was built, or it is already active, or it failed its gate before. */
-  readonly deploy: DeployOutcome | null;
+  /** What became of the built variant (on trial now, already active, or refused as failed before); null when nothing was built. */
+  readonly deploy: ReconcileResult | null;
 }
 
 export type ReconcileResult =
@@ -94,11 +94,7 @@ export class Reconciler {
         record = await this.#pull(endpoint, desired, chosenVariant, signal);
         if (desired.optimize === 'always' && this.#deps.optimizer !== undefined && hasPlannerBudget(plannerBudgets(desired.budgets, config))) {
           const run = await this.optimize(desired, reason, signal);
-          if (run.outcome.kind === 'built') {
-            const label = `${run.outcome.record.version}/${run.outcome.record.variant}`;
-            if (run.deploy === null || run.deploy.outcome === 'unchanged') return { model: desired.name, action: 'up-to-date', version: label };
-            return { model: desired.name, action: 'deployed', outcome: run.deploy };
-          }
+          if (run.deploy !== null) return run.deploy;
         }
       }
     } finally {
@@ -191,8 +187,7 @@ export class Reconciler {
     const run = { model: desired.name, parent: `${parent.version}/${parent.variant}` };
     if (outcome.kind !== 'built') return { ...run, outcome, deploy: null };
     await state.update(desired.name, (s) => ({ ...s, variantOverride: outcome.record.variant }));
-    const result = await this.#deployRecord(desired.name, outcome.record, `on-device optimization (${outcome.chosen}): ${reason}`, signal);
-    return { ...run, outcome, deploy: result.action === 'deployed' ? result.outcome : null };
+    return { ...run, outcome, deploy: await this.#deployRecord(desired.name, outcome.record, `on-device optimization (${outcome.chosen}): ${reason}`, signal) };
   }
 
   /**

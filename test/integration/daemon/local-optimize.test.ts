@@ -55,7 +55,7 @@ describe('on-device optimization: the planner builds a local variant, the gate d
     expect(run.outcome.cached).toBe(false);
     expect(built.variant).toMatch(/^opt-int8-dynamic(-pc)?-[0-9a-f]{8}$/);
     expect(built.source).toBe(`local-optimize:${parent.manifestDigest}`);
-    expect(run.deploy).toMatchObject({ outcome: 'committed' });
+    expect(run.deploy).toMatchObject({ action: 'deployed', outcome: { outcome: 'committed' } });
     expect(rig.store.repository.active('m')?.id).toBe(built.id);
     expect(rig.serving.loaded().map((m) => m.variant)).toEqual([built.variant]);
 
@@ -71,7 +71,7 @@ describe('on-device optimization: the planner builds a local variant, the gate d
     const versions = rig.store.repository.versions('m').length;
     const again = await reconciler(optimizer()).optimize(desired, 'test', undefined, request);
     expect(again.outcome).toMatchObject({ kind: 'built', cached: true, record: { id: built.id } });
-    expect(again.deploy).toBeNull();
+    expect(again.deploy).toMatchObject({ action: 'up-to-date' });
     expect(rig.store.repository.versions('m')).toHaveLength(versions);
 
     // The periodic reconcile keeps the local variant rather than going back to the registry's fp32.

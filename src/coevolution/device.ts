@@ -109,9 +109,8 @@ export class DeviceCoevolution {
     const observer = {
       onInference: (event: ServedInference): void => {
         if (internal(event.requestId)) return;
-        this.recordQuality(event);
+        this.scoreRows(event);
         this.miner?.onInference(event);
-        this.drift?.onInference(event);
       },
     };
     const interceptor = this.config.cascade.enabled
@@ -167,11 +166,15 @@ export class DeviceCoevolution {
     return { ...collection.outcome(), uploaded, target: upload.target, destination, pending: this.store.count() };
   }
 
-  /** Confidence and entropy of every answer row, and the rule's verdict, into telemetry. */
-  private recordQuality(event: ServedInference): void {
-    const quality = this.deps.quality;
+  /**
+   * Scores every answer row once for telemetry (confidence, entropy, the rule's verdict) and
+   * the drift monitor.
+   */
+  private scoreRows(event: ServedInference): void {
+    const { quality } = this.deps;
+    const { drift } = this;
     const outputs = event.localOutputs;
-    if (quality === undefined || outputs === undefined) return;
+    if ((quality === undefined && drift === undefined) || outputs === undefined) return;
     const rule: ModelMiningRule | undefined = this.config.mining.rules[event.model] ?? this.config.mining.defaultRule;
     const name = rule?.kind === 'classification' && rule.output !== undefined ? rule.output : Object.keys(outputs)[0];
     const output = name === undefined ? undefined : outputs[name];
@@ -180,9 +183,10 @@ export class DeviceCoevolution {
     for (let row = 0; row < rows; row++) {
       const scores = rowScores(output, row, rows);
       if (scores === undefined) return;
-      const classes = output.data.length / rows;
+      drift?.observe(event.model, event.version, scores.maxProbability, scores.normalizedEntropy);
+      if (quality === undefined) continue;
       const hard = rule !== undefined && judge(rule, outputs, row, rows, scores) !== undefined;
-      quality.recordPrediction(scores.maxProbability, scores.normalizedEntropy * Math.log(classes), hard);
+      quality.recordPrediction(scores.maxProbability, scores.normalizedEntropy * Math.log(output.data.length / rows), hard);
     }
   }
 

@@ -194,6 +194,8 @@ daemon:
   #     budgets: { latencyP95Ms: 40, memoryMb: 256 }
 CONFIG
   chmod 0640 "$ETC/config.yaml"
+  # The service runs as edgevolve: it must be able to read what it is configured with.
+  if ((LIVE)); then chgrp edgevolve "$ETC/config.yaml"; fi
   say "wrote $ETC/config.yaml"
 }
 

@@ -52,7 +52,7 @@ export interface ShadowRun {
 
 /** Serving that can run a candidate beside the active version of the same name (SlotServing). */
 export interface ShadowServing {
-  startShadow(model: ServedModel, options: { readonly share: number; readonly maxInFlight: number }): Promise<ShadowRun>;
+  startShadow(model: ServedModel, options: { readonly share: number; readonly maxInFlight: number; readonly worker: boolean }): Promise<ShadowRun>;
 }
 
 function canShadow(serving: ModelServing): serving is ModelServing & ShadowServing {
@@ -253,7 +253,7 @@ export class DeploymentManager {
     events.record('shadow-started', { model: name, version: candidate.version, variant: candidate.variant, live: label(active), share: config.share, entries }, clock.now());
     let run: ShadowRun;
     try {
-      run = await serving.startShadow(servedModel(candidate, this.#deps.modelPath), { share: config.share, maxInFlight: config.maxInFlight });
+      run = await serving.startShadow(servedModel(candidate, this.#deps.modelPath), { share: config.share, maxInFlight: config.maxInFlight, worker: config.worker });
     } catch (err) {
       const error = toEdgevolveError(err);
       return this.#rejectShadow(candidate, active, `cannot load ${label(candidate)} as a shadow: ${error.code}: ${error.message}`, undefined, true);

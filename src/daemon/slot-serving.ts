@@ -50,13 +50,15 @@ export class SlotServing implements ModelServing, ShadowServing {
   }
 
   /** Loads `model` beside the version serving its name and mirrors a share of live requests to it until stopped. */
-  async startShadow(model: ServedModel, options: { readonly share: number; readonly maxInFlight: number }): Promise<ShadowRun> {
+  async startShadow(model: ServedModel, options: { readonly share: number; readonly maxInFlight: number; readonly worker: boolean }): Promise<ShadowRun> {
     if (this.#mirrors.has(model.name)) throw new EdgevolveError('E_INTERNAL', `${model.name} already has a shadow running`);
     const verified = await openVerifiedModel(this.#store, { name: model.name, manifestDigest: model.manifestDigest });
     if (verified.externalData.length > 0) {
       throw new EdgevolveError('E_RUNTIME_SESSION_CREATE', `${model.name} ${model.version} has external data, which the daemon's sessions do not pass to onnxruntime yet`);
     }
-    const mirror = await startShadowMirror({ version: model.version, createSession: () => createSession(verified.bytes, this.#session) }, options);
+    // In a worker thread, a mirror's inference does not hold the event loop the live requests wait on (README: bench-shadow).
+    const session = { ...this.#session, workers: options.worker ? 1 : 0 };
+    const mirror = await startShadowMirror({ version: model.version, createSession: () => createSession(verified.bytes, session) }, { share: options.share, maxInFlight: options.maxInFlight });
     this.#mirrors.set(model.name, mirror);
     return {
       stats: () => mirror.stats(),

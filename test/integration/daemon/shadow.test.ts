@@ -45,6 +45,7 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     await tmp.cleanup();
   });
 
+  // The candidate runs in a worker thread by default (deploy.shadow.worker); the tests that need no traffic run it on the event loop.
   const SHADOW = { enabled: true, share: 1, minRequests: 60, maxDurationMs: 60_000, minAgreement: 0.97, maxLatencyRatio: 20, maxInFlight: 4, checkIntervalMs: 10 };
 
   function config(ref: string, shadow: Record<string, unknown> = {}): DeployRig['config'] {
@@ -147,14 +148,14 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
 
   it('without traffic by maxDurationMs, onNoTraffic decides: reject keeps the live version, promote goes on to the trial without evidence', async () => {
     await deployFirst();
-    await retarget('2.0.0', int8, { maxDurationMs: 200, onNoTraffic: 'reject' });
+    await retarget('2.0.0', int8, { maxDurationMs: 200, onNoTraffic: 'reject', worker: false });
     const rejected = await rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test');
     expect(rejected.action === 'deployed' && rejected.outcome.outcome).toBe('rejected');
     expect(rig.store.repository.active('m')?.version).toBe('1.0.0');
     expect(rig.events.ofKind('shadow-timeout')[0]?.fields).toEqual({ model: 'm', version: '2.0.0', mirrored: 0, minRequests: 60, maxDurationMs: 200, action: 'reject' });
     expect(rig.events.ofKind('shadow-rejected')[0]?.fields).toMatchObject({ evidence: false, mirrored: 0, agreement: null });
 
-    await retarget('3.0.0', int8, { maxDurationMs: 200, onNoTraffic: 'promote' });
+    await retarget('3.0.0', int8, { maxDurationMs: 200, onNoTraffic: 'promote', worker: false });
     const promoted = await rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test');
     expect(promoted.action === 'deployed' && promoted.outcome.outcome).toBe('committed');
     expect(rig.store.repository.active('m')?.version).toBe('3.0.0');
@@ -165,7 +166,7 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
 
   it('a restart during a shadow (its marker left on disk, the store untouched) serves the old version, shadows again counted, and abandons the candidate past maxTrialEntries', async () => {
     await deployFirst();
-    await retarget('2.0.0', int8, { minRequests: 1_000_000 });
+    await retarget('2.0.0', int8, { minRequests: 1_000_000, worker: false });
     const v1 = rig.store.repository.active('m')!;
 
     /** Starts the reconcile, waits until the shadow runs, then stops the daemon under it. */
@@ -181,7 +182,7 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     async function restart(): Promise<void> {
       const cfg = rig.config;
       await rig.close();
-      await start(cfg.daemon.models[0]!.ref, { minRequests: 1_000_000 });
+      await start(cfg.daemon.models[0]!.ref, { minRequests: 1_000_000, worker: false });
     }
 
     await shadowThenStop();

@@ -54,7 +54,7 @@ async function run(jitter: boolean): Promise<SoakReport> {
   // Queue limit: the drain bursts past mosquitto's default 1000 queued messages for the cloud.
   const broker = await startMosquitto({ persistence: true, extraConfig: [`max_queued_messages ${Math.max(100_000, DEVICES * 200)}`, 'set_tcp_nodelay true'] });
   try {
-    return await runSoak({
+    const report = await runSoak({
       broker,
       stateDir,
       devices: DEVICES,
@@ -66,6 +66,16 @@ async function run(jitter: boolean): Promise<SoakReport> {
       jitter,
       progress: (line) => console.error(`  [${jitter ? 'jitter' : 'no jitter'}] ${line}`),
     });
+    // What the broker saw that can delay a drain: session take-overs, keepalive timeouts, dropped queues.
+    const log = broker.log();
+    for (const [what, pattern] of [
+      ['take-overs (client id already connected)', /already connected, closing old connection/g],
+      ['keepalive timeouts', /exceeded timeout/g],
+      ['outgoing messages dropped', /Outgoing messages are being dropped/g],
+    ] as const) {
+      console.error(`  [${jitter ? 'jitter' : 'no jitter'}] broker log: ${what}: ${(log.match(pattern) ?? []).length}`);
+    }
+    return report;
   } finally {
     await broker.close();
     await rm(stateDir, { recursive: true, force: true });
@@ -77,12 +87,12 @@ if (!values['no-baseline']) runs.push({ name: 'baseline: no jitter (full ceiling
 runs.push({ name: 'edgevolve: full jitter', report: await run(true) });
 
 console.log(`\n${DEVICES} devices, broker down ${OUTAGE_MS / 1000} s under telemetry every ${values.interval} s per device; backoff ${reconnect.initialDelayMs} ms x2 up to ${reconnect.maxDelayMs} ms\n`);
-console.log('| run | attempts | peak in 100 ms | peak / N | all reconnected after restart | p50 reconnect | backlog | backlog drained | lost | duplicates | out of order | dropped |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log('| run | attempts | peak in 100 ms | peak / N | all reconnected after restart | p50 reconnect | backlog | backlog drained (p50 device / all) | lost | duplicates | out of order | dropped | extra connects |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const { name, report: r } of runs) {
   const peak = peakInWindow(r.attemptTimes, 100);
   console.log(
-    `| ${name} | ${r.attemptTimes.length} | ${peak} | ${(peak / DEVICES).toFixed(2)} | ${r.notReconnected === 0 ? seconds(Math.max(...r.reconnectTimes)) : `${r.notReconnected} never`} | ${seconds(quantile(r.reconnectTimes, 0.5))} | ${r.backlogMessages} | ${seconds(r.backlogDrainMs)} | ${r.lost} | ${r.duplicates} | ${r.outOfOrder} | ${r.dropped} |`,
+    `| ${name} | ${r.attemptTimes.length} | ${peak} | ${(peak / DEVICES).toFixed(2)} | ${r.notReconnected === 0 ? seconds(Math.max(...r.reconnectTimes)) : `${r.notReconnected} never`} | ${seconds(quantile(r.reconnectTimes, 0.5))} | ${r.backlogMessages} | ${seconds(quantile(r.deviceDrainMs.filter((x) => x !== undefined), 0.5))} / ${seconds(r.backlogDrainMs)} | ${r.lost} | ${r.duplicates} | ${r.outOfOrder} | ${r.dropped} | ${r.extraConnects} |`,
   );
 }
 for (const { name, report: r } of runs) {

@@ -54,6 +54,10 @@ export interface SoakReport {
   readonly outOfOrder: number;
   /** Evicted or refused by the outboxes (must be 0 with the soak's bounds). */
   readonly dropped: number;
+  /** Connections after the restart beyond one per device (a connection lost again). */
+  readonly extraConnects: number;
+  /** Per device: ms from the restart until its backlog had all arrived (undefined: not by the timeout). */
+  readonly deviceDrainMs: readonly (number | undefined)[];
 }
 
 /** Counts of `times` per bin of `binMs` starting at `from`. */
@@ -90,6 +94,7 @@ interface Device {
   duplicates: number;
   lastArrived: number;
   outOfOrder: number;
+  drainedAt?: number;
 }
 
 const deviceId = (i: number): string => `soak-${String(i).padStart(5, '0')}`;
@@ -162,6 +167,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const backlogEnd = new Map(all.map((d) => [d.id, d.service.outbox.lastSeq()]));
   const backlogMessages = all.reduce((s, d) => s + (backlogEnd.get(d.id) ?? 0) - d.contiguous, 0);
   await broker.start();
+  const connectsAtRestart = new Map(all.map((d) => [d.id, d.service.link.getStatus().connects]));
   const restartedAt = Date.now();
   progress(`broker restarted; ${backlogMessages} messages waiting in ${n} outboxes`);
 
@@ -169,6 +175,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   let backlogDrainMs: number | undefined;
   const reconnected = (d: Device): boolean => d.service.link.getStatus().state === 'connected' && (d.service.link.getStatus().connectedAt ?? 0) >= restartedAt;
   while (Date.now() < deadline) {
+    for (const d of all) if (d.drainedAt === undefined && d.contiguous >= (backlogEnd.get(d.id) ?? 0)) d.drainedAt = Date.now();
     if (backlogDrainMs === undefined && all.every((d) => d.contiguous >= (backlogEnd.get(d.id) ?? 0))) backlogDrainMs = Date.now() - restartedAt;
     if (backlogDrainMs !== undefined && all.every(reconnected)) break;
     await new Promise((r) => setTimeout(r, 20));
@@ -194,6 +201,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     lost: all.reduce((s, d) => s + Math.max(0, (produced.get(d.id) ?? 0) - d.received.size), 0),
     duplicates: all.reduce((s, d) => s + d.duplicates, 0),
     outOfOrder: all.reduce((s, d) => s + d.outOfOrder, 0),
+    extraConnects: all.reduce((s, d) => s + Math.max(0, d.service.link.getStatus().connects - (connectsAtRestart.get(d.id) ?? 0) - 1), 0),
+    deviceDrainMs: all.map((d) => (d.drainedAt === undefined ? undefined : d.drainedAt - restartedAt)),
     dropped: all.reduce((s, d) => s + d.service.outbox.stats().droppedTotal.metric + d.service.outbox.stats().droppedTotal.event, 0),
   };
   for (let i = 0; i < all.length; i += 50) await Promise.all(all.slice(i, i + 50).map((d) => d.service.stop()));

@@ -15,6 +15,9 @@
  * - node:http floor: a bare node:http server in this process that reads the same request
  *   body and answers the bytes the API answers (encoded from a real inference), without
  *   inference, measured with the same client: what HTTP alone costs on this machine.
+ * - node:http + session.run: the same bare server, but it decodes the request, runs the
+ *   model with `session.run` and encodes the answer: the least any server that infers on
+ *   the event loop does (no routing, admission, deadlines, slots, metrics).
  * - API, in-process: the KServe server with inference on the event loop.
  * - API, worker: the same server with each session in --workers worker threads
  *   (`createSession(bytes, { workers })`), so parsing overlaps inference (0 skips them).
@@ -39,13 +42,14 @@ import { DataType, type TensorValue } from '../src/onnx/index.ts';
 import { createSession, type Session, type SessionOptions } from '../src/runtime/index.ts';
 import { ModelSlots, type ModelSlot } from '../src/runtime/serving/index.ts';
 import { createInferenceServer, KserveClient, type InferenceServer } from '../src/server/index.ts';
+import { decodeInferenceRequest } from '../src/server/decode.ts';
 import { encodeInferenceResponse, type EncodedResponse } from '../src/server/encode.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const MODEL = path.join(root, 'test/fixtures/models/mnist-teacher.onnx');
 const IMAGES = path.join(root, 'test/fixtures/data/mnist-test/input.npy');
 
-type Target = 'floor' | 'api' | 'worker';
+type Target = 'floor' | 'bare' | 'api' | 'worker';
 
 type ClientTask =
   | { type: 'latency'; target: Target; n: number; binary: boolean }
@@ -187,9 +191,13 @@ async function rawThroughput(session: Session, feeds: Record<string, TensorValue
 
 /**
  * The floor: node:http reading the whole body (gathered as the API gathers it) and
- * answering the API's own response bytes with the API's headers; no decoding, no inference.
+ * answering the API's own response bytes with the API's headers; no decoding, no
+ * inference. With `infer`, the body is decoded, run and the answer encoded instead.
  */
-async function startFloor(responses: { binary: EncodedResponse; json: EncodedResponse }): Promise<{ server: Server; url: string }> {
+async function startFloor(
+  responses: { binary: EncodedResponse; json: EncodedResponse },
+  infer?: (body: Buffer, jsonLength: number | undefined, binary: boolean) => Promise<EncodedResponse>,
+): Promise<{ server: Server; url: string }> {
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     const binary = req.headers['inference-header-content-length'] !== undefined;
     const chunks: Buffer[] = [];
@@ -198,15 +206,23 @@ async function startFloor(responses: { binary: EncodedResponse; json: EncodedRes
       chunks.push(chunk);
       size += chunk.length;
     });
-    req.on('end', () => {
-      // The API gathers a binary body into one aligned buffer: the same copy.
-      void Buffer.concat(chunks, size);
-      const response = binary ? responses.binary : responses.json;
+    req.on('end', () => void answer());
+    const answer = async (): Promise<void> => {
+      const jsonLength = binary ? Number(req.headers['inference-header-content-length']) : undefined;
+      // The API gathers a binary body into one buffer, aligned so the tensors are viewed in place: the same copy.
+      const pad = jsonLength === undefined ? 0 : (8 - (jsonLength % 8)) % 8;
+      const body = Buffer.from(new ArrayBuffer(size + pad), pad, size);
+      let offset = 0;
+      for (const chunk of chunks) {
+        body.set(chunk, offset);
+        offset += chunk.length;
+      }
+      const response = infer !== undefined ? await infer(body, jsonLength, binary) : binary ? responses.binary : responses.json;
       const headers: Record<string, string> = { 'content-type': binary ? 'application/octet-stream' : 'application/json', 'content-length': String(response.body.length) };
       if (response.jsonLength !== undefined) headers['inference-header-content-length'] = String(response.jsonLength);
       res.writeHead(200, headers);
       res.end(response.body);
-    });
+    };
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
@@ -268,9 +284,17 @@ async function main(): Promise<void> {
       Object.entries(outputs).map(([name, value]) => ({ name, value, binary })),
     );
   const floor = await startFloor({ binary: answer(true), json: answer(false) });
+  const bare = await startFloor({ binary: answer(true), json: answer(false) }, async (body, jsonLength, binary) => {
+    const request = decodeInferenceRequest(body, jsonLength);
+    const result = await raw.run(request.feeds);
+    return encodeInferenceResponse(
+      { modelName: 'teacher', modelVersion: '1', id: undefined, parameters: { answered_by: 'local' } },
+      Object.entries(result).map(([name, value]) => ({ name, value, binary })),
+    );
+  });
   const api = await startApi(bytes, { threads });
   const worker = workers > 0 ? await startApi(bytes, { threads, workers }) : undefined;
-  const urls: Partial<Record<Target, string>> = { floor: floor.url, api: api.url, ...(worker !== undefined ? { worker: worker.url } : {}) };
+  const urls: Partial<Record<Target, string>> = { floor: floor.url, bare: bare.url, api: api.url, ...(worker !== undefined ? { worker: worker.url } : {}) };
   const child = fork(import.meta.filename, ['--client'], {
     execArgv: ['--import', 'tsx'],
     env: { ...process.env, BENCH_URLS: JSON.stringify(urls), BENCH_BATCH: String(batch) },
@@ -294,6 +318,7 @@ async function main(): Promise<void> {
     rawRow,
     row('node:http floor, binary-sized (no inference)', 'floor', true),
     row('node:http floor, JSON-sized (no inference)', 'floor', false),
+    row('node:http + decode + session.run + encode, binary', 'bare', true),
     row('API in-process, binary tensors', 'api', true),
     row('API in-process, JSON tensors', 'api', false),
   ];
@@ -333,7 +358,7 @@ async function main(): Promise<void> {
     await s.server.close();
     await s.slots.close();
   }
-  await new Promise((resolve) => floor.server.close(resolve));
+  for (const s of [floor, bare]) await new Promise((resolve) => s.server.close(resolve));
   await raw.release();
 
   const m = median;

@@ -17,7 +17,8 @@
  *   E_RUNTIME_WORKER_CRASHED, and is replaced by a new worker that loads the same model;
  *   after 3 replacements in a row that die before loading, the session is broken and
  *   every run fails with that code.
- * - After release() no worker is spawned, queued jobs fail, and every worker is terminated.
+ * - After release() no worker is spawned and queued jobs fail; running jobs finish, then
+ *   every worker is terminated (never while onnxruntime runs in it: see release()).
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -146,7 +147,11 @@ interface Slot {
   readonly worker: InferenceWorker;
   loaded: boolean;
   job: Job | undefined;
+  /** True from spawn until the model loaded or failed to: onnxruntime code runs in the worker. */
+  loading: boolean;
   exited: boolean;
+  /** Set by release() while the worker loads or runs: called when that settles. */
+  idle: (() => void) | undefined;
 }
 
 export class WorkerPoolSession implements Session {
@@ -177,7 +182,7 @@ export class WorkerPoolSession implements Session {
     return this.#restarts;
   }
 
-  /** Spawns every worker and waits until all have loaded the model; a load failure releases the rest. */
+  /** Spawns every worker and waits until all have loaded the model; a load failure releases them all. */
   async start(): Promise<void> {
     const loads: Promise<void>[] = [];
     for (let i = 0; i < this.#options.workers; i++) {
@@ -187,11 +192,11 @@ export class WorkerPoolSession implements Session {
         }),
       );
     }
-    try {
-      await Promise.all(loads);
-    } catch (err) {
+    // Every load settles before a failure releases the others: release() waits for loading workers anyway.
+    const failed = (await Promise.allSettled(loads)).find((r) => r.status === 'rejected');
+    if (failed !== undefined) {
       await this.release();
-      throw err;
+      throw failed.reason;
     }
   }
 
@@ -225,23 +230,29 @@ export class WorkerPoolSession implements Session {
     });
   }
 
+  /**
+   * Fails queued runs, lets running ones finish, then stops every worker. A worker is
+   * never terminated while onnxruntime runs in it: that aborts the whole process
+   * ("terminate called after throwing an instance of 'Napi::Error'", seen with 1.30).
+   */
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
     const closed = new EdgevolveError('E_RUNTIME_RUN', 'the session was released');
     for (const job of this.#queue.splice(0)) job.reject(closed);
     const workers = [...this.#workers];
-    this.#workers.clear();
-    for (const slot of workers) {
-      slot.job?.reject(closed);
-      slot.job = undefined;
-    }
-    await Promise.all(workers.map((slot) => slot.worker.terminate().catch(() => undefined)));
+    await Promise.all(
+      workers.map(async (slot) => {
+        if (slot.job !== undefined || slot.loading) await new Promise<void>((resolve) => (slot.idle = resolve));
+        this.#workers.delete(slot);
+        await slot.worker.terminate().catch(() => undefined);
+      }),
+    );
   }
 
   #startWorker(firstLoad: { resolve: () => void; reject: (err: EdgevolveError) => void } | undefined): void {
     const worker = this.#spawn(WORKER_SOURCE, { ortPath: ORT_PATH });
-    const slot: Slot = { worker, loaded: false, job: undefined, exited: false };
+    const slot: Slot = { worker, loaded: false, job: undefined, loading: true, exited: false, idle: undefined };
     this.#workers.add(slot);
     worker.on('message', (message) => this.#onMessage(slot, message, firstLoad));
     worker.on('error', (err) => this.#onDeath(slot, `it threw ${err.message}`, firstLoad));
@@ -253,6 +264,7 @@ export class WorkerPoolSession implements Session {
     switch (message.type) {
       case 'loaded': {
         slot.loaded = true;
+        slot.loading = false;
         this.#failedRespawns = 0;
         if (this.inputs.length === 0 && this.outputs.length === 0) {
           this.inputs = message.inputs.map(toValueInfo);
@@ -260,10 +272,12 @@ export class WorkerPoolSession implements Session {
           this.#unfetchable = new Set(this.outputs.filter((o) => o.dataType !== undefined && !isPassableDataType(o.dataType)).map((o) => o.name));
         }
         firstLoad?.resolve();
-        this.#dispatch();
+        this.#settled(slot);
         return;
       }
       case 'load-failed': {
+        slot.loading = false;
+        slot.idle?.();
         const error = new EdgevolveError('E_RUNTIME_SESSION_CREATE', `onnxruntime cannot load the model: ${message.message}`, { context: { worker: true } });
         if (firstLoad !== undefined) firstLoad.reject(error);
         else this.#fail(error);
@@ -278,7 +292,7 @@ export class WorkerPoolSession implements Session {
         } catch (err) {
           job.reject(err instanceof EdgevolveError ? err : new EdgevolveError('E_RUNTIME_RUN', String(err)));
         }
-        this.#dispatch();
+        this.#settled(slot);
         return;
       }
       case 'failed': {
@@ -286,7 +300,7 @@ export class WorkerPoolSession implements Session {
         if (job === undefined || job.id !== message.id) return;
         slot.job = undefined;
         job.reject(new EdgevolveError('E_RUNTIME_RUN', message.message, { context: { inputs: Object.keys(job.feeds) } }));
-        this.#dispatch();
+        this.#settled(slot);
         return;
       }
     }
@@ -296,7 +310,11 @@ export class WorkerPoolSession implements Session {
     if (slot.exited) return;
     slot.exited = true;
     this.#workers.delete(slot);
-    if (this.#released) return;
+    slot.idle?.();
+    if (this.#released) {
+      slot.job?.reject(new EdgevolveError('E_RUNTIME_WORKER_CRASHED', `the inference worker died: ${how}`));
+      return;
+    }
     const reason = `the inference worker died: ${how}`;
     this.#options.onWorkerCrash?.(reason);
     const job = slot.job;
@@ -316,6 +334,11 @@ export class WorkerPoolSession implements Session {
     this.#startWorker(undefined);
   }
 
+  #settled(slot: Slot): void {
+    if (slot.idle !== undefined) slot.idle();
+    else this.#dispatch();
+  }
+
   /** Marks the session broken: every queued and future run fails with `error`. */
   #fail(error: EdgevolveError): void {
     this.#broken = error;
@@ -323,7 +346,7 @@ export class WorkerPoolSession implements Session {
   }
 
   #dispatch(): void {
-    if (this.#queue.length === 0) return;
+    if (this.#queue.length === 0 || this.#released) return;
     for (const slot of this.#workers) {
       if (!slot.loaded || slot.job !== undefined || slot.exited) continue;
       const job = this.#queue.shift();

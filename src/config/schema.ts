@@ -126,7 +126,10 @@ export const deployConfigSchema = z
         minAgreement: z.number().min(0).max(1).default(0.98).describe('Lowest mean agreement with the serving version: top-1 for classifier outputs [N, C], cosine for other float outputs, equality otherwise.'),
         maxLatencyRatio: z.number().positive().default(1.5).describe('Highest candidate p95 over the serving version p95 on the same mirrored requests (also held to the p95 budget, with latencyTolerance).'),
         maxInFlight: z.number().int().positive().default(2).describe('Mirrors running at once; sampled requests beyond this are dropped and counted.'),
-        worker: z.boolean().default(true).describe('Run the candidate in a worker thread, so that a mirror never holds the event loop the live requests are served on (false: on the event loop, saving the thread).'),
+        worker: z
+          .boolean()
+          .default(false)
+          .describe("Run the candidate in a worker thread, so that a mirror does not hold the event loop the live requests are served on; its latency then includes the thread's round trip, which maxLatencyRatio must allow for (false: on the event loop, measured exactly as the live version)."),
         onNoTraffic: z
           .enum(['promote', 'reject'])
           .default('promote')

@@ -246,6 +246,9 @@ export class DeploymentManager {
       logger.warn({ model: name, version: label(candidate) }, 'shadow mode needs the KServe slots serving the active version; deploying without a shadow');
       return undefined;
     }
+    // A deploy queued behind the shadow that rejected this very candidate must not shadow it again.
+    const failed = current.failed.find((f) => f.manifestDigest === candidate.manifestDigest);
+    if (failed !== undefined) return { outcome: 'rejected', version: candidate, kept: active, reason: `failed before: ${failed.reason}` };
     // The same candidate again after a restart keeps its re-entry count (recover raised it).
     const entries = current.shadow?.candidateManifest === candidate.manifestDigest ? current.shadow.entries : 1;
     const marker: ShadowMarker = { candidateId: candidate.id, candidateManifest: candidate.manifestDigest, liveId: active.id, reason, startedAt: clock.now(), entries };

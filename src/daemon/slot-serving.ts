@@ -56,7 +56,7 @@ export class SlotServing implements ModelServing, ShadowServing {
     if (verified.externalData.length > 0) {
       throw new EdgevolveError('E_RUNTIME_SESSION_CREATE', `${model.name} ${model.version} has external data, which the daemon's sessions do not pass to onnxruntime yet`);
     }
-    // In a worker thread, a mirror's inference does not hold the event loop the live requests wait on (README: bench-shadow).
+    // In a worker thread a mirror does not hold the event loop the live requests wait on, but its latency includes the round trip (README: shadow mode).
     const session = { ...this.#session, workers: options.worker ? 1 : 0 };
     const mirror = await startShadowMirror({ version: model.version, createSession: () => createSession(verified.bytes, session) }, { share: options.share, maxInFlight: options.maxInFlight });
     this.#mirrors.set(model.name, mirror);

@@ -45,7 +45,6 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     await tmp.cleanup();
   });
 
-  // The candidate runs in a worker thread by default (deploy.shadow.worker); the tests that need no traffic run it on the event loop.
   const SHADOW = { enabled: true, share: 1, minRequests: 60, maxDurationMs: 60_000, minAgreement: 0.97, maxLatencyRatio: 20, maxInFlight: 4, checkIntervalMs: 10 };
 
   function config(ref: string, shadow: Record<string, unknown> = {}): DeployRig['config'] {
@@ -103,7 +102,7 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     await retarget('2.0.0', int8);
     const { result, versions } = await withTraffic(() => rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test'));
 
-    expect(result.action === 'deployed' && result.outcome.outcome).toBe('committed');
+    expect(result.action === 'deployed' && result.outcome.outcome, JSON.stringify(result)).toBe('committed');
     expect(rig.store.repository.active('m')?.version).toBe('2.0.0');
     const [promoted] = rig.events.ofKind('shadow-promoted');
     expect(promoted?.fields).toMatchObject({ model: 'm', version: '2.0.0', live: '1.0.0/fp32', evidence: true, metric: 'top1' });
@@ -127,7 +126,8 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
 
   it('a candidate that disagrees (classes reversed) is rejected with its measured agreement; the live version never changed', async () => {
     await deployFirst();
-    await retarget('2.0.0', reversed);
+    // The candidate in a worker thread (deploy.shadow.worker), the other tests run it on the event loop.
+    await retarget('2.0.0', reversed, { worker: true });
     const { result, versions } = await withTraffic(() => rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test'));
 
     expect(result.action === 'deployed' && result.outcome.outcome).toBe('rejected');
@@ -144,18 +144,22 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     expect(state.shadow).toBeNull();
     expect(state.failed.map((f) => f.reason)).toEqual([rejected!.fields.reason]);
     expect((await rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test')).action).toBe('skipped-failed');
+    // A deploy that was queued behind the shadow (another reconcile, a command) does not shadow it again.
+    const v2 = rig.store.repository.versions('m').find((v) => v.version === '2.0.0')!;
+    expect(await rig.deploy.deploy(v2, 'queued')).toMatchObject({ outcome: 'rejected', reason: `failed before: ${rejected!.fields.reason}` });
+    expect(rig.events.ofKind('shadow-started')).toHaveLength(1);
   });
 
   it('without traffic by maxDurationMs, onNoTraffic decides: reject keeps the live version, promote goes on to the trial without evidence', async () => {
     await deployFirst();
-    await retarget('2.0.0', int8, { maxDurationMs: 200, onNoTraffic: 'reject', worker: false });
+    await retarget('2.0.0', int8, { maxDurationMs: 200, onNoTraffic: 'reject' });
     const rejected = await rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test');
     expect(rejected.action === 'deployed' && rejected.outcome.outcome).toBe('rejected');
     expect(rig.store.repository.active('m')?.version).toBe('1.0.0');
     expect(rig.events.ofKind('shadow-timeout')[0]?.fields).toEqual({ model: 'm', version: '2.0.0', mirrored: 0, minRequests: 60, maxDurationMs: 200, action: 'reject' });
     expect(rig.events.ofKind('shadow-rejected')[0]?.fields).toMatchObject({ evidence: false, mirrored: 0, agreement: null });
 
-    await retarget('3.0.0', int8, { maxDurationMs: 200, onNoTraffic: 'promote', worker: false });
+    await retarget('3.0.0', int8, { maxDurationMs: 200, onNoTraffic: 'promote' });
     const promoted = await rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test');
     expect(promoted.action === 'deployed' && promoted.outcome.outcome).toBe('committed');
     expect(rig.store.repository.active('m')?.version).toBe('3.0.0');
@@ -166,7 +170,7 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
 
   it('a restart during a shadow (its marker left on disk, the store untouched) serves the old version, shadows again counted, and abandons the candidate past maxTrialEntries', async () => {
     await deployFirst();
-    await retarget('2.0.0', int8, { minRequests: 1_000_000, worker: false });
+    await retarget('2.0.0', int8, { minRequests: 1_000_000 });
     const v1 = rig.store.repository.active('m')!;
 
     /** Starts the reconcile, waits until the shadow runs, then stops the daemon under it. */
@@ -182,7 +186,7 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     async function restart(): Promise<void> {
       const cfg = rig.config;
       await rig.close();
-      await start(cfg.daemon.models[0]!.ref, { minRequests: 1_000_000, worker: false });
+      await start(cfg.daemon.models[0]!.ref, { minRequests: 1_000_000 });
     }
 
     await shadowThenStop();

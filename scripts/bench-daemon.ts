@@ -11,8 +11,10 @@
  *   --max-semi-space-size=2 (a 2 MB V8 young generation instead of 16 MB), and the bundle
  *   also with MALLOC_ARENA_MAX=2 (two glibc malloc arenas), which is how it is installed.
  * - ready: spawn to the "edgevolve is ready" line, with the embedded default's model already
- *   active in the state directory (a first, unmeasured run seeds it). Baselines: spawn to
- *   exit of `--version` for each entry (Node + module loading, no daemon).
+ *   active in the state directory (a first, unmeasured run seeds it), in wall time and in
+ *   the CPU time the process used until then (user + system, all threads: what a quiet
+ *   machine's wall time approaches, when a loaded one inflates the wall time). Baselines:
+ *   spawn to exit of `--version` for each entry (Node + module loading, no daemon).
  * - RSS: VmRSS of the daemon after `--idle-seconds` idle, split into RssAnon (JS heap,
  *   native allocations: onnxruntime's arena, SQLite's cache) and RssFile (mapped code:
  *   node, onnxruntime's and better-sqlite3's shared libraries). Baselines: an idle `node`,
@@ -31,6 +33,8 @@ import { buildDist } from './build.ts';
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
 const TSX_BIN = join(ROOT, 'src', 'cli', 'bin.js');
 const SEMI = '--max-semi-space-size=2';
+// USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK).
+const CLOCK_TICKS = 100;
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -49,6 +53,13 @@ function rssMb(pid: number): Rss {
   return { total: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
 }
 
+/** CPU time (user + system, all threads) the process has used so far: load-independent, unlike wall time. */
+function cpuMs(pid: number): number {
+  // /proc/<pid>/stat: fields 14 and 15 (utime, stime) in clock ticks, after the parenthesised command name.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] ?? NaN;
@@ -63,7 +74,7 @@ async function timeToExit(args: string[]): Promise<number> {
 }
 
 /** Spawns the daemon; resolves at its ready line with the elapsed ms, the pid, and a stop function. */
-async function startDaemon(args: string[], env: Record<string, string> = {}): Promise<{ ms: number; startMs: number; pid: number; stop: () => Promise<void> }> {
+async function startDaemon(args: string[], env: Record<string, string> = {}): Promise<{ ms: number; cpuMs: number; startMs: number; pid: number; stop: () => Promise<void> }> {
   const t0 = performance.now();
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let startMs = NaN;
@@ -71,14 +82,18 @@ async function startDaemon(args: string[], env: Record<string, string> = {}): Pr
     const m = /"event":"daemon-started".*"startMs":(\d+)/.exec(l);
     if (m !== null) startMs = Number(m[1]);
   });
+  let cpuAtReady = NaN;
   const ms = await new Promise<number>((resolvePromise, reject) => {
     createInterface({ input: child.stdout }).on('line', (l) => {
-      if (l.startsWith('edgevolve is ready')) resolvePromise(performance.now() - t0);
+      if (!l.startsWith('edgevolve is ready')) return;
+      cpuAtReady = cpuMs(child.pid ?? -1);
+      resolvePromise(performance.now() - t0);
     });
     child.once('exit', (code) => reject(new Error(`daemon exited with ${code} before ready`)));
   });
   return {
     ms,
+    cpuMs: cpuAtReady,
     startMs,
     pid: child.pid ?? -1,
     stop: () =>
@@ -120,7 +135,7 @@ try {
     { name: `bundle, ${SEMI}`, entry: BUNDLE, flags: [SEMI] },
     { name: `bundle, ${SEMI}, MALLOC_ARENA_MAX=2 (as the unit and the image run it)`, entry: BUNDLE, flags: [SEMI], env: { MALLOC_ARENA_MAX: '2' } },
   ];
-  const results = variants.map(() => ({ ready: [] as number[], internal: [] as number[], rss: [] as Rss[] }));
+  const results = variants.map(() => ({ ready: [] as number[], cpu: [] as number[], internal: [] as number[], rss: [] as Rss[] }));
   const versionMs = { tsx: [] as number[], bundle: [] as number[] };
   for (let round = 0; round < runs; round++) {
     versionMs.tsx.push(await timeToExit([TSX_BIN, '--version']));
@@ -133,6 +148,7 @@ try {
       const r = results[i]!;
       const d = await startDaemon([...v.flags, v.entry, 'run', '--config', config], v.env);
       r.ready.push(d.ms);
+      r.cpu.push(d.cpuMs);
       r.internal.push(d.startMs);
       await sleep(idleMs);
       r.rss.push(rssMb(d.pid));
@@ -144,11 +160,11 @@ try {
   const ortIdle = await idleRss(['-e', `require('onnxruntime-node').InferenceSession.create(${JSON.stringify(model)}, { intraOpNumThreads: 1 }).then((s) => { globalThis.s = s; setInterval(() => {}, 1000); })`], idleMs);
 
   const mb = (x: number): string => `${x.toFixed(1)} MB`;
-  console.log(`| how it runs | spawn to ready (median of ${runs}) | of which Daemon.start() | idle RSS after ${idleMs / 1000} s (median) | RssAnon / RssFile |\n|---|---:|---:|---:|---:|`);
+  console.log(`| how it runs | spawn to ready (median of ${runs}) | CPU time to ready | of which Daemon.start() (wall) | idle RSS after ${idleMs / 1000} s (median) | RssAnon / RssFile |\n|---|---:|---:|---:|---:|---:|`);
   variants.forEach((v, i) => {
     const r = results[i]!;
     const rss = (key: keyof Rss): number => median(r.rss.map((x) => x[key]));
-    console.log(`| ${v.name} | ${median(r.ready).toFixed(0)} ms | ${median(r.internal).toFixed(0)} ms | ${mb(rss('total'))} | ${mb(rss('anon'))} / ${mb(rss('file'))} |`);
+    console.log(`| ${v.name} | ${median(r.ready).toFixed(0)} ms | ${median(r.cpu).toFixed(0)} ms | ${median(r.internal).toFixed(0)} ms | ${mb(rss('total'))} | ${mb(rss('anon'))} / ${mb(rss('file'))} |`);
   });
   console.log(`\nbaselines (same run): --version spawn to exit: tsx ${median(versionMs.tsx).toFixed(0)} ms, bundle ${median(versionMs.bundle).toFixed(0)} ms; ` +
     `idle node ${mb(nodeIdle.total)} (${mb(nodeIdle.anon)} / ${mb(nodeIdle.file)}); node + one onnxruntime session of the model ${mb(ortIdle.total)} (${mb(ortIdle.anon)} / ${mb(ortIdle.file)}). Targets: ready <= 3000 ms, idle RSS <= 120 MB.`);

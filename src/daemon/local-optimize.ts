@@ -147,10 +147,17 @@ export class LocalOptimizer {
       const dataDir = await this.#dataDir(work, verified, request);
       const dataset = await openDataset(dataDir);
       let result: OptimizeResult;
+      log.info({ budgets: request.budgets, methods: request.methods ?? 'all', timeLimitS: request.timeLimitS }, 'on-device optimization started');
+      const search = this.#search(model, dataset, request, device, (line) => log.debug({ progress: line }, 'optimize'));
       try {
-        result = await this.#search(model, dataset, request, device, (line) => log.debug({ progress: line }, 'optimize'));
+        // The planner has no cancellation: on stop, stop waiting (its benchmark children end with the process).
+        result = await abortable(search, signal);
       } finally {
-        await dataset.close();
+        // After an interrupted wait the search still reads the data set: close it once the search settles.
+        void search.then(
+          () => dataset.close(),
+          () => dataset.close(),
+        ).catch(() => undefined);
       }
       signal?.throwIfAborted();
       const entry = await this.#record(parent, verified.manifest, verified.config, result, device.fingerprint);
@@ -322,6 +329,16 @@ export class LocalOptimizer {
     await mkdir(this.#dir, { recursive: true });
     await writeFileAtomic(join(this.#dir, 'cache.json'), `${JSON.stringify({ v: 1, entries }, null, 2)}\n`);
   }
+}
+
+function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new EdgevolveError('E_DAEMON_STOPPING', 'on-device optimization interrupted: the daemon is stopping', { cause: signal.reason }));
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** Planner candidate ids (`only`) for the methods a request names. */

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Clock } from '../host/index.ts';
 import type { ContentTarget } from '../registry/content.ts';
 import { EdgevolveError, toEdgevolveError } from '../errors/index.ts';
-import { CloudCascade } from './cascade/cascade.ts';
+import { CloudCascade, type CascadeCounters } from './cascade/cascade.ts';
 import type { CoevolutionConfig } from './config.ts';
 import { DriftMonitor, type DriftReport, type DriftSink } from './drift.ts';
 import type { CollectionCriterion, CollectionOutcome } from './samples/collection.ts';
@@ -201,7 +201,12 @@ export class DeviceCoevolution {
     };
   }
 
-  /** Share of the answers seen so far that were hard (telemetry quality.hardSampleRate). */
+  /** The cascade's counters (requests, offloaded, answered by cloud/locally...); undefined with the cascade off or before start. */
+  cascadeCounters(): Readonly<CascadeCounters> | undefined {
+    return this.cascade?.counters;
+  }
+
+    /** Share of the answers seen so far that were hard (telemetry quality.hardSampleRate). */
   hardSampleRate(): number | null {
     const stats = this.miner?.stats;
     return stats === undefined || stats.seen === 0 ? null : stats.hard / stats.seen;

@@ -12,7 +12,9 @@
  *   `workers: 1`), so a mirror does not hold the event loop.
  * Columns: live p50/p95 of one request at concurrency 1 (closed loop, the wall time of
  * `slot.infer` as a caller sees it), live requests/s with 4 in flight, and the mirrors
- * that ran or were dropped (maxInFlight 2) in the last round.
+ * that ran or were dropped (maxInFlight 2) in the last round. A second table times the
+ * candidate's `session.run` alone, in-process and through a worker thread: the latency the
+ * shadow gate compares with the live version's.
  */
 import { readFile, rm, writeFile, mkdtemp } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -118,6 +120,26 @@ async function main(): Promise<void> {
     }
   }
   await slot.close();
+
+  // What the gate compares: the candidate's run time as the mirror times it, in-process and through a worker thread.
+  const placements = [
+    { label: 'in-process', session: await createSession(candidatePath, { threads }) },
+    { label: 'worker thread', session: await createSession(candidatePath, { threads, workers: 1 }) },
+  ];
+  const timing = new Map<string, { p50: number[]; p95: number[] }>(placements.map((p) => [p.label, { p50: [], p95: [] }]));
+  for (let round = 0; round < rounds; round++) {
+    for (const placement of placements) {
+      const times: number[] = [];
+      for (let i = 0; i < requests; i++) {
+        const t0 = performance.now();
+        await placement.session.run(feeds);
+        times.push(performance.now() - t0);
+      }
+      timing.get(placement.label)!.p50.push(median(times));
+      timing.get(placement.label)!.p95.push(percentile(times, 0.95));
+    }
+  }
+  for (const placement of placements) await placement.session.release();
   await rm(dir, { recursive: true, force: true });
 
   const base = rows.get('off')!;
@@ -133,6 +155,12 @@ async function main(): Promise<void> {
     const p95 = median(r.p95);
     const rps = median(r.rps);
     console.log(`| ${mode.label} | ${p50.toFixed(3)} (${(p50 / b50).toFixed(2)}) | ${p95.toFixed(3)} (${(p95 / b95).toFixed(2)}) | ${rps.toFixed(0)} (${(rps / brps).toFixed(2)}) | ${mode.share === 0 ? '-' : `${r.mirrored} / ${r.dropped}`} |`);
+  }
+  const inProcess = timing.get('in-process')!;
+  console.log('\n| candidate session | run p50 ms | run p95 ms |');
+  console.log('|---|---|---|');
+  for (const [label, t] of timing) {
+    console.log(`| ${label} | ${median(t.p50).toFixed(3)} (${(median(t.p50) / median(inProcess.p50)).toFixed(2)}x) | ${median(t.p95).toFixed(3)} (${(median(t.p95) / median(inProcess.p95)).toFixed(2)}x) |`);
   }
 }
 

@@ -56,8 +56,9 @@ export class SlotServing implements ModelServing, ShadowServing {
     if (verified.externalData.length > 0) {
       throw new EdgevolveError('E_RUNTIME_SESSION_CREATE', `${model.name} ${model.version} has external data, which the daemon's sessions do not pass to onnxruntime yet`);
     }
-    // In a worker thread a mirror does not hold the event loop the live requests wait on, but its latency includes the round trip (README: shadow mode).
-    const session = { ...this.#session, workers: options.worker ? 1 : 0 };
+    // In a worker thread a mirror does not hold the event loop the live requests wait on, but its latency includes the
+    // round trip (README: shadow mode); when the live version runs in workers, so does the candidate, timed alike.
+    const session = { ...this.#session, workers: options.worker || (this.#session.workers ?? 0) > 0 ? 1 : 0 };
     const mirror = await startShadowMirror({ version: model.version, createSession: () => createSession(verified.bytes, session) }, { share: options.share, maxInFlight: options.maxInFlight });
     this.#mirrors.set(model.name, mirror);
     return {

@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_FIELD_SHIFT, loadFieldData } from '../../../src/coevolution/index.ts';
@@ -29,25 +30,31 @@ describe.runIf(requireMosquitto())('edgevolve cloud rollout against two real dae
     await tmp.cleanup();
   });
 
-  it('rolls the canary back when its p95 is worse than the limit (exit 1), then promotes a version to the rest', async () => {
+  it('with signed commands, rolls the canary back when its p95 is worse than the limit (exit 1), then promotes a version to the rest', async () => {
     const layout = join(tmp.dir, 'layout');
     const v1 = await publish(layout, '1.0.0', [{ name: 'fp32', modelPath: STUDENT }], 'student');
     await publish(layout, '1.1.0', [{ name: 'fp32', modelPath: STUDENT }], 'student');
     await publish(layout, '1.2.0', [{ name: 'fp32', modelPath: STUDENT }], 'student');
+    // The fleet key: the devices trust its public half under keyId "fleet" (the private key's file name).
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const publicPem = join(tmp.dir, 'fleet.pub.pem');
+    const privatePem = join(tmp.dir, 'fleet.pem');
+    await writeFile(publicPem, publicKey.export({ type: 'spki', format: 'pem' }));
+    await writeFile(privatePem, privateKey.export({ type: 'pkcs8', format: 'pem' }));
     for (const id of ['dev-a', 'dev-b']) {
       await mkdir(join(tmp.dir, id));
       const config = await writeDaemonConfig(join(tmp.dir, id), join(tmp.dir, id, 'state'), {
         daemon: { seedFixtures: false, models: [{ name: 'student', ref: v1 }] },
         mqtt: { urls: [broker.url], fleet: 'f1', deviceId: id },
         telemetry: { intervalMs: 1000 },
-        control: { trustBrokerAcl: true },
+        control: { publicKeys: { fleet: publicPem } },
         coevolution: { enabled: true, mining: { defaultRule: { kind: 'classification', maxProbabilityBelow: 0.8 } } },
       });
       daemons.push(await startDaemon({ configFile: config, env: {}, installProcessHandlers: false, logger: silentLogger(), notifier: { enabled: false, watchdogMs: undefined, notify: () => Promise.resolve() } }));
     }
     traffic = startTraffic(daemons.map((d) => d.daemon.runtimeStatus().url!), (await loadFieldData('test/fixtures/data/mnist-test', DEFAULT_FIELD_SHIFT, 1500)).stream.inputs);
     const version = (i: number): string | undefined => daemons[i]!.daemon.runtimeStatus().served[0]?.version;
-    const common = ['--broker', broker.url, '--db', join(tmp.dir, 'fleet.db'), '--fleet', 'f1', '--canary', '0.5', '--watch', '60', '--min-inferences', '5', '--settle', '3', '--unsigned', '--command-timeout', '60', '--json'];
+    const common = ['--broker', broker.url, '--db', join(tmp.dir, 'fleet.db'), '--fleet', 'f1', '--canary', '0.5', '--watch', '60', '--min-inferences', '5', '--settle', '3', '--key', privatePem, '--command-timeout', '60', '--json'];
 
     // Any p95 is worse than 0.001x the canary's own baseline p95: a rollback by the latency signal.
     const bad = await edgevolve('cloud', 'rollout', `oci-layout:${layout}:1.1.0`, ...common, '--max-latency-ratio', '0.001');

@@ -288,7 +288,7 @@ function buildServing(config: Readonly<Config>, store: OpenedStore, logger: Logg
   if (!config.server.enabled) return { serving: new InProcessServing(session, store) };
   // The slots take the serving's observer, and the serving reaches the slots: tie the knot through a holder.
   const holder: { slots?: ModelSlots } = {};
-  const serving = new SlotServing(() => holder.slots as ModelSlots, store, session);
+  const serving = new SlotServing(() => holder.slots as ModelSlots, store, { ...session, workers: config.server.inferenceWorkers });
   const slots = new ModelSlots({ warmupRuns: config.server.warmupRuns, observers: [serving.observer, ...observers], ...(interceptor === undefined ? {} : { interceptor }), logger: logger.child({ module: 'serving' }) });
   holder.slots = slots;
   const server = createInferenceServer(inferenceServerOptions(config.server, slots, logger, process.env.npm_package_version ?? '0.1.0'));

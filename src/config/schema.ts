@@ -184,6 +184,13 @@ export const serverConfigSchema = z
     retryAfterSeconds: z.number().int().positive().default(1).describe('Retry-After sent with 429, in seconds.'),
     warmupRuns: z.number().int().nonnegative().default(3).describe('Warm-up inferences on generated inputs before a new version serves (during a swap, while the old one still serves).'),
     threads: z.number().int().positive().optional().describe('onnxruntime intra-op threads per serving session; one per core when absent.'),
+    inferenceWorkers: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(64)
+      .default(0)
+      .describe('Worker threads per served model, each with its own onnxruntime session, so request parsing overlaps inference; 0 runs inference on the event loop. Each worker holds a copy of the model (README "Inference API": measured trade-off).'),
   })
   .strict();
 

@@ -63,6 +63,9 @@ export function renderMetrics(slots: readonly SlotMetrics[], counters: ServerCou
   family('edgevolve_model_failures_total', 'counter', 'Requests answered 500 because the model failed.');
   for (const [model, n] of counters.modelFailures) lines.push(`edgevolve_model_failures_total{model=${q(model)}} ${n}`);
 
+  family('edgevolve_inference_worker_restarts_total', 'counter', 'Inference worker threads of the active version that died and were replaced (server.inferenceWorkers).');
+  for (const s of slots) lines.push(`edgevolve_inference_worker_restarts_total{model=${q(s.name)}} ${s.workerRestarts}`);
+
   family('edgevolve_model_swaps_total', 'counter', 'Version swaps by result.');
   for (const s of slots) {
     lines.push(`edgevolve_model_swaps_total{model=${q(s.name)},result="ok"} ${s.swaps}`);

@@ -91,6 +91,8 @@ export interface SlotMetrics {
   readonly inFlight: number;
   readonly swaps: number;
   readonly failedSwaps: number;
+  /** Inference worker threads of the active version that died and were replaced (0 when inference runs in-process). */
+  readonly workerRestarts: number;
   /** Since the slot was created, across versions. */
   readonly total: InferenceStatsSnapshot;
   /** Since the active version started serving (what a post-swap health gate watches). */
@@ -346,6 +348,7 @@ export class ModelSlot {
       inFlight: this.#inFlight,
       swaps: this.#swaps,
       failedSwaps: this.#failedSwaps,
+      workerRestarts: active?.session.workerRestarts ?? 0,
       total: this.#total.snapshot(),
       active: active?.stats.snapshot(),
     };

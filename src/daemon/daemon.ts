@@ -18,7 +18,7 @@ import { InferenceHealth } from './health.ts';
 import type { Notifier } from './notify.ts';
 import type { ApiServer, CommandListener, ModelServing, ServiceHealth, TelemetryLink } from './ports.ts';
 import { LocalOptimizer, type OptimizeMethod, type PlannerDevice } from './local-optimize.ts';
-import { OPTIMIZE_DEFAULTS, Reconciler, type DesiredModel, type OptimizeRun, type ReconcileResult } from './reconcile.ts';
+import { noCandidateError, Reconciler, type DesiredModel, type OptimizeRun, type ReconcileResult } from './reconcile.ts';
 import type { Budgets } from '../planner/index.ts';
 import type { SelectionProfile } from './registry-port.ts';
 import { planReload, type ReloadPlan } from './reload.ts';
@@ -121,13 +121,7 @@ export class Daemon {
       budgetMs: (name) => this.budgets(name).latencyP95Ms,
       replan: async (name, reason) => {
         const desired = this.#desired(name);
-        if (desired === undefined) return null;
-        const lighter = await this.reconciler.replan(desired, reason, this.#abort.signal);
-        if (lighter !== null || deps.plannerDevice === undefined || (desired.optimize ?? OPTIMIZE_DEFAULTS.optimize) === 'never') return lighter;
-        // No lighter variant in the registry: build one here.
-        const run = await this.reconciler.optimize(desired, reason, this.#abort.signal);
-        if (run.outcome.kind === 'no-candidate') throw noCandidate(name, run.outcome);
-        return run.outcome.kind === 'built' ? run.outcome.record.variant : null;
+        return desired === undefined ? null : this.reconciler.replanOrOptimize(desired, reason, this.#abort.signal);
       },
     });
   }
@@ -182,7 +176,7 @@ export class Daemon {
     }
     const { outcome } = run;
     if (outcome.kind === 'no-candidate') {
-      const error = noCandidate(name, outcome);
+      const error = noCandidateError(name, outcome);
       this.events.record('replan', { model: name, from, to: null, reason: error.message }, this.#deps.host.now());
       throw error;
     }
@@ -409,9 +403,4 @@ export class Daemon {
     this.#phase = 'stopped';
     await this.#writeStatus();
   }
-}
-
-function noCandidate(name: string, outcome: { readonly summary: string; readonly advice: readonly string[] }): EdgevolveError {
-  const advice = outcome.advice.length === 0 ? '' : `; to admit the closest: ${outcome.advice.slice(0, 3).join('; ')}`;
-  return new EdgevolveError('E_PLAN_NO_FEASIBLE', `${name}: ${outcome.summary}${advice}`, { context: { model: name, advice: [...outcome.advice] } });
 }

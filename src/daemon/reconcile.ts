@@ -191,6 +191,20 @@ export class Reconciler {
   }
 
   /**
+   * The budget watch's re-plan: a lighter variant from the registry when there is one,
+   * else (unless the model's `optimize` is 'never') one built here by the planner.
+   * Resolves with the variant now deployed, or null; throws E_PLAN_NO_FEASIBLE with the
+   * planner's advice when nothing meets the budget.
+   */
+  async replanOrOptimize(desired: DesiredModel, reason: string, signal?: AbortSignal): Promise<string | null> {
+    const lighter = await this.replan(desired, reason, signal);
+    if (lighter !== null || this.#deps.optimizer === undefined || (desired.optimize ?? OPTIMIZE_DEFAULTS.optimize) === 'never') return lighter;
+    const run = await this.optimize(desired, reason, signal);
+    if (run.outcome.kind === 'no-candidate') throw noCandidateError(desired.name, run.outcome);
+    return run.outcome.kind === 'built' ? run.outcome.record.variant : null;
+  }
+
+  /**
    * Re-plan for a model over its latency budget: the next lighter variant of the same
    * artifact that fits this device (lower precision first, then less memory), remembered
    * so that later reconciles keep it. Resolves with its name, or null when none is lighter.
@@ -257,4 +271,10 @@ export function plannerBudgets(budgets: ModelBudgets, config: Readonly<Config>):
 /** A budget the planner can optimize toward (the accuracy guard alone is not one). */
 function hasPlannerBudget(budgets: Budgets): boolean {
   return budgets.latencyP95Ms !== undefined || budgets.memoryMB !== undefined || budgets.sizeMB !== undefined;
+}
+
+/** "Nothing meets the budgets" as an error: the planner's summary and the first few relaxations it advises. */
+export function noCandidateError(name: string, outcome: { readonly summary: string; readonly advice: readonly string[] }): EdgevolveError {
+  const advice = outcome.advice.length === 0 ? '' : `; to admit the closest: ${outcome.advice.slice(0, 3).join('; ')}`;
+  return new EdgevolveError('E_PLAN_NO_FEASIBLE', `${name}: ${outcome.summary}${advice}`, { context: { model: name, advice: [...outcome.advice] } });
 }

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LocalOptimizer, PROVENANCE, Reconciler, type DesiredModel } from '../../../src/daemon/index.ts';
+import { BudgetWatch, LocalOptimizer, PROVENANCE, Reconciler, type DesiredModel } from '../../../src/daemon/index.ts';
 import { systemHost } from '../../../src/host/index.ts';
 import { silentLogger } from '../../../src/log/index.ts';
 import { OciLayout, openVerifiedModel, pushArtifact } from '../../../src/registry/index.ts';
@@ -91,6 +91,33 @@ describe('on-device optimization: the planner builds a local variant, the gate d
     expect(rig.store.repository.active('m')?.id).toBe(parent.id);
     expect(rig.serving.loaded().map((m) => m.variant)).toEqual(['fp32']);
     expect(await reconciler(optimizer()).optimize(desired, 'test', undefined, request)).toMatchObject({ outcome: { kind: 'no-candidate', cached: true } });
+  }, 120_000);
+
+  it('the budget watch, finding no lighter variant in the registry, runs the planner; an impossible budget ends in an event with the advice, and fp32 keeps serving', async () => {
+    const impossible: DesiredModel = { ...desired, budgets: { latencyP95Ms: 0.000001 }, optimizeTimeLimitS: 10 };
+    const r = reconciler(optimizer());
+    const watch = new BudgetWatch({
+      serving: rig.serving,
+      clock: systemHost(),
+      events: rig.events,
+      logger: silentLogger(),
+      rules: () => ({ enabled: true, breachForMs: 50, minSamples: 5, checkIntervalMs: 60_000 }),
+      budgetMs: () => 0.000001,
+      replan: (_name, reason) => r.replanOrOptimize(impossible, reason),
+    });
+    const feeds = { input: { dataType: 1, dims: [1, 1, 28, 28], data: new Float32Array(784) } };
+    for (let i = 0; i < 10; i++) await rig.serving.infer('m', feeds);
+    await watch.check();
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    for (let i = 0; i < 10; i++) await rig.serving.infer('m', feeds);
+    await watch.check();
+    watch.stop();
+
+    const replan = rig.events.ofKind('replan')[0]?.fields;
+    expect(replan).toMatchObject({ model: 'm', from: '1.0.0/fp32', to: null });
+    expect(replan?.reason).toMatch(/re-plan failed: m: .*latency/);
+    expect(rig.store.repository.active('m')?.variant).toBe('fp32');
+    expect(rig.serving.loaded().map((m) => m.variant)).toEqual(['fp32']);
   }, 120_000);
 
   it('a model with no budget to optimize to is refused with a typed error naming the model', async () => {

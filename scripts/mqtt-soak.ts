@@ -96,11 +96,11 @@ for (const { name, report: r } of runs) {
   );
 }
 for (const { name, report: r } of runs) {
-  console.log(`\nreconnect attempts per second, ${name} (t = 0: broker stopped; restarted at ${OUTAGE_MS / 1000} s):`);
+  console.log(`\nreconnect attempts per second (planned instants), ${name} (t = 0: broker stopped; accepting again at ${(r.restartedAfterMs / 1000).toFixed(1)} s):`);
   const bins = histogram(r.attemptTimes, 1000);
   const widest = Math.max(1, ...bins);
   bins.forEach((count, i) => {
-    const marker = i === Math.floor(OUTAGE_MS / 1000) ? ' <- restart' : '';
+    const marker = i === Math.floor(r.restartedAfterMs / 1000) ? ' <- broker back' : '';
     console.log(`  ${String(i).padStart(3)} s ${String(count).padStart(6)} ${'#'.repeat(Math.round((count / widest) * 50))}${marker}`);
   });
 }

@@ -39,9 +39,11 @@ export interface SoakOptions {
 export interface SoakReport {
   readonly devices: number;
   readonly outageMs: number;
+  /** When the broker was started again, ms after it was stopped (the outage plus its stop time). */
+  readonly restartedAfterMs: number;
   /** Planned instants of every reconnect attempt, ms after the broker stopped. */
   readonly attemptTimes: readonly number[];
-  /** Instants at which each device was connected again, ms after the broker restarted. */
+  /** Instants at which each device was connected again, ms after the broker was started again. */
   readonly reconnectTimes: readonly number[];
   /** Devices not reconnected by the timeout. */
   readonly notReconnected: number;
@@ -166,14 +168,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   await new Promise((r) => setTimeout(r, Math.max(0, options.outageMs - (Date.now() - stoppedAt))));
   const backlogEnd = new Map(all.map((d) => [d.id, d.service.outbox.lastSeq()]));
   const backlogMessages = all.reduce((s, d) => s + (backlogEnd.get(d.id) ?? 0) - d.contiguous, 0);
-  await broker.start();
   const connectsAtRestart = new Map(all.map((d) => [d.id, d.service.link.getStatus().connects]));
+  // The reference is the moment the broker is started: devices may connect before start() has noticed it listens.
   const restartedAt = Date.now();
+  await broker.start();
   progress(`broker restarted; ${backlogMessages} messages waiting in ${n} outboxes`);
 
   const deadline = restartedAt + options.timeoutMs;
   let backlogDrainMs: number | undefined;
-  const reconnected = (d: Device): boolean => d.service.link.getStatus().state === 'connected' && (d.service.link.getStatus().connectedAt ?? 0) >= restartedAt;
+  const reconnected = (d: Device): boolean => d.service.link.getStatus().state === 'connected' && (d.service.link.getStatus().connectedAt ?? 0) > stoppedAt;
   while (Date.now() < deadline) {
     for (const d of all) if (d.drainedAt === undefined && d.contiguous >= (backlogEnd.get(d.id) ?? 0)) d.drainedAt = Date.now();
     if (backlogDrainMs === undefined && all.every((d) => d.contiguous >= (backlogEnd.get(d.id) ?? 0))) backlogDrainMs = Date.now() - restartedAt;
@@ -192,6 +195,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const report: SoakReport = {
     devices: n,
     outageMs: options.outageMs,
+    restartedAfterMs: restartedAt - stoppedAt,
     attemptTimes: attemptAt.map((t) => t - stoppedAt),
     reconnectTimes,
     notReconnected: n - reconnectTimes.length,

@@ -14,6 +14,7 @@ export { runPass, sequential, fixpoint, unchanged, type Pass, type PassReport, t
 export { cloneModel } from './clone.ts';
 export { calibrate, type CalibrationFeeds, type CalibrationMethod, type OpenCalibrationSession, type CalibrationSession } from './quantize/calibrate.ts';
 export { calibrationFeeds } from './quantize/feeds.ts';
+export { materializeWeightOnly, type MaterializeResult } from './quantize/materialize.ts';
 export { quantizeDynamic, int8DynamicPass, type DynamicQuantOptions } from './quantize/dynamic.ts';
 export { quantizeStatic, int8StaticPass, planStatic, prepareStatic, DEFAULT_STATIC_OP_TYPES, type StaticQuantOptions, type TensorRanges } from './quantize/static-qdq.ts';
 export { convertToFp16, fp16Pass, DEFAULT_FP16_OP_BLOCK_LIST, type Fp16Options } from './quantize/fp16.ts';

@@ -105,6 +105,30 @@ async function startDaemon(args: string[], env: Record<string, string> = {}): Pr
   };
 }
 
+/**
+ * A preload that prints process.memoryUsage() (MB) to stderr on SIGUSR2: how much of the idle
+ * daemon's RSS is V8 heap. Only in its own start, so it does not touch the rows above.
+ */
+const MEMORY_PRELOAD = `data:text/javascript,process.on('SIGUSR2', () => process.stderr.write('MEMORY ' + JSON.stringify(process.memoryUsage()) + '\\n'));`;
+
+async function heapOf(args: string[], env: Record<string, string>, idleMs: number): Promise<NodeJS.MemoryUsage> {
+  const child = spawn(process.execPath, ['--import', MEMORY_PRELOAD, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const usage = new Promise<NodeJS.MemoryUsage>((resolvePromise) => {
+    createInterface({ input: child.stderr }).on('line', (l) => {
+      if (l.startsWith('MEMORY ')) resolvePromise(JSON.parse(l.slice(7)) as NodeJS.MemoryUsage);
+    });
+  });
+  await new Promise<void>((r) => createInterface({ input: child.stdout }).on('line', (l) => l.startsWith('edgevolve is ready') && r()));
+  await sleep(idleMs);
+  child.kill('SIGUSR2');
+  const result = await usage;
+  await new Promise<void>((r) => {
+    child.once('exit', () => r());
+    child.kill('SIGTERM');
+  });
+  return result;
+}
+
 async function idleRss(args: string[], idleMs: number): Promise<Rss> {
   const child = spawn(process.execPath, args, { stdio: 'ignore' });
   await sleep(idleMs);
@@ -155,6 +179,8 @@ try {
       await d.stop();
     }
   }
+  const installed = variants.at(-1)!;
+  const heap = await heapOf([...installed.flags, installed.entry, 'run', '--config', config], installed.env ?? {}, idleMs);
   const model = join(ROOT, 'test', 'fixtures', 'models', 'mnist-cnn.onnx');
   const nodeIdle = await idleRss(['-e', 'setInterval(() => {}, 1000)'], idleMs);
   const ortIdle = await idleRss(['-e', `require('onnxruntime-node').InferenceSession.create(${JSON.stringify(model)}, { intraOpNumThreads: 1 }).then((s) => { globalThis.s = s; setInterval(() => {}, 1000); })`], idleMs);
@@ -168,6 +194,8 @@ try {
   });
   console.log(`\nbaselines (same run): --version spawn to exit: tsx ${median(versionMs.tsx).toFixed(0)} ms, bundle ${median(versionMs.bundle).toFixed(0)} ms; ` +
     `idle node ${mb(nodeIdle.total)} (${mb(nodeIdle.anon)} / ${mb(nodeIdle.file)}); node + one onnxruntime session of the model ${mb(ortIdle.total)} (${mb(ortIdle.anon)} / ${mb(ortIdle.file)}). Targets: ready <= 3000 ms, idle RSS <= 120 MB.`);
+  const heapMb = (x: number): string => (x / 1024 ** 2).toFixed(1);
+  console.log(`as installed, process.memoryUsage() after ${idleMs / 1000} s idle (MB): rss ${heapMb(heap.rss)}, heapTotal ${heapMb(heap.heapTotal)}, heapUsed ${heapMb(heap.heapUsed)}, external ${heapMb(heap.external)}, arrayBuffers ${heapMb(heap.arrayBuffers)}`);
   variants.forEach((v, i) => console.log(`${v.name}: ready runs (ms) ${results[i]!.ready.map((x) => x.toFixed(0)).join(', ')}; RSS runs (MB) ${results[i]!.rss.map((x) => x.total.toFixed(1)).join(', ')}`));
   console.log(`node ${process.version}, ${process.arch}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 } finally {

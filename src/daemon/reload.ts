@@ -1,14 +1,15 @@
 /**
  * SIGHUP: which configuration changes apply to a running daemon and which need a
  * restart. Reloadable keys are read through getters on every use (log level, budgets,
- * health gates, watchdog bounds, reconcile interval); the rest are fixed at start.
+ * the models' optimize settings, health gates, watchdog bounds, reconcile interval); the
+ * rest are fixed at start. The fleet `config` command accepts exactly these keys.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Config } from '../config/index.ts';
 
 /** Top-level (or dotted) keys whose new value takes effect without a restart. */
 // Not telemetry.intervalMs: the telemetry service fixes its timer at construction (src/telemetry owns it).
-export const RELOADABLE: readonly string[] = ['log.level', 'deploy', 'daemon.watchdog', 'daemon.models.budgets', 'daemon.reconcileIntervalMs'];
+export const RELOADABLE: readonly string[] = ['log.level', 'deploy', 'daemon.watchdog', 'daemon.models.budgets', 'daemon.models.optimize', 'daemon.reconcileIntervalMs'];
 
 export interface ReloadPlan {
   readonly applied: readonly string[];
@@ -43,7 +44,12 @@ function diffDaemon(b: Config['daemon'], a: Config['daemon'], applied: string[],
   for (const key of ['seedFixtures', 'shutdownTimeoutMs'] as const) if (!isDeepStrictEqual(b[key], a[key])) needsRestart.push(`daemon.${key}`);
   const names = (ms: Config['daemon']['models']): string => JSON.stringify(ms.map((m) => [m.name, m.ref]));
   if (names(b.models) !== names(a.models)) needsRestart.push('daemon.models (names or refs)');
-  else if (!isDeepStrictEqual(b.models, a.models)) applied.push('daemon.models.budgets');
+  else {
+    if (!isDeepStrictEqual(b.models.map((m) => m.budgets), a.models.map((m) => m.budgets))) applied.push('daemon.models.budgets');
+    // optimize, optimizeTimeLimitS, optimizeData: read on each reconcile and re-plan.
+    const optimizeOf = (ms: Config['daemon']['models']): unknown[] => ms.map((m) => [m.optimize, m.optimizeTimeLimitS, m.optimizeData]);
+    if (!isDeepStrictEqual(optimizeOf(b.models), optimizeOf(a.models))) applied.push('daemon.models.optimize');
+  }
 }
 
 function isObject(v: unknown): boolean {

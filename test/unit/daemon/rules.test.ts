@@ -78,6 +78,10 @@ describe('planReload: what SIGHUP applies and what needs a restart', () => {
     expect([...plan.applied].sort()).toEqual(['daemon.models.budgets', 'daemon.watchdog', 'deploy', 'log.level']);
     expect(plan.needsRestart).toEqual([]);
   });
+  it('names a change of a model\'s optimize settings apart from its budgets', () => {
+    const next = validateConfig({ stateDir: '/s', daemon: { models: [{ name: 'm', ref: 'oci-layout:/x:1', optimize: 'always', optimizeTimeLimitS: 30 }] } }, 'test');
+    expect(planReload(base, next)).toEqual({ applied: ['daemon.models.optimize'], needsRestart: [] });
+  });
   it('says the state directory and the model list need a restart', () => {
     const next = validateConfig({ stateDir: '/other', daemon: { models: [{ name: 'n', ref: 'oci-layout:/x:1' }] } }, 'test');
     expect(planReload(base, next)).toEqual({ applied: [], needsRestart: ['stateDir', 'daemon.models (names or refs)'] });

@@ -378,13 +378,15 @@ async function main(): Promise<void> {
   ];
   const floorBinary = rows.find((r) => r.target === 'floor' && r.binary)!;
   const apiBinary = rows.find((r) => r.target === 'api' && r.binary)!;
+  const bareBinary = rows.find((r) => r.target === 'bare')!;
   const floorShare = m(floorBinary.p50) / rawP50;
   lines.push(
     `Floor: node:http alone takes ${m(floorBinary.p50).toFixed(3)} ms per binary-sized round trip, ${(floorShare * 100).toFixed(0)}% of raw p50; ` +
       (floorShare > 0.1
         ? `the <= 10% overhead target is BELOW the node:http floor on this machine (the best any HTTP server could do here is +${(floorShare * 100).toFixed(0)}%).`
         : 'the <= 10% overhead target is above the floor here.'),
-    `Ours beyond the floor (API in-process, binary): ${(m(apiBinary.p50) - rawP50 - m(floorBinary.p50)).toFixed(3)} ms at p50, ${(m(apiBinary.cpu) - m(rawRow.cpu) - m(floorBinary.cpu)).toFixed(3)} ms of server CPU per request.`,
+    `The server layer (API in-process minus node:http + session.run, binary): ${(m(apiBinary.p50) - m(bareBinary.p50)).toFixed(3)} ms at p50, ${(m(apiBinary.cpu) - m(bareBinary.cpu)).toFixed(3)} ms of server CPU per request.`,
+    `session.run between HTTP requests costs more CPU than back to back (node:http + session.run minus floor minus raw): ${(m(bareBinary.cpu) - m(floorBinary.cpu) - m(rawRow.cpu)).toFixed(3)} ms per request.`,
     '',
     `Swap at ${rps} req/s open loop for ${swapMs / 1000} s (batch ${swapBatch}, binary, in-process API): ${swapResult.sent} sent, ${swapResult.failed} failed (target 0); v1 ${swapResult.versions['1'] ?? 0}, v2 ${swapResult.versions['2'] ?? 0}, v1 after the first v2: ${swapResult.oldAfterNew}; p50 ${swapResult.p50.toFixed(2)} ms, p99 ${swapResult.p99.toFixed(2)} ms, max ${swapResult.max.toFixed(1)} ms.`,
   );

@@ -125,7 +125,7 @@ export const deployConfigSchema = z
         maxDurationMs: z.number().int().positive().default(600_000).describe('Longest shadow, ms: with fewer than minRequests mirrored by then, onNoTraffic decides.'),
         minAgreement: z.number().min(0).max(1).default(0.98).describe('Lowest mean agreement with the serving version: top-1 for classifier outputs [N, C], cosine for other float outputs, equality otherwise.'),
         maxLatencyRatio: z.number().positive().default(1.5).describe('Highest candidate p95 over the serving version p95 on the same mirrored requests (also held to the p95 budget, with latencyTolerance).'),
-        maxInFlight: z.number().int().positive().default(2).describe('Mirrors running at once; sampled requests beyond this are dropped and counted.'),
+        maxInFlight: z.number().int().positive().default(2).describe('Mirrors queued or running (they run one at a time); sampled requests beyond this are dropped and counted.'),
         worker: z
           .boolean()
           .default(false)

@@ -6,8 +6,9 @@
  * INVARIANTS:
  * - A live request never waits on the candidate: `onInference` only samples and schedules
  *   (setImmediate, after the live caller's continuation), and never throws.
- * - At most `maxInFlight` mirrors are scheduled or running; a sampled request over the cap
- *   is dropped and counted, so a slow candidate costs bounded memory and CPU.
+ * - Mirrors run one at a time, in the order sampled; at most `maxInFlight` are queued or
+ *   running, and a sampled request over the cap is dropped and counted, so a slow
+ *   candidate costs bounded memory and CPU.
  * - The candidate session is released exactly once, by `close`, after every mirror settled.
  */
 import { performance } from 'node:perf_hooks';
@@ -78,6 +79,8 @@ export class ShadowMirror implements InferenceObserver {
   #metric: AgreementMetric | undefined;
   #closed = false;
   #idle: (() => void)[] = [];
+  /** Settles when the last scheduled mirror has run; `#mirror` never rejects. */
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(candidate: ShadowCandidate, options: ShadowMirrorOptions) {
     this.#candidate = candidate;
@@ -97,7 +100,9 @@ export class ShadowMirror implements InferenceObserver {
     }
     this.#inFlight++;
     const { inputs, localOutputs, latencyMs } = event;
-    setImmediate(() => void this.#mirror(inputs, localOutputs, latencyMs));
+    // One candidate run at a time: each is timed alone (not queued behind the others inside
+    // a worker session), and the candidate takes at most one core from the live version.
+    this.#queue = this.#queue.then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(() => this.#mirror(inputs, localOutputs, latencyMs));
   }
 
   async #mirror(inputs: Readonly<Record<string, TensorValue>>, live: Readonly<Record<string, TensorValue>>, liveLatencyMs: number): Promise<void> {

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { compressModel, nodeKey, type MethodContext } from '../src/compress/index.ts';
+import { compressModel, materializeWeightOnly, nodeKey, type MethodContext } from '../src/compress/index.ts';
 import { calibrationFeeds } from '../src/compress/quantize/feeds.ts';
 import { fuseHardSwish } from '../src/compress/quantize/hardswish.ts';
 import { checkAgainstModel, openDataset } from '../src/data/index.ts';
@@ -325,6 +325,21 @@ async function detector(): Promise<void> {
       quality: `cosine ${cos.toFixed(4)}`,
       target: method === 'fp16' ? 'size option (CPU EP fp16 usually slower)' : `cosine >= 0.99 and faster than fp32 (tool+calibration ${(cpuMs / 1000).toFixed(1)} s CPU)`,
     });
+    if ('lowFanIn' in options) {
+      // The same file, its weight-only DQs turned back into float initializers in memory before the session (materializeWeightOnly).
+      const materialized = await createSession(encodeModel(materializeWeightOnly(decodeModel(result.bytes)).model), { threads });
+      const mcos = await cosineOf(materialized);
+      const mlat = await latencies([...baselines, materialized], feed, n);
+      await materialized.release();
+      rows.push({
+        model,
+        variant: `${variant}, loaded after materializeWeightOnly`,
+        sizeRatio: `${result.report.sizeRatio.toFixed(3)} (file)`,
+        latency: `${latencyText(mlat, 2, 1)}; vs fold+HardSwish fp32 ${(mlat.medians[2]! / mlat.medians[1]!).toFixed(2)}x (CPU time ${(mlat.cpu[2]! / mlat.cpu[1]!).toFixed(2)}x)`,
+        quality: `cosine ${mcos.toFixed(4)}`,
+        target: 'size <= 0.27x, cosine >= 0.99 and faster than fp32',
+      });
+    }
     if (options === recommended) profiles.push({ label: 'int8 minFanIn 128', bytes: result.bytes });
     if (options === sensitive) profiles.push({ label: 'int8 10 convs float', bytes: result.bytes });
   }

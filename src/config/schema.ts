@@ -74,6 +74,10 @@ export const desiredModelSchema = z
       .default('when-needed')
       .describe('On-device optimization to the budgets (planner): never; when-needed (no stored variant meets the latency budget: the budget watch found nothing lighter, or an optimize command); always (after each pull, when budgets are set). Results are cached per parent, budgets and hardware.'),
     optimizeTimeLimitS: z.number().positive().default(300).describe('Wall-time limit of one on-device optimization, in seconds.'),
+    optimizeMethods: z
+      .array(z.enum(['int8-dynamic', 'int8-static', 'fp16', 'mixed', 'prune', 'prune-channels']))
+      .optional()
+      .describe('Methods the automatic on-device optimization may use (the optimize command names its own); every method when absent.'),
     optimizeData: z
       .string()
       .min(1)

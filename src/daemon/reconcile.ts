@@ -183,7 +183,7 @@ export class Reconciler {
     } finally {
       await endpoint.close();
     }
-    const outcome = await optimizer.optimize(parent, { budgets, methods: request.methods, timeLimitS: desired.optimizeTimeLimitS ?? OPTIMIZE_DEFAULTS.optimizeTimeLimitS, dataDir: desired.optimizeData }, signal);
+    const outcome = await optimizer.optimize(parent, { budgets, methods: request.methods ?? desired.optimizeMethods, timeLimitS: desired.optimizeTimeLimitS ?? OPTIMIZE_DEFAULTS.optimizeTimeLimitS, dataDir: desired.optimizeData }, signal);
     const run = { model: desired.name, parent: `${parent.version}/${parent.variant}` };
     if (outcome.kind !== 'built') return { ...run, outcome, deploy: null };
     await state.update(desired.name, (s) => ({ ...s, variantOverride: outcome.record.variant }));

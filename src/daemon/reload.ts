@@ -46,8 +46,8 @@ function diffDaemon(b: Config['daemon'], a: Config['daemon'], applied: string[],
   if (names(b.models) !== names(a.models)) needsRestart.push('daemon.models (names or refs)');
   else {
     if (!isDeepStrictEqual(b.models.map((m) => m.budgets), a.models.map((m) => m.budgets))) applied.push('daemon.models.budgets');
-    // optimize, optimizeTimeLimitS, optimizeData: read on each reconcile and re-plan.
-    const optimizeOf = (ms: Config['daemon']['models']): unknown[] => ms.map((m) => [m.optimize, m.optimizeTimeLimitS, m.optimizeData]);
+    // optimize, optimizeTimeLimitS, optimizeData, optimizeMethods: read on each reconcile and re-plan.
+    const optimizeOf = (ms: Config['daemon']['models']): unknown[] => ms.map((m) => [m.optimize, m.optimizeTimeLimitS, m.optimizeData, m.optimizeMethods]);
     if (!isDeepStrictEqual(optimizeOf(b.models), optimizeOf(a.models))) applied.push('daemon.models.optimize');
   }
 }

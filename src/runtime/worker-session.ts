@@ -257,7 +257,9 @@ export class WorkerPoolSession implements Session {
     worker.on('message', (message) => this.#onMessage(slot, message, firstLoad));
     worker.on('error', (err) => this.#onDeath(slot, `it threw ${err.message}`, firstLoad));
     worker.on('exit', (code) => this.#onDeath(slot, `it exited with code ${code}`, firstLoad));
-    worker.postMessage({ type: 'load', model: this.#model, options: this.#ortOptions } satisfies ToWorker);
+    // Cloning a view copies its whole buffer: send exactly the model's bytes.
+    const model = typeof this.#model === 'string' || this.#model.byteLength === this.#model.buffer.byteLength ? this.#model : this.#model.slice();
+    worker.postMessage({ type: 'load', model, options: this.#ortOptions } satisfies ToWorker);
   }
 
   #onMessage(slot: Slot, message: FromWorker, firstLoad: { resolve: () => void; reject: (err: EdgevolveError) => void } | undefined): void {

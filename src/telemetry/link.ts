@@ -53,8 +53,8 @@ export interface LinkOptions {
   readonly logger: Logger;
   readonly birth: BirthProvider;
   readonly tls?: TlsMaterial;
-  /** Hears the seqs of every PUBACKed publish (before their rows are deleted). */
-  readonly onDelivered?: (seqs: readonly number[]) => void;
+  /** Hears the rows of every PUBACKed publish (before they are deleted); called on the hot path, so it gets the rows as they are. */
+  readonly onDelivered?: (rows: readonly StoredMessage[]) => void;
 }
 
 export type LinkState = 'idle' | 'connecting' | 'connected' | 'waiting' | 'stopped';
@@ -421,7 +421,7 @@ export class MqttLink {
         for (const row of rows) this.pendingAcks.push(row.seq);
         this.status.lastAckAt = this.options.clock.now();
         this.scheduleAckFlush();
-        this.options.onDelivered?.(rows.map((r) => r.seq));
+        this.options.onDelivered?.(rows);
       } else {
         const code = (err as { code?: unknown }).code;
         if (typeof code === 'number' && PERMANENT_PUBACK_REASONS.has(code)) {

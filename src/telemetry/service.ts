@@ -13,7 +13,7 @@ import type { Logger } from '../log/index.ts';
 import { TelemetryAggregator, type TelemetryRecorder } from './aggregator.ts';
 import type { MqttConfig, TelemetryConfig } from './config.ts';
 import { MqttLink, type BirthProvider, type CommandHandler, type LinkStatus, type TlsMaterial } from './link.ts';
-import { Outbox, PRIORITY, type NewMessage, type OutboxChange, type OutboxStats } from './outbox.ts';
+import { Outbox, PRIORITY, type NewMessage, type OutboxChange, type OutboxStats, type StoredMessage } from './outbox.ts';
 import { PAYLOAD_VERSION, type EventType, type TelemetryEvent } from './schemas.ts';
 import type { SystemSampler } from './system.ts';
 import { deviceTopics, type DeviceTopics } from './topics.ts';
@@ -112,13 +112,13 @@ export class TelemetryService implements MessageChannel {
       logger: options.logger,
       birth: options.birth,
       ...(options.tls === undefined ? {} : { tls: options.tls }),
-      onDelivered: (seqs) => this.delivered(seqs),
+      onDelivered: (rows) => this.delivered(rows),
     });
   }
 
-  private delivered(seqs: readonly number[]): void {
+  private delivered(rows: readonly StoredMessage[]): void {
     if (this.deliveries.size === 0) return;
-    for (const seq of seqs) {
+    for (const { seq } of rows) {
       const callback = this.deliveries.get(seq);
       if (callback === undefined) continue;
       this.deliveries.delete(seq);

@@ -67,7 +67,7 @@ describe.runIf(requireMosquitto())('signed optimize and config commands over a r
       status: 'done',
       result: { model: 'mlp', parent: '1.0.0/fp32', outcome: 'built', chosen: expect.stringMatching(/^int8-dynamic/) as unknown, deployed: true, deploy: 'committed', cached: false },
     });
-    const variant = (result as { result: { variant: string } }).result.variant;
+    const variant = String(result.result?.variant);
     expect(handle!.daemon.runtimeStatus().served.map((m) => m.variant)).toEqual([variant]);
     expect(handle!.daemon.events.recent().some((e) => e.kind === 'replan' && (e.fields as { to: string | null }).to === `1.0.0/${variant}`)).toBe(true);
 
@@ -94,7 +94,7 @@ describe.runIf(requireMosquitto())('signed optimize and config commands over a r
     expect(handle!.daemon.config.deploy.maxErrorRate).toBe(0.02);
     const good = await send('config', { patch: { deploy: { maxErrorRate: 0.1 }, daemon: { reconcileIntervalMs: 600_000 } } });
     expect(good).toMatchObject({ status: 'done', result: { overlay: overlayPath(handle!.config.stateDir) } });
-    expect([...(good as { result: { changed: string[] } }).result.changed].sort()).toEqual(['daemon.reconcileIntervalMs', 'deploy']);
+    expect([...(good.result?.changed as string[])].sort()).toEqual(['daemon.reconcileIntervalMs', 'deploy']);
     expect(handle!.daemon.config.deploy.maxErrorRate).toBe(0.1);
     expect(handle!.daemon.config.daemon.reconcileIntervalMs).toBe(600_000);
 

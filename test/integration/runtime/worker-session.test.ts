@@ -1,29 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../../../src/data/index.ts';
 import { isEdgevolveError } from '../../../src/errors/index.ts';
-import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, type TensorValue } from '../../../src/onnx/index.ts';
+import { DataType, type TensorValue } from '../../../src/onnx/index.ts';
 import { createSession, type Session } from '../../../src/runtime/index.ts';
 import { ModelSlots } from '../../../src/runtime/serving/index.ts';
-import { createWorkerSession, type InferenceWorker } from '../../../src/runtime/worker-session.ts';
+import { createWorkerSession } from '../../../src/runtime/worker-session.ts';
+import { gatherModelBytes } from '../../helpers/onnx-builders.ts';
+import { killableWorkers } from '../../helpers/killable-workers.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MLP = readFileSync(`${ROOT}test/fixtures/models/mnist-mlp.onnx`);
 
-/** y = Gather(table, i): onnxruntime fails the run when an index is out of range. */
-const GATHER = encodeModel(
-  makeModel({
-    graph: makeGraph({
-      name: 'gather',
-      nodes: [makeNode('Gather', ['table', 'i'], ['y'])],
-      inputs: [makeValueInfo('i', DataType.INT64, ['n'])],
-      outputs: [makeValueInfo('y', DataType.FLOAT, ['n'])],
-      initializers: [makeTensor('table', DataType.FLOAT, [3], new Float32Array([10, 20, 30]))],
-    }),
-  }),
-);
 
 let images: Float32Array;
 beforeAll(async () => {
@@ -42,34 +31,6 @@ async function track<T extends Session>(session: Promise<T>): Promise<T> {
   const s = await session;
   open.push(s);
   return s;
-}
-
-/**
- * Real node:worker_threads workers, one of which a test kills the moment a request is
- * handed to it: terminate() is the injected fault, since no onnxruntime call can be made
- * to kill its thread on demand. It lands before the worker reads the request, because
- * terminating a thread while onnxruntime-node runs in it aborts the whole process.
- */
-function killableWorkers(): { spawn: (source: string, workerData: unknown) => InferenceWorker; killDuringNextRun: () => void; spawned: () => number } {
-  let killNext = false;
-  let spawned = 0;
-  return {
-    spawn: (source, workerData) => {
-      spawned++;
-      const worker = new Worker(source, { eval: true, workerData });
-      const post = worker.postMessage.bind(worker);
-      worker.postMessage = (message: unknown, transfer?: readonly ArrayBuffer[]): void => {
-        if (killNext && (message as { type: string }).type === 'run') {
-          killNext = false;
-          void worker.terminate();
-        }
-        post(message, transfer);
-      };
-      return worker;
-    },
-    killDuringNextRun: () => (killNext = true),
-    spawned: () => spawned,
-  };
 }
 
 describe('worker session', () => {
@@ -113,7 +74,7 @@ describe('worker session', () => {
   });
 
   it('fails a run the model cannot do with E_RUNTIME_RUN and keeps the worker serving', async () => {
-    const worker = await track(createSession(GATHER, { workers: 1 }));
+    const worker = await track(createSession(gatherModelBytes(), { workers: 1 }));
     await expect(worker.run({ i: { dataType: DataType.INT64, dims: [1], data: new BigInt64Array([100n]) } })).rejects.toMatchObject({
       code: 'E_RUNTIME_RUN',
       message: expect.stringMatching(/onnxruntime failed to run the model/) as unknown,

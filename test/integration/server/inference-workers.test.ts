@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../../../src/data/index.ts';
 import { DataType, type TensorValue } from '../../../src/onnx/index.ts';
 import { createSession } from '../../../src/runtime/index.ts';
 import { ModelSlots } from '../../../src/runtime/serving/index.ts';
-import { createWorkerSession, type InferenceWorker } from '../../../src/runtime/worker-session.ts';
+import { createWorkerSession } from '../../../src/runtime/worker-session.ts';
 import { createInferenceServer, KserveClient, type InferenceServer } from '../../../src/server/index.ts';
+import { killableWorkers } from '../../helpers/killable-workers.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MLP = readFileSync(`${ROOT}test/fixtures/models/mnist-mlp.onnx`);
@@ -49,25 +49,13 @@ describe('inference server with inference workers', () => {
     // The fault is injected: the real worker thread is terminated as the request is handed to
     // it (before onnxruntime runs in it, which would abort the process), since no request
     // can make a healthy worker die on demand.
-    let killNext = false;
-    const spawn = (source: string, workerData: unknown): InferenceWorker => {
-      const worker = new Worker(source, { eval: true, workerData });
-      const post = worker.postMessage.bind(worker);
-      worker.postMessage = (message: unknown, transfer?: readonly ArrayBuffer[]): void => {
-        if (killNext && (message as { type: string }).type === 'run') {
-          killNext = false;
-          void worker.terminate();
-        }
-        post(message, transfer);
-      };
-      return worker;
-    };
+    const workers = killableWorkers();
     const slots = new ModelSlots({ warmupRuns: 1 });
-    await slots.add('mnist').swap({ version: '1', createSession: () => createWorkerSession(MLP, { logSeverityLevel: 3 }, { workers: 1, spawn }) });
+    await slots.add('mnist').swap({ version: '1', createSession: () => createWorkerSession(MLP, { logSeverityLevel: 3 }, { workers: 1, spawn: workers.spawn }) });
     const { server, client } = await serve(slots);
     const input: TensorValue = { dataType: DataType.FLOAT, dims: [1, 1, 28, 28], data: images.subarray(0, 784) };
 
-    killNext = true;
+    workers.killDuringNextRun();
     const failed = await client.infer('mnist', { input }, { binary: true }).catch((err: unknown) => err);
     expect(failed).toMatchObject({ code: 'E_INFER_REMOTE', context: { status: 500, remoteCode: 'E_RUNTIME_WORKER_CRASHED' } });
     const after = await client.infer('mnist', { input }, { binary: true });

@@ -6,28 +6,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../../../src/data/index.ts';
-import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, type TensorValue } from '../../../src/onnx/index.ts';
+import { DataType, type TensorValue } from '../../../src/onnx/index.ts';
 import { createSession, type Session } from '../../../src/runtime/index.ts';
 import { ModelSlots } from '../../../src/runtime/serving/index.ts';
 import { createInferenceServer, KserveClient, type InferenceServer, type InferenceServerOptions } from '../../../src/server/index.ts';
+import { gatherModelBytes } from '../../helpers/onnx-builders.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MLP = readFileSync(`${ROOT}test/fixtures/models/mnist-mlp.onnx`);
 const CNN = readFileSync(`${ROOT}test/fixtures/models/mnist-cnn.onnx`);
 
-/** y = Gather(table, i): a real model that onnxruntime fails at run time when an index is out of range. */
-const GATHER = encodeModel(
-  makeModel({
-    graph: makeGraph({
-      name: 'gather',
-      nodes: [makeNode('Gather', ['table', 'i'], ['y'])],
-      inputs: [makeValueInfo('i', DataType.INT64, ['n'])],
-      outputs: [makeValueInfo('y', DataType.FLOAT, ['n'])],
-      initializers: [makeTensor('table', DataType.FLOAT, [3], new Float32Array([10, 20, 30]))],
-    }),
-  }),
-);
+const GATHER = gatherModelBytes();
 
 const BINARY_HEADER = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: 3136 } }] });
 

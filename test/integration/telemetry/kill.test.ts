@@ -1,41 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requireMosquitto, startMosquitto, type RunningMosquitto } from '../../helpers/mosquitto.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
+import { spawnTsxChild, type TsxChild } from '../../helpers/tsx-child.ts';
 import { checkOrderedComplete, startCollector, type Collector } from './support.ts';
 
 const AGENT = join(import.meta.dirname, 'fixtures', 'agent.ts');
 const TELEMETRY = 'edgevolve/v1/fleet-t/dev-1/telemetry';
 
-function startAgent(options: object): { child: ChildProcess; line: (prefix: string) => Promise<string> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', AGENT], {
-    env: { ...process.env, AGENT_OPTIONS: JSON.stringify(options) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines: string[] = [];
-  const waiters: { prefix: string; resolve: (l: string) => void }[] = [];
-  if (child.stdout !== null) {
-    createInterface({ input: child.stdout }).on('line', (l) => {
-      lines.push(l);
-      for (const w of [...waiters]) {
-        if (l.startsWith(w.prefix)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(l);
-        }
-      }
-    });
-  }
-  return {
-    child,
-    line: (prefix) => {
-      const found = lines.find((l) => l.startsWith(prefix));
-      if (found !== undefined) return Promise.resolve(found);
-      return new Promise((resolve) => waiters.push({ prefix, resolve }));
-    },
-  };
+function startAgent(options: object): TsxChild {
+  return spawnTsxChild(AGENT, { AGENT_OPTIONS: JSON.stringify(options) });
 }
 
 describe.runIf(requireMosquitto())('telemetry agent killed with SIGKILL mid-drain (child process, real mosquitto)', () => {

@@ -11,7 +11,6 @@ import { isEdgevolveError } from '../../../src/errors/index.ts';
 import type { Clock } from '../../../src/host/index.ts';
 import { systemDisk } from '../../../src/host/index.ts';
 import { decodeModel, encodeModel } from '../../../src/onnx/codec.ts';
-import { tensorToFloat32 } from '../../../src/onnx/tensor.ts';
 import {
   ANNOTATION,
   MEDIA_TYPE,
@@ -26,6 +25,7 @@ import {
   type PullDeps,
 } from '../../../src/registry/index.ts';
 import { BlobStore, ModelRepository, digestHex, openStateDatabase, type Digest, type StateDatabase } from '../../../src/store/index.ts';
+import { writeExternalDataModel } from '../../helpers/external-data-model.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 
 const MLP = 'test/fixtures/models/mnist-mlp.onnx';
@@ -33,30 +33,6 @@ const CALIB = 'test/fixtures/data/mnist-calib';
 const clock: Clock = { now: () => Date.now(), sleep: () => Promise.resolve() };
 const profile = { arch: 'amd64', availableMemoryBytes: 8 * 1024 ** 3, preferredPrecisions: ['fp32'], basis: [], accelerators: [], cpuFeatures: [] };
 
-/** mnist-mlp with every initializer moved to `weights/<file>` beside the model (what onnx.save_model(..., save_as_external_data=True) writes). */
-async function writeExternalDataModel(dir: string, location = 'weights/mlp.bin'): Promise<string> {
-  const model = decodeModel(await readFile(MLP));
-  const chunks: Uint8Array[] = [];
-  let offset = 0;
-  for (const t of model.graph?.initializer ?? []) {
-    const raw = t.rawData !== undefined && t.rawData.byteLength > 0 ? t.rawData : new Uint8Array(tensorToFloat32(t).buffer);
-    t.rawData = undefined;
-    t.floatData = undefined;
-    t.dataLocation = 1;
-    t.externalData = [
-      { key: 'location', value: location },
-      { key: 'offset', value: String(offset) },
-      { key: 'length', value: String(raw.byteLength) },
-    ];
-    chunks.push(raw);
-    offset += raw.byteLength;
-  }
-  await mkdir(join(dir, 'weights'), { recursive: true });
-  await writeFile(join(dir, location), Buffer.concat(chunks));
-  const path = join(dir, 'mlp-ext.onnx');
-  await writeFile(path, encodeModel(model));
-  return path;
-}
 
 async function logits(bytes: Uint8Array, externalData: readonly { path: string; data: Uint8Array }[]): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(bytes, externalData.length === 0 ? {} : { externalData: [...externalData] });

@@ -9,7 +9,7 @@ import type { Config } from '../config/index.ts';
 import { EdgevolveError } from '../errors/index.ts';
 import type { Host } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
-import { artifactVersion, listVariants, loadTrustPolicy, onnxLayerOf, openEndpoint, pullModel, selectVariant, type SelectionProfile, type VariantInfo } from './registry-port.ts';
+import { artifactVersion, listVariants, onnxLayerOf, openEndpoint, pullModel, selectVariant, storePullDeps, type SelectionProfile, type VariantInfo } from './registry-port.ts';
 import type { OpenedStore } from '../store/index.ts';
 import type { DeployOutcome, DeploymentManager, ModelBudgets } from './deploy.ts';
 import type { DeployStateStore } from './deploy-state.ts';
@@ -108,16 +108,7 @@ export class Reconciler {
     const { store, host, logger } = this.#deps;
     const config = this.#deps.config();
     const result = await pullModel(
-      {
-        blobs: store.blobs,
-        repository: store.repository,
-        policy: await loadTrustPolicy(config.registry.trust),
-        profile: await this.#deps.profile(),
-        clock: host,
-        random: host,
-        logger,
-        retry: { attempts: config.registry.retryAttempts, baseDelayMs: 250, maxDelayMs: 15_000 },
-      },
+      await storePullDeps(store, config.registry, host, await this.#deps.profile(), logger),
       {
         source: endpoint.content,
         reference: endpoint.ref.reference,

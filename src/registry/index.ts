@@ -12,7 +12,7 @@ export { parseRef, type ArtifactRef } from './ref.ts';
 export { withRetry, backoffDelay, Semaphore, DEFAULT_RETRY, type RetryOptions } from './retry.ts';
 export { parseChallenge, basicAuthorization, type Credentials } from './auth.ts';
 export { readModelInfo, type ModelInfo, type TensorSignature } from './model-info.ts';
-export { openEndpoint, loadTrustPolicy, type Endpoint, type EndpointOptions } from './open.ts';
+export { openEndpoint, loadTrustPolicy, storePullDeps, type Endpoint, type EndpointOptions } from './open.ts';
 export { openVerifiedModel, readVerifiedCalibration, type VerifiedModel, type ModelQuery, type OpenModelOptions, type VerifiedStore } from './verified-model.ts';
 export { parseModelConfig } from './model-config.ts';
 export { checkExternalDataLocation, checkCalibrationFileName } from './layer-names.ts';

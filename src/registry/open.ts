@@ -13,6 +13,7 @@ import type { ContentSource, ContentTarget } from './content.ts';
 import { OciLayout } from './layout.ts';
 import { parseRef, type ArtifactRef } from './ref.ts';
 import { parsePublicKey } from './signature.ts';
+import type { PullDeps } from './pull.ts';
 import type { TrustPolicy } from './trust.ts';
 
 export interface Endpoint {
@@ -88,4 +89,28 @@ export async function loadTrustPolicy(config: Config['registry']['trust']): Prom
     if (pem !== undefined) publicKeys.push(parsePublicKey(pem, path));
   }
   return { requireSignature: config.requireSignature, publicKeys, allowSignedDowngrade: config.allowSignedDowngrade };
+}
+
+/**
+ * What pullModel needs to pull into the device's store, as the configuration says: the
+ * trust policy from its keys and the retry schedule. The CLI's pull and the daemon's
+ * reconcile both pull this way.
+ */
+export async function storePullDeps(
+  store: Pick<PullDeps, 'blobs' | 'repository'>,
+  config: Config['registry'],
+  host: Host,
+  profile: PullDeps['profile'],
+  logger?: Logger,
+): Promise<PullDeps> {
+  return {
+    blobs: store.blobs,
+    repository: store.repository,
+    policy: await loadTrustPolicy(config.trust),
+    profile,
+    clock: host,
+    random: host,
+    ...(logger === undefined ? {} : { logger }),
+    retry: { attempts: config.retryAttempts, baseDelayMs: 250, maxDelayMs: 15_000 },
+  };
 }

@@ -6,7 +6,7 @@ import { nodeFiles } from '../../host/files.ts';
 import { systemHost } from '../../host/index.ts';
 import { systemInfo } from '../../host/system-info.ts';
 import { createLogger } from '../../log/index.ts';
-import { loadTrustPolicy, openEndpoint, pullModel, selectionProfile, type SelectionProfile, type VariantInfo } from '../../registry/index.ts';
+import { openEndpoint, pullModel, selectionProfile, storePullDeps, type SelectionProfile, type VariantInfo } from '../../registry/index.ts';
 import { openStore, type StateDatabase } from '../../store/index.ts';
 import { printJson, runAction, usageError } from '../output.ts';
 
@@ -47,22 +47,12 @@ export function registerPull(program: Command): void {
         if (minAccuracy !== undefined && !(minAccuracy >= 0 && minAccuracy <= 1)) throw usageError(`--min-accuracy ${opts.minAccuracy} is not a number between 0 and 1`);
         const host = systemHost();
         const logger = createLogger({ level: config.log.level }).child({ module: 'registry' });
-        const policy = await loadTrustPolicy(config.registry.trust);
         const stateDir = opts.stateDir ?? config.stateDir;
         const store = await openStore(stateDir, config.store, host);
         const endpoint = await openEndpoint(refText, config.registry, host, { plainHttp: Boolean(opts.plainHttp), insecure: Boolean(opts.insecure) }, logger);
         try {
           const result = await pullModel(
-            {
-              blobs: store.blobs,
-              repository: store.repository,
-              policy,
-              profile: (variants) => deviceProfile(store.db, stateDir, variants, config.registry.preferPrecisions),
-              clock: host,
-              random: host,
-              logger,
-              retry: { attempts: config.registry.retryAttempts, baseDelayMs: 250, maxDelayMs: 15_000 },
-            },
+            await storePullDeps(store, config.registry, host, (variants) => deviceProfile(store.db, stateDir, variants, config.registry.preferPrecisions), logger),
             {
               source: endpoint.content,
               reference: endpoint.ref.reference,

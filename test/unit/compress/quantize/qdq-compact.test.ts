@@ -8,7 +8,7 @@ import { calibrate, type OpenCalibrationSession } from '../../../../src/compress
 import { DEFAULT_STATIC_OP_TYPES, prepareStatic, quantizeStatic, type StaticSelection } from '../../../../src/compress/quantize/static-qdq.ts';
 import { DataType, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, tensorToFloat32, validateModel, type ModelProto, type TensorProto } from '../../../../src/onnx/index.ts';
 import { createSession } from '../../../../src/runtime/index.ts';
-import { convGraph, cosine, feedsOf, maxAbsDiff, optimizedOpTypes, randomInput, runModel } from './graphs.ts';
+import { convGraph, cosine, feedsOf, maxAbsDiff, mlpGraph, optimizedOpTypes, randomInput, runModel } from './graphs.ts';
 
 const selection: StaticSelection = { opTypes: DEFAULT_STATIC_OP_TYPES, exclude: [], perChannel: true };
 
@@ -17,9 +17,9 @@ const open: OpenCalibrationSession = async (bytes) => {
   return { run: (f, o) => s.run(f, o), release: () => s.release() };
 };
 
-async function quantize(g: ModelProto) {
+async function quantize(g: ModelProto, inputDims = [1, 3, 12, 12]) {
   const prepared = prepareStatic(g, selection);
-  const feeds = feedsOf(() => [0, 1, 2, 3].map((i) => ({ x: randomInput([1, 3, 12, 12], 100 + i) })));
+  const feeds = feedsOf(() => [0, 1, 2, 3].map((i) => ({ x: randomInput(inputDims, 100 + i) })));
   const cal = await calibrate(prepared.model, prepared.plan.tensorsToCalibrate, feeds, open, { method: 'minmax' });
   return quantizeStatic(prepared.model, { ...selection, activationType: 'uint8', reduceRange: true, ranges: cal.ranges });
 }
@@ -59,11 +59,12 @@ describe('compact QDQ', () => {
     }
   });
 
-  it('weights and biases carry no zero point; the per-channel bias scale is a Mul of the scales, bit-identical to the stored product and folded away by onnxruntime before its QLinearConv fusion', async () => {
+  it('Conv weights and biases carry no zero point; the per-channel bias scale is a Mul of the scales, bit-identical to the stored product and folded away by onnxruntime before its QLinearConv fusion', async () => {
     const r = await quantize(convGraph());
     const graph = r.model.graph!;
     const inits = new Map(graph.initializer!.map((t) => [t.name!, t]));
-    const dqs = graph.node!.filter((n) => n.opType === 'DequantizeLinear' && new Set<number>([DataType.INT8, DataType.INT32]).has(inits.get(n.input![0]!)?.dataType ?? -1));
+    const convInputs = new Set(graph.node!.filter((n) => n.opType === 'Conv').flatMap((n) => n.input!));
+    const dqs = graph.node!.filter((n) => n.opType === 'DequantizeLinear' && convInputs.has(n.output![0]!) && new Set<number>([DataType.INT8, DataType.INT32]).has(inits.get(n.input![0]!)?.dataType ?? -1));
     expect(dqs.length).toBeGreaterThan(4);
     for (const dq of dqs) expect(dq.input).toHaveLength(2);
     const muls = graph.node!.filter((n) => n.opType === 'Mul');
@@ -85,8 +86,25 @@ describe('compact QDQ', () => {
     }
     const types = await optimizedOpTypes(r.model);
     expect(types.filter((t) => t === 'QLinearConv')).toHaveLength(3);
+    expect(types).toContain('QGemm');
     expect(types).not.toContain('Mul');
     expect(types).not.toContain('Conv');
+    expect(types).not.toContain('Gemm');
+  });
+
+  it('Gemm and MatMul keep their weight zero points and stored bias scales, without which onnxruntime does not fuse them into QGemm and QLinearMatMul', async () => {
+    const r = await quantize(mlpGraph(), [4, 16]);
+    const graph = r.model.graph!;
+    const inits = new Map(graph.initializer!.map((t) => [t.name!, t]));
+    const weightDqs = graph.node!.filter((n) => n.opType === 'DequantizeLinear' && inits.get(n.input![0]!)?.dataType === DataType.INT8);
+    expect(weightDqs.length).toBeGreaterThan(0);
+    for (const dq of weightDqs) expect(dq.input).toHaveLength(3);
+    expect(graph.node!.filter((n) => n.opType === 'Mul')).toHaveLength(0);
+    const types = await optimizedOpTypes(r.model);
+    expect(types).toContain('QGemm');
+    expect(types).toContain('QLinearMatMul');
+    expect(types).not.toContain('Gemm');
+    expect(types).not.toContain('MatMul');
   });
 
   it('generated names are short, unique, and step around names the model already uses', async () => {

@@ -9,7 +9,8 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { systemClock, type Clock } from '../../../src/host/index.ts';
+import { uniform01 } from '../../../src/data/prng.ts';
+import { systemClock, type Clock, type Random } from '../../../src/host/index.ts';
 import { openTelemetry, type TelemetryService } from '../../../src/telemetry/service.ts';
 import type { RunningMosquitto } from '../../helpers/mosquitto.ts';
 import { seqsOf, serviceOptions, startCollector, testMqttConfig, testTelemetryConfig } from './support.ts';
@@ -32,8 +33,18 @@ export interface SoakOptions {
    * lockstep of a fixed-period client: the baseline the jittered run is compared with.
    */
   readonly jitter: boolean;
+  /**
+   * With jitter: draw each device's delays from a PRNG seeded with seed + device index, so
+   * a test's spread is the same in every run (the script leaves it unset: Math.random).
+   */
+  readonly seed?: number;
   /** Progress lines (the script prints them; the test ignores them). */
   readonly progress?: (line: string) => void;
+}
+
+function jitterSource(options: SoakOptions, device: number): { random?: Random } {
+  if (!options.jitter) return { random: { random: () => 0.999_999 } };
+  return options.seed === undefined ? {} : { random: { random: uniform01(options.seed + device) } };
 }
 
 export interface SoakReport {
@@ -43,6 +54,8 @@ export interface SoakReport {
   readonly restartedAfterMs: number;
   /** Planned instants of every reconnect attempt, ms after the broker stopped. */
   readonly attemptTimes: readonly number[];
+  /** Planned instant of each device's first reconnect attempt (the storm itself), ms after the broker stopped. */
+  readonly firstAttemptTimes: readonly number[];
   /** Instants at which each device was connected again, ms after the broker was started again. */
   readonly reconnectTimes: readonly number[];
   /** Devices not reconnected by the timeout. */
@@ -105,15 +118,21 @@ const FLEET = 'soak';
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const { broker, devices: n, progress = () => undefined } = options;
   const attemptAt: number[] = [];
+  /** The first planned attempt of each device after the broker stopped, by device index. */
+  const firstAttemptAt = new Map<number, number>();
   let recording = true;
   // The link's only sleeps are its backoff waits: recording them gives each attempt's planned instant.
-  const recordingClock: Clock = {
+  const recordingClock = (device: number): Clock => ({
     now: () => systemClock.now(),
     sleep: (ms, signal) => {
-      if (recording) attemptAt.push(systemClock.now() + ms);
+      if (recording) {
+        const at = systemClock.now() + ms;
+        attemptAt.push(at);
+        if (!firstAttemptAt.has(device)) firstAttemptAt.set(device, at);
+      }
       return systemClock.sleep(ms, signal);
     },
-  };
+  });
   const cloud = await startCollector(broker.url, `edgevolve/v1/${FLEET}/+/telemetry`);
   await cloud.client.subscribeAsync(`edgevolve/v1/${FLEET}/+/events`, { qos: 1 });
   const devices = new Map<string, Device>();
@@ -139,7 +158,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const id = deviceId(i);
     const dir = join(options.stateDir, id);
     await mkdir(dir, { recursive: true });
-    const service = openTelemetry({ ...serviceOptions(dir, id, mqtt, telemetry), clock: recordingClock, ...(options.jitter ? {} : { random: { random: () => 0.999_999 } }) });
+    const service = openTelemetry({ ...serviceOptions(dir, id, mqtt, telemetry), clock: recordingClock(i), ...jitterSource(options, i) });
     devices.set(id, { id, service, contiguous: 0, received: new Set(), duplicates: 0, lastArrived: 0, outOfOrder: 0 });
   }
   const all = [...devices.values()];
@@ -161,6 +180,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   }
   await new Promise((r) => setTimeout(r, options.steadyMs));
   attemptAt.length = 0;
+  firstAttemptAt.clear();
 
   const stoppedAt = Date.now();
   await broker.stop();
@@ -197,6 +217,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     outageMs: options.outageMs,
     restartedAfterMs: restartedAt - stoppedAt,
     attemptTimes: attemptAt.map((t) => t - stoppedAt),
+    firstAttemptTimes: [...firstAttemptAt.values()].map((t) => t - stoppedAt),
     reconnectTimes,
     notReconnected: n - reconnectTimes.length,
     backlogDrainMs,

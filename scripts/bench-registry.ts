@@ -27,13 +27,10 @@ import { RegistryClient, downloadBlob, pullModel, pushArtifact, sha256Digest, ty
 import { BlobStore, ModelRepository, openStateDatabase } from '../src/store/index.ts';
 import { startRegistry } from '../test/helpers/registry-server.ts';
 import { FaultProxy } from '../test/integration/registry/fault-proxy.ts';
+import { inProcess, inShell, numericFlag, type Sample } from './lib/timing.ts';
 
 const run = promisify(execFile);
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number): number => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
+const flag = numericFlag;
 const MB = flag('mb', 100);
 const PULLERS = flag('pullers', 100);
 const LARGE_GIB = flag('large-gib', 0);
@@ -90,34 +87,9 @@ const CASE = {
   rawHashFile: 'node:net socket into reused 4 MiB buffers, sha256, file, fdatasync',
 } as const;
 
-interface Sample {
-  readonly ms: number;
-  /** user + system CPU of the process doing the download. */
-  readonly cpuMs: number;
-}
-
 interface ThroughputCase {
   readonly label: string;
   run(): Promise<Sample>;
-}
-
-/** Times `task` in this process; process.cpuUsage counts every thread (libuv's writes and fsyncs too). */
-async function inProcess(task: () => Promise<void>): Promise<Sample> {
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  await task();
-  const ms = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  return { ms, cpuMs: (cpu.user + cpu.system) / 1000 };
-}
-
-/** Times a shell command; bash's `time` reports its user and system CPU seconds on stderr. */
-async function inShell(script: string, ...argv: string[]): Promise<Sample> {
-  const t0 = performance.now();
-  const timed = await run('bash', ['-c', `TIMEFORMAT="%3U %3S"; time { ${script}; }`, 'bench', ...argv]);
-  const ms = performance.now() - t0;
-  const [user, sys] = timed.stderr.trim().split(/\s+/).map(Number);
-  return { ms, cpuMs: ((user ?? Number.NaN) + (sys ?? Number.NaN)) * 1000 };
 }
 
 /**

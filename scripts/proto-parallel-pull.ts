@@ -22,13 +22,10 @@ import { systemDisk, systemHost } from '../src/host/index.ts';
 import { RegistryClient, downloadBlob, sha256Digest, type Descriptor } from '../src/registry/index.ts';
 import { BlobStore } from '../src/store/index.ts';
 import { startRegistry } from '../test/helpers/registry-server.ts';
+import { inProcess, inShell, numericFlag, type Sample } from './lib/timing.ts';
 
 const run = promisify(execFile);
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number): number => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
+const flag = numericFlag;
 const MB = flag('mb', 100);
 const RUNS = flag('runs', 5);
 const CHUNK = flag('chunk-mib', 8) * 1024 * 1024;
@@ -167,28 +164,6 @@ async function parallelPull(url: string, descriptor: Descriptor, path: string, k
     await handle.close();
     await rm(path, { force: true });
   }
-}
-
-interface Sample {
-  readonly ms: number;
-  readonly cpuMs: number;
-}
-
-async function inProcess(task: () => Promise<void>): Promise<Sample> {
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  await task();
-  const ms = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  return { ms, cpuMs: (cpu.user + cpu.system) / 1000 };
-}
-
-async function inShell(script: string, ...argv: string[]): Promise<Sample> {
-  const t0 = performance.now();
-  const timed = await run('bash', ['-c', `TIMEFORMAT="%3U %3S"; time { ${script}; }`, 'bench', ...argv]);
-  const ms = performance.now() - t0;
-  const [user, sys] = timed.stderr.trim().split(/\s+/).map(Number);
-  return { ms, cpuMs: ((user ?? Number.NaN) + (sys ?? Number.NaN)) * 1000 };
 }
 
 async function main(): Promise<void> {

@@ -1,10 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BudgetWatch } from '../../../src/daemon/index.ts';
-import { systemHost } from '../../../src/host/index.ts';
-import { silentLogger } from '../../../src/log/index.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
-import { CNN, MLP, deployRig, publish, testConfig, type DeployRig } from './fixtures.ts';
+import { CNN, MLP, deployRig, impossibleBudgetWatch, publish, testConfig, type DeployRig } from './fixtures.ts';
 
 describe('budget watch: p95 over the budget for long enough re-plans to a lighter variant (real inferences)', () => {
   let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -29,15 +26,7 @@ describe('budget watch: p95 over the budget for long enough re-plans to a lighte
     await rig.reconciler.reconcile(desired, 'test');
     expect(rig.store.repository.active('m')?.variant).toBe('fp32');
 
-    const watch = new BudgetWatch({
-      serving: rig.serving,
-      clock: systemHost(),
-      events: rig.events,
-      logger: silentLogger(),
-      rules: () => ({ enabled: true, breachForMs: 50, minSamples: 5, checkIntervalMs: 60_000 }),
-      budgetMs: () => 0.000001,
-      replan: (name, reason) => rig.reconciler.replan(desired, reason),
-    });
+    const watch = impossibleBudgetWatch(rig, (name, reason) => rig.reconciler.replan(desired, reason));
     const feeds = { input: { dataType: 1, dims: [1, 1, 28, 28], data: new Float32Array(784) } };
     for (let i = 0; i < 10; i++) await rig.serving.infer('m', feeds);
     await watch.check();

@@ -1,7 +1,7 @@
 /** Shared set-up for the daemon's integration tests: a real store, a real OCI layout, real models. */
 import { writeFile } from 'node:fs/promises';
 import { validateConfig, type Config } from '../../../src/config/index.ts';
-import { DeployStateStore, DeploymentManager, EventLog, InProcessServing, Reconciler, type ModelServing } from '../../../src/daemon/index.ts';
+import { BudgetWatch, DeployStateStore, DeploymentManager, EventLog, InProcessServing, Reconciler, type ModelServing } from '../../../src/daemon/index.ts';
 import { systemHost } from '../../../src/host/index.ts';
 import { silentLogger } from '../../../src/log/index.ts';
 import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo } from '../../../src/onnx/index.ts';
@@ -103,5 +103,24 @@ export async function deployRig(stateDir: string, config: Readonly<Config>, make
       await serving.close();
       store.close();
     },
+  });
+}
+
+/** A p95 budget no inference meets (in ms). */
+export const IMPOSSIBLE_P95_MS = 0.000001;
+
+/**
+ * A budget watch over the rig's serving with the impossible budget: a breach needs 5
+ * samples over 50 ms, and the test drives `check()` itself (the interval is a minute).
+ */
+export function impossibleBudgetWatch(rig: DeployRig<ModelServing>, replan: (name: string, reason: string) => Promise<string | null>): BudgetWatch {
+  return new BudgetWatch({
+    serving: rig.serving,
+    clock: systemHost(),
+    events: rig.events,
+    logger: silentLogger(),
+    rules: () => ({ enabled: true, breachForMs: 50, minSamples: 5, checkIntervalMs: 60_000 }),
+    budgetMs: () => IMPOSSIBLE_P95_MS,
+    replan,
   });
 }

@@ -5,12 +5,12 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BudgetWatch, LocalOptimizer, PROVENANCE, Reconciler, type DesiredModel } from '../../../src/daemon/index.ts';
+import { LocalOptimizer, PROVENANCE, Reconciler, type DesiredModel } from '../../../src/daemon/index.ts';
 import { systemHost } from '../../../src/host/index.ts';
 import { silentLogger } from '../../../src/log/index.ts';
 import { OciLayout, openVerifiedModel, pushArtifact } from '../../../src/registry/index.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
-import { deployRig, MLP, PROFILE, testConfig, type DeployRig } from './fixtures.ts';
+import { deployRig, impossibleBudgetWatch, MLP, PROFILE, testConfig, type DeployRig } from './fixtures.ts';
 
 const CALIB = 'test/fixtures/data/mnist-calib';
 /** The planner kept small: the point is the daemon's path, not the search's depth. */
@@ -81,15 +81,7 @@ describe('on-device optimization: the planner builds a local variant, the gate d
   it('the budget watch, finding no lighter variant in the registry, runs the planner; an impossible budget deploys nothing, ends in an event with the advice, is cached, and fp32 keeps serving', async () => {
     const impossible: DesiredModel = { ...desired, budgets: { latencyP95Ms: 0.000001 }, optimizeTimeLimitS: 10, optimizeMethods: ['int8-dynamic'] };
     const r = reconciler(optimizer());
-    const watch = new BudgetWatch({
-      serving: rig.serving,
-      clock: systemHost(),
-      events: rig.events,
-      logger: silentLogger(),
-      rules: () => ({ enabled: true, breachForMs: 50, minSamples: 5, checkIntervalMs: 60_000 }),
-      budgetMs: () => 0.000001,
-      replan: (_name, reason) => r.replanOrOptimize(impossible, reason),
-    });
+    const watch = impossibleBudgetWatch(rig, (_name, reason) => r.replanOrOptimize(impossible, reason));
     const feeds = { input: { dataType: 1, dims: [1, 1, 28, 28], data: new Float32Array(784) } };
     for (let i = 0; i < 10; i++) await rig.serving.infer('m', feeds);
     await watch.check();

@@ -1,60 +1,71 @@
 /**
  * Measures the serving targets of issue 8 and prints a markdown table, with the raw
- * in-process onnxruntime baseline and a bare node:http floor measured in the same run:
+ * in-process onnxruntime baseline and the transport floors measured in the same run:
  *
- *   npx tsx scripts/bench-serve.ts [--threads 1] [--batch auto] [--workers 1] [--rounds 3] [--requests 300] [--rps 200] [--swap-seconds 5]
+ *   npx tsx scripts/bench-serve.ts [--threads 1] [--batch auto] [--busy-poll 2] [--workers 1] [--rounds 3] [--requests 300] [--rps 200] [--swap-seconds 5]
  *
  * The model is mnist-teacher (a 784-1024-512-10 MLP) at --batch, by default the smallest
  * batch whose raw p50 is at least 1 ms here. The servers run in this process; the client
- * (undici, keep-alive) runs in a forked child, so it does not compete for the servers'
- * event loop. The paths alternate round by round (this VM is shared: a load spike then
- * hits all of them), and each figure is the median over rounds.
+ * runs in a forked child (an application is another process): a lean keep-alive undici
+ * Pool per target that sends a request encoded once and decodes each answer. The paths
+ * alternate round by round (a load spike then hits all of them), and each figure is the
+ * median over rounds.
  *
  * Rows:
- * - raw: `session.run` in-process (same session options), no HTTP.
- * - node:http floor: a bare node:http server in this process that reads the same request
- *   body and answers the bytes the API answers (encoded from a real inference), without
- *   inference, measured with the same client: what HTTP alone costs on this machine.
+ * - raw: `session.run` in-process (same session options), back to back, no transport.
+ * - transport floor: a bare `net` server answering, per request, as many bytes as the
+ *   API answers to as many bytes as the client sends (bodies + HTTP headers), over TCP
+ *   and over a unix socket: what any server on this machine pays to move the bytes.
+ * - node:http floor: a bare node:http server that reads the same request body and answers
+ *   the bytes the API answers (encoded from a real inference), without inference.
  * - node:http + session.run: the same bare server, but it decodes the request, runs the
- *   model with `session.run` and encodes the answer: the least any server that infers on
- *   the event loop does (no routing, admission, deadlines, slots, metrics).
- * - API, in-process: the KServe server with inference on the event loop.
- * - API, worker: the same server with each session in --workers worker threads
- *   (`createSession(bytes, { workers })`), so parsing overlaps inference (0 skips them).
+ *   model and encodes the answer (no routing, admission, deadlines, slots, metrics).
+ * - API: the KServe server (one ModelSlots behind all of them) on TCP or a unix socket,
+ *   with `busyPollMs` 0 or --busy-poll; "pinned" rows move the server process to CPU 0
+ *   and the client to CPU 1 with `taskset` for that row only (raw pinned to CPU 0);
+ *   "client spins" has the client keep its own loop awake while it waits.
+ * - API, worker: inference in --workers worker threads (0 skips it).
  *
  * Columns: client-observed p50/p10 of one request at concurrency 1 (against raw p50),
- * server CPU per request (this process's CPU time over the phase: it runs the servers
- * and their workers; the client is the child), requests/s with 8 in flight against raw
- * runs/s with 8 concurrent in-process `session.run` calls (onnxruntime-node runs those
- * one at a time on the event loop), and the same per server CPU second.
- * Swap: an open-loop load of --rps requests/s for --swap-seconds on the in-process API;
- * a new version is swapped in at 40% of the window; every request must succeed.
+ * server CPU per request (this process's CPU time over the phase: servers, workers and
+ * busy-poll spinning; the client is the child), requests/s with 8 in flight against raw
+ * runs/s with 8 concurrent in-process `session.run` calls, and the same per server CPU
+ * second. Idle: this process's CPU over the idle second after a busy-poll server's last
+ * request. Swap: an open-loop load of --rps requests/s for --swap-seconds on the API; a
+ * new version is swapped in at 40% of the window; every request must succeed.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { loadavg } from 'node:os';
+import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
 import { readNpy } from '../src/data/index.ts';
 import { DataType, type TensorValue } from '../src/onnx/index.ts';
 import { createSession, type Session, type SessionOptions } from '../src/runtime/index.ts';
 import { ModelSlots, type ModelSlot } from '../src/runtime/serving/index.ts';
 import { createInferenceServer, KserveClient, type InferenceServer } from '../src/server/index.ts';
-import { decodeInferenceRequest } from '../src/server/decode.ts';
-import { encodeInferenceResponse, type EncodedResponse } from '../src/server/encode.ts';
+import { BusyPoll } from '../src/server/busy-poll.ts';
+import { decodeInferenceRequest, decodeInferenceResponse } from '../src/server/decode.ts';
+import { encodeInferenceRequest, encodeInferenceResponse, type EncodedResponse } from '../src/server/encode.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const MODEL = path.join(root, 'test/fixtures/models/mnist-teacher.onnx');
 const IMAGES = path.join(root, 'test/fixtures/data/mnist-test/input.npy');
+/** Bytes of HTTP request/response head the transport floor adds to the bodies (what undici and node:http send here, rounded up). */
+const HEAD_BYTES = 200;
 
-type Target = 'floor' | 'bare' | 'api' | 'worker';
+/** Where the client reaches one path: HTTP (`url` or unix `socketPath`), or a bare byte echo. */
+type Endpoint =
+  | { readonly kind: 'http'; readonly url: string; readonly socketPath?: string }
+  | { readonly kind: 'echo'; readonly port?: number; readonly socketPath?: string; readonly requestBytes: number; readonly responseBytes: number };
 
 type ClientTask =
-  | { type: 'latency'; target: Target; n: number; binary: boolean }
-  | { type: 'throughput'; target: Target; n: number; concurrency: number; binary: boolean }
-  | { type: 'openloop'; target: Target; rps: number; durationMs: number; binary: boolean; batch: number };
+  | { type: 'latency'; target: string; n: number; binary: boolean; spin: boolean }
+  | { type: 'throughput'; target: string; n: number; concurrency: number; binary: boolean }
+  | { type: 'openloop'; target: string; rps: number; durationMs: number; binary: boolean; batch: number };
 
 interface OpenLoopResult {
   sent: number;
@@ -82,12 +93,70 @@ async function images(batch: number): Promise<TensorValue> {
 
 // ---------------------------------------------------------------- client (forked child)
 
+/** One request to one endpoint, everything that does not change between requests prepared once. */
+type Call = () => Promise<void>;
+
+function httpCall(endpoint: Extract<Endpoint, { kind: 'http' }>, input: TensorValue, binary: boolean): Call {
+  const pool = new Pool(endpoint.url, { connections: 16, keepAliveTimeout: 60_000, ...(endpoint.socketPath !== undefined ? { socketPath: endpoint.socketPath } : {}) });
+  const encoded = encodeInferenceRequest([{ name: 'input', value: input, binary }], { binaryDataOutput: binary });
+  const headers: Record<string, string> = { 'content-type': binary ? 'application/octet-stream' : 'application/json' };
+  if (encoded.jsonLength !== undefined) headers['inference-header-content-length'] = String(encoded.jsonLength);
+  const options = { path: '/v2/models/teacher/infer', method: 'POST' as const, headers, body: encoded.body };
+  return async () => {
+    const response = await pool.request(options);
+    const body = Buffer.from(await response.body.arrayBuffer());
+    if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}: ${body.toString('utf8').slice(0, 200)}`);
+    const length = response.headers['inference-header-content-length'];
+    // What an application does with the answer: read its tensors.
+    decodeInferenceResponse(body, typeof length === 'string' ? Number(length) : undefined);
+  };
+}
+
+/** A connection of the byte echo: sends requestBytes, resolves when responseBytes came back. */
+function echoConnection(endpoint: Extract<Endpoint, { kind: 'echo' }>): Promise<Call> {
+  const request = Buffer.alloc(endpoint.requestBytes, 7);
+  return new Promise((resolve, reject) => {
+    const socket: Socket = endpoint.socketPath !== undefined ? connect(endpoint.socketPath) : connect(endpoint.port!, '127.0.0.1');
+    socket.setNoDelay(true);
+    let received = 0;
+    let done: (() => void) | undefined;
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received >= endpoint.responseBytes) {
+        received -= endpoint.responseBytes;
+        done?.();
+      }
+    });
+    socket.once('error', reject);
+    socket.once('connect', () =>
+      resolve(
+        () =>
+          new Promise<void>((r) => {
+            done = r;
+            socket.write(request);
+          }),
+      ),
+    );
+  });
+}
+
 async function clientMain(): Promise<void> {
-  const urls = JSON.parse(process.env.BENCH_URLS!) as Partial<Record<Target, string>>;
+  const endpoints = JSON.parse(process.env.BENCH_ENDPOINTS!) as Record<string, Endpoint>;
   const input = await images(Number(process.env.BENCH_BATCH));
-  const clients = new Map<Target, KserveClient>();
-  for (const [target, url] of Object.entries(urls) as [Target, string][]) clients.set(target, new KserveClient({ url, connections: 16 }));
-  const infer = (target: Target, binary: boolean, feeds: TensorValue = input) => clients.get(target)!.infer('teacher', { input: feeds }, { binary });
+  const calls = new Map<string, { binary: Call; json: Call }>();
+  const echoes = new Map<string, Call[]>();
+  for (const [target, endpoint] of Object.entries(endpoints)) {
+    if (endpoint.kind === 'http') calls.set(target, { binary: httpCall(endpoint, input, true), json: httpCall(endpoint, input, false) });
+    else echoes.set(target, await Promise.all(Array.from({ length: 8 }, () => echoConnection(endpoint))));
+  }
+  const call = (target: string, binary: boolean, lane = 0): Call => {
+    const echo = echoes.get(target);
+    if (echo !== undefined) return echo[lane]!;
+    const c = calls.get(target)!;
+    return binary ? c.binary : c.json;
+  };
+  // The swap check reads the model version of each answer: the full client.
+  const swapClients = new Map<string, KserveClient>();
   process.on('message', (task: ClientTask) => {
     void run(task).then((result) => process.send!(result));
   });
@@ -96,26 +165,35 @@ async function clientMain(): Promise<void> {
   async function run(task: ClientTask): Promise<unknown> {
     switch (task.type) {
       case 'latency': {
-        for (let i = 0; i < 20; i++) await infer(task.target, task.binary);
+        const one = call(task.target, task.binary);
+        // A latency-sensitive client keeps its own loop awake while it waits for the answer.
+        const spin = new BusyPoll(task.spin ? 5 : 0);
+        for (let i = 0; i < 20; i++) await one();
         const times: number[] = [];
         for (let i = 0; i < task.n; i++) {
+          spin.touch();
           const t = performance.now();
-          await infer(task.target, task.binary);
+          await one();
           times.push(performance.now() - t);
         }
+        spin.stop();
         return { p50: median(times), p10: percentile(times, 0.1) };
       }
       case 'throughput': {
         let next = 0;
         const t = performance.now();
         await Promise.all(
-          Array.from({ length: task.concurrency }, async () => {
-            while (next++ < task.n) await infer(task.target, task.binary);
+          Array.from({ length: task.concurrency }, async (_, lane) => {
+            const one = call(task.target, task.binary, lane);
+            while (next++ < task.n) await one();
           }),
         );
         return { perSecond: task.n / ((performance.now() - t) / 1000) };
       }
       case 'openloop': {
+        const endpoint = endpoints[task.target] as Extract<Endpoint, { kind: 'http' }>;
+        let client = swapClients.get(task.target);
+        if (client === undefined) swapClients.set(task.target, (client = new KserveClient({ url: endpoint.url, connections: 16 })));
         const result: OpenLoopResult = { sent: 0, ok: 0, failed: 0, failures: [], versions: {}, oldAfterNew: 0, p50: 0, p99: 0, max: 0 };
         const latencies: number[] = [];
         const pending: Promise<void>[] = [];
@@ -131,7 +209,7 @@ async function clientMain(): Promise<void> {
           const sentAt = performance.now();
           result.sent++;
           pending.push(
-            infer(task.target, task.binary, swapInput).then(
+            client.infer('teacher', { input: swapInput }, { binary: task.binary }).then(
               (r) => {
                 latencies.push(performance.now() - sentAt);
                 result.ok++;
@@ -189,8 +267,31 @@ async function rawThroughput(session: Session, feeds: Record<string, TensorValue
   return n / ((performance.now() - t) / 1000);
 }
 
+/** The transport floor: answers `responseBytes` for every `requestBytes` received, nothing else. */
+async function startEcho(requestBytes: number, responseBytes: number, socketPath?: string): Promise<{ server: NetServer; endpoint: Endpoint }> {
+  const response = Buffer.alloc(responseBytes, 9);
+  const server = createNetServer((socket) => {
+    socket.setNoDelay(true);
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      while (received >= requestBytes) {
+        received -= requestBytes;
+        socket.write(response);
+      }
+    });
+    socket.on('error', () => undefined);
+  });
+  if (socketPath !== undefined) {
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    return { server, endpoint: { kind: 'echo', socketPath, requestBytes, responseBytes } };
+  }
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, endpoint: { kind: 'echo', port: (server.address() as AddressInfo).port, requestBytes, responseBytes } };
+}
+
 /**
- * The floor: node:http reading the whole body (gathered as the API gathers it) and
+ * The node:http floor: reading the whole body (gathered as the API gathers it) and
  * answering the API's own response bytes with the API's headers; no decoding, no
  * inference. With `infer`, the body is decoded, run and the answer encoded instead.
  */
@@ -228,13 +329,22 @@ async function startFloor(
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-async function startApi(bytes: Uint8Array, session: SessionOptions): Promise<{ slots: ModelSlots; slot: ModelSlot; server: InferenceServer; url: string }> {
+async function startSlots(bytes: Uint8Array, session: SessionOptions): Promise<{ slots: ModelSlots; slot: ModelSlot }> {
   const slots = new ModelSlots({ warmupRuns: 3 });
   const slot = slots.add('teacher');
   await slot.swap({ version: '1', createSession: () => createSession(bytes, session) });
-  const server = createInferenceServer({ models: slots, listen: { port: 0 }, limits: { concurrencyPerModel: 8, maxQueuedRequests: 1024 } });
+  return { slots, slot };
+}
+
+async function startApi(slots: ModelSlots, busyPollMs: number, socketPath?: string): Promise<{ server: InferenceServer; endpoint: Endpoint }> {
+  const server = createInferenceServer({
+    models: slots,
+    listen: socketPath !== undefined ? { socketPath } : { port: 0 },
+    limits: { concurrencyPerModel: 8, maxQueuedRequests: 1024 },
+    busyPollMs,
+  });
   const { url } = await server.listen();
-  return { slots, slot, server, url: url! };
+  return { server, endpoint: { kind: 'http', url: url ?? 'http://localhost', ...(socketPath !== undefined ? { socketPath } : {}) } };
 }
 
 function ask<T>(child: ChildProcess, task: ClientTask): Promise<T> {
@@ -244,26 +354,42 @@ function ask<T>(child: ChildProcess, task: ClientTask): Promise<T> {
   });
 }
 
+/** Moves every thread of a process to `cpus` (taskset syntax). */
+function pin(pid: number, cpus: string): void {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
+
 async function main(): Promise<void> {
   const { values: args } = parseArgs({
     options: {
       threads: { type: 'string', default: '1' },
       batch: { type: 'string', default: 'auto' },
+      'busy-poll': { type: 'string', default: '2' },
       workers: { type: 'string', default: '1' },
       rounds: { type: 'string', default: '3' },
       requests: { type: 'string', default: '300' },
       rps: { type: 'string', default: '200' },
       'swap-seconds': { type: 'string', default: '5' },
       'swap-batch': { type: 'string', default: '1' },
+      'no-pin': { type: 'boolean', default: false },
     },
   });
   const threads = Number(args.threads);
+  const busyPollMs = Number(args['busy-poll']);
   const workers = Number(args.workers);
   const rounds = Number(args.rounds);
   const requests = Number(args.requests);
   const rps = Number(args.rps);
   const swapMs = Number(args['swap-seconds']) * 1000;
   const swapBatch = Number(args['swap-batch']);
+  const cpus = (() => {
+    try {
+      return execFileSync('taskset', ['-c', '-p', String(process.pid)], { encoding: 'utf8' }).split(':').at(-1)!.trim();
+    } catch {
+      return undefined;
+    }
+  })();
+  const pinning = !args['no-pin'] && cpus !== undefined && cpus !== '0';
   const bytes = readFileSync(MODEL);
   const raw = await createSession(bytes, { threads });
 
@@ -275,7 +401,7 @@ async function main(): Promise<void> {
     feeds = { input: await images(b) };
     if ((await rawLatency(raw, feeds, 100)).p50 >= 1) break;
   }
-  process.stderr.write(`mnist-teacher at batch ${batch}, ${threads} intra-op thread(s), ${workers} inference worker(s)\n`);
+  process.stderr.write(`mnist-teacher at batch ${batch}, ${threads} intra-op thread(s), busy-poll ${busyPollMs} ms, ${workers} inference worker(s)\n`);
 
   const outputs = await raw.run(feeds);
   const answer = (binary: boolean): EncodedResponse =>
@@ -283,6 +409,12 @@ async function main(): Promise<void> {
       { modelName: 'teacher', modelVersion: '1', id: undefined, parameters: { answered_by: 'local' } },
       Object.entries(outputs).map(([name, value]) => ({ name, value, binary })),
     );
+  const requestBytes = encodeInferenceRequest([{ name: 'input', value: feeds.input!, binary: true }], { binaryDataOutput: true }).body.length + HEAD_BYTES;
+  const responseBytes = answer(true).body.length + HEAD_BYTES;
+  const socketDir = path.join(tmpdir(), `bench-serve-${process.pid}`);
+  execFileSync('mkdir', ['-p', socketDir]);
+  const echoTcp = await startEcho(requestBytes, responseBytes);
+  const echoUnix = await startEcho(requestBytes, responseBytes, path.join(socketDir, 'echo.sock'));
   const floor = await startFloor({ binary: answer(true), json: answer(false) });
   const bare = await startFloor({ binary: answer(true), json: answer(false) }, async (body, jsonLength, binary) => {
     const request = decodeInferenceRequest(body, jsonLength);
@@ -292,73 +424,129 @@ async function main(): Promise<void> {
       Object.entries(result).map(([name, value]) => ({ name, value, binary })),
     );
   });
-  const api = await startApi(bytes, { threads });
-  const worker = workers > 0 ? await startApi(bytes, { threads, workers }) : undefined;
-  const urls: Partial<Record<Target, string>> = { floor: floor.url, bare: bare.url, api: api.url, ...(worker !== undefined ? { worker: worker.url } : {}) };
+  const inProcess = await startSlots(bytes, { threads });
+  const api = await startApi(inProcess.slots, 0);
+  const apiUnix = await startApi(inProcess.slots, 0, path.join(socketDir, 'api.sock'));
+  const apiPoll = await startApi(inProcess.slots, busyPollMs);
+  const apiPollUnix = await startApi(inProcess.slots, busyPollMs, path.join(socketDir, 'api-poll.sock'));
+  const workerSlots = workers > 0 ? await startSlots(bytes, { threads, workers }) : undefined;
+  const worker = workerSlots !== undefined ? await startApi(workerSlots.slots, 0) : undefined;
+  const endpoints: Record<string, Endpoint> = {
+    'echo-tcp': echoTcp.endpoint,
+    'echo-unix': echoUnix.endpoint,
+    floor: { kind: 'http', url: floor.url },
+    bare: { kind: 'http', url: bare.url },
+    api: api.endpoint,
+    'api-unix': apiUnix.endpoint,
+    'api-poll': apiPoll.endpoint,
+    'api-poll-unix': apiPollUnix.endpoint,
+    ...(worker !== undefined ? { worker: worker.endpoint } : {}),
+  };
   const child = fork(import.meta.filename, ['--client'], {
     execArgv: ['--import', 'tsx'],
-    env: { ...process.env, BENCH_URLS: JSON.stringify(urls), BENCH_BATCH: String(batch) },
+    env: { ...process.env, BENCH_ENDPOINTS: JSON.stringify(endpoints), BENCH_BATCH: String(batch) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   await new Promise((resolve) => child.once('message', resolve));
 
   interface Row {
     readonly label: string;
-    readonly target: Target | 'raw';
+    readonly target: string;
     readonly binary: boolean;
+    readonly pinned: boolean;
+    readonly spin: boolean;
     readonly p50: number[];
     readonly p10: number[];
     readonly cpu: number[];
     readonly tput: number[];
     readonly tputCpu: number[];
   }
-  const row = (label: string, target: Target | 'raw', binary: boolean): Row => ({ label, target, binary, p50: [], p10: [], cpu: [], tput: [], tputCpu: [] });
-  const rawRow = row('raw onnxruntime, in-process', 'raw', true);
+  const row = (label: string, target: string, options: { binary?: boolean; pinned?: boolean; spin?: boolean } = {}): Row => ({
+    label,
+    target,
+    binary: options.binary ?? true,
+    pinned: options.pinned ?? false,
+    spin: options.spin ?? false,
+    p50: [],
+    p10: [],
+    cpu: [],
+    tput: [],
+    tputCpu: [],
+  });
+  const rawRow = row('raw onnxruntime, in-process', 'raw');
+  const poll = `busy-poll ${busyPollMs} ms`;
   const rows: Row[] = [
     rawRow,
-    row('node:http floor, binary-sized (no inference)', 'floor', true),
-    row('node:http floor, JSON-sized (no inference)', 'floor', false),
-    row('node:http + decode + session.run + encode, binary', 'bare', true),
-    row('API in-process, binary tensors', 'api', true),
-    row('API in-process, JSON tensors', 'api', false),
+    row('transport floor: bytes echo, TCP', 'echo-tcp'),
+    row('transport floor: bytes echo, unix socket', 'echo-unix'),
+    row('node:http floor, binary-sized (no inference)', 'floor'),
+    row('node:http + decode + session.run + encode', 'bare'),
+    row('API, TCP (busy-poll off)', 'api'),
+    row('API, TCP, JSON tensors', 'api', { binary: false }),
+    row('API, unix socket', 'api-unix'),
+    row(`API, TCP, ${poll}`, 'api-poll'),
+    row(`API, unix socket, ${poll}`, 'api-poll-unix'),
+    row(`API, unix socket, ${poll}, client spins`, 'api-poll-unix', { spin: true }),
   ];
-  if (worker !== undefined) rows.push(row(`API ${workers} worker(s), binary tensors`, 'worker', true), row(`API ${workers} worker(s), JSON tensors`, 'worker', false));
+  if (pinning) {
+    rows.push(
+      row('raw onnxruntime, pinned to CPU 0', 'raw', { pinned: true }),
+      row('transport floor: bytes echo, unix socket, pinned', 'echo-unix', { pinned: true }),
+      row(`API, unix socket, ${poll}, pinned (server CPU 0, client CPU 1)`, 'api-poll-unix', { pinned: true }),
+    );
+  }
+  if (worker !== undefined) rows.push(row(`API, TCP, ${workers} inference worker(s)`, 'worker'));
+  const withPin = async <T>(r: Row, work: () => Promise<T>): Promise<T> => {
+    if (!r.pinned) return work();
+    pin(process.pid, '0');
+    pin(child.pid!, '1');
+    try {
+      return await work();
+    } finally {
+      pin(process.pid, cpus!);
+      pin(child.pid!, cpus!);
+    }
+  };
   const latencyWarmup = 20;
   for (let round = 0; round < rounds; round++) {
-    for (const r of rows) {
-      const lat =
+    for (const r of round % 2 === 0 ? rows : [...rows].reverse()) {
+      const lat = await withPin(r, () =>
         r.target === 'raw'
-          ? await cpuMs(() => rawLatency(raw, feeds, requests))
-          : await cpuMs(() => ask<{ p50: number; p10: number }>(child, { type: 'latency', target: r.target as Target, n: requests, binary: r.binary }));
+          ? cpuMs(() => rawLatency(raw, feeds, requests))
+          : cpuMs(() => ask<{ p50: number; p10: number }>(child, { type: 'latency', target: r.target, n: requests, binary: r.binary, spin: r.spin })),
+      );
       r.p50.push(lat.value.p50);
       r.p10.push(lat.value.p10);
       r.cpu.push(lat.cpu / (requests + latencyWarmup));
-    }
-    for (const r of rows) {
-      const tput =
+      const tput = await withPin(r, () =>
         r.target === 'raw'
-          ? await cpuMs(() => rawThroughput(raw, feeds, requests * 2, 8))
-          : await cpuMs(async () => (await ask<{ perSecond: number }>(child, { type: 'throughput', target: r.target as Target, n: requests * 2, concurrency: 8, binary: r.binary })).perSecond);
+          ? cpuMs(() => rawThroughput(raw, feeds, requests * 2, 8))
+          : cpuMs(async () => (await ask<{ perSecond: number }>(child, { type: 'throughput', target: r.target, n: requests * 2, concurrency: 8, binary: r.binary })).perSecond),
+      );
       r.tput.push(tput.value);
       r.tputCpu.push(tput.cpu / (requests * 2));
     }
-    process.stderr.write(`round ${round + 1}/${rounds}: p50 ${rows.map((r) => `${r.target}${r.binary ? '' : '/json'} ${r.p50.at(-1)!.toFixed(3)}`).join(', ')} ms\n`);
+    process.stderr.write(`round ${round + 1}/${rounds} (load ${loadavg()[0]!.toFixed(1)}): p50 ${rows.map((r) => `${r.target}${r.binary ? '' : '/json'}${r.pinned ? '/pin' : ''}${r.spin ? '/spin' : ''} ${r.p50.at(-1)!.toFixed(3)}`).join(', ')} ms\n`);
   }
+
+  // Busy-poll at idle: one request, the window passes, then this process's CPU over an idle second.
+  await ask(child, { type: 'latency', target: 'api-poll', n: 1, binary: true, spin: false });
+  await new Promise((resolve) => setTimeout(resolve, busyPollMs + 50));
+  const idle = await cpuMs(() => new Promise((resolve) => setTimeout(resolve, 1000)));
 
   // Swap under an open-loop load: version 2 (the same model bytes, a new session) at 40% of the window.
   const load = ask<OpenLoopResult>(child, { type: 'openloop', target: 'api', rps, durationMs: swapMs, binary: true, batch: swapBatch });
   await new Promise((resolve) => setTimeout(resolve, swapMs * 0.4));
-  const swap = await api.slot.swap({ version: '2', createSession: () => createSession(bytes, { threads }) });
+  const swap = await inProcess.slot.swap({ version: '2', createSession: () => createSession(bytes, { threads }) });
   await swap.previousDrained;
   const swapResult = await load;
 
   child.kill();
-  for (const s of [api, worker]) {
-    if (s === undefined) continue;
-    await s.server.close();
-    await s.slots.close();
-  }
-  for (const s of [floor, bare]) await new Promise((resolve) => s.server.close(resolve));
+  for (const s of [api, apiUnix, apiPoll, apiPollUnix, worker]) await s?.server.close();
+  await inProcess.slots.close();
+  await workerSlots?.slots.close();
+  for (const s of [floor.server, bare.server, echoTcp.server, echoUnix.server]) await new Promise((resolve) => s.close(resolve));
+  rmSync(socketDir, { recursive: true, force: true });
   await raw.release();
 
   const m = median;
@@ -366,29 +554,22 @@ async function main(): Promise<void> {
   const rawTput = m(rawRow.tput);
   const pct = (value: number, base: number): string => `${value >= base ? '+' : ''}${(((value - base) / base) * 100).toFixed(0)}%`;
   const lines = [
-    `mnist-teacher, batch ${batch} (request ${(batch * 784 * 4) / 1000} KB of FP32), ${threads} intra-op thread(s), ${rounds} rounds of ${requests} requests; load average ${loadavg()[0]!.toFixed(1)} on ${process.platform}/${process.arch}`,
+    `mnist-teacher, batch ${batch} (request ${requestBytes} B, response ${responseBytes} B with ${HEAD_BYTES} B of head each), ${threads} intra-op thread(s), ${rounds} rounds of ${requests} requests; load average ${loadavg()[0]!.toFixed(1)} on ${process.platform}/${process.arch}`,
     '',
     '| path | p50, concurrency 1 | vs raw p50 | p10 | server CPU / request | throughput, concurrency 8 | of raw | per server CPU second |',
     '|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => {
-      const isRaw = r.target === 'raw';
+      const isRaw = r === rawRow;
       return `| ${r.label} | ${m(r.p50).toFixed(3)} ms | ${isRaw ? '' : pct(m(r.p50), rawP50)} | ${m(r.p10).toFixed(3)} ms | ${m(r.cpu).toFixed(3)} ms | ${m(r.tput).toFixed(0)} /s | ${isRaw ? '' : `${((m(r.tput) / rawTput) * 100).toFixed(0)}%`} | ${(1000 / m(r.tputCpu)).toFixed(0)} /s |`;
     }),
     '',
   ];
-  const floorBinary = rows.find((r) => r.target === 'floor' && r.binary)!;
-  const apiBinary = rows.find((r) => r.target === 'api' && r.binary)!;
-  const bareBinary = rows.find((r) => r.target === 'bare')!;
-  const floorShare = m(floorBinary.p50) / rawP50;
+  const p50Of = (target: string): number => m(rows.find((r) => r.target === target && r.binary && !r.pinned && !r.spin)!.p50);
   lines.push(
-    `Floor: node:http alone takes ${m(floorBinary.p50).toFixed(3)} ms per binary-sized round trip, ${(floorShare * 100).toFixed(0)}% of raw p50; ` +
-      (floorShare > 0.1
-        ? `the <= 10% overhead target is BELOW the node:http floor on this machine (the best any HTTP server could do here is +${(floorShare * 100).toFixed(0)}%).`
-        : 'the <= 10% overhead target is above the floor here.'),
-    `The server layer (API in-process minus node:http + session.run, binary): ${(m(apiBinary.p50) - m(bareBinary.p50)).toFixed(3)} ms at p50, ${(m(apiBinary.cpu) - m(bareBinary.cpu)).toFixed(3)} ms of server CPU per request.`,
-    `session.run between HTTP requests costs more CPU than back to back (node:http + session.run minus floor minus raw): ${(m(bareBinary.cpu) - m(floorBinary.cpu) - m(rawRow.cpu)).toFixed(3)} ms per request.`,
+    `Floors at p50, share of raw p50: bytes echo TCP ${p50Of('echo-tcp').toFixed(3)} ms (${((p50Of('echo-tcp') / rawP50) * 100).toFixed(0)}%), unix ${p50Of('echo-unix').toFixed(3)} ms (${((p50Of('echo-unix') / rawP50) * 100).toFixed(0)}%), node:http ${p50Of('floor').toFixed(3)} ms (${((p50Of('floor') / rawP50) * 100).toFixed(0)}%).`,
+    `Busy-poll ${busyPollMs} ms at idle: ${idle.cpu.toFixed(1)} ms of server CPU over the idle second after the last request (window passed).`,
     '',
-    `Swap at ${rps} req/s open loop for ${swapMs / 1000} s (batch ${swapBatch}, binary, in-process API): ${swapResult.sent} sent, ${swapResult.failed} failed (target 0); v1 ${swapResult.versions['1'] ?? 0}, v2 ${swapResult.versions['2'] ?? 0}, v1 after the first v2: ${swapResult.oldAfterNew}; p50 ${swapResult.p50.toFixed(2)} ms, p99 ${swapResult.p99.toFixed(2)} ms, max ${swapResult.max.toFixed(1)} ms.`,
+    `Swap at ${rps} req/s open loop for ${swapMs / 1000} s (batch ${swapBatch}, binary, API in-process, busy-poll off): ${swapResult.sent} sent, ${swapResult.failed} failed (target 0); v1 ${swapResult.versions['1'] ?? 0}, v2 ${swapResult.versions['2'] ?? 0}, v1 after the first v2: ${swapResult.oldAfterNew}; p50 ${swapResult.p50.toFixed(2)} ms, p99 ${swapResult.p99.toFixed(2)} ms, max ${swapResult.max.toFixed(1)} ms.`,
   );
   if (swapResult.failures.length > 0) lines.push('', `failures: ${swapResult.failures.join('; ')}`);
   process.stdout.write(`${lines.join('\n')}\n`);

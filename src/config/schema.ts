@@ -195,6 +195,12 @@ export const serverConfigSchema = z
       .max(64)
       .default(0)
       .describe('Worker threads per served model, each with its own onnxruntime session, so request parsing overlaps inference; 0 runs inference on the event loop. Each worker holds a copy of the model (README "Inference API": measured trade-off).'),
+    busyPollMs: z
+      .number()
+      .nonnegative()
+      .max(1000)
+      .default(0)
+      .describe('Keep the event loop awake this many ms after each answer, so the next request and inference start on a core that did not sleep (one core busy meanwhile; an idle server stops spinning after the window); 0 is off (README "Inference API": measured).'),
   })
   .strict();
 

@@ -19,6 +19,7 @@ export function inferenceServerOptions(config: ServerConfig, models: ModelSlots,
       requestTimeoutMs: config.requestTimeoutMs,
       retryAfterSeconds: config.retryAfterSeconds,
     },
+    busyPollMs: config.busyPollMs,
     ...(logger !== undefined ? { logger: logger.child({ module: 'server' }) } : {}),
     ...(serverVersion !== undefined ? { serverVersion } : {}),
   };

@@ -13,6 +13,8 @@ export interface ServerCounters {
   readonly queues: ReadonlyMap<string, { queued: number; rejected: number }>;
   /** Per model: requests answered 500 because the model failed (a counted event). */
   readonly modelFailures: ReadonlyMap<string, number>;
+  /** Wall time the event loop was kept awake after requests (server.busyPollMs), in milliseconds. */
+  readonly busyPollMs: number;
 }
 
 export function renderMetrics(slots: readonly SlotMetrics[], counters: ServerCounters): string {
@@ -71,6 +73,9 @@ export function renderMetrics(slots: readonly SlotMetrics[], counters: ServerCou
     lines.push(`edgevolve_model_swaps_total{model=${q(s.name)},result="ok"} ${s.swaps}`);
     lines.push(`edgevolve_model_swaps_total{model=${q(s.name)},result="failed"} ${s.failedSwaps}`);
   }
+
+  family('edgevolve_busy_poll_seconds_total', 'counter', 'Time the event loop was kept from sleeping after requests (server.busyPollMs): one core busy for that long.');
+  lines.push(`edgevolve_busy_poll_seconds_total ${counters.busyPollMs / 1000}`);
 
   family('edgevolve_http_responses_total', 'counter', 'HTTP responses by route and status code.');
   for (const r of counters.responses.values()) lines.push(`edgevolve_http_responses_total{route=${q(r.route)},code="${r.code}"} ${r.count}`);

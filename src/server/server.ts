@@ -19,6 +19,7 @@ import type { TensorValue } from '../onnx/tensor.ts';
 import type { ModelSlot, ModelSlots } from '../runtime/serving/index.ts';
 import { Admission } from './admission.ts';
 import { bearerTokenMatcher } from './auth.ts';
+import { BusyPoll } from './busy-poll.ts';
 import { kserveDatatypeOf } from './datatypes.ts';
 import { decodeInferenceRequest } from './decode.ts';
 import { encodeInferenceResponse, type ResponseOutput } from './encode.ts';
@@ -50,6 +51,11 @@ export interface InferenceServerOptions {
   readonly logger?: Logger;
   /** Reported by GET /v2. */
   readonly serverVersion?: string;
+  /**
+   * Keep the event loop awake this many milliseconds after each request (busy-poll.ts),
+   * so the next request does not pay a sleeping core's wake-up; 0 or absent: off.
+   */
+  readonly busyPollMs?: number;
 }
 
 /** Where the server listens once started. */
@@ -99,9 +105,11 @@ class KserveServer implements InferenceServer {
   #socketPath: string | undefined;
   #inFlight = 0;
   #idle: (() => void) | undefined;
+  readonly #busyPoll: BusyPoll;
 
   constructor(options: InferenceServerOptions) {
     this.#options = options;
+    this.#busyPoll = new BusyPoll(options.busyPollMs ?? 0);
     this.#limits = { ...DEFAULTS, ...definedOnly(options.limits ?? {}) };
     this.#tokenMatches = options.token === undefined ? undefined : bearerTokenMatcher(options.token);
   }
@@ -146,6 +154,7 @@ class KserveServer implements InferenceServer {
     const server = this.#server;
     if (server === undefined) return;
     this.#server = undefined;
+    this.#busyPoll.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     if (this.#inFlight > 0) {
@@ -167,7 +176,7 @@ class KserveServer implements InferenceServer {
   metricsText(): string {
     const queues = new Map<string, { queued: number; rejected: number }>();
     for (const [model, admission] of this.#admissions) queues.set(model, { queued: admission.queued, rejected: admission.rejected });
-    const counters: ServerCounters = { responses: this.#responses, queues, modelFailures: this.#modelFailures };
+    const counters: ServerCounters = { responses: this.#responses, queues, modelFailures: this.#modelFailures, busyPollMs: this.#busyPoll.spunMs };
     return renderMetrics(
       this.#options.models.all().map((s) => s.metrics()),
       counters,
@@ -354,6 +363,8 @@ class KserveServer implements InferenceServer {
     headers['content-length'] = String(body.length);
     res.writeHead(status, headers);
     res.end(res.req.method === 'HEAD' ? undefined : body);
+    // After the answer: the client's next request is likely within the window.
+    this.#busyPoll.touch();
   }
 }
 

@@ -51,6 +51,8 @@ export function commandHandlers(deps: CommandDeps): CommandHandlers {
     },
     rollback: async (payload) => {
       const name = onlyModel(daemon, payload.model);
+      // An operator's rollback outranks a search for a new variant of the same model.
+      daemon.reconciler.cancelOptimize(name, 'rollback command');
       if (payload.toVersion !== undefined) {
         const target = daemon.versions(name).find((v) => v.version === payload.toVersion);
         if (target === undefined) throw new EdgevolveError('E_STORE_NOT_FOUND', `${name} ${payload.toVersion} is not in the store`);

@@ -91,6 +91,7 @@ export class Daemon {
       state: this.#state,
       config: () => this.#config,
       profile: deps.profile,
+      events: this.events,
       ...(deps.plannerDevice === undefined
         ? {}
         : {
@@ -157,38 +158,24 @@ export class Daemon {
 
   /**
    * The optimize command: the planner on this device, to `request.budgets` (the model's own
-   * budgets when absent), and the result on trial. An event reports what happened; a
-   * search that finds nothing within the budgets throws E_PLAN_NO_FEASIBLE with the
-   * planner's advice, and the active version keeps serving.
+   * budgets when absent), and the result on trial. A `local-optimize` event reports what
+   * happened; a search that finds nothing within the budgets throws E_PLAN_NO_FEASIBLE with
+   * the planner's advice, and the active version keeps serving.
    */
   async optimizeModel(name: string, request: { budgets?: Budgets; methods?: readonly OptimizeMethod[] } = {}, signal?: AbortSignal): Promise<OptimizeRun> {
     const desired = this.#desired(name);
     if (desired === undefined) throw new EdgevolveError('E_DAEMON_NO_MODEL', `${name} is not a model this device serves`);
-    const active = this.#deps.store.repository.active(name);
-    const from = active === undefined ? 'none' : `${active.version}/${active.variant}`;
-    const reason = 'optimize command';
-    let run: OptimizeRun;
-    try {
-      run = await this.reconciler.optimize(desired, reason, signal ?? this.#abort.signal, request);
-    } catch (err) {
-      this.events.record('replan', { model: name, from, to: null, reason: `on-device optimization failed: ${toEdgevolveError(err).message}` }, this.#deps.host.now());
-      throw err;
-    }
-    const { outcome } = run;
-    if (outcome.kind === 'no-candidate') {
-      const error = noCandidateError(name, outcome);
-      this.events.record('replan', { model: name, from, to: null, reason: error.message }, this.#deps.host.now());
-      throw error;
-    }
-    const to = outcome.kind === 'built' ? `${outcome.record.version}/${outcome.record.variant}` : run.parent;
-    const why = outcome.kind === 'built' ? `on-device optimization chose ${outcome.chosen}${outcome.cached ? ' (cached)' : ''}: ${outcome.reason}` : `the fp32 variant meets the budgets: ${outcome.reason}`;
-    this.events.record('replan', { model: name, from, to, reason: why }, this.#deps.host.now());
+    // The command's own signal ends with the daemon's too: a stop cancels the search.
+    const stop = signal === undefined ? this.#abort.signal : AbortSignal.any([signal, this.#abort.signal]);
+    const run = await this.reconciler.optimize(desired, 'optimize command', stop, { ...request, trigger: 'command' });
+    if (run.outcome.kind === 'no-candidate') throw noCandidateError(name, run.outcome);
     return run;
   }
 
   /** The deploy command: the model named by the artifact at `ref` is pulled, put on trial, and kept desired (persisted). */
   async deployRef(ref: string, options: { variant?: string; budgets?: ModelBudgets; signal?: AbortSignal } = {}): Promise<ReconcileResult> {
     const name = await this.reconciler.modelNameAt(ref);
+    this.reconciler.cancelOptimize(name, `superseded by the deploy command for ${ref}`);
     if (options.budgets !== undefined) this.setBudgets(name, options.budgets);
     await this.#state.update(name, (s) => ({ ...s, desiredRef: ref, variantOverride: options.variant ?? null }));
     this.#refOverrides.set(name, ref);
@@ -204,7 +191,7 @@ export class Daemon {
   /** Logs and counts a failure of background work; never rethrows. */
   reportError(where: string, err: unknown): void {
     const error = toEdgevolveError(err);
-    if (error.code === 'E_DAEMON_STOPPING' && this.#abort.signal.aborted) return;
+    if ((error.code === 'E_DAEMON_STOPPING' || error.code === 'E_PLAN_CANCELLED') && this.#abort.signal.aborted) return;
     this.#errors++;
     this.events.record('runtime-error', { where, code: error.code, message: error.message }, this.#deps.host.now());
   }

@@ -22,6 +22,34 @@ export interface ShadowMeasurement {
   readonly liveP95Ms: number | null;
 }
 
+/** Why an on-device optimization ran. */
+export type LocalOptimizeTrigger = 'command' | 'budget-watch' | 'rollback' | 'always';
+
+/**
+ * How it ended: `built` (a new variant), `cached` (a variant built before, answered from the
+ * cache), `parent-meets` (fp32 itself is the choice), `no-candidate` (nothing meets the
+ * budgets), `failed` (the search could not run), `cancelled` (shutdown, a newer deploy, a rollback).
+ */
+export type LocalOptimizeEventOutcome = 'built' | 'cached' | 'parent-meets' | 'no-candidate' | 'failed' | 'cancelled';
+
+export interface LocalOptimizeEvent {
+  readonly model: string;
+  readonly trigger: LocalOptimizeTrigger;
+  readonly outcome: LocalOptimizeEventOutcome;
+  /** The variant the planner started from (`1.0.0/fp32`); null when it failed before one was pulled. */
+  readonly parent: string | null;
+  /** The planner's candidate id (`int8-dynamic`, `mixed:...`) of a built variant. */
+  readonly method: string | null;
+  /** The stored variant (`opt-int8-dynamic-1a2b3c4d`) of a built variant. */
+  readonly variant: string | null;
+  /** What the planner measured for the chosen candidate (latency_ms_p95, size_bytes, accuracy_drop...). */
+  readonly metrics: Readonly<Record<string, number>>;
+  /** Whether the result came from the optimize cache rather than a search. */
+  readonly cached: boolean;
+  /** The planner's reason, its advice when nothing fits, or the error. */
+  readonly reason: string;
+}
+
 export interface DaemonEventMap {
   'daemon-started': { readonly pid: number; readonly models: readonly string[]; readonly startMs: number };
   'daemon-stopping': { readonly signal: string };
@@ -38,6 +66,8 @@ export interface DaemonEventMap {
   'deploy-aborted': { readonly model: string; readonly version: string; readonly reason: string };
   'budget-breach': { readonly model: string; readonly p95Ms: number; readonly budgetMs: number; readonly forMs: number };
   'replan': { readonly model: string; readonly from: string; readonly to: string | null; readonly reason: string };
+  /** What an on-device optimization did (every run, whatever started it and however it ended). */
+  'local-optimize': LocalOptimizeEvent;
   'runtime-error': { readonly where: string; readonly code: string; readonly message: string };
   'config-reloaded': { readonly applied: readonly string[]; readonly needsRestart: readonly string[] };
 }

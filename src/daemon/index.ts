@@ -5,13 +5,13 @@ export { DeployStateStore, emptyDeployState, type ModelDeployState, type ModelDe
 export { judgeShadow, judgeTrial, type GateRules, type GateVerdict, type ShadowMeasured, type ShadowRules, type ShadowVerdict } from './health-gate.ts';
 export { LatencyWindow, percentile, type WindowSummary } from './latency-window.ts';
 export { BudgetWatch, stepBreach, type BreachRules, type BreachState } from './budget-watch.ts';
-export { EventLog, type DaemonEvent, type DaemonEventKind, type DaemonEventMap, type EventSink } from './events.ts';
+export { EventLog, type DaemonEvent, type DaemonEventKind, type DaemonEventMap, type EventSink, type LocalOptimizeEvent, type LocalOptimizeEventOutcome, type LocalOptimizeTrigger } from './events.ts';
 export { InferenceHealth, type HealthConfig } from './health.ts';
 export { InProcessServing, zeroFeeds } from './in-process-serving.ts';
 export { SlotServing, PROBE_REQUEST_ID } from './slot-serving.ts';
 export { systemdNotifier, watchdogIntervalMs, type Notifier } from './notify.ts';
 export { EventLoopLag, Watchdog } from './watchdog.ts';
-export { Reconciler, precisionBits, plannerBudgets, OPTIMIZE_DEFAULTS, type DesiredModel, type OptimizeRun, type ReconcileResult } from './reconcile.ts';
+export { Reconciler, precisionBits, plannerBudgets, missedLatencyBudget, OPTIMIZE_DEFAULTS, type DesiredModel, type OptimizeCall, type OptimizeRun, type ReconcileResult } from './reconcile.ts';
 export { planReload, RELOADABLE, type ReloadPlan } from './reload.ts';
 export { seedFixtureLayout, seedRef, seedLayoutDir, fixtureModelsDir, sampleRequestPath, writeSampleRequest, SEED_MODEL, SEED_TAG } from './seed.ts';
 export { resolveConfigFile, SYSTEM_CONFIG_FILE } from './config-file.ts';

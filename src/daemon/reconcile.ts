@@ -6,13 +6,14 @@
  * during a pull leaves the active version untouched.
  */
 import type { Config } from '../config/index.ts';
-import { EdgevolveError } from '../errors/index.ts';
+import { EdgevolveError, toEdgevolveError } from '../errors/index.ts';
 import type { Host } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
 import { artifactVersion, listVariants, onnxLayerOf, openEndpoint, pullModel, selectVariant, storePullDeps, type SelectionProfile, type VariantInfo } from './registry-port.ts';
 import type { OpenedStore } from '../store/index.ts';
 import type { DeployOutcome, DeploymentManager, ModelBudgets } from './deploy.ts';
 import type { DeployStateStore } from './deploy-state.ts';
+import type { EventLog, LocalOptimizeEventOutcome, LocalOptimizeTrigger } from './events.ts';
 import type { Budgets } from '../planner/index.ts';
 import type { LocalOptimizeOutcome, LocalOptimizer, OptimizeMethod } from './local-optimize.ts';
 import type { Endpoint } from '../registry/index.ts';
@@ -36,6 +37,16 @@ export interface ReconcileDeps {
   readonly profile: () => Promise<SelectionProfile>;
   /** On-device optimization; without it, reconcile only pulls and selects. */
   readonly optimizer?: LocalOptimizer;
+  /** Where `local-optimize` events go; none without it. */
+  readonly events?: Pick<EventLog, 'record'>;
+}
+
+/** What an optimize call asks for beyond the model's own settings. */
+export interface OptimizeCall {
+  readonly budgets?: Budgets;
+  readonly methods?: readonly OptimizeMethod[];
+  /** Why it runs (the event says so); 'command' when absent. */
+  readonly trigger?: LocalOptimizeTrigger;
 }
 
 /** What an on-device optimization of a desired model did. */
@@ -55,6 +66,8 @@ export type ReconcileResult =
 
 export class Reconciler {
   readonly #deps: ReconcileDeps;
+  /** Running optimizations per model, so that a newer deploy or a rollback can cancel them. */
+  readonly #optimizing = new Map<string, Set<AbortController>>();
 
   constructor(deps: ReconcileDeps) {
     this.#deps = deps;
@@ -93,14 +106,45 @@ export class Reconciler {
         }
         record = await this.#pull(endpoint, desired, chosenVariant, signal);
         if (desired.optimize === 'always' && this.#deps.optimizer !== undefined && hasPlannerBudget(plannerBudgets(desired.budgets, config))) {
-          const run = await this.optimize(desired, reason, signal);
+          const run = await this.optimize(desired, reason, signal, { trigger: 'always' });
           if (run.deploy !== null) return run.deploy;
         }
       }
     } finally {
       await endpoint.close();
     }
-    return this.#deployRecord(desired.name, record, reason, signal);
+    return this.#afterLatencyMiss(desired, await this.#deployRecord(desired.name, record, reason, signal), signal);
+  }
+
+  /**
+   * A version rolled back (or rejected in shadow) because its p95 missed the latency budget:
+   * the next lighter registry variant goes on trial, and when there is none (and the model's
+   * `optimize` is not 'never') one is built here. Bounded: failed variants are never tried
+   * again and each optimization result is cached per parent, budgets and hardware, so a
+   * second miss of the built variant ends in 'skipped-failed', not in another search.
+   * Resolves with what the follow-up deployed, else with `result` unchanged.
+   */
+  async #afterLatencyMiss(desired: DesiredModel, result: ReconcileResult, signal?: AbortSignal): Promise<ReconcileResult> {
+    if (result.action !== 'deployed' || (result.outcome.outcome !== 'rolled-back' && result.outcome.outcome !== 'rejected') || !missedLatencyBudget(result.outcome.reason)) return result;
+    if (desired.budgets.latencyP95Ms === undefined) return result;
+    const why = `${result.outcome.outcome} for latency: ${result.outcome.reason}`;
+    const lighter = await this.#replan(desired, why, signal);
+    if (lighter !== null) return lighter.result;
+    if (this.#deps.optimizer === undefined || (desired.optimize ?? OPTIMIZE_DEFAULTS.optimize) === 'never') return result;
+    try {
+      const run = await this.optimize(desired, why, signal, { trigger: 'rollback' });
+      return run.deploy ?? result;
+    } catch (err) {
+      // The local-optimize event says why; the rollback stands as the outcome.
+      if (signal?.aborted === true) throw err;
+      this.#deps.logger.warn({ model: desired.name, err: toEdgevolveError(err).message }, 'on-device optimization after a latency rollback failed');
+      return result;
+    }
+  }
+
+  /** Cancels the model's running (or queued) optimizations: a newer deploy or a rollback supersedes them. */
+  cancelOptimize(name: string, why: string): void {
+    for (const controller of this.#optimizing.get(name) ?? []) controller.abort(new EdgevolveError('E_PLAN_CANCELLED', `on-device optimization of ${name} cancelled: ${why}`, { context: { model: name } }));
   }
 
   /** Pulls `variant` (or the one selection picks) of the desired artifact without activating it; resolves with its record. */
@@ -155,7 +199,38 @@ export class Reconciler {
    * variant so later reconciles keep it. Nothing is deployed when no candidate meets the
    * budgets or the fp32 variant itself is the choice; the active version keeps serving.
    */
-  async optimize(desired: DesiredModel, reason: string, signal?: AbortSignal, request: { budgets?: Budgets; methods?: readonly OptimizeMethod[] } = {}): Promise<OptimizeRun> {
+  async optimize(desired: DesiredModel, reason: string, signal?: AbortSignal, request: OptimizeCall = {}): Promise<OptimizeRun> {
+    const controller = new AbortController();
+    const running = this.#optimizing.get(desired.name) ?? new Set<AbortController>();
+    running.add(controller);
+    this.#optimizing.set(desired.name, running);
+    const combined = signal === undefined ? controller.signal : AbortSignal.any([signal, controller.signal]);
+    const report: { parent: string | null; recorded: boolean } = { parent: null, recorded: false };
+    try {
+      return await this.#optimize(desired, reason, combined, request, report);
+    } catch (err) {
+      if (!report.recorded) {
+        const error = toEdgevolveError(err);
+        const cancelled = combined.aborted || error.code === 'E_PLAN_CANCELLED';
+        const why = cancelled ? abortReason(combined, error) : `${error.code}: ${error.message}`;
+        this.#event(desired.name, request.trigger ?? 'command', { outcome: cancelled ? 'cancelled' : 'failed', parent: report.parent, reason: why });
+      }
+      throw err;
+    } finally {
+      running.delete(controller);
+      if (running.size === 0) this.#optimizing.delete(desired.name);
+    }
+  }
+
+  #event(model: string, trigger: LocalOptimizeTrigger, fields: { outcome: LocalOptimizeEventOutcome; parent: string | null; reason: string; method?: string; variant?: string; metrics?: Readonly<Record<string, number>>; cached?: boolean }): void {
+    this.#deps.events?.record(
+      'local-optimize',
+      { model, trigger, outcome: fields.outcome, parent: fields.parent, method: fields.method ?? null, variant: fields.variant ?? null, metrics: fields.metrics ?? {}, cached: fields.cached ?? false, reason: fields.reason },
+      this.#deps.host.now(),
+    );
+  }
+
+  async #optimize(desired: DesiredModel, reason: string, signal: AbortSignal, request: OptimizeCall, report: { parent: string | null; recorded: boolean }): Promise<OptimizeRun> {
     const { optimizer, state, host, logger } = this.#deps;
     if (optimizer === undefined) throw new EdgevolveError('E_INTERNAL', 'this daemon was built without an on-device optimizer');
     const config = this.#deps.config();
@@ -174,8 +249,22 @@ export class Reconciler {
     } finally {
       await endpoint.close();
     }
+    report.parent = `${parent.version}/${parent.variant}`;
     const outcome = await optimizer.optimize(parent, { budgets, methods: request.methods ?? desired.optimizeMethods, timeLimitS: desired.optimizeTimeLimitS ?? OPTIMIZE_DEFAULTS.optimizeTimeLimitS, dataDir: desired.optimizeData }, signal);
-    const run = { model: desired.name, parent: `${parent.version}/${parent.variant}` };
+    const run = { model: desired.name, parent: report.parent };
+    const trigger = request.trigger ?? 'command';
+    report.recorded = true;
+    switch (outcome.kind) {
+      case 'built':
+        this.#event(desired.name, trigger, { outcome: outcome.cached ? 'cached' : 'built', parent: run.parent, method: outcome.chosen, variant: outcome.record.variant, metrics: outcome.metrics, cached: outcome.cached, reason: `${outcome.reason} (${reason})` });
+        break;
+      case 'parent-meets':
+        this.#event(desired.name, trigger, { outcome: 'parent-meets', parent: run.parent, cached: outcome.cached, reason: `the fp32 variant meets the budgets: ${outcome.reason}` });
+        break;
+      case 'no-candidate':
+        this.#event(desired.name, trigger, { outcome: 'no-candidate', parent: run.parent, cached: outcome.cached, reason: noCandidateError(desired.name, outcome).message });
+        break;
+    }
     if (outcome.kind !== 'built') return { ...run, outcome, deploy: null };
     await state.update(desired.name, (s) => ({ ...s, variantOverride: outcome.record.variant }));
     return { ...run, outcome, deploy: await this.#deployRecord(desired.name, outcome.record, `on-device optimization (${outcome.chosen}): ${reason}`, signal) };
@@ -190,7 +279,7 @@ export class Reconciler {
   async replanOrOptimize(desired: DesiredModel, reason: string, signal?: AbortSignal): Promise<string | null> {
     const lighter = await this.replan(desired, reason, signal);
     if (lighter !== null || this.#deps.optimizer === undefined || (desired.optimize ?? OPTIMIZE_DEFAULTS.optimize) === 'never') return lighter;
-    const run = await this.optimize(desired, reason, signal);
+    const run = await this.optimize(desired, reason, signal, { trigger: 'budget-watch' });
     if (run.outcome.kind === 'no-candidate') throw noCandidateError(desired.name, run.outcome);
     return run.outcome.kind === 'built' ? run.outcome.record.variant : null;
   }
@@ -201,6 +290,10 @@ export class Reconciler {
    * so that later reconciles keep it. Resolves with its name, or null when none is lighter.
    */
   async replan(desired: DesiredModel, reason: string, signal?: AbortSignal): Promise<string | null> {
+    return (await this.#replan(desired, reason, signal))?.variant ?? null;
+  }
+
+  async #replan(desired: DesiredModel, reason: string, signal?: AbortSignal): Promise<{ variant: string; result: ReconcileResult } | null> {
     const { store, host, logger, state } = this.#deps;
     const active = store.repository.active(desired.name);
     if (active === undefined) return null;
@@ -236,9 +329,23 @@ export class Reconciler {
     }
     if (lighter === undefined) return null;
     await state.update(desired.name, (s) => ({ ...s, variantOverride: lighter.name }));
-    await this.reconcile(desired, `re-plan: ${reason}`, signal, lighter.name);
-    return lighter.name;
+    return { variant: lighter.name, result: await this.reconcile(desired, `re-plan: ${reason}`, signal, lighter.name) };
   }
+}
+
+/**
+ * Whether a rollback or shadow rejection was for latency over the budget. The deployment
+ * outcome carries its gate's reason as text only (health-gate.ts judgeTrial/judgeShadow);
+ * test/unit/daemon/latency-miss.test.ts pins this against the gate's own wording.
+ */
+export function missedLatencyBudget(reason: string): boolean {
+  return /\bp95 [\d.]+ ms exceeds the budget\b/.test(reason);
+}
+
+function abortReason(signal: AbortSignal, error: EdgevolveError): string {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason.message;
+  return signal.aborted ? String(reason) : error.message;
 }
 
 /** Bits per weight by precision annotation; unknown precisions count as float32. */

@@ -26,6 +26,11 @@ function classify(event: DaemonEvent): { type: EventType; severity: Severity; me
       return { type: 'budget-violation', severity: 'warning', message: `${String(f.model)} p95 ${String(f.p95Ms)} ms over its ${String(f.budgetMs)} ms budget` };
     case 'replan':
       return { type: 'budget-violation', severity: 'info', message: `${String(f.model)} re-planned from ${String(f.from)} to ${String(f.to)}: ${String(f.reason)}` };
+    case 'local-optimize': {
+      const severity: Severity = f.outcome === 'failed' ? 'error' : f.outcome === 'no-candidate' ? 'warning' : 'info';
+      const what = typeof f.variant === 'string' ? `${String(f.outcome)} ${f.variant} (${String(f.method)})` : String(f.outcome);
+      return { type: 'local-optimize', severity, message: `${String(f.model)} on-device optimization from ${String(f.parent)} (${String(f.trigger)}): ${what}: ${String(f.reason)}` };
+    }
     case 'runtime-error':
       return { type: 'error', severity: 'error', message: `${String(f.where)}: ${String(f.code)}: ${String(f.message)}` };
     case 'shadow-started':

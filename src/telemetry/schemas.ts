@@ -161,6 +161,7 @@ export const EVENT_TYPES = [
   'storage-recovered',
   'agent-start',
   'drift',
+  'local-optimize',
 ] as const;
 
 export const eventSchema = z

@@ -69,7 +69,7 @@ describe.runIf(requireMosquitto())('signed optimize and config commands over a r
     });
     const variant = String(result.result?.variant);
     expect(handle!.daemon.runtimeStatus().served.map((m) => m.variant)).toEqual([variant]);
-    expect(handle!.daemon.events.recent().some((e) => e.kind === 'replan' && (e.fields as { to: string | null }).to === `1.0.0/${variant}`)).toBe(true);
+    expect(handle!.daemon.events.ofKind('local-optimize').map((e) => e.fields)).toMatchObject([{ model: 'mlp', trigger: 'command', outcome: 'built', parent: '1.0.0/fp32', variant }]);
 
     await handle!.stop();
     handle = await startDaemon({ configFile, env: {}, installProcessHandlers: false, logger: silentLogger(), notifier: NOTIFIER });

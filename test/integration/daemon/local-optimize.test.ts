@@ -10,7 +10,7 @@ import { systemHost } from '../../../src/host/index.ts';
 import { silentLogger } from '../../../src/log/index.ts';
 import { OciLayout, openVerifiedModel, pushArtifact } from '../../../src/registry/index.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
-import { deployRig, impossibleBudgetWatch, MLP, PROFILE, testConfig, type DeployRig } from './fixtures.ts';
+import { deployRig, IMPOSSIBLE_P95_MS, impossibleBudgetWatch, MLP, PROFILE, testConfig, type DeployRig } from './fixtures.ts';
 
 const CALIB = 'test/fixtures/data/mnist-calib';
 /** The planner kept small: the point is the daemon's path, not the search's depth. */
@@ -25,7 +25,7 @@ describe('on-device optimization: the planner builds a local variant, the gate d
   const optimizer = (): LocalOptimizer =>
     new LocalOptimizer({ store: rig.store, clock: systemHost(), logger: silentLogger(), stateDir: rig.config.stateDir, planner: () => rig.config.planner, device: () => Promise.resolve(DEVICE) });
   const reconciler = (o: LocalOptimizer): Reconciler =>
-    new Reconciler({ store: rig.store, host: systemHost(), logger: silentLogger(), deploy: rig.deploy, state: rig.state, config: () => rig.config, profile: () => Promise.resolve(PROFILE), optimizer: o });
+    new Reconciler({ store: rig.store, host: systemHost(), logger: silentLogger(), deploy: rig.deploy, state: rig.state, config: () => rig.config, profile: () => Promise.resolve(PROFILE), optimizer: o, events: rig.events });
 
   beforeEach(async () => {
     tmp = await makeTempDir('edgevolve-optimize-');
@@ -58,6 +58,9 @@ describe('on-device optimization: the planner builds a local variant, the gate d
     expect(run.deploy).toMatchObject({ action: 'deployed', outcome: { outcome: 'committed' } });
     expect(rig.store.repository.active('m')?.id).toBe(built.id);
     expect(rig.serving.loaded().map((m) => m.variant)).toEqual([built.variant]);
+    expect(rig.events.ofKind('local-optimize').map((e) => e.fields)).toEqual([
+      { model: 'm', trigger: 'command', outcome: 'built', parent: '1.0.0/fp32', method: run.outcome.chosen, variant: built.variant, metrics: run.outcome.metrics, cached: false, reason: expect.stringContaining('(test)') as unknown },
+    ]);
 
     // Provenance travels with the bytes: the verified manifest and config name the parent, the method and the measurements.
     const verified = await openVerifiedModel(rig.store, { name: 'm', manifestDigest: built.manifestDigest });
@@ -72,6 +75,7 @@ describe('on-device optimization: the planner builds a local variant, the gate d
     const again = await reconciler(optimizer()).optimize(desired, 'test', undefined, request);
     expect(again.outcome).toMatchObject({ kind: 'built', cached: true, record: { id: built.id } });
     expect(again.deploy).toMatchObject({ action: 'up-to-date' });
+    expect(rig.events.ofKind('local-optimize')[1]?.fields).toMatchObject({ outcome: 'cached', cached: true, variant: built.variant });
     expect(rig.store.repository.versions('m')).toHaveLength(versions);
 
     // The periodic reconcile keeps the local variant rather than going back to the registry's fp32.
@@ -93,6 +97,7 @@ describe('on-device optimization: the planner builds a local variant, the gate d
     const replan = rig.events.ofKind('replan')[0]?.fields;
     expect(replan).toMatchObject({ model: 'm', from: '1.0.0/fp32', to: null });
     expect(replan?.reason).toMatch(/re-plan failed: m: .*latency/);
+    expect(rig.events.ofKind('local-optimize').map((e) => e.fields)).toMatchObject([{ model: 'm', trigger: 'budget-watch', outcome: 'no-candidate', parent: '1.0.0/fp32', variant: null, cached: false }]);
     expect(rig.store.repository.active('m')?.variant).toBe('fp32');
     expect(rig.serving.loaded().map((m) => m.variant)).toEqual(['fp32']);
     expect(rig.store.repository.versions('m').map((v) => v.variant)).toEqual(['fp32']);
@@ -101,6 +106,27 @@ describe('on-device optimization: the planner builds a local variant, the gate d
     const again = await reconciler(optimizer()).optimize(impossible, 'again');
     expect(again).toMatchObject({ outcome: { kind: 'no-candidate', cached: true }, deploy: null });
     if (again.outcome.kind === 'no-candidate') expect(again.outcome.advice.length).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('a trial rolled back for latency with no lighter registry variant starts the planner (trigger rollback), once: the next reconcile does not search again', async () => {
+    const stateDir = join(tmp.dir, 'state-rollback');
+    const slow: DesiredModel = { ...desired, budgets: { latencyP95Ms: IMPOSSIBLE_P95_MS }, optimizeTimeLimitS: 10, optimizeMethods: ['int8-dynamic'] };
+    await rig.close();
+    // The trial judges p95 at its deadline: 300 ms of probes is enough to miss a budget no inference meets.
+    rig = await deployRig(stateDir, testConfig(stateDir, { planner: PLANNER, daemon: { models: [slow] }, deploy: { trialDeadlineMs: 300 } }));
+    const r = reconciler(optimizer());
+
+    const result = await r.reconcile(slow, 'initial');
+    expect(result).toMatchObject({ action: 'deployed', outcome: { outcome: 'rolled-back', reason: expect.stringMatching(/p95 .* exceeds the budget/) as unknown } });
+    expect(rig.events.ofKind('local-optimize').map((e) => e.fields)).toMatchObject([
+      { model: 'm', trigger: 'rollback', outcome: 'no-candidate', parent: '1.0.0/fp32', variant: null, reason: expect.stringMatching(/^m: .*latency/) as unknown },
+    ]);
+    // The first version has nothing to roll back to: it keeps serving, and nothing was built.
+    expect(rig.serving.loaded().map((m) => m.variant)).toEqual(['fp32']);
+    expect(rig.store.repository.versions('m').map((v) => v.variant)).toEqual(['fp32']);
+
+    expect(await r.reconcile(slow, 'periodic')).toMatchObject({ action: 'up-to-date' });
+    expect(rig.events.ofKind('local-optimize')).toHaveLength(1);
   }, 120_000);
 
   it('a model with no budget to optimize to is refused with a typed error naming the model', async () => {

@@ -268,8 +268,9 @@ async function rawThroughput(session: Session, feeds: Record<string, TensorValue
 }
 
 /** The transport floor: answers `responseBytes` for every `requestBytes` received, nothing else. */
-async function startEcho(requestBytes: number, responseBytes: number, socketPath?: string): Promise<{ server: NetServer; endpoint: Endpoint }> {
+async function startEcho(requestBytes: number, responseBytes: number, busyPollMs: number, socketPath?: string): Promise<{ server: NetServer; endpoint: Endpoint; poll: BusyPoll }> {
   const response = Buffer.alloc(responseBytes, 9);
+  const poll = new BusyPoll(busyPollMs);
   const server = createNetServer((socket) => {
     socket.setNoDelay(true);
     let received = 0;
@@ -278,16 +279,17 @@ async function startEcho(requestBytes: number, responseBytes: number, socketPath
       while (received >= requestBytes) {
         received -= requestBytes;
         socket.write(response);
+        poll.touch();
       }
     });
     socket.on('error', () => undefined);
   });
   if (socketPath !== undefined) {
     await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-    return { server, endpoint: { kind: 'echo', socketPath, requestBytes, responseBytes } };
+    return { server, poll, endpoint: { kind: 'echo', socketPath, requestBytes, responseBytes } };
   }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, endpoint: { kind: 'echo', port: (server.address() as AddressInfo).port, requestBytes, responseBytes } };
+  return { server, poll, endpoint: { kind: 'echo', port: (server.address() as AddressInfo).port, requestBytes, responseBytes } };
 }
 
 /**
@@ -298,7 +300,9 @@ async function startEcho(requestBytes: number, responseBytes: number, socketPath
 async function startFloor(
   responses: { binary: EncodedResponse; json: EncodedResponse },
   infer?: (body: Buffer, jsonLength: number | undefined, binary: boolean) => Promise<EncodedResponse>,
-): Promise<{ server: Server; url: string }> {
+  listen: { busyPollMs: number; socketPath?: string } = { busyPollMs: 0 },
+): Promise<{ server: Server; endpoint: Endpoint; poll: BusyPoll }> {
+  const poll = new BusyPoll(listen.busyPollMs);
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     const binary = req.headers['inference-header-content-length'] !== undefined;
     const chunks: Buffer[] = [];
@@ -323,10 +327,15 @@ async function startFloor(
       if (response.jsonLength !== undefined) headers['inference-header-content-length'] = String(response.jsonLength);
       res.writeHead(200, headers);
       res.end(response.body);
+      poll.touch();
     };
   });
+  if (listen.socketPath !== undefined) {
+    await new Promise<void>((resolve) => server.listen(listen.socketPath, resolve));
+    return { server, poll, endpoint: { kind: 'http', url: 'http://localhost', socketPath: listen.socketPath } };
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  return { server, poll, endpoint: { kind: 'http', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` } };
 }
 
 async function startSlots(bytes: Uint8Array, session: SessionOptions): Promise<{ slots: ModelSlots; slot: ModelSlot }> {
@@ -413,9 +422,11 @@ async function main(): Promise<void> {
   const responseBytes = answer(true).body.length + HEAD_BYTES;
   const socketDir = path.join(tmpdir(), `bench-serve-${process.pid}`);
   execFileSync('mkdir', ['-p', socketDir]);
-  const echoTcp = await startEcho(requestBytes, responseBytes);
-  const echoUnix = await startEcho(requestBytes, responseBytes, path.join(socketDir, 'echo.sock'));
+  const echoTcp = await startEcho(requestBytes, responseBytes, 0);
+  const echoUnix = await startEcho(requestBytes, responseBytes, 0, path.join(socketDir, 'echo.sock'));
+  const echoPollUnix = await startEcho(requestBytes, responseBytes, busyPollMs, path.join(socketDir, 'echo-poll.sock'));
   const floor = await startFloor({ binary: answer(true), json: answer(false) });
+  const floorPollUnix = await startFloor({ binary: answer(true), json: answer(false) }, undefined, { busyPollMs, socketPath: path.join(socketDir, 'floor-poll.sock') });
   const bare = await startFloor({ binary: answer(true), json: answer(false) }, async (body, jsonLength, binary) => {
     const request = decodeInferenceRequest(body, jsonLength);
     const result = await raw.run(request.feeds);
@@ -434,8 +445,10 @@ async function main(): Promise<void> {
   const endpoints: Record<string, Endpoint> = {
     'echo-tcp': echoTcp.endpoint,
     'echo-unix': echoUnix.endpoint,
-    floor: { kind: 'http', url: floor.url },
-    bare: { kind: 'http', url: bare.url },
+    'echo-poll-unix': echoPollUnix.endpoint,
+    floor: floor.endpoint,
+    'floor-poll-unix': floorPollUnix.endpoint,
+    bare: bare.endpoint,
     api: api.endpoint,
     'api-unix': apiUnix.endpoint,
     'api-poll': apiPoll.endpoint,
@@ -475,27 +488,29 @@ async function main(): Promise<void> {
   });
   const rawRow = row('raw onnxruntime, in-process', 'raw');
   const poll = `busy-poll ${busyPollMs} ms`;
+  // Defaults first (every loop sleeps when it waits), then latency-tuned: the server busy-polls, the client spins while it waits.
   const rows: Row[] = [
     rawRow,
     row('transport floor: bytes echo, TCP', 'echo-tcp'),
     row('transport floor: bytes echo, unix socket', 'echo-unix'),
-    row('node:http floor, binary-sized (no inference)', 'floor'),
-    row('node:http + decode + session.run + encode', 'bare'),
-    row('API, TCP (busy-poll off)', 'api'),
+    row('node:http floor, TCP (no inference)', 'floor'),
+    row('node:http + decode + session.run + encode, TCP', 'bare'),
+    row('API, TCP (defaults)', 'api'),
     row('API, TCP, JSON tensors', 'api', { binary: false }),
     row('API, unix socket', 'api-unix'),
+    ...(worker !== undefined ? [row(`API, TCP, ${workers} inference worker(s)`, 'worker')] : []),
     row(`API, TCP, ${poll}`, 'api-poll'),
     row(`API, unix socket, ${poll}`, 'api-poll-unix'),
+    row(`transport floor: bytes echo, unix socket, ${poll}, client spins`, 'echo-poll-unix', { spin: true }),
+    row(`node:http floor, unix socket, ${poll}, client spins`, 'floor-poll-unix', { spin: true }),
     row(`API, unix socket, ${poll}, client spins`, 'api-poll-unix', { spin: true }),
   ];
   if (pinning) {
     rows.push(
       row('raw onnxruntime, pinned to CPU 0', 'raw', { pinned: true }),
-      row('transport floor: bytes echo, unix socket, pinned', 'echo-unix', { pinned: true }),
-      row(`API, unix socket, ${poll}, pinned (server CPU 0, client CPU 1)`, 'api-poll-unix', { pinned: true }),
+      row(`API, unix socket, ${poll}, client spins, pinned (server CPU 0, client CPU 1)`, 'api-poll-unix', { pinned: true, spin: true }),
     );
   }
-  if (worker !== undefined) rows.push(row(`API, TCP, ${workers} inference worker(s)`, 'worker'));
   const withPin = async <T>(r: Row, work: () => Promise<T>): Promise<T> => {
     if (!r.pinned) return work();
     pin(process.pid, '0');
@@ -545,7 +560,10 @@ async function main(): Promise<void> {
   for (const s of [api, apiUnix, apiPoll, apiPollUnix, worker]) await s?.server.close();
   await inProcess.slots.close();
   await workerSlots?.slots.close();
-  for (const s of [floor.server, bare.server, echoTcp.server, echoUnix.server]) await new Promise((resolve) => s.close(resolve));
+  for (const s of [floor, floorPollUnix, bare, echoTcp, echoUnix, echoPollUnix]) {
+    s.poll.stop();
+    await new Promise((resolve) => s.server.close(resolve));
+  }
   rmSync(socketDir, { recursive: true, force: true });
   await raw.release();
 
@@ -564,9 +582,14 @@ async function main(): Promise<void> {
     }),
     '',
   ];
-  const p50Of = (target: string): number => m(rows.find((r) => r.target === target && r.binary && !r.pinned && !r.spin)!.p50);
+  const p50Of = (target: string, spin = false): number => m(rows.find((r) => r.target === target && r.binary && !r.pinned && r.spin === spin)!.p50);
+  const share = (ms: number): string => `${ms.toFixed(3)} ms (${((ms / rawP50) * 100).toFixed(0)}% of raw p50)`;
+  const tunedEcho = p50Of('echo-poll-unix', true);
+  const tunedFloor = p50Of('floor-poll-unix', true);
+  const tunedApi = p50Of('api-poll-unix', true);
   lines.push(
-    `Floors at p50, share of raw p50: bytes echo TCP ${p50Of('echo-tcp').toFixed(3)} ms (${((p50Of('echo-tcp') / rawP50) * 100).toFixed(0)}%), unix ${p50Of('echo-unix').toFixed(3)} ms (${((p50Of('echo-unix') / rawP50) * 100).toFixed(0)}%), node:http ${p50Of('floor').toFixed(3)} ms (${((p50Of('floor') / rawP50) * 100).toFixed(0)}%).`,
+    `Floors at p50, defaults: bytes echo TCP ${share(p50Of('echo-tcp'))}, unix ${share(p50Of('echo-unix'))}; node:http TCP ${share(p50Of('floor'))}.`,
+    `Latency-tuned (unix socket, server busy-polls, client spins): API ${pct(tunedApi, rawP50)} over raw = transport ${share(tunedEcho)} + node:http over transport ${share(tunedFloor - tunedEcho)} + inference and server over node:http and raw ${share(tunedApi - tunedFloor - rawP50)}.`,
     `Busy-poll ${busyPollMs} ms at idle: ${idle.cpu.toFixed(1)} ms of server CPU over the idle second after the last request (window passed).`,
     '',
     `Swap at ${rps} req/s open loop for ${swapMs / 1000} s (batch ${swapBatch}, binary, API in-process, busy-poll off): ${swapResult.sent} sent, ${swapResult.failed} failed (target 0); v1 ${swapResult.versions['1'] ?? 0}, v2 ${swapResult.versions['2'] ?? 0}, v1 after the first v2: ${swapResult.oldAfterNew}; p50 ${swapResult.p50.toFixed(2)} ms, p99 ${swapResult.p99.toFixed(2)} ms, max ${swapResult.max.toFixed(1)} ms.`,

@@ -6,11 +6,19 @@
  * QLinearConv, QLinearMatMul, QGemm, QLinearAdd and friends when it loads the model.
  *
  * What the Q/DQ structure adds beyond the int8 weights is kept small (issue 4: int8 size
- * <= 0.27x fp32): generated names are short ids (short-names.ts); zero points that are all
- * zero (symmetric int8 weights, int32 biases) are left out, DequantizeLinear's default; a
- * per-channel bias scale is a `Mul(input scale, weight scale)` node rather than a stored
- * copy of the product: onnxruntime's constant folding (level 1) turns it back into an
- * initializer before its QDQ fusion (level 2) reads it, so the fused graph is unchanged.
+ * <= 0.27x fp32), each time by leaving to onnxruntime's level-1 graph transformers what
+ * they rebuild exactly before its QDQ fusion (level 2) reads the graph, so the fused graph
+ * is unchanged:
+ * - generated names are short ids (short-names.ts);
+ * - zero points that are all zero (symmetric int8 weights of Conv/ConvTranspose, int32
+ *   biases) are left out, DequantizeLinear's default; activation zero points of one type
+ *   and value are one shared initializer;
+ * - a per-channel bias scale is a `Mul(input scale, weight scale)` node rather than a
+ *   stored copy of the product (constant folding turns it back into an initializer);
+ * - a bias that onnxruntime's WeightBiasQuantization quantizes itself (a Conv or Gemm whose
+ *   output goes straight into a QuantizeLinear) stays float: no int32 copy, scale or DQ;
+ * - no Q/DQ pair after a direct 8-bit op that its QDQPropagationTransformer propagates
+ *   across (MaxPool, Reshape, Transpose, ...): it inserts the same pair on load.
  *
  * The pass is split in two so that calibration measures exactly what will be
  * quantized: `planStatic` decides, from the graph alone, which nodes are quantized and
@@ -321,16 +329,41 @@ interface QParams {
   readonly zeroPointValue: number;
 }
 
-/** Applies a static plan with calibrated ranges. */
 /**
- * Ops whose weight DequantizeLinear may leave out an all-zero zero point and whose
- * per-channel bias scale may be a `Mul(input scale, weight scale)` node: onnxruntime still
+ * Ops whose weight DequantizeLinear may leave out an all-zero zero point: onnxruntime still
  * fuses them into QLinearConv. Its QGemm/QLinearMatMul selectors want the weight zero point
  * (without it mnist-teacher's int8-static ran 2.7x slower than fp32 instead of 0.34x), so
- * Gemm and MatMul keep the zero point and the stored bias scale.
+ * Gemm and MatMul keep it. A per-channel bias scale is a Mul for every op (it is folded
+ * before any selector looks).
  */
-const COMPACT_QDQ_OPS: ReadonlySet<string> = new Set(['Conv', 'ConvTranspose']);
+const OMIT_WEIGHT_ZERO_POINT: ReadonlySet<string> = new Set(['Conv', 'ConvTranspose']);
 
+/**
+ * Direct 8-bit ops across which onnxruntime's QDQPropagationTransformer (level 1) moves a
+ * DequantizeLinear forward, inserting a Q/DQ pair with the same scale and zero point after
+ * the op (qdq_propagation.cc, CanNodePropagate). It matches schema versions, so each entry
+ * is the range of default-domain opsets whose schema version it lists (Reshape-21,
+ * MaxPool-22 and the other later versions are not listed: there the pair stays explicit).
+ */
+const PROPAGATED_BY_ORT: Readonly<Record<string, readonly [number, number]>> = {
+  MaxPool: [12, 21],
+  Reshape: [5, 20],
+  Transpose: [1, 20],
+  Squeeze: [1, 20],
+  Unsqueeze: [1, 20],
+  Slice: [1, 20],
+};
+
+/**
+ * Ops whose float bias onnxruntime's WeightBiasQuantization (level 1) turns into the int32
+ * bias its QDQ fusion needs, when the input is read through a per-tensor DequantizeLinear,
+ * the weight through a DequantizeLinear (per channel on axis 0; Gemm: the output axis) and
+ * the output goes into a QuantizeLinear and nowhere else (weight_bias_quantization.cc).
+ * ConvTranspose's per-channel axis is 1, which it does not accept.
+ */
+const ORT_QUANTIZES_BIAS: ReadonlySet<string> = new Set(['Conv', 'Gemm', 'ConvTranspose']);
+
+/** Applies a static plan with calibrated ranges. */
 export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): PassResult {
   const prepared = prepareStatic(input, options);
   const { model, plan } = prepared;
@@ -348,6 +381,18 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
   const ranges = new Map(options.ranges);
   for (const n of plan.nodes) if (n.node.opType === 'Softmax') for (const o of n.outputs) ranges.set(o.name, [0, 1]);
 
+  /** One scalar zero point initializer per value: after a Relu most activations share zero point 0. */
+  const zeroPoints = new Map<number, TensorProto>();
+  const sharedZeroPoint = (value: number): TensorProto => {
+    let t = zeroPoints.get(value);
+    if (t === undefined) {
+      // A key no graph tensor has (a NUL byte), so the id is the zero point's own.
+      t = makeTensor(names.fresh(`\0zero point ${value}`, 'z'), quantDataType(actType), [], actType === 'int8' ? Int8Array.of(value) : Uint8Array.of(value));
+      graph.initializer!.push(t);
+      zeroPoints.set(value, t);
+    }
+    return t;
+  };
   /** Parameters per tensor: made once from its range (or, for constant data, from its values). */
   const params = new Map<string, QParams>();
   const paramsFor = (tensor: string): QParams | undefined => {
@@ -357,14 +402,13 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
     const range = ranges.get(tensor) ?? (init !== undefined ? minMax(tensorToFloat32(init)) : undefined);
     if (range === undefined) return undefined;
     const p = computeScaleZeroPoint(range[0], range[1], actRange, false);
-    const zpData = actType === 'int8' ? Int8Array.of(p.zeroPoint) : Uint8Array.of(p.zeroPoint);
     const made: QParams = {
       scale: makeTensor(names.fresh(tensor, 's'), DataType.FLOAT, [], [p.scale]),
-      zeroPoint: makeTensor(names.fresh(tensor, 'z'), quantDataType(actType), [], zpData),
+      zeroPoint: sharedZeroPoint(p.zeroPoint),
       scaleValue: p.scale,
       zeroPointValue: p.zeroPoint,
     };
-    graph.initializer!.push(made.scale, made.zeroPoint);
+    graph.initializer!.push(made.scale);
     params.set(tensor, made);
     return made;
   };
@@ -387,9 +431,12 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
   const qNodes = new Set<NodeProto>();
   const constantDq = new Map<string, string>();
 
+  /** Outputs of direct 8-bit ops whose Q/DQ pair onnxruntime inserts itself (PROPAGATED_BY_ORT): readers take the float tensor. */
+  const propagated = new Set<string>();
   const dequantizeActivation = (tensor: string, p: QParams, producer: NodeProto | undefined): string => {
     const known = activationDq.get(tensor);
     if (known !== undefined) return known;
+    if (propagated.has(tensor)) return tensor;
     const qOut = names.fresh(tensor, 'q');
     const dqOut = names.fresh(tensor, 'd');
     const q = makeNode('QuantizeLinear', [tensor, p.scale.name!, p.zeroPoint.name!], [qOut], {}, { name: names.fresh(tensor, 'Q') });
@@ -460,6 +507,20 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
   /** Output parameters by tensor, including those shared through direct 8-bit ops. */
   const outParams = new Map<string, QParams>();
   const activationParams = (t: string): QParams | undefined => outParams.get(t) ?? paramsFor(t);
+  const opset = opsetVersion(model) ?? 1;
+  /**
+   * Whether onnxruntime's propagation recreates the Q/DQ pair after `node` (a direct 8-bit op
+   * reading `input`): the op at a listed schema version, and the DQ it moves forward read by
+   * this node alone (its CheckOutputEdges(dq, 1)), a real DQ or itself propagated.
+   */
+  const propagatesPair = (node: NodeProto, originalInputs: readonly string[], input: string): boolean => {
+    const versions = PROPAGATED_BY_ORT[node.opType ?? ''];
+    if (versions === undefined || opset < versions[0] || opset > versions[1]) return false;
+    if (originalInputs[0] !== input || originalInputs.filter((i) => i === input).length !== 1) return false;
+    if (inits.has(input) || index.isGraphOutput(input)) return false;
+    const readers = index.consumers(input).filter((c) => !dropped.has(c));
+    return readers.length === 1 && readers[0] === node && (activationDq.has(input) || propagated.has(input));
+  };
   const missing: string[] = [];
   let quantizedNodes = 0;
   let weightOnlyNodes = 0;
@@ -474,7 +535,8 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
       changes.push({ target: key, action: 'kept-float', detail: `${node.opType}: no calibrated range for '${np.activations[missingAt]}'` });
       continue;
     }
-    const newInputs = [...(node.input ?? [])];
+    const originalInputs = [...(node.input ?? [])];
+    const newInputs = [...originalInputs];
     np.activations.forEach((a, i) => {
       const p = actParams[i]!;
       const dq = inits.has(a) ? dequantizeConstant(a, p) : dequantizeActivation(a, p, producerOf(a));
@@ -484,26 +546,32 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
     });
     const firstAct = actParams[0]!;
     const stats: Record<string, number | string | boolean> = { inputScale: firstAct.scaleValue };
+    const op = node.opType ?? '';
+    const outputs = np.outputs.map((o) => ({ ...o, params: o.sharesWith === o.name ? paramsFor(o.name) : activationParams(o.sharesWith) }));
     if (np.weight !== undefined) {
       const biasData = np.bias !== undefined ? tensorToFloat32(inits.get(np.bias)!) : undefined;
-      const fusesCompact = COMPACT_QDQ_OPS.has(node.opType ?? '');
-      const { q, tensors } = quantizedWeight(np.weight.name, np.weight.axis, biasData === undefined ? undefined : { data: biasData, inputScale: firstAct.scaleValue }, options.reduceRange, fusesCompact);
+      const { q, tensors } = quantizedWeight(np.weight.name, np.weight.axis, biasData === undefined ? undefined : { data: biasData, inputScale: firstAct.scaleValue }, options.reduceRange, OMIT_WEIGHT_ZERO_POINT.has(op));
       const dqOut = names.fresh(np.weight.name, 'd');
       const attrs: Record<string, number> = np.weight.axis === undefined ? {} : { axis: np.weight.axis };
       // A DQ per consumer: onnxruntime's node-unit selectors want the weight DQ to feed one node.
       pushTo(before, node, [makeNode('DequantizeLinear', tensors.map((t) => t.name!), [dqOut], attrs, { name: names.fresh(np.weight.name, 'D') })]);
       newInputs[1] = dqOut;
       Object.assign(stats, { weight: np.weight.name, perChannel: np.weight.axis !== undefined }, scaleStats(q.scales));
-      if (np.bias !== undefined && biasData !== undefined) {
+      const qb = biasData === undefined ? undefined : quantizeBias(biasData, firstAct.scaleValue, q.scales);
+      // The output's only reader is its QuantizeLinear when it is quantized (float readers read the DQ after it).
+      const out0 = node.output?.[0] ?? '';
+      const outputQuantized = outputs.length === 1 && outputs[0]!.name === (renamedOutput.get(out0) ?? out0) && outputs[0]!.params !== undefined;
+      if (qb !== undefined && qb.saturated === 0 && outputQuantized && ORT_QUANTIZES_BIAS.has(op) && (op !== 'ConvTranspose' || np.weight.axis === undefined)) {
+        stats.bias = 'float (onnxruntime makes it int32 on load)';
+      } else if (np.bias !== undefined && biasData !== undefined && qb !== undefined) {
         const bias = biasData;
-        const qb = quantizeBias(bias, firstAct.scaleValue, q.scales);
         if (qb.saturated > 0) warnings.push(`${key}: ${qb.saturated} bias value(s) saturated int32`);
         const perChannel = qb.scales.length > 1;
         const bq = makeTensor(names.fresh(np.bias, 'q'), DataType.INT32, [bias.length], qb.data);
         graph.initializer!.push(bq);
         const biasNodes: NodeProto[] = [];
         let biasScale: string;
-        if (perChannel && fusesCompact) {
+        if (perChannel) {
           // Float32 Mul of two float32 values is the same rounding as quantizeBias's Math.fround(x·w): bit-identical scales.
           biasScale = names.fresh(np.bias, 's');
           biasNodes.push(makeNode('Mul', [firstAct.scale.name!, tensors[1]!.name!], [biasScale], {}, { name: names.fresh(np.bias, 'M') }));
@@ -522,11 +590,16 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
     node.input = newInputs;
     node.output = (node.output ?? []).map((o) => renamedOutput.get(o) ?? o);
     // The output Q/DQ completes the node unit (DQ → op → Q) that onnxruntime fuses.
-    for (const o of np.outputs) {
-      const p = o.sharesWith === o.name ? paramsFor(o.name) : activationParams(o.sharesWith);
+    for (const o of outputs) {
+      const p = o.params;
       if (p === undefined) continue;
       outParams.set(o.name, p);
-      dequantizeActivation(o.name, p, node);
+      if (o.sharesWith !== o.name && propagatesPair(node, originalInputs, o.sharesWith)) {
+        propagated.add(o.name);
+        stats.outputQdq = 'inserted by onnxruntime on load';
+      } else {
+        dequantizeActivation(o.name, p, node);
+      }
       stats.outputScale = p.scaleValue;
     }
     quantizedNodes += 1;

@@ -37,7 +37,7 @@ describe('planStatic', () => {
 });
 
 describe('int8-static QDQ', () => {
-  it('stores weights int8 per channel behind a DequantizeLinear with the right axis, and biases int32 with scale = input × weight scale', async () => {
+  it('stores weights int8 per channel behind a DequantizeLinear with the right axis; an int32 bias (where onnxruntime does not make it) has scale = input × weight scale', async () => {
     const r = await quantize(convGraph(), [1, 3, 12, 12]);
     const graph = r.model.graph!;
     const init = new Map(graph.initializer!.map((t) => [t.name!, t]));
@@ -47,19 +47,22 @@ describe('int8-static QDQ', () => {
     expect(wDq.opType).toBe('DequantizeLinear');
     expect(getAttrInt(wDq, 'axis')).toBe(0);
     expect(init.get(wDq.input![0]!)!.dataType).toBe(DataType.INT8);
-    const bDq = graph.node!.find((n) => n.output![0] === conv.input![2])!;
+    // Symmetric int8 weights have all-zero zero points: left out (DequantizeLinear's default).
+    expect(wDq.input).toHaveLength(2);
+    // Its output goes into a QuantizeLinear: the bias stays float and onnxruntime quantizes it on load.
+    expect(conv.input![2]).toBe('c1b');
+    expect(init.get('c1b')!.dataType).toBe(DataType.FLOAT);
+    // The Gemm head writes the float graph output: its bias is int32, its per-channel scale a Mul of the input and weight scales.
+    const head = graph.node!.find((n) => n.name === 'head')!;
+    const hwDq = graph.node!.find((n) => n.output![0] === head.input![1])!;
+    expect(getAttrInt(hwDq, 'axis')).toBe(0);
+    const bDq = graph.node!.find((n) => n.output![0] === head.input![2])!;
     expect(init.get(bDq.input![0]!)!.dataType).toBe(DataType.INT32);
-    const xDq = graph.node!.find((n) => n.output![0] === conv.input![0])!;
-    // The per-channel bias scale is not stored: a Mul of the input and weight scales makes it.
+    expect(bDq.input).toHaveLength(2);
+    const xDq = graph.node!.find((n) => n.output![0] === head.input![0])!;
     const bScaleMul = graph.node!.find((n) => n.output![0] === bDq.input![1])!;
     expect(bScaleMul.opType).toBe('Mul');
-    expect(bScaleMul.input).toEqual([xDq.input![1], wDq.input![1]]);
-    // Symmetric int8 weights and int32 biases have all-zero zero points: left out (DequantizeLinear's default).
-    expect(wDq.input).toHaveLength(2);
-    expect(bDq.input).toHaveLength(2);
-    // Gemm with transB=1 is per channel along axis 0.
-    const head = graph.node!.find((n) => n.name === 'head')!;
-    expect(getAttrInt(graph.node!.find((n) => n.output![0] === head.input![1])!, 'axis')).toBe(0);
+    expect(bScaleMul.input).toEqual([xDq.input![1], hwDq.input![1]]);
     expect(r.model.opsetImport![0]!.version).toBe(13);
     expect(validateModel(r.model).filter((f) => f.severity === 'error')).toEqual([]);
   });

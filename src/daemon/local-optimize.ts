@@ -24,7 +24,7 @@ import { EdgevolveError, toEdgevolveError } from '../errors/index.ts';
 import { writeFileAtomic, type Clock } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
 import { decodeModel, type ModelProto } from '../onnx/index.ts';
-import { isolatedBench, optimize, type Budgets, type OptimizeDeps, type OptimizeResult } from '../planner/index.ts';
+import { isolatedBench, optimize, throwIfCancelled, type Budgets, type OptimizeDeps, type OptimizeResult } from '../planner/index.ts';
 import { ANNOTATION, MEDIA_TYPE, manifestBytes, openVerifiedModel, readModelInfo, readVerifiedCalibration, sha256Digest, type ImageManifest, type ModelConfig } from '../registry/index.ts';
 import type { OpenedStore, VersionRecord } from '../store/index.ts';
 
@@ -138,7 +138,7 @@ export class LocalOptimizer {
       const outcome = this.#fromEntry(parent, cached);
       if (outcome !== undefined) return outcome;
     }
-    signal?.throwIfAborted();
+    throwIfCancelled(signal);
     const log = this.#deps.logger.child({ model: parent.name, parent: `${parent.version}/${parent.variant}` });
     const verified = await openVerifiedModel(this.#deps.store, { name: parent.name, manifestDigest: parent.manifestDigest });
     const model = inlineExternalData(decodeModel(verified.bytes), verified.externalData);
@@ -148,18 +148,14 @@ export class LocalOptimizer {
       const dataset = await openDataset(dataDir);
       let result: OptimizeResult;
       log.info({ budgets: request.budgets, methods: request.methods ?? 'all', timeLimitS: request.timeLimitS }, 'on-device optimization started');
-      const search = this.#search(model, dataset, request, device, (line) => log.debug({ progress: line }, 'optimize'));
       try {
-        // The planner has no cancellation: on stop, stop waiting (its benchmark children end with the process).
-        result = await abortable(search, signal);
+        // The planner sees the signal between candidates, batches and rounds and kills its benchmark child: a stop
+        // waits only for the step under way, and the data set is closed once the search has really ended.
+        result = await this.#search(model, dataset, request, device, (line) => log.debug({ progress: line }, 'optimize'), signal);
       } finally {
-        // After an interrupted wait the search still reads the data set: close it once the search settles.
-        void search.then(
-          () => dataset.close(),
-          () => dataset.close(),
-        ).catch(() => undefined);
+        await dataset.close();
       }
-      signal?.throwIfAborted();
+      throwIfCancelled(signal);
       const entry = await this.#record(parent, verified.manifest, verified.config, result, device.fingerprint);
       await this.#writeCache(key, entry);
       log.info({ kind: entry.kind, chosen: result.chosen?.id ?? null, wallMs: Math.round(result.wallMs) }, 'on-device optimization finished');
@@ -185,7 +181,7 @@ export class LocalOptimizer {
     }
   }
 
-  async #search(model: ModelProto, dataset: Awaited<ReturnType<typeof openDataset>>, request: OptimizeRequest, device: PlannerDevice, progress: (line: string) => void): Promise<OptimizeResult> {
+  async #search(model: ModelProto, dataset: Awaited<ReturnType<typeof openDataset>>, request: OptimizeRequest, device: PlannerDevice, progress: (line: string) => void, signal: AbortSignal | undefined): Promise<OptimizeResult> {
     const p = this.#deps.planner();
     const methods = request.methods;
     return optimize(
@@ -207,7 +203,7 @@ export class LocalOptimizer {
         only: methods === undefined ? undefined : candidateIds(methods),
         maxSensitivityLayers: 64,
       },
-      { bench: isolatedBench(p.threads, p.benchMs), now: () => performance.now(), progress, measured: device.measured, ...(device.cpu === undefined ? {} : { cpu: device.cpu }) },
+      { bench: isolatedBench(p.threads, p.benchMs), now: () => performance.now(), progress, measured: device.measured, ...(device.cpu === undefined ? {} : { cpu: device.cpu }), ...(signal === undefined ? {} : { signal }) },
     );
   }
 
@@ -329,16 +325,6 @@ export class LocalOptimizer {
     await mkdir(this.#dir, { recursive: true });
     await writeFileAtomic(join(this.#dir, 'cache.json'), `${JSON.stringify({ v: 1, entries }, null, 2)}\n`);
   }
-}
-
-function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return work;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new EdgevolveError('E_DAEMON_STOPPING', 'on-device optimization interrupted: the daemon is stopping', { cause: signal.reason }));
-    if (signal.aborted) onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 /** Planner candidate ids (`only`) for the methods a request names. */

@@ -13,6 +13,7 @@ import { checkAgainstModel, type Batch, type Dataset, type DatasetLayout, type F
 import { EdgevolveError, isEdgevolveError } from '../errors/index.ts';
 import { DataType, valueToFloat32, type TensorValue } from '../onnx/index.ts';
 import { createSession, type Session } from '../runtime/index.ts';
+import { throwIfCancelled } from './cancel.ts';
 import { AccuracyMeter, FidelityMeter, type AccuracyResult, type FidelityResult } from './metrics.ts';
 
 export const DEFAULT_BATCH_SIZE = 32;
@@ -28,6 +29,8 @@ export interface EvaluateOptions {
   readonly labelsOutput?: string;
   /** Called after every batch with samples done and total. */
   readonly onProgress?: (done: number, total: number) => void;
+  /** Stops the evaluation between batches (E_PLAN_CANCELLED). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface OutputFidelity extends FidelityResult {
@@ -94,6 +97,7 @@ export async function evaluateSessions(session: Session, reference: Session | un
   let referenceRunMs = 0;
   let done = 0;
   for await (const { batch, feeds, outputs, runRows, ms } of runOverDataset(session, binding, options.batchSize, { warmup: true })) {
+    throwIfCancelled(options.signal);
     runMs += ms;
     if (done === 0 && reference !== undefined) await reference.run(feeds, outputNames);
 

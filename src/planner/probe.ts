@@ -11,6 +11,7 @@ import { measureLatencies } from '../runtime/bench/measure.ts';
 import { percentileOfSorted } from '../runtime/bench/stats.ts';
 import { createSession, type Session } from '../runtime/index.ts';
 import { scoreOf, type AccuracyMetric, type AccuracyScore } from './accuracy.ts';
+import { throwIfCancelled } from './cancel.ts';
 import { evaluateSessions } from './evaluate.ts';
 
 export interface ProbeOptions {
@@ -19,6 +20,8 @@ export interface ProbeOptions {
   readonly quickMs: number;
   /** Samples per run in every latency measurement (default 1). */
   readonly batch?: number;
+  /** Stops evaluations between batches and the quick estimate between rounds (E_PLAN_CANCELLED). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /**
@@ -89,13 +92,13 @@ export class CandidateProbe {
 
   /** Scores the candidate on the first `limit` samples (all when undefined); `baseline` is fp32's score on the same samples. */
   async score(metric: AccuracyMetric, baseline: number, limit?: number): Promise<AccuracyScore> {
-    const report = await evaluateSessions(this.session, this.reference.session, this.dataset, limit === undefined ? {} : { limit });
+    const report = await evaluateSessions(this.session, this.reference.session, this.dataset, { signal: this.options.signal, ...(limit === undefined ? {} : { limit }) });
     return scoreOf(report, metric, baseline);
   }
 
   /** The score and the mean cosine of the scored output against fp32 on `limit` samples, from one evaluation: the per-layer sensitivity measure. */
   async scoreAndCosine(metric: AccuracyMetric, baseline: number, limit: number): Promise<{ score: AccuracyScore; cosine: number }> {
-    const report = await evaluateSessions(this.session, this.reference.session, this.dataset, { limit });
+    const report = await evaluateSessions(this.session, this.reference.session, this.dataset, { limit, signal: this.options.signal });
     return { score: scoreOf(report, metric, baseline), cosine: report.fidelity?.outputs.find((o) => o.output === metric.output)?.meanCosine ?? 0 };
   }
 
@@ -107,6 +110,7 @@ export class CandidateProbe {
     const ref: number[] = [];
     const own: number[] = [];
     for (let round = 0; round < rounds; round++) {
+      throwIfCancelled(this.options.signal);
       const r = await measureLatencies(() => this.reference.session.run(feeds), { warmup: round === 0 ? 3 : 1, iterations: 10_000, maxMs: slice });
       const c = await measureLatencies(() => this.session.run(feeds), { warmup: round === 0 ? 3 : 1, iterations: 10_000, maxMs: slice });
       ref.push(...r.samplesMs);

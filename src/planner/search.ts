@@ -22,6 +22,7 @@ import { countMacs, deviceSpeed, macsByOpType, predictLatencyRatio, type CostPla
 import { evaluateSessions } from './evaluate.ts';
 import { paretoFront } from './pareto.ts';
 import { ReferenceProbe } from './probe.ts';
+import { throwIfCancelled } from './cancel.ts';
 
 /** Numbers from the isolated benchmark (runtime/bench in production). */
 export interface BenchNumbers {
@@ -38,7 +39,7 @@ export interface OptimizeDeps {
    * EdgevolveError when the model fails. `expectedMs` (an in-process estimate of one
    * run) lets it size the run count.
    */
-  bench(bytes: Uint8Array, shapes: Readonly<Record<string, readonly number[]>>, expectedMs: number): Promise<BenchNumbers>;
+  bench(bytes: Uint8Array, shapes: Readonly<Record<string, readonly number[]>>, expectedMs: number, signal?: AbortSignal): Promise<BenchNumbers>;
   /** Milliseconds, monotonic. */
   now(): number;
   /** One line of progress (the CLI writes it to stderr). */
@@ -46,6 +47,12 @@ export interface OptimizeDeps {
   /** The profile's measured int8/fp32 speed (null when not measured). */
   readonly measured: { readonly gemmInt8Speedup: number; readonly convInt8Speedup: number } | null;
   readonly cpu?: BuildContext['cpu'];
+  /**
+   * Cancels the search: checked between candidates and inside every long loop (calibration
+   * batches, evaluation batches, quick-latency rounds), and it kills a running benchmark
+   * child; the search then rejects with E_PLAN_CANCELLED.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface OptimizeOptions {
@@ -205,12 +212,13 @@ class Search {
 
   async run(): Promise<OptimizeResult> {
     const { options, deps } = this;
+    this.checkCancelled();
     this.builder = new CandidateBuilder({ cpu: deps.cpu });
     const fp32 = await this.build({ id: 'fp32', steps: [{ kind: 'fold' }] });
-    this.reference = await ReferenceProbe.open(fp32.bytes, this.dataset, { threads: options.threads, quickMs: options.quickMs, batch: options.batch ?? 1 });
+    this.reference = await ReferenceProbe.open(fp32.bytes, this.dataset, { threads: options.threads, quickMs: options.quickMs, batch: options.batch ?? 1, signal: deps.signal });
     try {
       // int8-static calibrates on the first samples of the data set (one per model input).
-      this.builder = new CandidateBuilder({ cpu: deps.cpu, calibration: calibrationFrom(this.dataset, this.reference.session.inputs, options.calibrationSamples) });
+      this.builder = new CandidateBuilder({ cpu: deps.cpu, calibration: calibrationFrom(this.dataset, this.reference.session.inputs, options.calibrationSamples, deps.signal) });
       return await this.searchWithReference(fp32);
     } finally {
       await this.reference.release();
@@ -226,12 +234,13 @@ class Search {
     // The baseline: fp32's own accuracy (labels) and its isolated latency.
     const self = await evaluateSessions(this.reference.session, this.dataset.hasLabels ? undefined : this.reference.session, this.dataset, {
       limit: Math.min(this.options.subsetSamples, this.dataset.size),
+      signal: deps.signal,
     });
     const firstOutput = this.reference.session.outputs[0]?.name ?? '';
     this.metric = chooseMetric(self, firstOutput, this.reference.session.outputs[0]?.shape.length ?? 0);
     if (this.metric.kind === 'top1-labels') {
       this.baselineSubset = (self.accuracy?.top1 ?? 0) * 100;
-      const full = await evaluateSessions(this.reference.session, undefined, this.dataset, this.evalLimit());
+      const full = await evaluateSessions(this.reference.session, undefined, this.dataset, { ...this.evalLimit(), signal: deps.signal });
       this.baselineFull = (full.accuracy?.top1 ?? 0) * 100;
     }
     deps.progress(`accuracy metric: ${describeMetric(this.metric)}; fp32 scores ${this.baselineFull.toFixed(2)}`);
@@ -302,6 +311,7 @@ class Search {
 
   /** Runs the checks on one built candidate in order of cost, stopping at the first that fails. */
   private async consider(rec: CandidateRecord, fullEvenIfSubsetFails = false): Promise<void> {
+    this.checkCancelled();
     const { budgets } = this.options;
     const { deps } = this;
     const skip = (status: CandidateStatus, reason: string): void => {
@@ -394,11 +404,14 @@ class Search {
 
   /** Runs the isolated benchmark; on failure the record says why and null is returned. */
   private async bench(rec: CandidateRecord, bytes: Uint8Array): Promise<BenchNumbers | null> {
+    this.checkCancelled();
     rec.stage = 'bench';
     this.benchCount++;
     try {
-      rec.bench = await this.deps.bench(bytes, this.shapes, this.fp32QuickMs * (rec.quickLatencyRatio ?? 1));
+      rec.bench = await this.deps.bench(bytes, this.shapes, this.fp32QuickMs * (rec.quickLatencyRatio ?? 1), this.deps.signal);
     } catch (err) {
+      // A benchmark killed by the cancellation is not a verdict on the candidate.
+      this.checkCancelled();
       rec.status = 'rejected';
       rec.reason = `the benchmark failed: ${(err as Error).message}`;
       return null;
@@ -466,7 +479,7 @@ class Search {
     const allInt8 = [...built.int8Nodes];
     const samples = Math.min(this.options.sensitivitySamples, this.dataset.size);
     if (this.metric.kind === 'top1-labels' && !this.baselineBySamples.has(samples)) {
-      const own = await evaluateSessions(this.reference.session, undefined, this.dataset, { limit: samples });
+      const own = await evaluateSessions(this.reference.session, undefined, this.dataset, { limit: samples, signal: this.deps.signal });
       this.baselineBySamples.set(samples, (own.accuracy?.top1 ?? 0) * 100);
     }
     this.deps.progress(`mixed precision: ${base.id} drops ${base.accuracy?.drop.toFixed(2) ?? base.subset?.drop.toFixed(2)} pt; measuring the sensitivity of ${heavy.length} layers on ${samples} samples`);
@@ -620,7 +633,14 @@ class Search {
     return this.baselineBySamples.get(samples) ?? this.baselineSubset;
   }
 
+  /** Throws E_PLAN_CANCELLED once the caller's signal is aborted. */
+  private checkCancelled(): void {
+    throwIfCancelled(this.deps.signal);
+  }
+
+  /** Every loop of the search asks this before its next step, so it is where cancellation is seen between candidates. */
   private timeUp(): boolean {
+    this.checkCancelled();
     if (this.deps.now() - this.started < this.options.timeLimitS * 1000) return false;
     this.stoppedBy = 'time-limit';
     return true;
@@ -631,6 +651,7 @@ class Search {
   }
 
   private async build(spec: CandidateSpec): Promise<BuiltCandidate> {
+    this.checkCancelled();
     const built = await this.builder.build(this.model, spec);
     this.built.set(spec.id, built);
     this.specs.set(spec.id, spec);
@@ -653,6 +674,8 @@ class Search {
     try {
       built = await this.build(this.specs.get(rec.id)!);
     } catch (err) {
+      // Calibration stopped by the cancellation: not a candidate that cannot be built.
+      this.checkCancelled();
       rec.status = 'rejected';
       rec.reason = `cannot be built: ${(err as Error).message}`;
       return false;
@@ -714,11 +737,20 @@ export function bySensitivity(a: SensitivityLayer, b: SensitivityLayer): number 
   return a.revertedDrop - b.revertedDrop || b.drop - a.drop || b.error - a.error;
 }
 
-/** Calibration from the data set (exported for the CLI and tests). */
-export function calibrationFrom(dataset: Dataset, inputs: Parameters<typeof checkAgainstModel>[1], samples: number): NonNullable<BuildContext['calibration']> {
+/** Calibration from the data set (exported for the CLI and tests); `signal` stops it between batches. */
+export function calibrationFrom(dataset: Dataset, inputs: Parameters<typeof checkAgainstModel>[1], samples: number, signal?: AbortSignal): NonNullable<BuildContext['calibration']> {
   const binding = checkAgainstModel(dataset, inputs);
+  const feeds = calibrationFeeds(binding, { batchSize: 16, maxSamples: samples });
   return {
-    feeds: calibrationFeeds(binding, { batchSize: 16, maxSamples: samples }),
+    feeds:
+      signal === undefined
+        ? feeds
+        : async function* cancellable() {
+            for await (const feed of feeds()) {
+              throwIfCancelled(signal);
+              yield feed;
+            }
+          },
     open: async (bytes) => {
       const session = await createSession(bytes, { graphOptimizationLevel: 'disabled' });
       return { run: (feeds, outputs) => session.run(feeds, outputs), release: () => session.release() };

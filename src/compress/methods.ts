@@ -11,7 +11,7 @@ import { runPass, type ConditionFailure, type Pass, type PassResult, type RunPas
 import { foldOptionsSchema, foldPass, type FoldOptions } from './fold/index.ts';
 import { pruneChannelsOptionsSchema, pruneChannelsPass, pruneUnstructuredOptionsSchema, pruneUnstructuredPass } from './prune/index.ts';
 import { calibrate, type CalibrationFeeds, type OpenCalibrationSession } from './quantize/calibrate.ts';
-import { int8DynamicPass } from './quantize/dynamic.ts';
+import { DEFAULT_MIN_FAN_OUT, int8DynamicPass } from './quantize/dynamic.ts';
 import { fp16Pass } from './quantize/fp16.ts';
 import { fuseHardSwishPass } from './quantize/hardswish.ts';
 import { mixedPass, parsePrecisionPlan, resolvePlan } from './quantize/mixed.ts';
@@ -77,6 +77,8 @@ const dynamicOptions = z
     opTypes: z.array(z.enum(['MatMul', 'Gemm', 'Conv'])).min(1).default(['MatMul', 'Gemm']),
     exclude: nodeList,
     fold: z.boolean().default(true),
+    /** MatMul/Gemm with fewer output columns than this stay float, within 1% of the weights (0: quantize all); see dynamic.ts. */
+    minFanOut: z.number().int().min(0).default(DEFAULT_MIN_FAN_OUT),
   })
   .strict();
 
@@ -164,7 +166,7 @@ export const METHODS = {
     data: 'none',
     run(model, o, ctx) {
       const pre = prePass(model, o.fold);
-      const q = run(int8DynamicPass, pre.model, { perChannel: o.perChannel, reduceRange: resolveReduceRange(o.reduceRange, ctx.cpu), opTypes: o.opTypes, exclude: o.exclude });
+      const q = run(int8DynamicPass, pre.model, { perChannel: o.perChannel, reduceRange: resolveReduceRange(o.reduceRange, ctx.cpu), opTypes: o.opTypes, exclude: o.exclude, minFanOut: o.minFanOut });
       return Promise.resolve([pre, q]);
     },
   }),

@@ -5,9 +5,22 @@
  * (compression.md §1.3), which onnxruntime's graph optimizer fuses into
  * com.microsoft DynamicQuantizeMatMul / MatMulIntegerToFloat on load:
  *
- *   X ─DynamicQuantizeLinear─► X_q, X_scale, X_zp         (one per MatMul: sharing blocks the fusion)
+ *   X ─DynamicQuantizeLinear─► X_q, X_scale, X_zp
  *   MatMulInteger(X_q, W_q, X_zp, W_zp) ─Cast(float)─► Y_f
  *   Mul(X_scale, W_scale) ─► s;  Mul(Y_f, s) ─► Y           (+ Add(bias) for a former Gemm)
+ *
+ * One DynamicQuantizeLinear per MatMul, except where several quantized MatMuls read the
+ * same tensor: there one DynamicQuantizeLinear feeds them all. That blocks the
+ * DynamicQuantizeMatMul fusion (it wants the three outputs to itself), and onnxruntime
+ * fuses each chain into MatMulIntegerToFloat instead; measured with
+ * `bench-compress --only layers` (README "Measured"), the input is then quantized once
+ * and the shared form is as fast or faster (0.96–0.99x at batch 32, 0.99–1.02x at batch 1).
+ *
+ * `minFanOut` keeps narrow layers (fewer output columns than it, e.g. a 10-class
+ * logits layer) in float: quantizing the input costs time per input element, and int8
+ * saves time per product, so below about 32 outputs per row DynamicQuantizeMatMul is
+ * slower than the float Gemm on the CPU EP (same bench). Such layers are kept float only
+ * while together they hold at most 1% of the weights, so the file grows by at most 0.0075x.
  *
  * Gemm becomes MatMul (+Add) first, with transB and alpha/beta folded into the
  * initializers. Conv is quantized to ConvInteger only when asked (`opTypes`
@@ -31,9 +44,17 @@ export interface DynamicQuantOptions {
   readonly opTypes: readonly string[];
   /** Node names (see nodeKey) to leave in float. */
   readonly exclude: readonly string[];
+  /** MatMul/Gemm with fewer output columns than this stay float, within the 1% weight budget (0 or absent: all quantized). */
+  readonly minFanOut?: number;
 }
 
-export const DEFAULT_DYNAMIC_OPTIONS: DynamicQuantOptions = { perChannel: false, reduceRange: false, opTypes: ['MatMul', 'Gemm'], exclude: [] };
+/** Below this many outputs per row, DynamicQuantizeMatMul measured slower than the float Gemm (README "Measured"). */
+export const DEFAULT_MIN_FAN_OUT = 32;
+
+export const DEFAULT_DYNAMIC_OPTIONS: DynamicQuantOptions = { perChannel: false, reduceRange: false, opTypes: ['MatMul', 'Gemm'], exclude: [], minFanOut: DEFAULT_MIN_FAN_OUT };
+
+/** Narrow layers kept float by minFanOut may hold at most this share of the candidate weights (int8 would save 0.75 of it). */
+const NARROW_FLOAT_SHARE = 0.01;
 
 const CANDIDATES = new Set(['MatMul', 'Gemm', 'Conv']);
 /** DynamicQuantizeLinear appeared in opset 11. */
@@ -47,6 +68,55 @@ export const int8DynamicPass: Pass<DynamicQuantOptions> = {
 interface Emitted {
   nodes: NodeProto[];
   change: Change;
+}
+
+/** A MatMul or Gemm whose weight int8 MatMulInteger can take: the weight and what folds into it. */
+interface MatMulWeight {
+  readonly b: TensorProto;
+  readonly transB: boolean;
+  readonly alpha: number;
+  readonly bias: TensorProto | undefined;
+  readonly beta: number;
+  /** Output columns: the N of [K, N] after transB. */
+  readonly fanOut: number;
+  readonly elements: number;
+}
+
+/** The weight of a MatMul/Gemm that MatMulInteger can take, or why it stays float. */
+function matMulWeight(node: NodeProto, inits: ReadonlyMap<string, TensorProto>): MatMulWeight | string {
+  const isGemm = node.opType === 'Gemm';
+  const bName = node.input?.[1];
+  const b = floatInitializer(inits, bName);
+  if (b === undefined) return `weight '${bName ?? ''}' is not a float32 initializer (activations × activations stays float)`;
+  const dims = (b.dims ?? []).map(Number);
+  if (dims.length !== 2) return `weight '${bName}' has rank ${dims.length}; MatMulInteger needs a 2-D weight`;
+  if (!isGemm) return { b, transB: false, alpha: 1, bias: undefined, beta: 1, fanOut: dims[1]!, elements: dims[0]! * dims[1]! };
+  if (getAttrInt(node, 'transA', 0) !== 0) return 'Gemm with transA=1';
+  const transB = getAttrInt(node, 'transB', 0) === 1;
+  const cName = node.input?.[2];
+  const bias = cName ? floatInitializer(inits, cName) : undefined;
+  if (cName && bias === undefined) return `bias '${cName}' is not a float32 initializer`;
+  return { b, transB, alpha: getAttrFloat(node, 'alpha', 1), bias, beta: getAttrFloat(node, 'beta', 1), fanOut: transB ? dims[0]! : dims[1]!, elements: dims[0]! * dims[1]! };
+}
+
+/**
+ * The narrow MatMul/Gemm nodes minFanOut keeps float, with the reason: those with fewer
+ * output columns than minFanOut, smallest first, while together they hold at most
+ * NARROW_FLOAT_SHARE of the weights of all quantizable MatMul/Gemm nodes.
+ */
+function narrowFloat(weights: ReadonlyMap<NodeProto, MatMulWeight>, minFanOut: number): Map<NodeProto, string> {
+  const out = new Map<NodeProto, string>();
+  if (minFanOut <= 0) return out;
+  let total = 0;
+  for (const w of weights.values()) total += w.elements;
+  const narrow = [...weights].filter(([, w]) => w.fanOut < minFanOut).sort((a, b) => a[1].elements - b[1].elements);
+  let kept = 0;
+  for (const [node, w] of narrow) {
+    if (kept + w.elements > NARROW_FLOAT_SHARE * total) break;
+    kept += w.elements;
+    out.set(node, `fan-out ${w.fanOut} < minFanOut ${minFanOut}: int8 is slower than float this narrow (${((100 * w.elements) / total).toFixed(2)}% of the weights)`);
+  }
+  return out;
 }
 
 export function quantizeDynamic(input: Parameters<typeof cloneModel>[0], options: DynamicQuantOptions): PassResult {
@@ -89,28 +159,47 @@ export function quantizeDynamic(input: Parameters<typeof cloneModel>[0], options
     return hit;
   };
 
+  // Decide first, emit second: the narrow-layer budget and the shared inputs need every decision.
+  const floatReason = new Map<NodeProto, string>();
+  const weights = new Map<NodeProto, MatMulWeight>();
+  const convs = new Set<NodeProto>();
   for (const node of graph.node ?? []) {
     const op = node.opType ?? '';
-    if ((node.domain && node.domain !== 'ai.onnx') || !CANDIDATES.has(op)) {
-      out.push(node);
-      continue;
-    }
-    if (!selected.has(op)) {
-      keepFloat(node, 'op type not selected (--op-types)');
-      continue;
-    }
-    if (excluded.has(nodeKey(node))) {
-      keepFloat(node, 'excluded (--exclude)');
-      continue;
-    }
+    if ((node.domain && node.domain !== 'ai.onnx') || !CANDIDATES.has(op)) continue;
     const x = node.input?.[0] ?? '';
-    if (types.get(x) !== DataType.FLOAT) {
-      keepFloat(node, `input '${x}' is not float32`);
+    if (!selected.has(op)) floatReason.set(node, 'op type not selected (--op-types)');
+    else if (excluded.has(nodeKey(node))) floatReason.set(node, 'excluded (--exclude)');
+    else if (types.get(x) !== DataType.FLOAT) floatReason.set(node, `input '${x}' is not float32`);
+    else if (op === 'Conv') convs.add(node);
+    else {
+      const w = matMulWeight(node, inits);
+      if (typeof w === 'string') floatReason.set(node, w);
+      else weights.set(node, w);
+    }
+  }
+  for (const [node, reason] of narrowFloat(weights, options.minFanOut ?? 0)) {
+    weights.delete(node);
+    floatReason.set(node, reason);
+  }
+  const readers = new Map<string, number>();
+  for (const node of weights.keys()) readers.set(node.input![0]!, (readers.get(node.input![0]!) ?? 0) + 1);
+  /** The one DynamicQuantizeLinear of an input that several quantized MatMuls read. */
+  const sharedQuant = new Map<string, { q: string; scale: string; zp: string }>();
+
+  for (const node of graph.node ?? []) {
+    const reason = floatReason.get(node);
+    const weight = weights.get(node);
+    if (reason !== undefined) {
+      keepFloat(node, reason);
       continue;
     }
     let emitted: Emitted | string;
-    if (op === 'Conv') emitted = emitConv(node);
-    else emitted = emitMatMulLike(node);
+    if (weight !== undefined) emitted = emitMatMulLike(node, weight);
+    else if (convs.has(node)) emitted = emitConv(node);
+    else {
+      out.push(node);
+      continue;
+    }
     if (typeof emitted === 'string') keepFloat(node, emitted);
     else {
       out.push(...emitted.nodes);
@@ -119,43 +208,33 @@ export function quantizeDynamic(input: Parameters<typeof cloneModel>[0], options
     }
   }
 
-  function emitMatMulLike(node: NodeProto): Emitted | string {
-    const isGemm = node.opType === 'Gemm';
-    const bName = node.input?.[1];
-    const b = floatInitializer(inits, bName);
-    if (b === undefined) return `weight '${bName ?? ''}' is not a float32 initializer (activations × activations stays float)`;
-    const bDims = (b.dims ?? []).length;
-    if (bDims !== 2) return `weight '${bName}' has rank ${bDims}; MatMulInteger needs a 2-D weight`;
-    let transB = 0;
-    let alpha = 1;
-    let bias: TensorProto | undefined;
-    let beta = 1;
-    if (isGemm) {
-      if (getAttrInt(node, 'transA', 0) !== 0) return 'Gemm with transA=1';
-      transB = getAttrInt(node, 'transB', 0);
-      alpha = getAttrFloat(node, 'alpha', 1);
-      beta = getAttrFloat(node, 'beta', 1);
-      const cName = node.input?.[2];
-      if (cName) {
-        bias = floatInitializer(inits, cName);
-        if (bias === undefined) return `bias '${cName}' is not a float32 initializer`;
-      }
-    }
+  /** X quantized at run time: its own DynamicQuantizeLinear, or the one it shares with the other MatMuls reading X. */
+  function quantizedInput(x: string, label: string, nodes: NodeProto[]): { q: string; scale: string; zp: string } {
+    const hit = sharedQuant.get(x);
+    if (hit !== undefined) return hit;
+    const shared = (readers.get(x) ?? 0) > 1;
+    const base = shared ? `${x}` : label;
+    const made = { q: names.fresh(`${base}_input_quantized`), scale: names.fresh(`${base}_input_scale`), zp: names.fresh(`${base}_input_zero_point`) };
+    nodes.push(makeNode('DynamicQuantizeLinear', [x], [made.q, made.scale, made.zp], {}, { name: names.fresh(`${base}_QuantizeLinear`) }));
+    if (shared) sharedQuant.set(x, made);
+    return made;
+  }
+
+  function emitMatMulLike(node: NodeProto, weight: MatMulWeight): Emitted {
+    const { b, transB, alpha, bias, beta } = weight;
+    const bName = b.name!;
     const axis = options.perChannel ? 1 : undefined;
-    const { w, scales } = weightFor(`${bName}|t${transB}|a${alpha}`, bName!, () => transformWeight(b, transB === 1, alpha), axis);
+    const { w, scales } = weightFor(`${bName}|t${transB ? 1 : 0}|a${alpha}`, bName, () => transformWeight(b, transB, alpha), axis);
     const label = nodeKey(node);
     const y = node.output![0]!;
     const nodes: NodeProto[] = [];
-    const xq = names.fresh(`${label}_input_quantized`);
-    const xs = names.fresh(`${label}_input_scale`);
-    const xzp = names.fresh(`${label}_input_zero_point`);
-    nodes.push(makeNode('DynamicQuantizeLinear', [node.input![0]!], [xq, xs, xzp], {}, { name: names.fresh(`${label}_QuantizeLinear`) }));
+    const xq = quantizedInput(node.input![0]!, label, nodes);
     const yInt = names.fresh(`${label}_output_quantized`);
-    nodes.push(makeNode('MatMulInteger', [xq, w.quantized.name!, xzp, w.zeroPoint.name!], [yInt], {}, { name: names.fresh(`${label}_quant`) }));
+    nodes.push(makeNode('MatMulInteger', [xq.q, w.quantized.name!, xq.zp, w.zeroPoint.name!], [yInt], {}, { name: names.fresh(`${label}_quant`) }));
     const yFloat = names.fresh(`${yInt}_cast_output`);
     nodes.push(makeNode('Cast', [yInt], [yFloat], { to: DataType.FLOAT }, { name: names.fresh(`${yInt}_cast`) }));
     const scaleMul = names.fresh(`${label}_quant_scales_mul:0`);
-    nodes.push(makeNode('Mul', [xs, w.scale.name!], [scaleMul], {}, { name: names.fresh(`${label}_quant_scales_mul`) }));
+    nodes.push(makeNode('Mul', [xq.scale, w.scale.name!], [scaleMul], {}, { name: names.fresh(`${label}_quant_scales_mul`) }));
     const mmOut = bias !== undefined ? names.fresh(`${y}_matmul`) : y;
     nodes.push(makeNode('Mul', [yFloat, scaleMul], [mmOut], {}, { name: names.fresh(`${label}_quant_output_scale_mul`) }));
     if (bias !== undefined) {
@@ -169,13 +248,14 @@ export function quantizeDynamic(input: Parameters<typeof cloneModel>[0], options
       }
       nodes.push(makeNode('Add', [mmOut, biasName], [y], {}, { name: names.fresh(`${label}_bias_add`) }));
     }
+    const shared = (readers.get(node.input![0]!) ?? 0) > 1;
     return {
       nodes,
       change: {
         target: label,
         action: 'quantized',
-        detail: `${node.opType} → DynamicQuantizeLinear + MatMulInteger${bias ? ' + Add' : ''} (int8 weight, ${axis === undefined ? 'per-tensor' : 'per-channel'})`,
-        stats: { weight: bName!, ...scaleStats(scales), ...(transB === 1 ? { transB: true } : {}) },
+        detail: `${node.opType} → ${shared ? 'shared ' : ''}DynamicQuantizeLinear + MatMulInteger${bias ? ' + Add' : ''} (int8 weight, ${axis === undefined ? 'per-tensor' : 'per-channel'})`,
+        stats: { weight: bName, ...scaleStats(scales), ...(transB ? { transB: true } : {}), ...(shared ? { sharedInput: true } : {}) },
       },
     };
   }

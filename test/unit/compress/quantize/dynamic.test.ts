@@ -19,10 +19,15 @@ describe('int8-dynamic', () => {
     expect(validateModel(r.model).filter((f) => f.severity === 'error')).toEqual([]);
   });
 
-  it('turns Gemm(transB=1) into MatMul + Add with a transposed int8 weight, and gives each MatMul its own DynamicQuantizeLinear', () => {
+  it('turns Gemm(transB=1) into MatMul + Add with a transposed int8 weight, and quantizes an input two MatMuls read once', () => {
     const r = quantizeDynamic(mlpGraph(), base);
     const o = ops(r.model);
-    expect(o.filter((x) => x === 'DynamicQuantizeLinear')).toHaveLength(3);
+    // fc1 reads x alone; fc2 and fc2_shared both read r1 and share its DynamicQuantizeLinear.
+    const dql = r.model.graph!.node!.filter((n) => n.opType === 'DynamicQuantizeLinear');
+    expect(dql.map((n) => n.input![0])).toEqual(['x', 'r1']);
+    const readers = r.model.graph!.node!.filter((n) => n.opType === 'MatMulInteger' && n.input![0] === dql[1]!.output![0]);
+    expect(readers).toHaveLength(2);
+    expect(r.report.changes.filter((c) => c.stats?.sharedInput === true).map((c) => c.target)).toEqual(['fc2', 'fc2_shared']);
     expect(o).not.toContain('Gemm');
     const fc1 = r.model.graph!.node!.find((n) => n.opType === 'MatMulInteger')!;
     const w = r.model.graph!.initializer!.find((t) => t.name === fc1.input![1])!;
@@ -46,10 +51,58 @@ describe('int8-dynamic', () => {
     }
   });
 
-  it('is fused by onnxruntime into DynamicQuantizeMatMul (no MatMulInteger left)', async () => {
-    const types = await optimizedOpTypes(quantizeDynamic(mlpGraph(), base).model);
-    expect(types).toContain('DynamicQuantizeMatMul');
+  it('is fused by onnxruntime: DynamicQuantizeMatMul for a MatMul with its own input, MatMulIntegerToFloat for two sharing one (no MatMulInteger left)', async () => {
+    expect(await optimizedOpTypes(quantizeDynamic(mlpGraph(), base).model)).not.toContain('MatMulInteger');
+    // x feeds two projections with different weights (as Q and K do); their sum feeds a third MatMul alone.
+    const g = makeModel({
+      graph: makeGraph({
+        name: 'g',
+        nodes: [makeNode('MatMul', ['x', 'wa'], ['a'], {}, { name: 'proj_a' }), makeNode('MatMul', ['x', 'wb'], ['b'], {}, { name: 'proj_b' }), makeNode('Add', ['a', 'b'], ['s'], {}, { name: 'sum' }), makeNode('MatMul', ['s', 'wc'], ['y'], {}, { name: 'out' })],
+        inputs: [makeValueInfo('x', DataType.FLOAT, [4, 16])],
+        outputs: [makeValueInfo('y', DataType.FLOAT, [4, 8])],
+        initializers: [randomTensor('wa', [16, 32], 1, 0.5), randomTensor('wb', [16, 32], 2, 0.5), randomTensor('wc', [32, 8], 3, 0.5)],
+      }),
+      opsets: [{ domain: '', version: 13 }],
+    });
+    const r = quantizeDynamic(g, base);
+    expect(ops(r.model).filter((o) => o === 'DynamicQuantizeLinear')).toHaveLength(2);
+    const types = await optimizedOpTypes(r.model);
+    expect(types.filter((t) => t === 'MatMulIntegerToFloat')).toHaveLength(2);
+    expect(types.filter((t) => t === 'DynamicQuantizeMatMul')).toHaveLength(1);
+    expect(types.filter((t) => t === 'DynamicQuantizeLinear')).toHaveLength(1);
     expect(types).not.toContain('MatMulInteger');
+    const x = randomInput([4, 16], 9);
+    const [fa, fb] = [await runModel(g, { x }), await runModel(r.model, { x })];
+    expect(cosine(fa.y!.data as Float32Array, fb.y!.data as Float32Array)).toBeGreaterThan(0.999);
+  });
+
+  it('keeps a narrow logits layer float under minFanOut while it holds at most 1% of the weights, and quantizes it above that', async () => {
+    // fc1 400 → 64 (25,600 weights), then a logits layer 64 → classes: 4 classes are 0.99% of the weights, 8 are 1.96%.
+    const head = (classes: number) =>
+      makeModel({
+        graph: makeGraph({
+          name: 'g',
+          nodes: [makeNode('Gemm', ['x', 'w1', 'b1'], ['h'], { transB: 1 }, { name: 'fc1' }), makeNode('Relu', ['h'], ['r'], {}, { name: 'relu' }), makeNode('Gemm', ['r', 'w2', 'b2'], ['y'], { transB: 1 }, { name: 'logits' })],
+          inputs: [makeValueInfo('x', DataType.FLOAT, [3, 400])],
+          outputs: [makeValueInfo('y', DataType.FLOAT, [3, classes])],
+          initializers: [randomTensor('w1', [64, 400], 1, 0.1), randomTensor('b1', [64], 2, 0.1), randomTensor('w2', [classes, 64], 3, 0.3), randomTensor('b2', [classes], 4, 0.1)],
+        }),
+        opsets: [{ domain: '', version: 13 }],
+      });
+    const narrow = quantizeDynamic(head(4), { ...base, minFanOut: 32 });
+    expect(narrow.report.changes.map((c) => [c.target, c.action])).toEqual([
+      ['fc1', 'quantized'],
+      ['logits', 'kept-float'],
+    ]);
+    expect(narrow.report.changes[1]!.detail).toMatch(/fan-out 4 < minFanOut 32/);
+    expect(ops(narrow.model).filter((o) => o === 'Gemm')).toHaveLength(1);
+    const x = randomInput([3, 400], 5);
+    const [a, b] = [await runModel(head(4), { x }), await runModel(narrow.model, { x })];
+    expect(cosine(a.y!.data as Float32Array, b.y!.data as Float32Array)).toBeGreaterThan(0.999);
+    // Over the 1% budget the narrow layer is quantized too; minFanOut 0 (and absent) quantizes all.
+    expect(quantizeDynamic(head(8), { ...base, minFanOut: 32 }).report.changes.every((c) => c.action === 'quantized')).toBe(true);
+    expect(quantizeDynamic(head(4), { ...base, minFanOut: 0 }).report.changes.every((c) => c.action === 'quantized')).toBe(true);
+    expect(quantizeDynamic(head(4), base).report.changes.every((c) => c.action === 'quantized')).toBe(true);
   });
 
   it('quantizes Conv to ConvInteger only when asked, with the bias added after the rescale', async () => {

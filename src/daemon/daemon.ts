@@ -233,6 +233,7 @@ export class Daemon {
         this.reportError(`load of ${name}`, err);
       }
     }
+    await this.reconciler.pruneOptimizeCache();
     this.#health.start();
     await this.#health.probeAll();
     this.#watchdog.start();

@@ -86,7 +86,16 @@ export interface LocalOptimizerDeps {
   readonly stateDir: string;
   readonly planner: () => Readonly<Config['planner']>;
   readonly device: () => Promise<PlannerDevice>;
+  /** The cache keeps at most this many entries, the newest (MAX_CACHE_ENTRIES when absent). */
+  readonly maxCacheEntries?: number;
 }
+
+/**
+ * Entries kept in the optimize cache: one per (parent release, budgets, methods, hardware)
+ * asked for, so a device sees a handful; the cap only bounds a fleet that keeps changing
+ * budgets. An entry dropped by the cap costs one search when asked again.
+ */
+export const MAX_CACHE_ENTRIES = 256;
 
 export class LocalOptimizer {
   readonly #deps: LocalOptimizerDeps;
@@ -128,6 +137,30 @@ export class LocalOptimizer {
     const run = this.#queue.then(() => this.#optimize(parent, request, signal));
     this.#queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Drops cache entries whose parent, or built variant, is no longer in the store (retention
+   * removed them: they can never be answered again), then caps the rest, newest kept.
+   * Resolves with the number dropped. Runs in the search queue, so it never races a write.
+   */
+  pruneCache(): Promise<number> {
+    const run = this.#queue.then(() => this.#pruneCache());
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #pruneCache(): Promise<number> {
+    const entries = await this.#readCache();
+    const stored = new Set(this.#deps.store.repository.versions().map((v) => v.manifestDigest));
+    const live = Object.entries(entries).filter(([, e]) => stored.has(e.parentManifest) && (e.kind !== 'built' || stored.has(e.manifestDigest)));
+    const kept = capEntries(live, this.#deps.maxCacheEntries ?? MAX_CACHE_ENTRIES);
+    const dropped = Object.keys(entries).length - kept.length;
+    if (dropped > 0) {
+      await this.#writeEntries(Object.fromEntries(kept));
+      this.#deps.logger.info({ dropped, kept: kept.length }, 'optimize cache pruned');
+    }
+    return dropped;
   }
 
   async #optimize(parent: VersionRecord, request: OptimizeRequest, signal?: AbortSignal): Promise<LocalOptimizeOutcome> {
@@ -321,10 +354,19 @@ export class LocalOptimizer {
   }
 
   async #writeCache(key: string, entry: CacheEntry): Promise<void> {
-    const entries = { ...(await this.#readCache()), [key]: entry };
+    const entries = Object.entries({ ...(await this.#readCache()), [key]: entry });
+    await this.#writeEntries(Object.fromEntries(capEntries(entries, this.#deps.maxCacheEntries ?? MAX_CACHE_ENTRIES)));
+  }
+
+  async #writeEntries(entries: Record<string, CacheEntry>): Promise<void> {
     await mkdir(this.#dir, { recursive: true });
     await writeFileAtomic(join(this.#dir, 'cache.json'), `${JSON.stringify({ v: 1, entries }, null, 2)}\n`);
   }
+}
+
+/** The newest `max` entries (by when they were recorded). */
+function capEntries(entries: [string, CacheEntry][], max: number): [string, CacheEntry][] {
+  return entries.length <= max ? entries : [...entries].sort(([, a], [, b]) => b.at - a.at).slice(0, max);
 }
 
 /** Planner candidate ids (`only`) for the methods a request names. */

@@ -142,6 +142,15 @@ export class Reconciler {
     }
   }
 
+  /** Drops optimize cache entries whose versions left the store (at start and after retention); a failure only costs a log line. */
+  async pruneOptimizeCache(): Promise<void> {
+    try {
+      await this.#deps.optimizer?.pruneCache();
+    } catch (err) {
+      this.#deps.logger.warn({ err: toEdgevolveError(err).message }, 'cannot prune the optimize cache');
+    }
+  }
+
   /** Cancels the model's running (or queued) optimizations: a newer deploy or a rollback supersedes them. */
   cancelOptimize(name: string, why: string): void {
     for (const controller of this.#optimizing.get(name) ?? []) controller.abort(new EdgevolveError('E_PLAN_CANCELLED', `on-device optimization of ${name} cancelled: ${why}`, { context: { model: name } }));
@@ -189,6 +198,8 @@ export class Reconciler {
     // Retention: the rollback window stays, older versions and their blobs go.
     const referenced = store.repository.prune(config.store.keepPrevious);
     await store.blobs.gc(referenced, { partialMaxAgeMs: 7 * 24 * 3600 * 1000 });
+    // Results for parents or variants retention just removed can never be answered again.
+    await this.pruneOptimizeCache();
     return { model: name, action: 'deployed', outcome };
   }
 

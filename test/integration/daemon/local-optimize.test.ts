@@ -3,6 +3,7 @@
  * calibration layers, a real store, the real planner (isolated benchmarks in child
  * processes) and the real deployment gate on onnxruntime.
  */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalOptimizer, PROVENANCE, Reconciler, type DesiredModel } from '../../../src/daemon/index.ts';
@@ -10,7 +11,7 @@ import { systemHost } from '../../../src/host/index.ts';
 import { silentLogger } from '../../../src/log/index.ts';
 import { OciLayout, openVerifiedModel, pushArtifact } from '../../../src/registry/index.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
-import { deployRig, IMPOSSIBLE_P95_MS, impossibleBudgetWatch, MLP, PROFILE, testConfig, type DeployRig } from './fixtures.ts';
+import { deployRig, IMPOSSIBLE_P95_MS, impossibleBudgetWatch, MLP, PROFILE, publish, testConfig, type DeployRig } from './fixtures.ts';
 
 const CALIB = 'test/fixtures/data/mnist-calib';
 /** The planner kept small: the point is the daemon's path, not the search's depth. */
@@ -128,6 +129,37 @@ describe('on-device optimization: the planner builds a local variant, the gate d
     expect(await r.reconcile(slow, 'periodic')).toMatchObject({ action: 'up-to-date' });
     expect(rig.events.ofKind('local-optimize')).toHaveLength(1);
   }, 120_000);
+
+  it('the optimize cache drops entries whose parent or built variant left the store (on demand and after a deploy\'s retention), and is capped newest first', async () => {
+    const fp32 = rig.store.repository.active('m')!;
+    const gone = `sha256:${'0'.repeat(64)}`;
+    const base = { parentIndex: fp32.indexDigest, at: 1 };
+    const cacheFile = join(rig.config.stateDir, 'optimize', 'cache.json');
+    const writeCache = async (entries: Record<string, unknown>): Promise<void> => {
+      await mkdir(join(rig.config.stateDir, 'optimize'), { recursive: true });
+      await writeFile(cacheFile, JSON.stringify({ v: 1, entries }));
+    };
+    const cachedKeys = async (): Promise<string[]> => Object.keys((JSON.parse(await readFile(cacheFile, 'utf8')) as { entries: object }).entries).sort();
+    const built = { kind: 'built', ...base, parentManifest: fp32.manifestDigest, variant: 'opt-x', chosen: 'int8-dynamic', reason: 'r', metrics: {} };
+    await writeCache({
+      keepBuilt: { ...built, manifestDigest: fp32.manifestDigest, at: 2 },
+      keepAdvice: { kind: 'no-candidate', ...base, parentManifest: fp32.manifestDigest, summary: 's', advice: [] },
+      parentGone: { kind: 'no-candidate', ...base, parentManifest: gone, summary: 's', advice: [] },
+      variantGone: { ...built, manifestDigest: gone },
+    });
+    expect(await optimizer().pruneCache()).toBe(2);
+    expect(await cachedKeys()).toEqual(['keepAdvice', 'keepBuilt']);
+
+    const capped = new LocalOptimizer({ store: rig.store, clock: systemHost(), logger: silentLogger(), stateDir: rig.config.stateDir, planner: () => rig.config.planner, device: () => Promise.resolve(DEVICE), maxCacheEntries: 1 });
+    expect(await capped.pruneCache()).toBe(1);
+    expect(await cachedKeys()).toEqual(['keepBuilt']);
+
+    // A deploy's retention is followed by a prune: an entry for a parent no longer stored goes then.
+    await writeCache({ keepBuilt: { ...built, manifestDigest: fp32.manifestDigest }, parentGone: { kind: 'parent-meets', ...base, parentManifest: gone, reason: 'r' } });
+    const next: DesiredModel = { ...desired, ref: await publish(join(tmp.dir, 'oci'), '2.0.0', [{ name: 'fp32', modelPath: MLP }]) };
+    expect(await reconciler(optimizer()).reconcile(next, 'new release')).toMatchObject({ action: 'deployed', outcome: { outcome: 'committed' } });
+    expect(await cachedKeys()).toEqual(['keepBuilt']);
+  }, 60_000);
 
   it('a model with no budget to optimize to is refused with a typed error naming the model', async () => {
     await expect(reconciler(optimizer()).optimize(desired, 'test')).rejects.toMatchObject({ code: 'E_PLAN_BUDGET_INVALID', message: expect.stringContaining('m has no latency') as unknown });

@@ -26,6 +26,10 @@ export const registryConfigSchema = z
     maxManifestBytes: z.number().int().positive().default(4 * 1024 * 1024).describe('Largest manifest or index accepted, in bytes.'),
     maxBlobBytes: z.number().int().positive().default(16 * 1024 ** 3).describe('Largest blob (model layer) accepted, in bytes.'),
     concurrency: z.number().int().positive().max(64).default(4).describe('Concurrent blob transfers per registry repository.'),
+    fastBlobReader: z
+      .boolean()
+      .default(true)
+      .describe('Receive blob bodies from plain-http registries without a proxy on a bare socket straight into the write buffers (faster; anything else still goes through undici). false: always undici.'),
     retryAttempts: z.number().int().positive().max(20).default(5).describe('Attempts per request or blob download (resumed each time).'),
     preferPrecisions: z.array(z.string()).optional().describe('Precisions this device runs best, best first; default by CPU architecture.'),
     trust: z

@@ -13,9 +13,11 @@ import type { BlobWriter } from '../store/blobs.ts';
 import { parseDigest, type Digest } from '../store/digest.ts';
 import { basicAuthorization, parseChallenge, type Credentials } from './auth.ts';
 import type { BlobContent, ContentSource, ContentTarget } from './content.ts';
+import { contentLength, singleField } from './http-head.ts';
 import { DEFAULT_MAX_MANIFEST_BYTES, parseManifest, sha256Digest, type Descriptor, type ParsedManifest } from './manifest.ts';
 import { MANIFEST_ACCEPT } from './media-types.ts';
 import { DEFAULT_RETRY, Semaphore, withRetry, type RetryOptions } from './retry.ts';
+import { socketGet, type SocketGetOutcome } from './socket-blob.ts';
 
 export interface TlsOptions {
   /** PEM CA bundle to trust instead of the system roots. */
@@ -47,6 +49,12 @@ export interface RegistryClientOptions {
   readonly chunkedUploadThreshold?: number;
   readonly chunkBytes?: number;
   readonly userAgent?: string;
+  /**
+   * Receive blob bodies on a bare socket into the store's batch buffers (socket-blob.ts)
+   * when the registry is plain http and the dispatcher is a direct undici Agent (no proxy);
+   * default true. Anything that reader does not handle goes through undici as before.
+   */
+  readonly fastBlobReader?: boolean;
 }
 
 /** A dispatcher honouring proxy variables and custom TLS (CA, client certificate). */
@@ -72,6 +80,15 @@ interface Response {
   readonly headers: Record<string, string | string[] | undefined>;
   readonly body: Dispatcher.ResponseData['body'];
 }
+
+/** The part of a blob answer the strict checks look at, from undici or from the socket reader. */
+interface BlobAnswer {
+  readonly statusCode: number;
+  header(name: string): string | undefined;
+}
+
+/** Idle time after which a request or a body read fails (undici's headersTimeout and bodyTimeout are the same). */
+const IDLE_TIMEOUT_MS = 60_000;
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 /** OpenSSL verification codes and Node's TLS error codes: a configuration problem, not a flaky network. */
@@ -106,6 +123,8 @@ export class RegistryClient implements ContentSource, ContentTarget {
   readonly #transfers: Semaphore;
   /** Set once the registry asked for basic auth: later requests send credentials up front instead of taking a 401 each. */
   #basicAccepted = false;
+  /** Blob bodies may be read by socketGet: plain http, no proxy (see fastBlobReader). */
+  readonly #socketReader: boolean;
 
   constructor(options: RegistryClientOptions) {
     this.#o = options;
@@ -113,6 +132,8 @@ export class RegistryClient implements ContentSource, ContentTarget {
     this.#ownsDispatcher = options.dispatcher === undefined;
     this.#base = `${options.plainHttp === true ? 'http' : 'https'}://${options.registry}`;
     this.#transfers = new Semaphore(options.concurrency ?? 4);
+    // Only a plain Agent connects directly; EnvHttpProxyAgent, ProxyAgent and mocks route elsewhere.
+    this.#socketReader = options.fastBlobReader !== false && options.plainHttp === true && this.#dispatcher instanceof Agent;
   }
 
   get name(): string {
@@ -146,10 +167,10 @@ export class RegistryClient implements ContentSource, ContentTarget {
         headers: { 'user-agent': this.#o.userAgent ?? 'edgevolve', ...headers },
         body: typeof body === 'function' ? (body() as unknown as Dispatcher.DispatchOptions['body']) : body,
         ...(signal === undefined ? {} : { signal }),
-        headersTimeout: 60_000,
+        headersTimeout: IDLE_TIMEOUT_MS,
         // Fewer, larger chunks: the per-chunk cost (hash update, buffer copy) dominates at 64 KiB.
         highWaterMark: 1024 * 1024,
-        bodyTimeout: 60_000,
+        bodyTimeout: IDLE_TIMEOUT_MS,
       });
       return res;
     } catch (err) {
@@ -248,7 +269,7 @@ export class RegistryClient implements ContentSource, ContentTarget {
     this.#tokens.set(scope, { authorization: `Bearer ${token}`, expiresAt: this.#o.clock.now() + Math.max(1, expiresIn - 10) * 1000 });
   }
 
-  #statusError(res: Response, what: string): EdgevolveError {
+  #statusError(res: { readonly statusCode: number }, what: string): EdgevolveError {
     const status = res.statusCode;
     if (status === 404) return new EdgevolveError('E_REGISTRY_NOT_FOUND', `${what}: not found in ${this.name}`, { context: { status } });
     if (status === 401 || status === 403) return new EdgevolveError('E_REGISTRY_AUTH', `${what}: ${this.#o.registry} denied access (${status})`, { context: { status } });
@@ -369,9 +390,14 @@ export class RegistryClient implements ContentSource, ContentTarget {
       const offset = writer.offset;
       if (offset === descriptor.size) return;
       const headers: Headers = offset > 0 ? { range: `bytes=${offset}-`, ...(writer.validator === undefined ? {} : { 'if-range': writer.validator }) } : {};
+      if (this.#socketReader) {
+        const outcome = await this.#fetchBlobBySocket(descriptor, writer, headers, offset, what, signal);
+        if (outcome.kind === 'done') return;
+        this.#o.logger?.debug({ digest: descriptor.digest, reason: outcome.reason }, 'socket blob reader declined; downloading through undici');
+      }
       const res = await this.#getBlob(descriptor.digest, headers, what, signal);
       try {
-        await this.#checkBlobResponse(res, descriptor, writer, offset, what);
+        await this.#checkBlobResponse({ statusCode: res.statusCode, header: (name) => header(res, name) }, descriptor, writer, offset, what);
       } catch (err) {
         await res.body.dump().catch(() => undefined);
         throw err;
@@ -385,9 +411,33 @@ export class RegistryClient implements ContentSource, ContentTarget {
     });
   }
 
-  async #checkBlobResponse(res: Response, descriptor: Descriptor, writer: BlobWriter, offset: number, what: string): Promise<void> {
-    const etag = header(res, 'etag');
-    const length = header(res, 'content-length');
+  /**
+   * The blob GET on a bare socket, with the authorization already known (manifests came
+   * first). Declines (the caller falls back to undici) on what undici handles and this
+   * reader does not: a challenge, a redirect, an error status, a chunked or unsized body.
+   * A 200 or 206 passes the same strict checks as undici's answer; a malformed head, or
+   * a repeated Content-Length, Content-Range or ETag, is E_REGISTRY_PROTOCOL.
+   */
+  async #fetchBlobBySocket(descriptor: Descriptor, writer: BlobWriter, headers: Headers, offset: number, what: string, signal?: AbortSignal): Promise<SocketGetOutcome> {
+    const authorization = this.#cachedAuthorization(this.#scope(false));
+    const request = {
+      url: new URL(this.#url(`blobs/${descriptor.digest}`)),
+      headers: { 'user-agent': this.#o.userAgent ?? 'edgevolve', ...headers, ...(authorization === undefined ? {} : { authorization }) },
+      idleTimeoutMs: IDLE_TIMEOUT_MS,
+      ...(signal === undefined ? {} : { signal }),
+    };
+    return socketGet(request, writer, async (head) => {
+      if ((head.status !== 200 && head.status !== 206) || head.fields.has('transfer-encoding')) return 'decline';
+      const length = contentLength(head);
+      if (length === undefined) return 'decline';
+      await this.#checkBlobResponse({ statusCode: head.status, header: (name) => singleField(head, name) }, descriptor, writer, offset, what);
+      return { bodyBytes: length };
+    });
+  }
+
+  async #checkBlobResponse(res: BlobAnswer, descriptor: Descriptor, writer: BlobWriter, offset: number, what: string): Promise<void> {
+    const etag = res.header('etag');
+    const length = res.header('content-length');
     if (res.statusCode === 200) {
       if (length !== undefined && Number(length) !== descriptor.size) {
         throw new EdgevolveError('E_REGISTRY_PROTOCOL', `${what}: Content-Length ${length}, the descriptor says ${descriptor.size}`);
@@ -400,10 +450,10 @@ export class RegistryClient implements ContentSource, ContentTarget {
       return;
     }
     if (res.statusCode === 206 && offset > 0) {
-      const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(header(res, 'content-range') ?? '');
+      const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.header('content-range') ?? '');
       const bad =
         range === null
-          ? `missing or malformed Content-Range ${JSON.stringify(header(res, 'content-range') ?? null)}`
+          ? `missing or malformed Content-Range ${JSON.stringify(res.header('content-range') ?? null)}`
           : Number(range[1]) !== offset || Number(range[2]) !== descriptor.size - 1 || Number(range[3]) !== descriptor.size
             ? `Content-Range ${range[0]} does not match the requested bytes ${offset}-${descriptor.size - 1}/${descriptor.size}`
             : length !== undefined && Number(length) !== descriptor.size - offset

@@ -70,6 +70,7 @@ export async function openEndpoint(text: string, config: Config['registry'], hos
     maxManifestBytes: config.maxManifestBytes,
     maxBlobBytes: config.maxBlobBytes,
     concurrency: config.concurrency,
+    fastBlobReader: config.fastBlobReader,
   });
   return {
     ref,

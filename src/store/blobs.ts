@@ -45,6 +45,19 @@ export interface BlobWriter {
   /** Records the validator of the response the bytes come from, before writing any. */
   setValidator(validator: string | undefined): Promise<void>;
   write(chunk: Uint8Array): Promise<void>;
+  /**
+   * A buffer to receive the next batch into (at least `writeBatchBytes`, and at least
+   * 64 KiB), lent by the writer: fill it and hand it back with `writeBatch`. Buffers come
+   * back to the writer once written, so a download reuses two of them instead of
+   * allocating one per network read.
+   */
+  batchBuffer(): Buffer;
+  /**
+   * Hashes `buffer[0, length)` and writes it whole, in flight while the caller receives
+   * the next batch; resolves once the previous batch is written and this one is under way.
+   * The buffer belongs to the writer again: the caller must not touch it afterwards.
+   */
+  writeBatch(buffer: Buffer, length: number): Promise<void>;
   /** Drops the bytes written so far and starts again from offset 0. */
   restart(): Promise<void>;
   /** Verifies size and digest, fsyncs and renames into place. Throws E_REGISTRY_DIGEST_MISMATCH (and deletes the partial) on a mismatch. */
@@ -361,6 +374,8 @@ const READ_PIECE_BYTES = 16 * 1024 * 1024;
  * and written with one writev per this many bytes: no copy, few syscalls.
  */
 const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
+/** The smallest buffer lent to a socket reader: room for a whole response head plus a few reads. */
+const MIN_LENT_BATCH_BYTES = 64 * 1024;
 /** writev takes at most IOV_MAX (1024 on Linux) buffers per call. */
 const WRITE_BATCH_CHUNKS = 1024;
 /** Every this many bytes a background fdatasync starts (if none is running). */
@@ -371,6 +386,8 @@ const BACKGROUND_SYNC_BYTES = 16 * 1024 * 1024;
  * bytes [#flushed, #written) are the chunks in #pending, hashed, in order; `close` flushes them so a resume sees every byte
  * written. A chunk is held by reference until its batch is written, so callers hand over
  * chunks they do not modify afterwards (socket and file-stream chunks are fresh buffers).
+ * Lent batch buffers (batchBuffer/writeBatch) are either with the caller, in
+ * #pendingBatches/the write in flight, or in #spareBatches; never in two places.
  */
 class PartialBlobWriter implements BlobWriter {
   #written: number;
@@ -384,6 +401,10 @@ class PartialBlobWriter implements BlobWriter {
   #writeError: EdgevolveError | undefined;
   #syncedAt = 0;
   #background: Promise<unknown> | undefined;
+  /** Lent batch buffers that are back and free; see batchBuffer. */
+  readonly #spareBatches: Buffer[] = [];
+  /** The batch buffers inside #pending, returned to #spareBatches once their write is done. */
+  #pendingBatches: Buffer[] = [];
 
   constructor(
     private readonly store: BlobStore,
@@ -413,6 +434,22 @@ class PartialBlobWriter implements BlobWriter {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
+    await this.#append(chunk);
+    if (this.#pendingBytes >= this.batchBytes || this.#pending.length >= WRITE_BATCH_CHUNKS) await this.#flush(false);
+  }
+
+  batchBuffer(): Buffer {
+    return this.#spareBatches.pop() ?? Buffer.allocUnsafe(Math.max(this.batchBytes, MIN_LENT_BATCH_BYTES));
+  }
+
+  async writeBatch(buffer: Buffer, length: number): Promise<void> {
+    await this.#append(buffer.subarray(0, length));
+    this.#pendingBatches.push(buffer);
+    await this.#flush(false);
+  }
+
+  /** Checks the size cap, hashes the chunk and queues it (by reference) for the next writev. */
+  async #append(chunk: Uint8Array): Promise<void> {
     if (this.#written + chunk.byteLength > this.size) {
       throw new EdgevolveError('E_REGISTRY_TOO_LARGE', `blob ${this.digest} is longer than the ${this.size} bytes its descriptor declares`, {
         context: { digest: this.digest, size: this.size },
@@ -423,7 +460,6 @@ class PartialBlobWriter implements BlobWriter {
     this.#written += chunk.byteLength;
     this.#pending.push(chunk);
     this.#pendingBytes += chunk.byteLength;
-    if (this.#pendingBytes >= this.batchBytes || this.#pending.length >= WRITE_BATCH_CHUNKS) await this.#flush(false);
   }
 
   /**
@@ -437,11 +473,16 @@ class PartialBlobWriter implements BlobWriter {
       const batch = this.#pending;
       const bytes = this.#pendingBytes;
       const position = this.#flushed;
+      const lent = this.#pendingBatches;
       this.#pending = [];
       this.#pendingBytes = 0;
+      this.#pendingBatches = [];
       this.#flushed += bytes;
       this.#inflight = this.#writeAt(batch, position, bytes).then(
-        () => this.#startBackgroundSync(),
+        () => {
+          this.#spareBatches.push(...lent);
+          this.#startBackgroundSync();
+        },
         (err: unknown) => {
           this.#writeError = err instanceof EdgevolveError ? err : new EdgevolveError('E_IO', `cannot write blob ${this.digest}: ${String(err)}`, { cause: err });
         },
@@ -493,6 +534,7 @@ class PartialBlobWriter implements BlobWriter {
     this.#writeError = undefined;
     this.#pending = [];
     this.#pendingBytes = 0;
+    this.#pendingBatches = [];
     await this.handle.truncate(0);
     this.#hash.dispose();
     this.#hash = this.newHasher();

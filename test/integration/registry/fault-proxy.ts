@@ -28,6 +28,8 @@ export interface BlobRequestLog {
   readonly digest: string;
   readonly range: string | undefined;
   readonly status: number;
+  /** The request's Connection field: `close` from the socket blob reader, absent or keep-alive from undici. */
+  readonly connection: string | undefined;
   /** Body bytes written to the client socket. */
   bytes: number;
 }
@@ -83,7 +85,7 @@ export class FaultProxy extends EventEmitter {
         up.pipe(res);
         return;
       }
-      const entry: BlobRequestLog = { digest, range: req.headers.range, status: up.statusCode ?? 0, bytes: 0 };
+      const entry: BlobRequestLog = { digest, range: req.headers.range, status: up.statusCode ?? 0, connection: req.headers.connection, bytes: 0 };
       this.log.push(entry);
       this.emit('blob', entry);
       void this.#relay(up, res, entry, fault ?? {});

@@ -80,6 +80,36 @@ describe('BlobStore', () => {
     expect((await readFile(await second.commit())).equals(bytes)).toBe(true);
   });
 
+  it('lends batch buffers and takes them back once written: 20 batches through three buffers commit the right bytes', async () => {
+    const s = new BlobStore({ root: join(dir, 'blobs'), disk: systemDisk, writeBatchBytes: 64 * 1024 });
+    await s.init();
+    const bytes = randomBytes(20 * 64 * 1024 - 123);
+    const w = await s.openWriter(sha(bytes), bytes.length);
+    const seen = new Set<Buffer>();
+    // The socket reader's pattern: the next buffer is taken before the full one is handed back.
+    let buffer = w.batchBuffer();
+    for (let at = 0; at < bytes.length; ) {
+      const n = bytes.copy(buffer, 0, at, Math.min(bytes.length, at + buffer.length));
+      at += n;
+      seen.add(buffer);
+      const next = w.batchBuffer();
+      await w.writeBatch(buffer, n);
+      buffer = next;
+    }
+    expect(seen.size).toBeLessThanOrEqual(3);
+    expect((await readFile(await w.commit())).equals(bytes)).toBe(true);
+  });
+
+  it('writeBatch refuses bytes beyond the declared size like write does', async () => {
+    const s = await store();
+    const bytes = randomBytes(70_000);
+    const w = await s.openWriter(sha(bytes), bytes.length - 1);
+    const buffer = w.batchBuffer();
+    bytes.copy(buffer);
+    await expect(w.writeBatch(buffer, bytes.length)).rejects.toSatisfy((e) => isEdgevolveError(e, 'E_REGISTRY_TOO_LARGE'));
+    await w.close();
+  });
+
   it('with hashInWorker, a download verifies on the worker thread: right bytes commit, a resume re-hashes there, wrong bytes are refused', async () => {
     const s = new BlobStore({ root: join(dir, 'blobs'), disk: systemDisk, hashInWorker: true, writeBatchBytes: 50_000 });
     await s.init();

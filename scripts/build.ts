@@ -8,6 +8,7 @@
  * Writes into the output directory:
  *   edgevolve.mjs (+ .map)    the CLI, `edgevolve run` included
  *   bench-child.mjs (+ .map)  the isolated benchmark's child (src/runtime/bench/parent.ts forks it)
+ *   chunk-<hash>.mjs (+ .map) the modules behind dynamic imports, loaded on first use
  *   fixtures/                 the MNIST models and test digits the embedded default seeds
  *                             (src/daemon/seed.ts looks for them beside the bundle)
  * npm packages stay external: the bundle imports them from node_modules (native addons
@@ -33,6 +34,14 @@ async function bundleOptions(outdir: string): Promise<BuildOptions> {
     outdir,
     outExtension: { '.js': '.mjs' },
     bundle: true,
+    // Each dynamic import() becomes a chunk that is read only when it runs: the CLI loads one
+    // command's modules (src/cli/index.ts), the daemon its MQTT client only when a broker is
+    // configured. Without splitting esbuild would inline them and hoist their npm imports to
+    // the top of edgevolve.mjs, loading every package at start. The chunks sit beside the
+    // entries (chunk-<hash>.mjs): seed.ts and the bench parent resolve files relative to
+    // import.meta.url and find them there either way.
+    splitting: true,
+    chunkNames: 'chunk-[hash]',
     platform: 'node',
     format: 'esm',
     target: 'node20',

@@ -12,7 +12,8 @@ import { selfProcessMemory } from './host/process-memory.ts';
 import type { DeviceProfile as HardwareProfile } from './hardware/index.ts';
 import type { InferenceInterceptor, InferenceObserver } from './runtime/serving/index.ts';
 import { ModelSlots } from './runtime/serving/index.ts';
-import { createInferenceServer } from './server/index.ts';
+// Not the server/ barrel: it re-exports the KServe client (undici), which serving does not use.
+import { createInferenceServer } from './server/server.ts';
 import { inferenceServerOptions } from './server/from-config.ts';
 import { selectionProfile } from './daemon/registry-port.ts';
 import { MicroBenchCache, profileDevice, readCpuIsa } from './hardware/index.ts';
@@ -22,9 +23,8 @@ import { toEdgevolveError } from './errors/index.ts';
 import { systemCommands } from './host/commands.ts';
 import { systemHost, type Host } from './host/index.ts';
 import { createLogger, type Logger } from './log/index.ts';
-import { DeviceCoevolution } from './coevolution/device.ts';
+import type { DeviceCoevolution } from './coevolution/device.ts';
 import { collectSamplesHandler } from './coevolution/collect-command.ts';
-import { openEndpoint } from './registry/index.ts';
 import { openStore, type OpenedStore } from './store/index.ts';
 
 export interface StartOptions {
@@ -234,6 +234,9 @@ async function buildCoevolution(
   config: Readonly<Config>, device: string, host: Host, telemetry: TelemetryService, logger: Logger,
 ): Promise<{ device: DeviceCoevolution; start(): Promise<void>; stop(): Promise<void> }> {
   const log = logger.child({ module: 'coevolution' });
+  // Imported here, not at the top: most devices run without co-evolution, so its drift,
+  // mining, sample store and upload modules stay out of their heap.
+  const [{ DeviceCoevolution }, { openEndpoint }] = await Promise.all([import('./coevolution/device.ts'), import('./registry/open.ts')]);
   const { upload } = config.coevolution;
   const endpoint = upload.target === 'registry' && upload.repository !== undefined ? await openEndpoint(upload.repository, config.registry, host, { create: true }, log) : undefined;
   const coevolution = new DeviceCoevolution(config.coevolution, {

@@ -19,7 +19,7 @@
  * restart at 0, so whatever was in flight is sent again: duplicates, never gaps.
  */
 import { gzipSync } from 'node:zlib';
-import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
+import type { IClientOptions, IConnackPacket, MqttClient } from 'mqtt';
 import { EdgevolveError } from '../errors/index.ts';
 import type { Clock, Random } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
@@ -264,12 +264,16 @@ export class MqttLink {
   }
 
   /** One connection: resolves when it fails or, after being up, closes. */
-  private connectOnce(url: string): Promise<ConnectionResult> {
+  private async connectOnce(url: string): Promise<ConnectionResult> {
+    // mqtt.js and its stream and WebSocket dependencies load with the first connection, not
+    // at start: a daemon with no broker configured never holds them (README "The daemon").
+    const { connect } = await import('mqtt');
+    if (this.stopController.signal.aborted) return { wasConnected: false, error: undefined };
     return new Promise((resolve) => {
       let wasConnected = false;
       let lastError: (Error & { code?: unknown }) | undefined;
       let settled = false;
-      const client = mqtt.connect(url, this.clientOptions());
+      const client = connect(url, this.clientOptions());
       this.client = client;
       const generation = ++this.generation;
       client.on('connect', (connack: IConnackPacket) => {

@@ -4,7 +4,7 @@
  * with plain `node`: the paths that were resolved against the source tree (onnx.proto,
  * the fixture models, the benchmark child) must work from the bundle too.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { readFile, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -43,8 +43,10 @@ describe('the esbuild bundle (node dist/edgevolve.mjs, as systemd and the arm64 
     expect((await node('--version')).stdout.trim()).toBe(version);
 
     const again = join(tmp.dir, 'again', 'dist');
-    await buildDist(again);
-    for (const file of ['edgevolve.mjs', 'edgevolve.mjs.map', 'bench-child.mjs']) {
+    const files = await buildDist(again);
+    // The chunks behind dynamic imports too: their names are hashes of their content.
+    expect(files.filter((f) => /^chunk-\w+\.mjs$/.test(f)).length).toBeGreaterThan(0);
+    for (const file of files) {
       expect((await readFile(join(again, file))).equals(await readFile(join(app, 'dist', file))), file).toBe(true);
     }
   }, 120_000);
@@ -94,5 +96,54 @@ describe('the esbuild bundle (node dist/edgevolve.mjs, as systemd and the arm64 
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
   }, 90_000);
-});
 
+  /**
+   * Which npm packages the process imports, from a module resolve hook (node:module
+   * register): each bare specifier that resolves into node_modules, printed to stderr.
+   */
+  const IMPORT_HOOKS = `export async function resolve(specifier, context, next) {
+    const resolved = await next(specifier, context);
+    if (!specifier.startsWith('.') && !specifier.startsWith('node:') && resolved.url.includes('/node_modules/')) process.stderr.write('IMPORTED ' + specifier + '\\n');
+    return resolved;
+  }`;
+  const TRACE_IMPORTS = `data:text/javascript,${encodeURIComponent(`import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(IMPORT_HOOKS)}`)});`)}`;
+  const imported = (stderr: readonly string[]): string[] => [...new Set(stderr.filter((l) => l.startsWith('IMPORTED ')).map((l) => l.slice(9).split('/')[0]!))].sort();
+
+  it('loads one command: --version imports commander only, and a wrong command name still lists every command', async () => {
+    const version = await run(process.execPath, ['--import', TRACE_IMPORTS, bundle, '--version'], { cwd: app, encoding: 'utf8' });
+    expect(imported(version.stderr.split('\n'))).toEqual(['commander']);
+    const wrong = await run(process.execPath, [bundle, 'stauts'], { cwd: app, encoding: 'utf8' }).catch((err: { code: number; stderr: string }) => err);
+    expect('code' in wrong ? wrong.code : 0).toBe(2);
+    expect(wrong.stderr).toMatch(/Did you mean status\?/);
+  });
+
+  // Offline: a network namespace with only loopback (unshare -n, root), nsenter to reach the API in it.
+  const canIsolate = spawnSync('unshare', ['-n', 'ip', 'link', 'set', 'lo', 'up']).status === 0;
+  it.runIf(canIsolate)('runs the embedded default offline (no network but loopback) without importing an MQTT client or systeminformation', async () => {
+    const state = join(tmp.dir, 'offline-state');
+    const config = join(tmp.dir, 'offline.yaml');
+    await writeFile(config, `stateDir: ${state}\nserver: { port: 0 }\ndaemon: { seedFixtures: true }\ndeploy: { minTrialMs: 0, minSamples: 5, trialProbeIntervalMs: 5 }\n`);
+    const script = `ip link set lo up && exec "$0" "$@"`;
+    const child = spawn('unshare', ['-n', 'sh', '-c', script, process.execPath, '--import', TRACE_IMPORTS, bundle, 'run', '--config', config], { cwd: app, env: { PATH: process.env.PATH, HOME: tmp.dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const stderr: string[] = [];
+    createInterface({ input: child.stderr }).on('line', (l) => stderr.push(l));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const url = await new Promise<string>((resolvePromise, reject) => {
+      createInterface({ input: child.stdout }).on('line', (l) => {
+        const m = /^edgevolve is ready: .* on (http:\/\/\S+)$/.exec(l);
+        if (m?.[1] !== undefined) resolvePromise(m[1]);
+      });
+      void exited.then((code) => reject(new Error(`exited ${code} before ready:\n${stderr.slice(-10).join('\n')}`)));
+    });
+    // Inside the daemon's namespace (sh exec'd node, so the child's pid is the daemon's).
+    const ask = `fetch(${JSON.stringify(`${url}/v2/health/ready`)}).then((r) => process.stdout.write(String(r.status)))`;
+    const inside = await run('nsenter', ['-t', String(child.pid), '-n', process.execPath, '-e', ask], { encoding: 'utf8' });
+    expect(inside.stdout).toBe('200');
+    const packages = imported(stderr);
+    expect(packages).toEqual(expect.arrayContaining(['onnxruntime-node', 'better-sqlite3']));
+    expect(packages).not.toContain('mqtt');
+    expect(packages).not.toContain('systeminformation');
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  }, 90_000);
+});

@@ -8,6 +8,7 @@
 import { encodeModel, type ModelProto } from '../onnx/index.ts';
 import type { PassReport } from './pass.ts';
 import { getMethod, parseMethodOptions, type MethodContext } from './methods.ts';
+import { sizeBreakdown, type SizeBreakdown } from './size-breakdown.ts';
 
 export { METHODS, getMethod, methodNames, parseMethodOptions, resolveReduceRange, kebab, VALIDATE, type CompressMethod, type MethodContext, type MethodName } from './methods.ts';
 export { runPass, sequential, fixpoint, unchanged, type Pass, type PassReport, type PassResult, type Change } from './pass.ts';
@@ -20,6 +21,7 @@ export { quantizeStatic, int8StaticPass, planStatic, prepareStatic, DEFAULT_STAT
 export { convertToFp16, fp16Pass, DEFAULT_FP16_OP_BLOCK_LIST, type Fp16Options } from './quantize/fp16.ts';
 export { applyMixed, mixedPass, parsePrecisionPlan, resolvePlan, type PrecisionPlan, type Precision } from './quantize/mixed.ts';
 export { nodeKey } from './quantize/common.ts';
+export { sizeBreakdown, type SizeBreakdown } from './size-breakdown.ts';
 
 export interface CompressResult {
   readonly model: ModelProto;
@@ -37,6 +39,8 @@ export interface CompressReport {
   readonly sizeAfter: number;
   /** sizeAfter / sizeBefore. */
   readonly sizeRatio: number;
+  /** Where the bytes go, in the input model (as re-encoded) and in the output. */
+  readonly sizeBreakdown: { readonly before: SizeBreakdown; readonly after: SizeBreakdown };
 }
 
 /**
@@ -69,6 +73,7 @@ export async function compressModel(
       sizeBefore: before,
       sizeAfter: bytes.length,
       sizeRatio: before > 0 ? bytes.length / before : 1,
+      sizeBreakdown: { before: sizeBreakdown(model), after: sizeBreakdown(out) },
     },
   };
 }

@@ -11,10 +11,14 @@
  * version (a share of live requests mirrored to it, its answers and latency compared) and
  * goes on to the trial only when the shadow gate passes; a rejected candidate never serves,
  * the store's active pointer is not touched, and it is remembered as failed. The shadow has
- * its own persisted marker, counted and bounded across restarts like the trial's.
+ * its own persisted marker, counted and bounded across restarts like the trial's. A promoted
+ * candidate's warm shadow session is what the trial serves (no second copy is loaded). A
+ * deploy of another version or a rollback arriving during a shadow cancels it instead of
+ * waiting for the gate (up to `maxDurationMs`): the candidate is abandoned with an event.
  *
  * INVARIANTS: one deployment per model at a time (callers serialise per name through
- * `exclusive`); the marker is written before the store changes and removed after.
+ * `exclusive`); the marker is written before the store changes and removed after; a shadow
+ * is cancelled only through `#shadows`, before the canceller queues on `exclusive`.
  */
 import type { Config } from '../config/index.ts';
 import { EdgevolveError, toEdgevolveError } from '../errors/index.ts';
@@ -48,6 +52,14 @@ export interface ShadowRun {
   stats(): ShadowMeasured & { readonly dropped: number };
   /** Stops mirroring and releases the candidate's session. */
   stop(): Promise<void>;
+  /**
+   * Promotion: stops mirroring and makes the candidate's warm session serve its name (the
+   * serving version drains), so the trial does not create and warm a second copy. When the
+   * session cannot serve as it is (made unlike the live sessions, or a mirror still running)
+   * it is released and this resolves `{ reused: false }`: the caller loads the candidate.
+   * After it, `stop` does nothing.
+   */
+  promote(): Promise<{ readonly reused: boolean }>;
 }
 
 /** Serving that can run a candidate beside the active version of the same name (SlotServing). */
@@ -95,9 +107,20 @@ function measurement(candidate: VersionRecord, active: VersionRecord, reason: st
   };
 }
 
+/** A running shadow that a newer deploy or a rollback may cancel. */
+interface CancellableShadow {
+  readonly manifestDigest: string;
+  readonly cancel: AbortController;
+  /** Set by the canceller: why, and whether the candidate is remembered as failed (an operator's rollback). */
+  why?: { readonly reason: string; readonly failed: boolean };
+  /** Set when the shadow acted on the cancellation (it may have been decided already). */
+  abandoned?: true;
+}
+
 export class DeploymentManager {
   readonly #deps: DeployDeps;
   readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #shadows = new Map<string, CancellableShadow>();
   readonly #windows = new Map<string, LatencyWindow>();
   readonly #unsubscribe: () => void;
 
@@ -205,50 +228,92 @@ export class DeploymentManager {
    * rollback to a version that served before is not a new version to be judged).
    */
   async deploy(candidate: VersionRecord, reason: string, signal?: AbortSignal, options: { readonly shadow?: boolean } = {}): Promise<DeployOutcome> {
+    // Another version's shadow is not waited for: this deploy supersedes it (an operator's rollback abandons it as failed).
+    this.#cancelShadow(candidate.name, candidate.manifestDigest, `superseded by a deploy of ${label(candidate)} (${reason})`, options.shadow === false);
     return this.exclusive(candidate.name, async () => {
       const { repository, state, events, clock } = this.#deps;
       const active = repository.active(candidate.name);
       const current = await state.get(candidate.name);
       if (active?.id === candidate.id && current.trial === null) return { outcome: 'unchanged', version: active };
+      let warm: ShadowRun | undefined;
       if (active !== undefined && current.trial === null && options.shadow !== false) {
         const shadowed = await this.#shadow(candidate, active, current, reason, signal);
-        if (shadowed !== undefined) return shadowed;
+        if ('outcome' in shadowed) return shadowed;
+        warm = shadowed.warm;
       }
-      const marker: TrialMarker = {
-        candidateId: candidate.id,
-        candidateManifest: candidate.manifestDigest,
-        previousId: active?.id ?? null,
-        reason,
-        startedAt: clock.now(),
-        entries: 1,
-        phase: 'activating',
-      };
-      const before = { ...(await state.get(candidate.name)), shadow: null };
-      await state.put(candidate.name, { ...before, trial: marker });
-      repository.activate(candidate.id, `trial: ${reason}`);
-      await state.put(candidate.name, { ...before, trial: { ...marker, phase: 'trial' } });
-      events.record('deploy-started', { model: candidate.name, version: candidate.version, variant: candidate.variant, reason, entries: 1 }, clock.now());
-      return this.#trial(candidate.name, { ...marker, phase: 'trial' }, signal);
+      try {
+        const marker: TrialMarker = {
+          candidateId: candidate.id,
+          candidateManifest: candidate.manifestDigest,
+          previousId: active?.id ?? null,
+          reason,
+          startedAt: clock.now(),
+          entries: 1,
+          phase: 'activating',
+        };
+        const before = { ...(await state.get(candidate.name)), shadow: null };
+        await state.put(candidate.name, { ...before, trial: marker });
+        repository.activate(candidate.id, `trial: ${reason}`);
+        await state.put(candidate.name, { ...before, trial: { ...marker, phase: 'trial' } });
+        events.record('deploy-started', { model: candidate.name, version: candidate.version, variant: candidate.variant, reason, entries: 1 }, clock.now());
+        return await this.#trial(candidate.name, { ...marker, phase: 'trial' }, signal, false, warm);
+      } finally {
+        // A no-op once the trial promoted it; otherwise (a failure before that) the shadow session is released.
+        await warm?.stop();
+      }
     });
   }
 
+  /** Cancels the running shadow of `name` unless it shadows `keep` (the same candidate deployed again waits for its verdict). */
+  #cancelShadow(name: string, keep: string | undefined, reason: string, failed: boolean): CancellableShadow | undefined {
+    const running = this.#shadows.get(name);
+    if (running === undefined || running.manifestDigest === keep || running.cancel.signal.aborted) return undefined;
+    running.why = { reason, failed };
+    running.cancel.abort();
+    return running;
+  }
+
   /**
-   * Shadow mode: runs `candidate` beside `active` until the shadow gate decides. Resolves
-   * undefined when the candidate may go on to its trial (or shadow mode is off or cannot
-   * run here), or with the rejection. A shutdown leaves the marker for the next start.
+   * Shadow mode: runs `candidate` beside `active` until the shadow gate decides, a newer
+   * deploy or a rollback cancels it, or the daemon stops. Resolves `{ warm }` when the
+   * candidate may go on to its trial (with its warm shadow, which the caller then owns, or
+   * none when shadow mode is off or cannot run here), or with the rejection or abandonment.
+   * A shutdown leaves the marker for the next start.
    */
-  async #shadow(candidate: VersionRecord, active: VersionRecord, current: ModelDeployState, reason: string, signal?: AbortSignal): Promise<DeployOutcome | undefined> {
-    const { serving, state, events, clock, logger } = this.#deps;
+  async #shadow(candidate: VersionRecord, active: VersionRecord, current: ModelDeployState, reason: string, signal?: AbortSignal): Promise<DeployOutcome | { readonly warm: ShadowRun | undefined }> {
+    const { serving, logger } = this.#deps;
     const config = this.#deps.config().shadow;
-    if (!config.enabled) return undefined;
+    if (!config.enabled) return { warm: undefined };
     const name = candidate.name;
     if (!canShadow(serving) || !serving.loaded().some((m) => m.name === name && m.versionId === active.id)) {
-      logger.warn({ model: name, version: label(candidate) }, 'shadow mode needs the KServe slots serving the active version; deploying without a shadow');
-      return undefined;
+      logger.warn({ model: name, version: label(candidate) }, 'shadow mode needs a serving that can shadow, serving the active version; deploying without a shadow');
+      return { warm: undefined };
     }
     // A deploy queued behind the shadow that rejected this very candidate must not shadow it again.
     const failed = current.failed.find((f) => f.manifestDigest === candidate.manifestDigest);
     if (failed !== undefined) return { outcome: 'rejected', version: candidate, kept: active, reason: `failed before: ${failed.reason}` };
+    const cancellable: CancellableShadow = { manifestDigest: candidate.manifestDigest, cancel: new AbortController() };
+    this.#shadows.set(name, cancellable);
+    try {
+      return await this.#runShadow(serving, candidate, active, current, reason, cancellable, signal);
+    } finally {
+      if (this.#shadows.get(name) === cancellable) this.#shadows.delete(name);
+    }
+  }
+
+  async #runShadow(
+    serving: ShadowServing,
+    candidate: VersionRecord,
+    active: VersionRecord,
+    current: ModelDeployState,
+    reason: string,
+    cancellable: CancellableShadow,
+    signal?: AbortSignal,
+  ): Promise<DeployOutcome | { readonly warm: ShadowRun }> {
+    const { state, events, clock } = this.#deps;
+    const config = this.#deps.config().shadow;
+    const name = candidate.name;
+    const wake = signal === undefined ? cancellable.cancel.signal : AbortSignal.any([signal, cancellable.cancel.signal]);
     // The same candidate again after a restart keeps its re-entry count (recover raised it).
     const entries = current.shadow?.candidateManifest === candidate.manifestDigest ? current.shadow.entries : 1;
     const marker: ShadowMarker = { candidateId: candidate.id, candidateManifest: candidate.manifestDigest, liveId: active.id, reason, startedAt: clock.now(), entries };
@@ -262,12 +327,14 @@ export class DeploymentManager {
       return this.#rejectShadow(candidate, active, `cannot load ${label(candidate)} as a shadow: ${error.code}: ${error.message}`, undefined, true);
     }
     const started = clock.now();
+    let promoted = false;
     try {
       for (;;) {
         if (signal?.aborted === true) {
           // The marker stays: the next start counts the re-entry and reconcile shadows again.
           throw new EdgevolveError('E_DAEMON_STOPPING', `shadow of ${name} ${label(candidate)} interrupted by shutdown`);
         }
+        if (cancellable.why !== undefined) return await this.#abandonShadow(candidate, run.stats(), cancellable, cancellable.why);
         const rules = this.#deps.config();
         const stats = run.stats();
         const verdict = judgeShadow(stats, clock.now() - started, {
@@ -286,15 +353,30 @@ export class DeploymentManager {
         if (verdict.verdict === 'pass') {
           await state.update(name, (s) => ({ ...s, shadow: null }));
           events.record('shadow-promoted', { ...measurement(candidate, active, verdict.reason, stats), evidence: verdict.evidence }, clock.now());
-          return undefined;
+          promoted = true;
+          return { warm: run };
         }
         if (verdict.verdict === 'fail') return await this.#rejectShadow(candidate, active, `shadow gate failed: ${verdict.reason}`, stats, verdict.evidence);
-        await clock.sleep(rules.shadow.checkIntervalMs, signal).catch(() => undefined);
+        await clock.sleep(rules.shadow.checkIntervalMs, wake).catch(() => undefined);
       }
     } finally {
-      // Before the trial loads the candidate again: two copies of a model may not fit the device.
-      await run.stop();
+      // A promoted shadow's warm session goes on to serve the trial; any other ending releases it.
+      if (!promoted) await run.stop();
     }
+  }
+
+  /** A newer deploy or a rollback cancelled the shadow: the candidate never served and is dropped, with an event naming why. */
+  async #abandonShadow(candidate: VersionRecord, stats: ShadowMeasured, cancellable: CancellableShadow, why: { readonly reason: string; readonly failed: boolean }): Promise<DeployOutcome> {
+    const { state, events, clock } = this.#deps;
+    cancellable.abandoned = true;
+    const reason = `shadow cancelled after ${stats.mirrored} mirrored requests: ${why.reason}`;
+    await state.update(candidate.name, (s) => ({
+      ...s,
+      shadow: null,
+      failed: why.failed ? [...s.failed.filter((f) => f.manifestDigest !== candidate.manifestDigest), { manifestDigest: candidate.manifestDigest, reason, at: clock.now() }] : s.failed,
+    }));
+    events.record('deploy-aborted', { model: candidate.name, version: label(candidate), reason }, clock.now());
+    return { outcome: 'aborted', reason };
   }
 
   async #rejectShadow(candidate: VersionRecord, active: VersionRecord, reason: string, stats: (ShadowMeasured & { readonly dropped: number }) | undefined, evidence: boolean): Promise<DeployOutcome> {
@@ -327,14 +409,17 @@ export class DeploymentManager {
     });
   }
 
-  async #trial(name: string, marker: TrialMarker, signal?: AbortSignal, alreadyLoaded = false): Promise<DeployOutcome> {
-    const { repository, serving, clock, events } = this.#deps;
+  /** `warm`: the candidate's promoted shadow, whose session serves instead of a newly loaded one. */
+  async #trial(name: string, marker: TrialMarker, signal?: AbortSignal, alreadyLoaded = false, warm?: ShadowRun): Promise<DeployOutcome> {
+    const { repository, serving, clock, events, logger } = this.#deps;
     const candidate = repository.versions(name).find((v) => v.id === marker.candidateId);
     if (candidate === undefined) return this.#rollBack(name, marker, `version id ${marker.candidateId} is no longer in the store`, 'rolled-back');
     const model = servedModel(candidate, this.#deps.modelPath);
     if (!alreadyLoaded || !serving.loaded().some((m) => m.name === name && m.versionId === candidate.id)) {
       try {
-        await serving.load(model);
+        const promoted = warm === undefined ? { reused: false } : await warm.promote();
+        if (warm !== undefined) logger.info({ model: name, version: label(candidate), reused: promoted.reused }, promoted.reused ? 'the warm shadow session serves the trial' : 'the shadow session cannot serve as it is; loading the candidate');
+        if (!promoted.reused) await serving.load(model);
       } catch (err) {
         const error = toEdgevolveError(err);
         return this.#rollBack(name, marker, `cannot load ${label(candidate)}: ${error.code}: ${error.message}`, 'rolled-back');
@@ -375,11 +460,17 @@ export class DeploymentManager {
     }
   }
 
-  /** Operator rollback (command channel, CLI): to the version before the active one. */
+  /**
+   * Operator rollback (command channel, CLI): to the version before the active one. During
+   * a shadow the candidate never served: the rollback abandons it (remembered as failed) and
+   * the serving version stays.
+   */
   async rollback(name: string, reason: string): Promise<DeployOutcome> {
+    const cancelled = this.#cancelShadow(name, undefined, reason, true);
     return this.exclusive(name, async () => {
       const active = this.#deps.repository.active(name);
       if (active === undefined) throw new EdgevolveError('E_STORE_NOT_FOUND', `no active version of ${name} to roll back from`);
+      if (cancelled?.abandoned === true) return { outcome: 'rolled-back', to: active, reason: `${reason}: the candidate in shadow was abandoned; ${label(active)} kept serving` };
       const marker = (await this.#deps.state.get(name)).trial ?? this.#syntheticMarker(active);
       if (marker.previousId === null) throw new EdgevolveError('E_STORE_NOT_FOUND', `${name} has no earlier version to roll back to`);
       return this.#rollBack(name, marker, reason, 'rolled-back');

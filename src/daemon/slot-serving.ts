@@ -4,12 +4,13 @@
  * onnxruntime are the bytes hashed, P4) and swaps the slot without failing in-flight
  * requests; probes are ordinary inferences on warm-up inputs, tagged so that the
  * trial and budget windows count only live traffic from the observer. In shadow mode a
- * candidate's mirror sees the same live inferences (never the probes).
+ * candidate's mirror sees the same live inferences (never the probes), and a promoted
+ * candidate's warm session becomes the slot's next version (no second session created).
  */
 import { EdgevolveError } from '../errors/index.ts';
 import type { TensorValue } from '../onnx/index.ts';
 import { openVerifiedModel, type VerifiedStore } from '../registry/index.ts';
-import { createSession, type SessionOptions } from '../runtime/index.ts';
+import { createSession, type Session, type SessionOptions } from '../runtime/index.ts';
 import { startShadowMirror, warmupFeeds, type InferenceEvent, type InferenceObserver, type ModelSlots, type ShadowMirror } from '../runtime/serving/index.ts';
 import type { ShadowRun, ShadowServing } from './deploy.ts';
 import type { InferenceOutcome, ModelServing, ServedModel } from './ports.ts';
@@ -26,7 +27,7 @@ export class SlotServing implements ModelServing, ShadowServing {
   readonly #session: SessionOptions;
   readonly #served = new Map<string, { model: ServedModel; probeFeeds: Record<string, TensorValue> }>();
   readonly #listeners = new Set<(o: InferenceOutcome) => void>();
-  readonly #mirrors = new Map<string, ShadowMirror>();
+  readonly #mirrors = new Map<string, ShadowMirror<Session>>();
 
   /** `slots` is a getter because the slots are built with this object as their observer. */
   constructor(slots: () => ModelSlots, store: VerifiedStore, session: SessionOptions) {
@@ -37,13 +38,12 @@ export class SlotServing implements ModelServing, ShadowServing {
 
   async load(model: ServedModel): Promise<void> {
     const verified = await openVerifiedModel(this.#store, { name: model.name, manifestDigest: model.manifestDigest });
+    await this.#swapIn(model, () => createSession(verified.bytes, { ...this.#session, externalData: verified.externalData }));
+  }
+
+  async #swapIn(model: ServedModel, session: () => Promise<Session>): Promise<void> {
     const slot = this.#slots().add(model.name);
-    await slot.swap({
-      version: model.version,
-      variant: model.variant,
-      labels: { manifest: model.manifestDigest },
-      createSession: () => createSession(verified.bytes, { ...this.#session, externalData: verified.externalData }),
-    });
+    await slot.swap({ version: model.version, variant: model.variant, labels: { manifest: model.manifestDigest }, createSession: session });
     const active = slot.active;
     if (active === undefined) throw new EdgevolveError('E_INTERNAL', `slot ${model.name} is empty after a swap`);
     this.#served.set(model.name, { model, probeFeeds: warmupFeeds(active.inputs) });
@@ -53,19 +53,32 @@ export class SlotServing implements ModelServing, ShadowServing {
   async startShadow(model: ServedModel, options: { readonly share: number; readonly maxInFlight: number; readonly worker: boolean }): Promise<ShadowRun> {
     if (this.#mirrors.has(model.name)) throw new EdgevolveError('E_INTERNAL', `${model.name} already has a shadow running`);
     const verified = await openVerifiedModel(this.#store, { name: model.name, manifestDigest: model.manifestDigest });
-    if (verified.externalData.length > 0) {
-      throw new EdgevolveError('E_RUNTIME_SESSION_CREATE', `${model.name} ${model.version} has external data, which the daemon's sessions do not pass to onnxruntime yet`);
-    }
     // In a worker thread a mirror does not hold the event loop the live requests wait on, but its latency includes the
     // round trip (README: shadow mode); when the live version runs in workers, so does the candidate, timed alike.
-    const session = { ...this.#session, workers: options.worker || (this.#session.workers ?? 0) > 0 ? 1 : 0 };
+    const workers = options.worker || (this.#session.workers ?? 0) > 0 ? 1 : 0;
+    const session = { ...this.#session, workers, externalData: verified.externalData };
     const mirror = await startShadowMirror({ version: model.version, createSession: () => createSession(verified.bytes, session) }, { share: options.share, maxInFlight: options.maxInFlight });
     this.#mirrors.set(model.name, mirror);
+    const detach = (): void => {
+      if (this.#mirrors.get(model.name) === mirror) this.#mirrors.delete(model.name);
+    };
+    // The shadow's session can serve only if it was made as the live ones are (in-process, or the same number of workers).
+    const servesAsLive = workers === (this.#session.workers ?? 0);
     return {
       stats: () => mirror.stats(),
       stop: async () => {
-        if (this.#mirrors.get(model.name) === mirror) this.#mirrors.delete(model.name);
+        detach();
         await mirror.close(SHADOW_STOP_WAIT_MS);
+      },
+      promote: async () => {
+        detach();
+        const warm = servesAsLive ? await mirror.handOver(SHADOW_STOP_WAIT_MS) : undefined;
+        if (warm === undefined) {
+          await mirror.close(SHADOW_STOP_WAIT_MS);
+          return { reused: false };
+        }
+        await this.#swapIn(model, () => Promise.resolve(warm));
+        return { reused: true };
       },
     };
   }

@@ -9,7 +9,8 @@
  * - Mirrors run one at a time, in the order sampled; at most `maxInFlight` are queued or
  *   running, and a sampled request over the cap is dropped and counted, so a slow
  *   candidate costs bounded memory and CPU.
- * - The candidate session is released exactly once, by `close`, after every mirror settled.
+ * - The candidate session is released exactly once, by `close`, after every mirror settled,
+ *   unless `handOver` gave it away first (then whoever took it releases it).
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -58,13 +59,13 @@ export interface ShadowStats {
 }
 
 /** The candidate as the mirror needs it: a warmed session and its version label. */
-export interface ShadowCandidate {
+export interface ShadowCandidate<S extends Pick<Session, 'run' | 'release'> = Pick<Session, 'run' | 'release'>> {
   readonly version: string;
-  readonly session: Pick<Session, 'run' | 'release'>;
+  readonly session: S;
 }
 
-export class ShadowMirror implements InferenceObserver {
-  readonly #candidate: ShadowCandidate;
+export class ShadowMirror<S extends Pick<Session, 'run' | 'release'> = Pick<Session, 'run' | 'release'>> implements InferenceObserver {
+  readonly #candidate: ShadowCandidate<S>;
   readonly #options: ShadowMirrorOptions;
   readonly #random: () => number;
   readonly #now: () => number;
@@ -82,7 +83,7 @@ export class ShadowMirror implements InferenceObserver {
   /** Settles when the last scheduled mirror has run; `#mirror` never rejects. */
   #queue: Promise<void> = Promise.resolve();
 
-  constructor(candidate: ShadowCandidate, options: ShadowMirrorOptions) {
+  constructor(candidate: ShadowCandidate<S>, options: ShadowMirrorOptions) {
     this.#candidate = candidate;
     this.#options = options;
     this.#random = options.random ?? Math.random;
@@ -161,17 +162,38 @@ export class ShadowMirror implements InferenceObserver {
   async close(waitMs = Number.POSITIVE_INFINITY): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (!(await this.#settled(waitMs))) {
+      this.#options.logger?.warn({ version: this.#candidate.version, inFlight: this.#inFlight, waitMs }, 'shadow candidate still running at close; its session is not released');
+      return;
+    }
+    await this.#candidate.session.release();
+  }
+
+  /**
+   * Promotion: stops sampling, waits for running mirrors, and gives the warm candidate
+   * session to the caller, who then owns (and releases) it; a later `close` does nothing.
+   * Undefined when the mirror was closed already, or a mirror is still running after
+   * `waitMs` (a hung candidate is not handed to live traffic; its session is left as
+   * `close` leaves it).
+   */
+  async handOver(waitMs = Number.POSITIVE_INFINITY): Promise<S | undefined> {
+    if (this.#closed) return undefined;
+    this.#closed = true;
+    if (!(await this.#settled(waitMs))) {
+      this.#options.logger?.warn({ version: this.#candidate.version, inFlight: this.#inFlight, waitMs }, 'shadow candidate still running at promotion; its session is not reused');
+      return undefined;
+    }
+    return this.#candidate.session;
+  }
+
+  async #settled(waitMs: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const settled = await Promise.race([
       this.idle().then(() => true),
       ...(Number.isFinite(waitMs) ? [new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), waitMs)))] : []),
     ]);
     clearTimeout(timer);
-    if (!settled) {
-      this.#options.logger?.warn({ version: this.#candidate.version, inFlight: this.#inFlight, waitMs }, 'shadow candidate still running at close; its session is not released');
-      return;
-    }
-    await this.#candidate.session.release();
+    return settled;
   }
 }
 
@@ -186,7 +208,7 @@ export interface ShadowSpec {
  * measure onnxruntime's first-run allocations), then returns its mirror. A session that
  * fails to load or warm is released and the error rethrown.
  */
-export async function startShadowMirror(spec: ShadowSpec, options: ShadowMirrorOptions & { readonly warmupRuns?: number }): Promise<ShadowMirror> {
+export async function startShadowMirror(spec: ShadowSpec, options: ShadowMirrorOptions & { readonly warmupRuns?: number }): Promise<ShadowMirror<Session>> {
   const session = await spec.createSession();
   try {
     const feeds = warmupFeeds(session.inputs);

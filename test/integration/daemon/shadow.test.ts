@@ -168,6 +168,48 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     expect(rig.events.ofKind('shadow-promoted')[0]?.fields.reason).toMatch(/promoted without shadow evidence \(onNoTraffic: promote\)$/);
   });
 
+  it('a newer deploy cancels a running shadow instead of waiting out maxDurationMs, and a rollback abandons the next one as failed; the live version serves throughout', async () => {
+    await deployFirst();
+    const v1 = rig.store.repository.active('m')!;
+    // No traffic and a minute-long window: without cancellation each shadow would hold the deploy lock for 60 s.
+    const long = { minRequests: 1_000_000, maxDurationMs: 60_000, onNoTraffic: 'reject' };
+    const shadowStarted = async (count: number): Promise<void> => {
+      for (let i = 0; i < 2000 && rig.events.ofKind('shadow-started').length < count; i++) await sleep(5);
+      expect(rig.events.ofKind('shadow-started')).toHaveLength(count);
+    };
+
+    await retarget('2.0.0', int8, long);
+    const second = rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test');
+    await shadowStarted(1);
+    await retarget('3.0.0', int8, long);
+    const third = rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test');
+
+    const superseded = await second;
+    expect(superseded.action === 'deployed' && superseded.outcome).toMatchObject({ outcome: 'aborted' });
+    const [aborted] = rig.events.ofKind('deploy-aborted');
+    expect(aborted?.fields).toEqual({ model: 'm', version: '2.0.0/fp32', reason: 'shadow cancelled after 0 mirrored requests: superseded by a deploy of 3.0.0/fp32 (test)' });
+    // Superseded is not failed: 2.0.0 did nothing wrong.
+    expect((await rig.state.get('m')).failed).toEqual([]);
+
+    await shadowStarted(2);
+    expect(rig.events.ofKind('shadow-started')[1]?.fields).toMatchObject({ version: '3.0.0', live: '1.0.0/fp32' });
+    const rollback = await rig.deploy.rollback('m', 'rollback command');
+    expect(rollback).toEqual({ outcome: 'rolled-back', to: v1, reason: 'rollback command: the candidate in shadow was abandoned; 1.0.0/fp32 kept serving' });
+    const cancelled = await third;
+    expect(cancelled.action === 'deployed' && cancelled.outcome).toEqual({ outcome: 'aborted', reason: 'shadow cancelled after 0 mirrored requests: rollback command' });
+    expect(rig.events.ofKind('deploy-aborted')[1]?.fields).toEqual({ model: 'm', version: '3.0.0/fp32', reason: 'shadow cancelled after 0 mirrored requests: rollback command' });
+
+    // Neither candidate ever served; the rolled-back-from one is remembered, so reconcile does not shadow it again.
+    expect(rig.store.repository.active('m')?.id).toBe(v1.id);
+    expect(rig.serving.loaded().map((m) => m.version)).toEqual(['1.0.0']);
+    expect(slots.get('m')!.active?.version).toBe('1.0.0');
+    const state = await rig.state.get('m');
+    expect(state.shadow).toBeNull();
+    expect(state.failed.map((f) => f.reason)).toEqual(['shadow cancelled after 0 mirrored requests: rollback command']);
+    expect((await rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test')).action).toBe('skipped-failed');
+    expect(rig.events.ofKind('shadow-rejected')).toHaveLength(0);
+  });
+
   it('a restart during a shadow (its marker left on disk, the store untouched) serves the old version, shadows again counted, and abandons the candidate past maxTrialEntries', async () => {
     await deployFirst();
     await retarget('2.0.0', int8, { minRequests: 1_000_000 });

@@ -3,7 +3,11 @@
  * is already in the store; idle RSS <= 120 MB), for the four ways to run it, measured in
  * the same run in alternating order:
  *
- *   npx tsx scripts/bench-daemon.ts [--runs 3] [--idle-seconds 10]
+ *   npx tsx scripts/bench-daemon.ts [--runs 3] [--idle-seconds 10] [--baseline REF] [--current REF]
+ *
+ * With --baseline, a commit (git archive of REF, built the same way) is measured in the same
+ * run against the working tree (or --current REF): the tsx and the installed rows of each,
+ * alternating, each build with its own state directory (its own store schema).
  *
  * - tsx: `node src/cli/bin.js run` (the sources compiled by tsx at start, as `npm start`);
  *   bundle: `node dist/edgevolve.mjs run` (scripts/build.ts, built into a temp directory
@@ -14,24 +18,23 @@
  *   active in the state directory (a first, unmeasured run seeds it), in wall time and in
  *   the CPU time the process used until then (user + system, all threads: what a quiet
  *   machine's wall time approaches, when a loaded one inflates the wall time). Baselines:
- *   spawn to exit of `--version` for each entry (Node + module loading, no daemon).
+ *   spawn to exit of `--version` for each entry (Node, the entry and commander: the floor
+ *   under every command, since the CLI imports only the command it runs).
  * - RSS: VmRSS of the daemon after `--idle-seconds` idle, split into RssAnon (JS heap,
  *   native allocations: onnxruntime's arena, SQLite's cache) and RssFile (mapped code:
  *   node, onnxruntime's and better-sqlite3's shared libraries). Baselines: an idle `node`,
  *   and `node` holding one onnxruntime session of the same model (the floor for serving it).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { buildDist } from './build.ts';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
-const TSX_BIN = join(ROOT, 'src', 'cli', 'bin.js');
 const SEMI = '--max-semi-space-size=2';
 // USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK).
 const CLOCK_TICKS = 100;
@@ -39,6 +42,43 @@ const CLOCK_TICKS = 100;
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+function textArg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+interface Build {
+  readonly label: string;
+  /** src/cli/bin.js of the build's sources (the tsx entry). */
+  readonly tsx: string;
+  /** dist/edgevolve.mjs laid out as installed: dist/ beside node_modules/. */
+  readonly bundle: string;
+  readonly config: string;
+}
+
+/**
+ * Sources (this checkout, or `git archive ref`) built into `<dir>/app/dist` as installed, with a
+ * config of their own whose state is seeded by one unmeasured start (pull and trial).
+ */
+async function prepareBuild(dir: string, ref: string | undefined): Promise<Build> {
+  let root = ROOT;
+  if (ref !== undefined) {
+    root = join(dir, 'src');
+    await mkdir(root, { recursive: true });
+    execFileSync('sh', ['-c', 'git -C "$0" archive "$1" | tar -x -C "$2"', ROOT, ref, root]);
+    await symlink(join(ROOT, 'node_modules'), join(root, 'node_modules'), 'dir');
+  }
+  const app = join(dir, 'app');
+  // The build script of those sources, so each is bundled the way it was committed.
+  execFileSync(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'build.ts'), '--outdir', join(app, 'dist')], { cwd: root, stdio: 'ignore' });
+  await symlink(join(ROOT, 'node_modules'), join(app, 'node_modules'), 'dir');
+  const config = join(dir, 'config.yaml');
+  await writeFile(config, stringify({ stateDir: join(dir, 'state'), log: { level: 'info' }, server: { port: 0 }, daemon: { seedFixtures: true } }));
+  const build = { label: ref === undefined ? 'working tree' : `${ref} (${execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', ref], { encoding: 'utf8' }).trim()})`, tsx: join(root, 'src', 'cli', 'bin.js'), bundle: join(app, 'dist', 'edgevolve.mjs'), config };
+  await (await startDaemon([build.bundle, 'run', '--config', config])).stop();
+  return build;
 }
 
 interface Rss {
@@ -139,30 +179,32 @@ async function idleRss(args: string[], idleMs: number): Promise<Rss> {
 
 const runs = arg('--runs', 3);
 const idleMs = arg('--idle-seconds', 10) * 1000;
+const baselineRef = textArg('--baseline');
+const loadAtStart = loadavg();
 const work = await mkdtemp(join(tmpdir(), 'edgevolve-bench-daemon-'));
 try {
-  // The bundle laid out as installed: dist/ beside node_modules/.
-  const app = join(work, 'app');
-  await buildDist(join(app, 'dist'));
-  await symlink(join(ROOT, 'node_modules'), join(app, 'node_modules'), 'dir');
-  const BUNDLE = join(app, 'dist', 'edgevolve.mjs');
+  const current = await prepareBuild(join(work, 'current'), textArg('--current'));
+  const baseline = baselineRef === undefined ? undefined : await prepareBuild(join(work, 'baseline'), baselineRef);
+  const BUNDLE = current.bundle;
+  const installedFlags = { flags: [SEMI], env: { MALLOC_ARENA_MAX: '2' } };
 
-  const config = join(work, 'config.yaml');
-  await writeFile(config, stringify({ stateDir: join(work, 'state'), log: { level: 'info' }, server: { port: 0 }, daemon: { seedFixtures: true } }));
-  // First start: seeds the layout, pulls and trials the model (not measured).
-  await (await startDaemon([BUNDLE, 'run', '--config', config])).stop();
-
-  const variants: { name: string; entry: string; flags: string[]; env?: Record<string, string> }[] = [
-    { name: 'tsx: node src/cli/bin.js run', entry: TSX_BIN, flags: [] },
-    { name: `tsx, ${SEMI}`, entry: TSX_BIN, flags: [SEMI] },
-    { name: 'bundle: node dist/edgevolve.mjs run', entry: BUNDLE, flags: [] },
-    { name: `bundle, ${SEMI}`, entry: BUNDLE, flags: [SEMI] },
-    { name: `bundle, ${SEMI}, MALLOC_ARENA_MAX=2 (as the unit and the image run it)`, entry: BUNDLE, flags: [SEMI], env: { MALLOC_ARENA_MAX: '2' } },
-  ];
+  const variants: { name: string; entry: string; config: string; flags: string[]; env?: Record<string, string> }[] =
+    baseline === undefined
+      ? [
+          { name: 'tsx: node src/cli/bin.js run', entry: current.tsx, config: current.config, flags: [] },
+          { name: `tsx, ${SEMI}`, entry: current.tsx, config: current.config, flags: [SEMI] },
+          { name: 'bundle: node dist/edgevolve.mjs run', entry: BUNDLE, config: current.config, flags: [] },
+          { name: `bundle, ${SEMI}`, entry: BUNDLE, config: current.config, flags: [SEMI] },
+          { name: `bundle, ${SEMI}, MALLOC_ARENA_MAX=2 (as the unit and the image run it)`, entry: BUNDLE, config: current.config, ...installedFlags },
+        ]
+      : [baseline, current].flatMap((b) => [
+          { name: `${b.label}: tsx, node src/cli/bin.js run`, entry: b.tsx, config: b.config, flags: [] },
+          { name: `${b.label}: bundle as installed (${SEMI}, MALLOC_ARENA_MAX=2)`, entry: b.bundle, config: b.config, ...installedFlags },
+        ]);
   const results = variants.map(() => ({ ready: [] as number[], cpu: [] as number[], internal: [] as number[], rss: [] as Rss[] }));
   const versionMs = { tsx: [] as number[], bundle: [] as number[] };
   for (let round = 0; round < runs; round++) {
-    versionMs.tsx.push(await timeToExit([TSX_BIN, '--version']));
+    versionMs.tsx.push(await timeToExit([current.tsx, '--version']));
     versionMs.bundle.push(await timeToExit([BUNDLE, '--version']));
     // Alternate the order each round so that drifting machine load does not favour one variant.
     const order = variants.map((_, i) => i);
@@ -170,7 +212,7 @@ try {
     for (const i of order) {
       const v = variants[i]!;
       const r = results[i]!;
-      const d = await startDaemon([...v.flags, v.entry, 'run', '--config', config], v.env);
+      const d = await startDaemon([...v.flags, v.entry, 'run', '--config', v.config], v.env);
       r.ready.push(d.ms);
       r.cpu.push(d.cpuMs);
       r.internal.push(d.startMs);
@@ -180,7 +222,7 @@ try {
     }
   }
   const installed = variants.at(-1)!;
-  const heap = await heapOf([...installed.flags, installed.entry, 'run', '--config', config], installed.env ?? {}, idleMs);
+  const heap = await heapOf([...installed.flags, installed.entry, 'run', '--config', installed.config], installed.env ?? {}, idleMs);
   const model = join(ROOT, 'test', 'fixtures', 'models', 'mnist-cnn.onnx');
   const nodeIdle = await idleRss(['-e', 'setInterval(() => {}, 1000)'], idleMs);
   const ortIdle = await idleRss(['-e', `require('onnxruntime-node').InferenceSession.create(${JSON.stringify(model)}, { intraOpNumThreads: 1 }).then((s) => { globalThis.s = s; setInterval(() => {}, 1000); })`], idleMs);
@@ -197,7 +239,7 @@ try {
   const heapMb = (x: number): string => (x / 1024 ** 2).toFixed(1);
   console.log(`as installed, process.memoryUsage() after ${idleMs / 1000} s idle (MB): rss ${heapMb(heap.rss)}, heapTotal ${heapMb(heap.heapTotal)}, heapUsed ${heapMb(heap.heapUsed)}, external ${heapMb(heap.external)}, arrayBuffers ${heapMb(heap.arrayBuffers)}`);
   variants.forEach((v, i) => console.log(`${v.name}: ready runs (ms) ${results[i]!.ready.map((x) => x.toFixed(0)).join(', ')}; RSS runs (MB) ${results[i]!.rss.map((x) => x.total.toFixed(1)).join(', ')}`));
-  console.log(`node ${process.version}, ${process.arch}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log(`node ${process.version}, ${process.arch}, load average ${loadAtStart.map((x) => x.toFixed(1)).join(' ')} at start, ${loadavg().map((x) => x.toFixed(1)).join(' ')} at the end`);
 } finally {
   await rm(work, { recursive: true, force: true });
 }

@@ -1,9 +1,10 @@
 /**
  * Registry benchmarks against a real docker-registry on loopback (issue 6 targets):
- *   1. pull throughput of one 100 MB blob: edgevolve (stream, sha256, write, fsync, rename) vs curl (to a file;
- *      to a file then fdatasync; to /dev/null), and the floors of this runtime (undici discarding the body,
- *      undici writing it to a file with and without sha256, no fsync) and of the disk (the blob from memory
- *      + fdatasync), every case once per round in a rotating order;
+ *   1. pull throughput of one 100 MB blob: edgevolve (socket reader or undici; sha256, write, fsync, rename) vs
+ *      curl (to a file; to a file then fdatasync; to /dev/null), and the floors of this runtime (undici discarding
+ *      the body, undici writing it to a file with and without sha256, no fsync; a bare socket), the stages alone
+ *      (sha256 of the blob in memory; the disk, with and without fdatasync), every case once per round in a
+ *      rotating order;
  *   2. a 100 MB download dropped halfway and resumed: bytes fetched twice;
  *   3. 100 devices pulling the same model at once, each with its own store: all must succeed.
  *   4. with --large-gib N (e.g. 4.5): an N GiB blob pushed in chunks and pulled with a drop past 4 GiB,
@@ -80,9 +81,14 @@ const CASE = {
   undiciNull: 'undici request, body discarded',
   undiciFile: 'undici request to a file (4 MiB writev), no hash, no fsync',
   undiciHashFile: 'undici request, sha256 + file, no fsync',
-  ours: 'edgevolve downloadBlob: sha256, file, fdatasync, rename',
-  oursWorker: 'edgevolve downloadBlob, sha256 on a worker thread',
+  ours: 'edgevolve downloadBlob (socket reader): sha256, file, fdatasync, rename',
+  oursUndici: 'edgevolve downloadBlob through undici (fastBlobReader false)',
+  oursWorker: 'edgevolve downloadBlob (socket reader), sha256 on a worker thread',
+  oursSync4: 'edgevolve downloadBlob (socket reader), background fdatasync every 4 MiB',
+  oursSync64: 'edgevolve downloadBlob (socket reader), background fdatasync every 64 MiB',
   disk: 'disk alone: the blob from memory, 4 MiB writes + fdatasync',
+  diskNoSync: 'disk alone: the blob from memory, 4 MiB writes, no fdatasync',
+  hash: 'sha256 alone: the blob from memory, 4 MiB updates',
   rawNull: 'node:net socket, reads into one reused buffer, body discarded',
   rawHashFile: 'node:net socket into reused 4 MiB buffers, sha256, file, fdatasync',
 } as const;
@@ -205,10 +211,10 @@ async function rawGet(url: string, descriptor: Descriptor, path?: string): Promi
   }
 }
 
-function throughputCases(work: string, url: string, client: RegistryClient, descriptor: Descriptor, dispatcher: Dispatcher): ThroughputCase[] {
+function throughputCases(work: string, url: string, clients: { socket: RegistryClient; undici: RegistryClient }, descriptor: Descriptor, dispatcher: Dispatcher): ThroughputCase[] {
   const file = join(work, 'download');
   let serial = 0;
-  const pull = async (options: { hashInWorker?: boolean }): Promise<Sample> => {
+  const pull = async (options: { hashInWorker?: boolean; backgroundSyncBytes?: number }, client = clients.socket): Promise<Sample> => {
     const store = new BlobStore({ root: join(work, `store-${serial++}`), disk: systemDisk, ...options });
     await store.init();
     try {
@@ -236,22 +242,35 @@ function throughputCases(work: string, url: string, client: RegistryClient, desc
     { label: CASE.rawNull, run: () => inProcess(() => rawGet(url, descriptor)) },
     { label: CASE.rawHashFile, run: () => inProcess(() => rawGet(url, descriptor, file)) },
     { label: CASE.ours, run: () => pull({}) },
+    { label: CASE.oursUndici, run: () => pull({}, clients.undici) },
     { label: CASE.oursWorker, run: () => pull({ hashInWorker: true }) },
+    { label: CASE.oursSync4, run: () => pull({ backgroundSyncBytes: 4 << 20 }) },
+    { label: CASE.oursSync64, run: () => pull({ backgroundSyncBytes: 64 << 20 }) },
+    { label: CASE.disk, run: () => inProcess(() => fromMemory(memory, file, true)) },
+    { label: CASE.diskNoSync, run: () => inProcess(() => fromMemory(memory, file, false)) },
     {
-      label: CASE.disk,
+      label: CASE.hash,
       run: () =>
-        inProcess(async () => {
-          const handle = await open(file, 'w');
-          try {
-            for (let at = 0; at < memory.byteLength; at += 4 << 20) await handle.write(memory, at, Math.min(4 << 20, memory.byteLength - at), at);
-            await handle.datasync();
-          } finally {
-            await handle.close();
-            await rm(file, { force: true });
-          }
+        inProcess(() => {
+          const sha = createHash('sha256');
+          for (let at = 0; at < memory.byteLength; at += 4 << 20) sha.update(memory.subarray(at, at + (4 << 20)));
+          sha.digest('hex');
+          return Promise.resolve();
         }),
     },
   ];
+}
+
+/** The disk's share: the blob from memory in 4 MiB writes, with or without the fdatasync. */
+async function fromMemory(memory: Buffer, file: string, sync: boolean): Promise<void> {
+  const handle = await open(file, 'w');
+  try {
+    for (let at = 0; at < memory.byteLength; at += 4 << 20) await handle.write(memory, at, Math.min(4 << 20, memory.byteLength - at), at);
+    if (sync) await handle.datasync();
+  } finally {
+    await handle.close();
+    await rm(file, { force: true });
+  }
 }
 
 async function main(): Promise<void> {
@@ -265,6 +284,7 @@ async function main(): Promise<void> {
       return;
     }
     const client = new RegistryClient({ registry: registry.host, repository: 'bench/blob', plainHttp: true, clock: host, random: host, concurrency: 128 });
+    const undiciClient = new RegistryClient({ registry: registry.host, repository: 'bench/blob', plainHttp: true, clock: host, random: host, fastBlobReader: false });
     const bytes = randomBytes(MB * 1024 * 1024);
     const descriptor: Descriptor = { mediaType: 'application/octet-stream', digest: sha256Digest(bytes), size: bytes.byteLength };
     await client.pushBlob(descriptor, { bytes });
@@ -272,7 +292,7 @@ async function main(): Promise<void> {
 
     // 1. Throughput: every case once per round, the order rotated each round, medians.
     const dispatcher = new Agent({ connections: 4 });
-    const cases = throughputCases(work, url, client, descriptor, dispatcher);
+    const cases = throughputCases(work, url, { socket: client, undici: undiciClient }, descriptor, dispatcher);
     const wall = cases.map(() => [] as number[]);
     const cpu = cases.map(() => [] as number[]);
     const loadBefore = loadavg()[0] ?? 0;
@@ -301,7 +321,8 @@ async function main(): Promise<void> {
     const pct = (baseline: string): string => `${((at(baseline) / ours) * 100).toFixed(0)} %`;
     rows.push(['edgevolve / `curl -o file` (wall)', `${pct(CASE.curlFile)} (target >= 80 %)`]);
     rows.push(['edgevolve / `curl -o file` + fdatasync (wall)', pct(CASE.curlSync)]);
-    rows.push(['edgevolve / undici to a file, no hash, no fsync (wall)', pct(CASE.undiciFile)]);
+    rows.push(['edgevolve through undici / `curl -o file` (wall)', `${((at(CASE.curlFile) / at(CASE.oursUndici)) * 100).toFixed(0)} %`]);
+    rows.push(['edgevolve (socket reader) / edgevolve through undici (wall speed-up)', `${(at(CASE.oursUndici) / ours).toFixed(2)}x`]);
     await dispatcher.close();
     rows.push(['  runs (wall ms, curl -o file / edgevolve)', (wall[cases.findIndex((c) => c.label === CASE.curlFile)] ?? []).map((c, i) => `${c.toFixed(0)}/${(wall[cases.findIndex((x) => x.label === CASE.ours)]?.[i] ?? 0).toFixed(0)}`).join(', ')]);
 
@@ -318,7 +339,7 @@ async function main(): Promise<void> {
     const sent = proxy.bytesSent(descriptor.digest);
     const ranges = proxy.log.map((l) => l.range ?? 'full').join(', ');
     rows.push([`resume ${MB} MB dropped at ${half} bytes: requests`, ranges]);
-    rows.push(['resume: bytes fetched twice', `${sent - descriptor.size} (${((sent - descriptor.size) / 1024).toFixed(0)} KiB; undici drops what is buffered when the socket dies)`]);
+    rows.push(['resume: bytes fetched twice', `${sent - descriptor.size} (${((sent - descriptor.size) / 1024).toFixed(0)} KiB)`]);
     await viaProxy.close();
     await proxy.stop();
     await rm(join(work, 'resume'), { recursive: true, force: true });
@@ -363,6 +384,7 @@ async function main(): Promise<void> {
     for (const f of failed.slice(0, 3)) rows.push(['  failure', String(f.reason)]);
     }
     await client.close();
+    await undiciClient.close();
 
     const width = Math.max(...rows.map(([k]) => k.length));
     const table = rows.map(([k, v]) => `| ${k.padEnd(width)} | ${v} |`).join('\n');

@@ -30,6 +30,8 @@ export interface BlobStoreOptions {
   readonly writeBatchBytes?: number;
   /** Hash downloads on a worker thread (another core) instead of the thread that receives them. */
   readonly hashInWorker?: boolean;
+  /** A background fdatasync starts every this many bytes written (default 16 MiB), so little is left for the fsync at commit. */
+  readonly backgroundSyncBytes?: number;
 }
 
 /** One blob being written; `offset` bytes are already on disk from an earlier attempt. */
@@ -276,7 +278,7 @@ export class BlobStore {
     }
     await this.ensureSpace(size - offset);
     const handle = await open(partial, offset > 0 ? 'r+' : 'w', 0o600);
-    return new PartialBlobWriter(this, digest, size, partial, handle, hash, () => this.#newHasher(), offset, validator, this.#options.writeBatchBytes ?? WRITE_BATCH_BYTES);
+    return new PartialBlobWriter(this, digest, size, partial, handle, hash, () => this.#newHasher(), offset, validator, this.#options.writeBatchBytes ?? WRITE_BATCH_BYTES, this.#options.backgroundSyncBytes ?? BACKGROUND_SYNC_BYTES);
   }
 
   /** Stores bytes already in memory (manifests, configs, small layers). */
@@ -417,6 +419,7 @@ class PartialBlobWriter implements BlobWriter {
     readonly offset: number,
     public validator: string | undefined,
     private readonly batchBytes: number,
+    private readonly syncBytes: number,
   ) {
     this.#written = offset;
     this.#flushed = offset;
@@ -501,7 +504,7 @@ class PartialBlobWriter implements BlobWriter {
 
   /** Starts writeback while the download goes on, so the fsync at commit has little left to do. */
   #startBackgroundSync(): void {
-    if (this.#flushed - this.#syncedAt >= BACKGROUND_SYNC_BYTES && this.#background === undefined) {
+    if (this.#flushed - this.#syncedAt >= this.syncBytes && this.#background === undefined) {
       this.#syncedAt = this.#flushed;
       this.#background = this.handle.datasync().then(
         () => (this.#background = undefined),

@@ -3,12 +3,24 @@
  * uses for its own health probes and trials when no server is wired (and in tests).
  * The KServe API and its zero-downtime slots are src/server + src/runtime/serving;
  * src/main.ts adapts those to ModelServing when they are present.
+ *
+ * Shadow mode works as over the slots: `infer` is the live path, and a share of its
+ * successful inferences is mirrored to a candidate (never the probes); a promoted
+ * candidate's warm session becomes the served one. Inside the daemon with
+ * `server.enabled: false` nothing calls `infer`, so a shadow sees no traffic and
+ * `deploy.shadow.onNoTraffic` decides at `maxDurationMs`; a program embedding the daemon
+ * that serves through `infer` gets a judged shadow.
  */
 import { EdgevolveError } from '../errors/index.ts';
 import { elementTypeInfo, type TensorValue } from '../onnx/index.ts';
 import { openVerifiedModel, type VerifiedStore } from '../registry/index.ts';
 import { createSession, type Session, type SessionOptions } from '../runtime/index.ts';
+import { startShadowMirror, type ShadowMirror } from '../runtime/serving/index.ts';
+import type { ShadowRun, ShadowServing } from './deploy.ts';
 import type { InferenceOutcome, ModelServing, ServedModel } from './ports.ts';
+
+/** How long stopping a shadow waits for its running mirrors before leaving a hung session be. */
+const SHADOW_STOP_WAIT_MS = 5_000;
 
 interface Slot {
   readonly model: ServedModel;
@@ -17,8 +29,9 @@ interface Slot {
   readonly probeFeeds: Readonly<Record<string, TensorValue>>;
 }
 
-export class InProcessServing implements ModelServing {
+export class InProcessServing implements ModelServing, ShadowServing {
   readonly #slots = new Map<string, Slot>();
+  readonly #mirrors = new Map<string, ShadowMirror<Session>>();
   readonly #listeners = new Set<(o: InferenceOutcome) => void>();
   readonly #options: SessionOptions;
   #closed = false;
@@ -35,15 +48,19 @@ export class InProcessServing implements ModelServing {
     this.#store = store;
   }
 
-  async #open(model: ServedModel): Promise<Session> {
-    if (this.#store === undefined) return createSession(model.modelPath, this.#options);
+  async #open(model: ServedModel, options: SessionOptions = this.#options): Promise<Session> {
+    if (this.#store === undefined) return createSession(model.modelPath, options);
     const verified = await openVerifiedModel(this.#store, { name: model.name, manifestDigest: model.manifestDigest });
-    return createSession(verified.bytes, { ...this.#options, externalData: verified.externalData });
+    return createSession(verified.bytes, { ...options, externalData: verified.externalData });
   }
 
   async load(model: ServedModel): Promise<void> {
     if (this.#closed) throw new EdgevolveError('E_DAEMON_STOPPING', `cannot load ${model.name}: serving is closed`);
-    const session = await this.#open(model);
+    await this.#install(model, await this.#open(model));
+  }
+
+  /** Warms `session` and makes it serve `model.name`; the previous session is released. Releases `session` on failure. */
+  async #install(model: ServedModel, session: Session): Promise<void> {
     let probeFeeds: Record<string, TensorValue>;
     try {
       probeFeeds = zeroFeeds(session);
@@ -57,6 +74,37 @@ export class InProcessServing implements ModelServing {
     this.#slots.set(model.name, { model, session, probeFeeds });
     // onnxruntime-node runs are promises holding the native session: release after the switch, once they settle.
     if (old !== undefined) await old.session.release();
+  }
+
+  /** Loads `model` beside the version serving its name and mirrors a share of `infer` calls to it until stopped. */
+  async startShadow(model: ServedModel, options: { readonly share: number; readonly maxInFlight: number; readonly worker: boolean }): Promise<ShadowRun> {
+    if (this.#closed) throw new EdgevolveError('E_DAEMON_STOPPING', `cannot shadow ${model.name}: serving is closed`);
+    if (this.#mirrors.has(model.name)) throw new EdgevolveError('E_INTERNAL', `${model.name} already has a shadow running`);
+    // As in SlotServing: a worker keeps mirrors off the event loop at the price of the round trip in the candidate's latency.
+    const workers = options.worker || (this.#options.workers ?? 0) > 0 ? 1 : 0;
+    const mirror = await startShadowMirror({ version: model.version, createSession: () => this.#open(model, { ...this.#options, workers }) }, { share: options.share, maxInFlight: options.maxInFlight });
+    this.#mirrors.set(model.name, mirror);
+    const detach = (): void => {
+      if (this.#mirrors.get(model.name) === mirror) this.#mirrors.delete(model.name);
+    };
+    const servesAsLive = workers === (this.#options.workers ?? 0);
+    return {
+      stats: () => mirror.stats(),
+      stop: async () => {
+        detach();
+        await mirror.close(SHADOW_STOP_WAIT_MS);
+      },
+      promote: async () => {
+        detach();
+        const warm = servesAsLive && !this.#closed ? await mirror.handOver(SHADOW_STOP_WAIT_MS) : undefined;
+        if (warm === undefined) {
+          await mirror.close(SHADOW_STOP_WAIT_MS);
+          return { reused: false };
+        }
+        await this.#install(model, warm);
+        return { reused: true };
+      },
+    };
   }
 
   async unload(name: string): Promise<void> {
@@ -78,7 +126,20 @@ export class InProcessServing implements ModelServing {
     const t0 = performance.now();
     try {
       const out = await slot.session.run(feeds);
-      this.#notify({ name, latencyMs: performance.now() - t0, ok: true });
+      const latencyMs = performance.now() - t0;
+      this.#notify({ name, latencyMs, ok: true });
+      this.#mirrors.get(name)?.onInference({
+        model: name,
+        version: slot.model.version,
+        variant: slot.model.variant,
+        requestId: undefined,
+        inputs: feeds,
+        outputs: out,
+        localOutputs: out,
+        latencyMs,
+        answeredBy: 'local',
+        error: undefined,
+      });
       return out;
     } catch (err) {
       this.#notify({ name, latencyMs: performance.now() - t0, ok: false });
@@ -101,6 +162,9 @@ export class InProcessServing implements ModelServing {
 
   async close(): Promise<void> {
     this.#closed = true;
+    const mirrors = [...this.#mirrors.values()];
+    this.#mirrors.clear();
+    await Promise.all(mirrors.map((m) => m.close(SHADOW_STOP_WAIT_MS)));
     const slots = [...this.#slots.values()];
     this.#slots.clear();
     await Promise.all(slots.map((s) => s.session.release()));

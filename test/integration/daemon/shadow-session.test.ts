@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { readNpy } from '../../../src/data/index.ts';
-import { SlotServing } from '../../../src/daemon/index.ts';
+import { SlotServing, type ModelServing } from '../../../src/daemon/index.ts';
 import { DataType, type TensorValue } from '../../../src/onnx/index.ts';
 import type * as runtime from '../../../src/runtime/index.ts';
 import { createSession } from '../../../src/runtime/index.ts';
@@ -25,7 +25,7 @@ describe('a promoted shadow serves its trial with the warm shadow session (real 
   let images: Float32Array;
   let int8: string;
   let tmp: { dir: string; cleanup: () => Promise<void> };
-  let rig: DeployRig<SlotServing>;
+  let rig: DeployRig<ModelServing>;
   let slots: ModelSlots;
 
   beforeAll(async () => {
@@ -98,6 +98,23 @@ describe('a promoted shadow serves its trial with the warm shadow session (real 
     expect(firstNew).toBeGreaterThan(0);
     expect(new Set(versions.slice(0, firstNew))).toEqual(new Set(['1.0.0']));
     expect(new Set(versions.slice(firstNew))).toEqual(new Set(['2.0.0']));
+  });
+
+  it('over the in-process serving too (server.enabled: false): one session for 2.0.0 from shadow to commit', async () => {
+    const stateDir = join(tmp.dir, 'state');
+    const layout = join(tmp.dir, 'oci');
+    const config = (ref: string): DeployRig['config'] => testConfig(stateDir, { daemon: { models: [{ name: 'm', ref }] }, deploy: { shadow: { ...SHADOW, maxDurationMs: 300 } } });
+    const inProcess = await deployRig(stateDir, config(await publish(layout, '1.0.0', [{ name: 'fp32', modelPath: MNIST_CNN }])));
+    rig = inProcess;
+    await inProcess.reconciler.reconcile(inProcess.config.daemon.models[0]!, 'test');
+    inProcess.config = config(await publish(layout, '2.0.0', [{ name: 'fp32', modelPath: int8 }]));
+    const before = vi.mocked(createSession).mock.calls.length;
+    // No traffic: onNoTraffic (promote) decides after 300 ms; the promotion path is the same.
+    const result = await inProcess.reconciler.reconcile(inProcess.config.daemon.models[0]!, 'test');
+    expect(result.action === 'deployed' && result.outcome.outcome).toBe('committed');
+    expect(inProcess.events.ofKind('shadow-promoted')[0]?.fields).toMatchObject({ version: '2.0.0', evidence: false });
+    expect(vi.mocked(createSession).mock.calls.length - before).toBe(1);
+    expect(inProcess.serving.loaded().map((m) => m.version)).toEqual(['2.0.0']);
   });
 
   it('a shadow in a worker thread while the live sessions run in-process cannot serve as it is: released, and the trial loads the candidate anew', async () => {

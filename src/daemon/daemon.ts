@@ -102,6 +102,7 @@ export class Daemon {
               stateDir: deps.config.stateDir,
               planner: () => this.#config.planner,
               device: deps.plannerDevice,
+              requireSignature: () => this.#config.registry.trust.requireSignature,
             }),
           }),
     });

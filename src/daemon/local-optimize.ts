@@ -27,6 +27,7 @@ import { decodeModel, type ModelProto } from '../onnx/index.ts';
 import { isolatedBench, optimize, throwIfCancelled, type Budgets, type OptimizeDeps, type OptimizeResult } from '../planner/index.ts';
 import { ANNOTATION, MEDIA_TYPE, manifestBytes, openVerifiedModel, readModelInfo, readVerifiedCalibration, sha256Digest, type ImageManifest, type ModelConfig } from '../registry/index.ts';
 import type { OpenedStore, VersionRecord } from '../store/index.ts';
+import { assertLocalVariantTrusted, isLocalVariant, LocalProvenanceTable, LOCAL_SOURCE_PREFIX, type LocalProvenance } from './local-provenance.ts';
 
 /** The planner methods a request may restrict the search to (the `optimize` command's `methods`). */
 export type OptimizeMethod = 'int8-dynamic' | 'int8-static' | 'fp16' | 'mixed' | 'prune' | 'prune-channels';
@@ -88,6 +89,8 @@ export interface LocalOptimizerDeps {
   readonly device: () => Promise<PlannerDevice>;
   /** The cache keeps at most this many entries, the newest (MAX_CACHE_ENTRIES when absent). */
   readonly maxCacheEntries?: number;
+  /** registry.trust.requireSignature, read on every use: the trust rule for local variants (local-provenance.ts). */
+  readonly requireSignature?: () => boolean;
 }
 
 /**
@@ -101,9 +104,29 @@ export class LocalOptimizer {
   readonly #deps: LocalOptimizerDeps;
   /** INVARIANTS: one search at a time per process (each takes the CPU); later requests wait. */
   #queue: Promise<unknown> = Promise.resolve();
+  #provenanceTable: LocalProvenanceTable | undefined;
 
   constructor(deps: LocalOptimizerDeps) {
     this.#deps = deps;
+  }
+
+  get #provenance(): LocalProvenanceTable {
+    this.#provenanceTable ??= new LocalProvenanceTable(this.#deps.store.db);
+    return this.#provenanceTable;
+  }
+
+  #requireSignature(): boolean {
+    return this.#deps.requireSignature?.() ?? false;
+  }
+
+  /** The stored provenance of a local variant (undefined for pulled versions, or a row that is missing). */
+  provenance(record: Pick<VersionRecord, 'name' | 'manifestDigest'>): LocalProvenance | undefined {
+    return this.#provenance.get(record.name, record.manifestDigest);
+  }
+
+  /** Throws E_LOCAL_VARIANT_UNTRUSTED when the trust policy does not allow deploying `record` (a local variant). */
+  assertTrusted(record: VersionRecord): void {
+    assertLocalVariantTrusted(record, isLocalVariant(record) ? this.provenance(record) : undefined, this.#requireSignature());
   }
 
   get #dir(): string {
@@ -151,6 +174,7 @@ export class LocalOptimizer {
   }
 
   async #pruneCache(): Promise<number> {
+    this.#provenance.pruneOrphans();
     const entries = await this.#readCache();
     const stored = new Set(this.#deps.store.repository.versions().map((v) => v.manifestDigest));
     const live = Object.entries(entries).filter(([, e]) => stored.has(e.parentManifest) && (e.kind !== 'built' || stored.has(e.manifestDigest)));
@@ -164,6 +188,12 @@ export class LocalOptimizer {
   }
 
   async #optimize(parent: VersionRecord, request: OptimizeRequest, signal?: AbortSignal): Promise<LocalOptimizeOutcome> {
+    if (this.#requireSignature() && !parent.signed) {
+      // A variant inherits its parent's trust: nothing is built from bytes the policy would not serve.
+      throw new EdgevolveError('E_SIGNATURE_MISSING', `${parent.name} ${parent.version}/${parent.variant} was accepted without a signature; registry.trust.requireSignature allows building local variants only from a signed parent`, {
+        context: { name: parent.name, version: parent.version },
+      });
+    }
     const device = await this.#deps.device();
     const key = LocalOptimizer.key(parent.manifestDigest, request, device.fingerprint);
     const cached = (await this.#readCache())[key];
@@ -189,7 +219,7 @@ export class LocalOptimizer {
         await dataset.close();
       }
       throwIfCancelled(signal);
-      const entry = await this.#record(parent, verified.manifest, verified.config, result, device.fingerprint);
+      const entry = await this.#record(parent, verified.manifest, verified.config, result, device.fingerprint, request);
       await this.#writeCache(key, entry);
       log.info({ kind: entry.kind, chosen: result.chosen?.id ?? null, wallMs: Math.round(result.wallMs) }, 'on-device optimization finished');
       const outcome = this.#fromEntry(parent, entry);
@@ -268,7 +298,7 @@ export class LocalOptimizer {
   }
 
   /** Writes the chosen model into the store as a local variant (when there is one) and returns the cache entry. */
-  async #record(parent: VersionRecord, parentManifest: ImageManifest, parentConfig: ModelConfig, result: OptimizeResult, fingerprint: string): Promise<CacheEntry> {
+  async #record(parent: VersionRecord, parentManifest: ImageManifest, parentConfig: ModelConfig, result: OptimizeResult, fingerprint: string, request: OptimizeRequest): Promise<CacheEntry> {
     const at = this.#deps.clock.now();
     const base = { parentManifest: parent.manifestDigest, parentIndex: parent.indexDigest, at };
     if (result.chosen === null || result.chosenBytes === null) {
@@ -319,21 +349,36 @@ export class LocalOptimizer {
     await blobs.putBytes(bytes, layerDigest);
     await blobs.putBytes(configBytes, manifest.config.digest);
     await blobs.putBytes(mBytes, manifestDigest);
-    repository.recordBlob(layerDigest, bytes.byteLength, MEDIA_TYPE.onnxLayer);
-    repository.recordBlob(manifest.config.digest, configBytes.byteLength, MEDIA_TYPE.modelConfig);
-    repository.recordBlob(manifestDigest, mBytes.byteLength, MEDIA_TYPE.ociManifest);
-    repository.addVersion({
-      name: parent.name,
-      version: parent.version,
-      source: `local-optimize:${parent.manifestDigest}`,
-      indexDigest: manifestDigest,
-      manifestDigest,
-      variant,
-      modelDigest: layerDigest,
-      configDigest: manifest.config.digest,
-      // Built here, from a verified parent; no fleet key signed these bytes.
-      signed: false,
-    });
+    const chosenId = result.chosen.id;
+    // The version and its provenance row in one transaction: a local variant never exists without the record of its origin.
+    this.#deps.store.db.transaction(() => {
+      repository.recordBlob(layerDigest, bytes.byteLength, MEDIA_TYPE.onnxLayer);
+      repository.recordBlob(manifest.config.digest, configBytes.byteLength, MEDIA_TYPE.modelConfig);
+      repository.recordBlob(manifestDigest, mBytes.byteLength, MEDIA_TYPE.ociManifest);
+      repository.addVersion({
+        name: parent.name,
+        version: parent.version,
+        source: `${LOCAL_SOURCE_PREFIX}${parent.manifestDigest}`,
+        indexDigest: manifestDigest,
+        manifestDigest,
+        variant,
+        modelDigest: layerDigest,
+        configDigest: manifest.config.digest,
+        // Built here, from a verified parent; no fleet key signed these bytes (the provenance row is what it is trusted by).
+        signed: false,
+      });
+      this.#provenance.insert({
+        name: parent.name,
+        manifestDigest,
+        modelDigest: layerDigest,
+        parentManifest: parent.manifestDigest,
+        parentIndex: parent.indexDigest,
+        parentSigned: parent.signed,
+        method: chosenId,
+        options: JSON.stringify({ budgets: request.budgets, methods: request.methods ?? null, timeLimitS: request.timeLimitS, fingerprint }),
+        builtAt: at,
+      });
+    })();
     return { kind: 'built', ...base, manifestDigest, variant, chosen: result.chosen.id, reason: result.chosen.reason, metrics };
   }
 

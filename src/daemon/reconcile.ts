@@ -93,7 +93,9 @@ export class Reconciler {
     const endpoint = await openEndpoint(desired.ref, config.registry, this.#deps.host, {}, this.#deps.logger);
     let record: VersionRecord;
     try {
-      const local = chosenVariant === undefined ? undefined : await this.#deps.optimizer?.localVariant(desired.name, chosenVariant);
+      const pinned = chosenVariant === undefined ? undefined : await this.#localVariant(desired.name, chosenVariant);
+      if (pinned === 'untrusted') chosenVariant = desired.budgets.variant;
+      const local = pinned === 'untrusted' ? undefined : pinned;
       const root = local === undefined ? undefined : await endpoint.content.resolve(endpoint.ref.reference);
       if (local !== undefined && root?.digest === local.parentIndex) {
         // The variant built here from this very release: it stays until the release or the budgets change.
@@ -154,6 +156,24 @@ export class Reconciler {
   /** Cancels the model's running (or queued) optimizations: a newer deploy or a rollback supersedes them. */
   cancelOptimize(name: string, why: string): void {
     for (const controller of this.#optimizing.get(name) ?? []) controller.abort(new EdgevolveError('E_PLAN_CANCELLED', `on-device optimization of ${name} cancelled: ${why}`, { context: { model: name } }));
+  }
+
+  /**
+   * The pinned local variant, if the trust policy still allows deploying it; an untrusted one
+   * (the policy turned strict, its provenance record gone) is unpinned so the release is pulled.
+   */
+  async #localVariant(name: string, variant: string): Promise<{ record: VersionRecord; parentIndex: string } | 'untrusted' | undefined> {
+    const { optimizer, state, logger } = this.#deps;
+    const local = await optimizer?.localVariant(name, variant);
+    if (local === undefined || optimizer === undefined) return local;
+    try {
+      optimizer.assertTrusted(local.record);
+      return local;
+    } catch (err) {
+      logger.warn({ model: name, variant, err: toEdgevolveError(err).message }, 'the pinned local variant is not trusted under the policy; pulling the release instead');
+      await state.update(name, (s) => ({ ...s, variantOverride: null }));
+      return 'untrusted';
+    }
   }
 
   /** Pulls `variant` (or the one selection picks) of the desired artifact without activating it; resolves with its record. */
@@ -264,6 +284,8 @@ export class Reconciler {
     const outcome = await optimizer.optimize(parent, { budgets, methods: request.methods ?? desired.optimizeMethods, timeLimitS: desired.optimizeTimeLimitS ?? OPTIMIZE_DEFAULTS.optimizeTimeLimitS, dataDir: desired.optimizeData }, signal);
     const run = { model: desired.name, parent: report.parent };
     const trigger = request.trigger ?? 'command';
+    // A cached variant may predate a stricter policy: it deploys only if trusted now.
+    if (outcome.kind === 'built') optimizer.assertTrusted(outcome.record);
     report.recorded = true;
     switch (outcome.kind) {
       case 'built':

@@ -68,6 +68,7 @@ export const ERROR_CODES = {
 
   // planner/: `edgevolve optimize` budgets and search
   E_PLAN_BUDGET_INVALID: { retryable: false, help: 'A budget is not a usable number (--latency-p95, --memory and --size must be positive, --max-accuracy-drop non-negative); the message names the flag.' },
+  E_LOCAL_VARIANT_UNTRUSTED: { retryable: false, help: 'A variant built on this device may not be deployed: under registry.trust.requireSignature it needs a provenance record in the state database naming its exact model bytes and a signed parent. Pull a signed release (or turn the policy off); the message says which condition failed.' },
   E_PLAN_CANCELLED: { retryable: true, help: 'The planner search was cancelled (the daemon stopping, a newer deploy or a rollback of the model); nothing was stored, the active version keeps serving, and the next trigger searches again.' },
   E_PLAN_NO_FEASIBLE: { retryable: false, help: 'No candidate met every budget; the report lists the closest candidates, which budget each missed by how much, and the flag value that would admit it: relax that budget, or give the search more time (--time-limit).' },
 

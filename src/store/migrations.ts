@@ -89,4 +89,23 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  // daemon/local-provenance.ts: what a variant built on the device came from, written in the version's transaction.
+  {
+    version: 5,
+    description: 'provenance of variants built on the device (the trust rule for local variants)',
+    sql: `
+      CREATE TABLE local_provenance (
+        name             TEXT NOT NULL,
+        manifest_digest  TEXT NOT NULL,
+        model_digest     TEXT NOT NULL,
+        parent_manifest  TEXT NOT NULL,
+        parent_index     TEXT NOT NULL,
+        parent_signed    INTEGER NOT NULL,
+        method           TEXT NOT NULL,
+        options          TEXT NOT NULL,
+        built_at         INTEGER NOT NULL,
+        PRIMARY KEY (name, manifest_digest)
+      ) STRICT;
+    `,
+  },
 ];

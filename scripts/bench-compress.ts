@@ -9,8 +9,8 @@
  * minFanOut default and its shared DynamicQuantizeLinear.
  *
  * Latency is the median of `iterations` runs after a warm-up, fp32 and compressed
- * sessions measured run by run in alternation (this VM is shared; alternating keeps a
- * load spike from landing on one side only). Accuracy uses the planner's evaluation
+ * sessions measured run by run in a shuffled order (this VM is shared; interleaving keeps a
+ * load spike from landing on one side only, shuffling keeps one session from always following fp32). Accuracy uses the planner's evaluation
  * harness on test/fixtures/data/mnist-test; PaddleOCR fidelity is the mean cosine
  * of the output maps over text-like pages made from MNIST digits.
  */
@@ -24,8 +24,9 @@ import { calibrationFeeds } from '../src/compress/quantize/feeds.ts';
 import { fuseHardSwish } from '../src/compress/quantize/hardswish.ts';
 import { checkAgainstModel, openDataset } from '../src/data/index.ts';
 import { parseCpuinfo } from '../src/hardware/parse/cpuinfo.ts';
-import { DataType, decodeModel, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, readModelFile, type NodeProto, type TensorProto, type TensorValue } from '../src/onnx/index.ts';
+import { DataType, decodeModel, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, readModelFile, type ModelProto, type NodeProto, type TensorProto, type TensorValue } from '../src/onnx/index.ts';
 import { cosineSimilarity, evaluateModel } from '../src/planner/index.ts';
+import { uniform01 } from '../src/data/prng.ts';
 import { createSession, type Session } from '../src/runtime/index.ts';
 import { detectorImages } from '../test/integration/compress/quantize-ocr-images.ts';
 
@@ -75,17 +76,33 @@ interface Latencies {
   readonly ratios: { readonly ratio: number; readonly lo: number; readonly hi: number }[];
 }
 
+/** Each call a new order of 0..count-1 (Fisher–Yates, seeded: the same sequence every run of the bench). */
+function shuffledOrders(count: number): () => readonly number[] {
+  const random = uniform01(20260428);
+  const order = Array.from({ length: count }, (_, j) => j);
+  return () => {
+    for (let j = order.length - 1; j > 0; j--) {
+      const r = Math.floor(random() * (j + 1));
+      [order[j], order[r]] = [order[r]!, order[j]!];
+    }
+    return order;
+  };
+}
+
 /**
- * Runs every session `n` times, rotating the order run by run so that load from the other jobs
- * on this shared VM lands on all alike; the block ratios show how far that load moved the result.
+ * Runs every session `n` times, in a new shuffled order each round so that load from the other
+ * jobs on this shared VM lands on all alike; the block ratios show how far that load moved the
+ * result. Shuffled, not rotated: in a rotation each session always runs right after the same
+ * one, and the session after fp32 (whose weights just evicted the caches) measured 4–6% slower
+ * than the same graph two places later (mnist-teacher, batch 1).
  */
 async function latencies(sessions: readonly Session[], feed: Record<string, TensorValue>, n = iterations): Promise<Latencies> {
   for (let i = 0; i < 10; i++) for (const s of sessions) await s.run(feed);
   const times = sessions.map(() => [] as number[]);
   const cpuTimes = sessions.map(() => [] as number[]);
+  const nextOrder = shuffledOrders(sessions.length);
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j < sessions.length; j++) {
-      const k = (i + j) % sessions.length;
+    for (const k of nextOrder()) {
       const c0 = process.cpuUsage();
       const t0 = performance.now();
       await sessions[k]!.run(feed);
@@ -174,6 +191,7 @@ async function mnist(): Promise<void> {
         const v = await compressFile(model(c.name), c.method, { ...c.options, ...extra }, ctx);
         variants.push({ variant: `int8-dynamic ${label}`, bytes: v.result.bytes, sizeRatio: v.result.report.sizeRatio.toFixed(3) });
       }
+      variants.push({ variant: 'call floor: Flatten + Slice, same input and output, no model compute', bytes: callFloor(loaded.model), sizeRatio: '-' });
       const ops = await Promise.all([loaded.bytes, result.bytes, variants[1]!.bytes, variants[2]!.bytes].map(optimizedOps));
       notes.push(`${c.name}: graphs as onnxruntime runs them (level all): fp32 ${ops[0]}; ours ${ops[1]}; minFanOut=0 ${ops[2]}; hand-written ${ops[3]}`);
     }
@@ -182,7 +200,7 @@ async function mnist(): Promise<void> {
     const lat = await latencies(sessions, feed);
     for (const s of sessions) await s.release();
     if (c.method === 'int8-dynamic' && c.name !== 'mnist-student') {
-      const labelled = [{ label: 'fp32', bytes: loaded.bytes }, ...variants.map((v, i) => ({ label: ['int8', 'minFanOut=0', 'hand-written', 'per-channel', 'full-range'][i]!, bytes: v.bytes }))];
+      const labelled = [{ label: 'fp32', bytes: loaded.bytes }, ...variants.map((v, i) => ({ label: ['int8', 'minFanOut=0', 'hand-written', 'per-channel', 'full-range', 'call floor'][i]!, bytes: v.bytes }))];
       notes.push(await profileTable(labelled, feed, `${c.name} batch ${c.batch}`, 500, 'µs'));
       notes.push(await nodeProfile(labelled, feed, `${c.name} batch ${c.batch}`));
     }
@@ -190,6 +208,10 @@ async function mnist(): Promise<void> {
     const ea = await evaluateModel(loaded.bytes, testSet, { threads });
     const top1 = (e: typeof ea) => (e.accuracy?.top1 ?? NaN) * 100;
     for (const [k, v] of variants.entries()) {
+      if (v.variant.startsWith('call floor')) {
+        rows.push({ model: c.name, variant: v.variant, sizeRatio: '-', latency: latencyText(lat, k + 1, 3, `, batch ${c.batch}`), quality: '-', target: '(same run: the per-call cost no graph can remove)' });
+        continue;
+      }
       const eb = await evaluateModel(v.bytes, testSet, { threads });
       rows.push({
         model: c.name,
@@ -202,6 +224,33 @@ async function mnist(): Promise<void> {
     }
     await testSet.close();
   }
+}
+
+/**
+ * The cheapest graph with the model's input and output: Flatten, then the first columns
+ * sliced off as the logits. Its latency is what every run pays before any model compute
+ * (onnxruntime-node's call, tensor conversion, the session's per-run work), so it bounds
+ * the latency ratio any compressed graph can reach.
+ */
+function callFloor(source: ModelProto): Uint8Array {
+  const graph = source.graph!;
+  const input = graph.input![0]!;
+  const output = graph.output![0]!;
+  const dims = output.type?.tensorType?.shape?.dim ?? [];
+  const classes = Number(dims[dims.length - 1]?.dimValue ?? 10);
+  const i64 = (name: string, v: bigint) => makeTensor(name, DataType.INT64, [1], BigInt64Array.of(v));
+  return encodeModel(
+    makeModel({
+      graph: makeGraph({
+        name: 'call-floor',
+        nodes: [makeNode('Flatten', [input.name!], ['flat'], { axis: 1 }), makeNode('Slice', ['flat', 'starts', 'ends', 'axes'], [output.name!])],
+        inputs: [input],
+        outputs: [output],
+        initializers: [i64('starts', 0n), i64('ends', BigInt(classes)), i64('axes', 1n)],
+      }),
+      opsets: [{ domain: '', version: 17 }],
+    }),
+  );
 }
 
 /**
@@ -358,8 +407,9 @@ async function profileTable(models: readonly { label: string; bytes: Uint8Array 
     const sessions = await Promise.all(
       models.map((m, i) => ort.InferenceSession.create(m.bytes, { intraOpNumThreads: threads, enableProfiling: true, profileFilePrefix: path.join(dirs[i]!, 'p'), logSeverityLevel: 3 })),
     );
-    // Rotated run by run, as in latencies(): load from the other jobs lands on every model alike.
-    for (let i = 0; i < runs; i++) for (let j = 0; j < sessions.length; j++) await sessions[(i + j) % sessions.length]!.run(feeds);
+    // Shuffled run by run, as in latencies(): load from the other jobs lands on every model alike.
+    const nextOrder = shuffledOrders(sessions.length);
+    for (let i = 0; i < runs; i++) for (const k of nextOrder()) await sessions[k]!.run(feeds);
     for (const [i, session] of sessions.entries()) {
       session.endProfiling();
       await session.release();
@@ -395,10 +445,11 @@ async function profileTable(models: readonly { label: string; bytes: Uint8Array 
 async function nodeProfile(models: readonly { label: string; bytes: Uint8Array }[], feed: Record<string, TensorValue>, title: string, runs = 500): Promise<string> {
   const feeds = Object.fromEntries(Object.entries(feed).map(([k, v]) => [k, new ort.Tensor('float32', v.data as Float32Array, v.dims)]));
   const dirs = models.map(() => mkdtempSync(path.join(tmpdir(), 'edgevolve-prof-')));
-  const lines = [`${title}: onnxruntime profile by node, median µs per run (${runs} rotated runs, ${threads} thread(s)):`, '', '| model | kernels (node: µs) | kernel sum | model_run | x fp32 (kernels, model_run) |', '|---|---|---:|---:|---|'];
+  const lines = [`${title}: onnxruntime profile by node, median µs per run (${runs} shuffled runs, ${threads} thread(s)):`, '', '| model | kernels (node: µs) | kernel sum | model_run | x fp32 (kernels, model_run) |', '|---|---|---:|---:|---|'];
   try {
     const sessions = await Promise.all(models.map((m, i) => ort.InferenceSession.create(m.bytes, { intraOpNumThreads: threads, enableProfiling: true, profileFilePrefix: path.join(dirs[i]!, 'p'), logSeverityLevel: 3 })));
-    for (let i = 0; i < runs; i++) for (let j = 0; j < sessions.length; j++) await sessions[(i + j) % sessions.length]!.run(feeds);
+    const nextOrder = shuffledOrders(sessions.length);
+    for (let i = 0; i < runs; i++) for (const k of nextOrder()) await sessions[k]!.run(feeds);
     let base: [number, number] | undefined;
     for (const [i, session] of sessions.entries()) {
       session.endProfiling();
@@ -455,7 +506,7 @@ function layerWeights(name: string, k: number, n: number): { float: TensorProto;
  * (k DynamicQuantizeMatMul) or once (DynamicQuantizeLinear + k MatMulIntegerToFloat).
  */
 async function layers(): Promise<void> {
-  const lines = [`single layers, median µs per run (${iterations} rotated runs, ${threads} thread(s)):`, '', '| layer | M (batch) | float | int8 | int8 / float |', '|---|---:|---:|---:|---:|'];
+  const lines = [`single layers, median µs per run (${iterations} shuffled runs, ${threads} thread(s)):`, '', '| layer | M (batch) | float | int8 | int8 / float |', '|---|---:|---:|---:|---:|'];
   const feedOf = (m: number, k: number): Record<string, TensorValue> => ({ x: { dataType: DataType.FLOAT, dims: [m, k], data: Float32Array.from({ length: m * k }, () => Math.random()) } });
   const bias = (n: number) => makeTensor('b', DataType.FLOAT, [n], Float32Array.from({ length: n }, () => Math.random() - 0.5));
   for (const relu of [true, false]) {
@@ -475,7 +526,7 @@ async function layers(): Promise<void> {
       }
     }
   }
-  lines.push('', `one input read by k MatMuls (K = N), median µs per run (${iterations} rotated runs):`, '', '| K = N | k | M (batch) | float | k × DynamicQuantizeMatMul | DynamicQuantizeLinear + k × MatMulIntegerToFloat | shared / per MatMul |', '|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('', `one input read by k MatMuls (K = N), median µs per run (${iterations} shuffled runs):`, '', '| K = N | k | M (batch) | float | k × DynamicQuantizeMatMul | DynamicQuantizeLinear + k × MatMulIntegerToFloat | shared / per MatMul |', '|---:|---:|---:|---:|---:|---:|---:|');
   for (const size of [256, 768]) {
     for (const k of [2, 3]) {
       for (const m of [1, 32]) {

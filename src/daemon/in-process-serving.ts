@@ -14,6 +14,7 @@
 import { EdgevolveError } from '../errors/index.ts';
 import { elementTypeInfo, type TensorValue } from '../onnx/index.ts';
 import { openVerifiedModel, type VerifiedStore } from '../registry/index.ts';
+import { sessionModelBytes } from './session-bytes.ts';
 import { createSession, type Session, type SessionOptions } from '../runtime/index.ts';
 import { startShadowMirror, type ShadowMirror } from '../runtime/serving/index.ts';
 import type { ShadowRun, ShadowServing } from './deploy.ts';
@@ -51,7 +52,7 @@ export class InProcessServing implements ModelServing, ShadowServing {
   async #open(model: ServedModel, options: SessionOptions = this.#options): Promise<Session> {
     if (this.#store === undefined) return createSession(model.modelPath, options);
     const verified = await openVerifiedModel(this.#store, { name: model.name, manifestDigest: model.manifestDigest });
-    return createSession(verified.bytes, { ...options, externalData: verified.externalData });
+    return createSession(sessionModelBytes(verified.bytes, verified.externalData), { ...options, externalData: verified.externalData });
   }
 
   async load(model: ServedModel): Promise<void> {

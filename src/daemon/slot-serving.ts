@@ -10,6 +10,7 @@
 import { EdgevolveError } from '../errors/index.ts';
 import type { TensorValue } from '../onnx/index.ts';
 import { openVerifiedModel, type VerifiedStore } from '../registry/index.ts';
+import { sessionModelBytes } from './session-bytes.ts';
 import { createSession, type Session, type SessionOptions } from '../runtime/index.ts';
 import { startShadowMirror, warmupFeeds, type InferenceEvent, type InferenceObserver, type ModelSlots, type ShadowMirror } from '../runtime/serving/index.ts';
 import type { ShadowRun, ShadowServing } from './deploy.ts';
@@ -38,7 +39,7 @@ export class SlotServing implements ModelServing, ShadowServing {
 
   async load(model: ServedModel): Promise<void> {
     const verified = await openVerifiedModel(this.#store, { name: model.name, manifestDigest: model.manifestDigest });
-    await this.#swapIn(model, () => createSession(verified.bytes, { ...this.#session, externalData: verified.externalData }));
+    await this.#swapIn(model, () => createSession(sessionModelBytes(verified.bytes, verified.externalData), { ...this.#session, externalData: verified.externalData }));
   }
 
   async #swapIn(model: ServedModel, session: () => Promise<Session>): Promise<void> {
@@ -57,7 +58,7 @@ export class SlotServing implements ModelServing, ShadowServing {
     // round trip (README: shadow mode); when the live version runs in workers, so does the candidate, timed alike.
     const workers = options.worker || (this.#session.workers ?? 0) > 0 ? 1 : 0;
     const session = { ...this.#session, workers, externalData: verified.externalData };
-    const mirror = await startShadowMirror({ version: model.version, createSession: () => createSession(verified.bytes, session) }, { share: options.share, maxInFlight: options.maxInFlight });
+    const mirror = await startShadowMirror({ version: model.version, createSession: () => createSession(sessionModelBytes(verified.bytes, verified.externalData), session) }, { share: options.share, maxInFlight: options.maxInFlight });
     this.#mirrors.set(model.name, mirror);
     const detach = (): void => {
       if (this.#mirrors.get(model.name) === mirror) this.#mirrors.delete(model.name);

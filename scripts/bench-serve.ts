@@ -2,7 +2,7 @@
  * Measures the serving targets of issue 8 and prints a markdown table, with the raw
  * in-process onnxruntime baseline and the transport floors measured in the same run:
  *
- *   npx tsx scripts/bench-serve.ts [--threads 1] [--batch auto] [--busy-poll 2] [--workers 1] [--rounds 3] [--requests 300] [--rps 200] [--swap-seconds 5]
+ *   npx tsx scripts/bench-serve.ts [--batch auto] [--busy-poll 2] [--batch-rows 128] [--workers 1] [--threads 1] [--spinning 0|1] [--rows <regex>] [--no-pin] [--rounds 3] [--requests 300] [--rps 200] [--swap-seconds 5]
  *
  * The model is mnist-teacher (a 784-1024-512-10 MLP) at --batch, by default the smallest
  * batch whose raw p50 is at least 1 ms here. The servers run in this process; the client
@@ -25,6 +25,8 @@
  *   and the client to CPU 1 with `taskset` for that row only (raw pinned to CPU 0);
  *   "client spins" has the client keep its own loop awake while it waits.
  * - API, worker: inference in --workers worker threads (0 skips it).
+ * - API, dynamic batching: concurrent requests run as one batch of up to --batch-rows rows
+ *   (`server.batchMaxRows`); the raw baseline stays 8 separate concurrent runs.
  *
  * Columns: client-observed p50/p10 of one request at concurrency 1 (against raw p50),
  * server CPU per request (this process's CPU time over the phase: servers, workers and
@@ -338,8 +340,8 @@ async function startFloor(
   return { server, poll, endpoint: { kind: 'http', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` } };
 }
 
-async function startSlots(bytes: Uint8Array, session: SessionOptions): Promise<{ slots: ModelSlots; slot: ModelSlot }> {
-  const slots = new ModelSlots({ warmupRuns: 3 });
+async function startSlots(bytes: Uint8Array, session: SessionOptions, batchRows = 0): Promise<{ slots: ModelSlots; slot: ModelSlot }> {
+  const slots = new ModelSlots({ warmupRuns: 3, ...(batchRows > 1 ? { batching: { maxRows: batchRows, maxInFlight: Math.max(1, session.workers ?? 0) } } : {}) });
   const slot = slots.add('teacher');
   await slot.swap({ version: '1', createSession: async () => timed(await createSession(bytes, session)) });
   return { slots, slot };
@@ -388,8 +390,10 @@ async function main(): Promise<void> {
   const { values: args } = parseArgs({
     options: {
       threads: { type: 'string', default: '1' },
+      spinning: { type: 'string', default: 'default' },
       batch: { type: 'string', default: 'auto' },
       'busy-poll': { type: 'string', default: '2' },
+      'batch-rows': { type: 'string', default: '128' },
       workers: { type: 'string', default: '1' },
       rounds: { type: 'string', default: '3' },
       requests: { type: 'string', default: '300' },
@@ -397,10 +401,13 @@ async function main(): Promise<void> {
       'swap-seconds': { type: 'string', default: '5' },
       'swap-batch': { type: 'string', default: '1' },
       'no-pin': { type: 'boolean', default: false },
+      rows: { type: 'string' },
     },
   });
   const threads = Number(args.threads);
+  const sessionOptions: SessionOptions = { threads, ...(args.spinning === 'default' ? {} : { intraOpSpinning: args.spinning === '1' }) };
   const busyPollMs = Number(args['busy-poll']);
+  const batchRows = Number(args['batch-rows']);
   const workers = Number(args.workers);
   const rounds = Number(args.rounds);
   const requests = Number(args.requests);
@@ -416,7 +423,7 @@ async function main(): Promise<void> {
   })();
   const pinning = !args['no-pin'] && cpus !== undefined && cpus !== '0';
   const bytes = readFileSync(MODEL);
-  const raw = await createSession(bytes, { threads });
+  const raw = await createSession(bytes, sessionOptions);
 
   // The smallest batch whose raw p50 reaches 1 ms on this machine, unless --batch says.
   let batch = 1;
@@ -452,12 +459,14 @@ async function main(): Promise<void> {
       Object.entries(result).map(([name, value]) => ({ name, value, binary })),
     );
   });
-  const inProcess = await startSlots(bytes, { threads });
+  const inProcess = await startSlots(bytes, sessionOptions);
   const api = await startApi(inProcess.slots, 0);
   const apiUnix = await startApi(inProcess.slots, 0, path.join(socketDir, 'api.sock'));
   const apiPoll = await startApi(inProcess.slots, busyPollMs);
   const apiPollUnix = await startApi(inProcess.slots, busyPollMs, path.join(socketDir, 'api-poll.sock'));
-  const workerSlots = workers > 0 ? await startSlots(bytes, { threads, workers }) : undefined;
+  const batchedSlots = await startSlots(bytes, sessionOptions, batchRows);
+  const batched = await startApi(batchedSlots.slots, 0);
+  const workerSlots = workers > 0 ? await startSlots(bytes, { ...sessionOptions, workers }) : undefined;
   const worker = workerSlots !== undefined ? await startApi(workerSlots.slots, 0) : undefined;
   const endpoints: Record<string, Endpoint> = {
     'echo-tcp': echoTcp.endpoint,
@@ -471,6 +480,7 @@ async function main(): Promise<void> {
     'api-poll': apiPoll.endpoint,
     'api-poll-unix': apiPollUnix.endpoint,
     ...(worker !== undefined ? { worker: worker.endpoint } : {}),
+    batched: batched.endpoint,
   };
   const child = fork(import.meta.filename, ['--client'], {
     execArgv: ['--import', 'tsx'],
@@ -518,6 +528,7 @@ async function main(): Promise<void> {
     row('API, TCP, JSON tensors', 'api', { binary: false }),
     row('API, unix socket', 'api-unix'),
     ...(worker !== undefined ? [row(`API, TCP, ${workers} inference worker(s)`, 'worker')] : []),
+    row(`API, TCP, dynamic batching (batchMaxRows ${batchRows})`, 'batched'),
     row(`API, TCP, ${poll}`, 'api-poll'),
     row(`API, unix socket, ${poll}`, 'api-poll-unix'),
     row(`transport floor: bytes echo, unix socket, ${poll}, client spins`, 'echo-poll-unix', { spin: true }),
@@ -529,6 +540,11 @@ async function main(): Promise<void> {
       row('raw onnxruntime, pinned to CPU 0', 'raw', { pinned: true }),
       row(`API, unix socket, ${poll}, client spins, pinned (server CPU 0, client CPU 1)`, 'api-poll-unix', { pinned: true, spin: true }),
     );
+  }
+  // --rows <regex>: measure only the rows whose label matches (raw always), for a shorter experiment.
+  if (args.rows !== undefined) {
+    const keep = new RegExp(args.rows);
+    rows.splice(0, rows.length, ...rows.filter((r) => r === rawRow || keep.test(r.label)));
   }
   const withPin = async <T>(r: Row, work: () => Promise<T>): Promise<T> => {
     if (!r.pinned) return work();
@@ -575,13 +591,14 @@ async function main(): Promise<void> {
   // Swap under an open-loop load: version 2 (the same model bytes, a new session) at 40% of the window.
   const load = ask<OpenLoopResult>(child, { type: 'openloop', target: 'api', rps, durationMs: swapMs, binary: true, batch: swapBatch });
   await new Promise((resolve) => setTimeout(resolve, swapMs * 0.4));
-  const swap = await inProcess.slot.swap({ version: '2', createSession: () => createSession(bytes, { threads }) });
+  const swap = await inProcess.slot.swap({ version: '2', createSession: () => createSession(bytes, sessionOptions) });
   await swap.previousDrained;
   const swapResult = await load;
 
   child.kill();
-  for (const s of [api, apiUnix, apiPoll, apiPollUnix, worker]) await s?.server.close();
+  for (const s of [api, apiUnix, apiPoll, apiPollUnix, worker, batched]) await s?.server.close();
   await inProcess.slots.close();
+  await batchedSlots.slots.close();
   await workerSlots?.slots.close();
   for (const s of [floor, floorPollUnix, bare, echoTcp, echoUnix, echoPollUnix]) {
     s.poll.stop();
@@ -595,7 +612,7 @@ async function main(): Promise<void> {
   const rawTput = m(rawRow.tput);
   const pct = (value: number, base: number): string => `${value >= base ? '+' : ''}${(((value - base) / base) * 100).toFixed(0)}%`;
   const lines = [
-    `mnist-teacher, batch ${batch} (request ${requestBytes} B, response ${responseBytes} B with ${HEAD_BYTES} B of head each), ${threads} intra-op thread(s), ${rounds} rounds of ${requests} requests; load average ${loadavg()[0]!.toFixed(1)} on ${process.platform}/${process.arch}`,
+    `mnist-teacher, batch ${batch} (request ${requestBytes} B, response ${responseBytes} B with ${HEAD_BYTES} B of head each), ${threads} intra-op thread(s)${args.spinning === 'default' ? '' : `, intra-op spinning ${args.spinning === '1' ? 'on' : 'off'}`}, ${rounds} rounds of ${requests} requests; load average ${loadavg()[0]!.toFixed(1)} on ${process.platform}/${process.arch}`,
     '',
     '| path | p50, concurrency 1 | vs raw p50 | p10 | session.run p50 inside | server CPU / request | throughput, concurrency 8 | of raw | per server CPU second |',
     '|---|---|---|---|---|---|---|---|---|',
@@ -605,12 +622,12 @@ async function main(): Promise<void> {
     }),
     '',
   ];
-  const p50Of = (target: string, spin = false): number => m(rows.find((r) => r.target === target && r.binary && !r.pinned && r.spin === spin)!.p50);
+  const p50Of = (target: string, spin = false): number => m(rows.find((r) => r.target === target && r.binary && !r.pinned && r.spin === spin)?.p50 ?? []);
   const share = (ms: number): string => `${ms.toFixed(3)} ms (${((ms / rawP50) * 100).toFixed(0)}% of raw p50)`;
   const tunedEcho = p50Of('echo-poll-unix', true);
   const tunedFloor = p50Of('floor-poll-unix', true);
   const tunedApi = p50Of('api-poll-unix', true);
-  const runOf = (target: string, spin = false): number => m(rows.find((r) => r.target === target && r.binary && !r.pinned && r.spin === spin)!.run);
+  const runOf = (target: string, spin = false): number => m(rows.find((r) => r.target === target && r.binary && !r.pinned && r.spin === spin)?.run ?? []);
   lines.push(
     `session.run inside the server at p50: ${share(runOf('api'))} in the API (defaults), ${share(runOf('api-poll-unix', true))} latency-tuned, ${share(runOf('bare'))} in node:http + session.run; raw back to back ${rawP50.toFixed(3)} ms.`,
     `Floors at p50, defaults: bytes echo TCP ${share(p50Of('echo-tcp'))}, unix ${share(p50Of('echo-unix'))}; node:http TCP ${share(p50Of('floor'))}.`,

@@ -292,7 +292,14 @@ function buildServing(config: Readonly<Config>, store: OpenedStore, logger: Logg
   // The slots take the serving's observer, and the serving reaches the slots: tie the knot through a holder.
   const holder: { slots?: ModelSlots } = {};
   const serving = new SlotServing(() => holder.slots as ModelSlots, store, { ...session, workers: config.server.inferenceWorkers });
-  const slots = new ModelSlots({ warmupRuns: config.server.warmupRuns, observers: [serving.observer, ...observers], ...(interceptor === undefined ? {} : { interceptor }), logger: logger.child({ module: 'serving' }) });
+  const slots = new ModelSlots({
+    warmupRuns: config.server.warmupRuns,
+    observers: [serving.observer, ...observers],
+    ...(interceptor === undefined ? {} : { interceptor }),
+    // One batch at a time in-process (onnxruntime-node runs one at a time there), one per worker with inference workers.
+    ...(config.server.batchMaxRows > 1 ? { batching: { maxRows: config.server.batchMaxRows, maxInFlight: Math.max(1, config.server.inferenceWorkers) } } : {}),
+    logger: logger.child({ module: 'serving' }),
+  });
   holder.slots = slots;
   const server = createInferenceServer(inferenceServerOptions(config.server, slots, logger, process.env.npm_package_version ?? '0.1.0'));
   const api: ApiServer = {

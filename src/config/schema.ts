@@ -205,6 +205,13 @@ export const serverConfigSchema = z
       .max(1000)
       .default(0)
       .describe('Keep the event loop awake this many ms after each answer, so the next request and inference start on a core that did not sleep (one core busy meanwhile; an idle server stops spinning after the window); 0 is off (README "Inference API": measured).'),
+    batchMaxRows: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(65536)
+      .default(0)
+      .describe('Dynamic batching: requests that wait while the model runs are run together as one batch of up to this many rows (first-dimension entries), answers split per request. Only for models whose inputs and outputs all have a free first dimension and whose rows do not affect each other; 0 or 1 is off (README "Inference API": measured).'),
   })
   .strict();
 

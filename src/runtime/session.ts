@@ -13,6 +13,12 @@ import { createWorkerSession } from './worker-session.ts';
 export interface SessionOptions {
   /** Intra-op threads; onnxruntime's default (one per core) when absent. */
   readonly threads?: number;
+  /**
+   * Whether onnxruntime's intra-op threads spin after a parallel section waiting for more
+   * work (its default, true) or sleep at once (false). Matters only with `threads` > 1:
+   * spinning threads hold cores the server's event loop and its clients need between runs.
+   */
+  readonly intraOpSpinning?: boolean;
   readonly graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** In preference order, e.g. `['cuda', 'cpu']`; onnxruntime's default (CPU) when absent. */
   readonly executionProviders?: readonly string[];
@@ -136,6 +142,8 @@ class OrtSession implements Session {
 function toOrtOptions(options: SessionOptions): ort.InferenceSession.SessionOptions {
   const out: ort.InferenceSession.SessionOptions = { logSeverityLevel: options.logSeverityLevel ?? 3 };
   if (options.threads !== undefined) out.intraOpNumThreads = options.threads;
+  // onnxruntime's session config key session.intra_op.allow_spinning, passed as nested `extra` by onnxruntime-node.
+  if (options.intraOpSpinning !== undefined) out.extra = { session: { intra_op: { allow_spinning: options.intraOpSpinning ? '1' : '0' } } };
   if (options.graphOptimizationLevel !== undefined) out.graphOptimizationLevel = options.graphOptimizationLevel;
   if (options.executionProviders !== undefined) out.executionProviders = options.executionProviders;
   if (options.externalData !== undefined && options.externalData.length > 0) out.externalData = options.externalData;

@@ -21,5 +21,6 @@ export type {
 export { InferenceStats, LATENCY_BUCKETS_MS, LATENCY_WINDOW, percentiles, type InferenceStatsSnapshot, type LatencyPercentiles } from './stats.ts';
 export { checkFeeds, checkOutputNames } from './check-feeds.ts';
 export { warmupFeeds } from './warmup.ts';
+export { batchingSession, type BatchingOptions } from './batching.ts';
 export { ShadowMirror, startShadowMirror, type ShadowCandidate, type ShadowMirrorOptions, type ShadowSpec, type ShadowStats } from './shadow.ts';
 export { scoreAgreement, type AgreementMetric, type AgreementScore } from './shadow-compare.ts';

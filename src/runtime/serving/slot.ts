@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { EdgevolveError, toEdgevolveError } from '../../errors/index.ts';
 import type { TensorValue } from '../../onnx/tensor.ts';
 import type { Session, SessionValueInfo } from '../session.ts';
+import { batchingSession, type BatchingOptions } from './batching.ts';
 import { checkFeeds, checkOutputNames } from './check-feeds.ts';
 import type { AnsweredBy, InferenceInterceptor, InferenceObserver } from './hooks.ts';
 import { InferenceStats, type InferenceStatsSnapshot } from './stats.ts';
@@ -51,6 +52,8 @@ export interface ModelSlotOptions {
   readonly observers?: readonly InferenceObserver[];
   readonly interceptor?: InferenceInterceptor;
   readonly logger?: Logger;
+  /** Dynamic batching of concurrent requests (batching.ts); off when absent or `maxRows` < 2. */
+  readonly batching?: BatchingOptions;
   /** Epoch milliseconds; injected for tests. */
   readonly now?: () => number;
 }
@@ -155,6 +158,7 @@ export class ModelSlot {
     let session: Session | undefined;
     try {
       session = await spec.createSession();
+      if (this.#options.batching !== undefined) session = batchingSession(session, this.#options.batching);
       const feeds = warmupFeeds(session.inputs);
       const runs = this.#options.warmupRuns ?? 3;
       for (let i = 0; i < runs; i++) await session.run(feeds);

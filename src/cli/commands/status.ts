@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/index.ts';
-import { DeployStateStore, modelStatus, processAlive, readRuntimeStatus, resolveConfigFile, type StatusReport } from '../../daemon/index.ts';
+// The daemon's files one by one, not its barrel: `status` reads the state, it loads no models, planner or registry client.
+import { resolveConfigFile } from '../../daemon/config-file.ts';
+import { DeployStateStore } from '../../daemon/deploy-state.ts';
+import { modelStatus, processAlive, readRuntimeStatus, type StatusReport } from '../../daemon/status.ts';
 import { systemHost } from '../../host/index.ts';
 import { openStore } from '../../store/index.ts';
 import { printJson, runAction } from '../output.ts';

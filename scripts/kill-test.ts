@@ -56,8 +56,9 @@ export interface KillTestResult {
   readonly runs: readonly KillRun[];
   readonly readyMs: number;
   readonly deployMs: number;
-  /** Shadow scenario: READY to `shadow-started` in the clean run. */
+  /** Shadow scenario: READY to `shadow-started` and to `shadow-promoted` in the clean run. */
   readonly shadowStartMs?: number;
+  readonly promotedMs?: number;
   readonly failures: readonly KillRun[];
 }
 
@@ -212,22 +213,25 @@ function shadowEntries(lines: readonly string[]): number[] {
   return lines.filter((l) => l.includes('"event":"shadow-started"')).map((l) => (JSON.parse(l) as { entries: number }).entries);
 }
 
-interface Timings {
-  readonly readyMs: number;
-  /** READY to commit of the update in a clean run. */
-  readonly deployMs: number;
-  /** Shadow scenario: READY to `shadow-started`. */
+/** The shadow scenario's clean run, from READY: the phases a kill is aimed at. */
+interface ShadowTimings {
   readonly shadowStartMs: number;
+  readonly promotedMs: number;
+  readonly deployMs: number;
 }
 
 /**
- * One shadow-scenario run: the daemon starts with 2.0.0 desired and live traffic flowing;
- * once its shadow started it is killed at a random point of shadow, promotion, trial and
- * commit. A storm run sends no traffic (so the shadow cannot finish) and kills each
- * re-entered shadow again within its first half second, until the limit: the next start
- * must abandon the candidate. Then the daemon is restarted and checked at READY.
+ * One shadow-scenario run: the daemon starts with 2.0.0 desired and live traffic flowing.
+ * Half the runs are killed at a random point of the shadow (after `shadow-started`, within
+ * 1.2x the clean run's shadow), the other half at a random point after the promotion
+ * (after `shadow-promoted`, within 1.2x the clean run's promotion to commit: the session
+ * handover, activation and trial). Anchoring at the log lines keeps the kills in those
+ * phases however the load stretches them. A storm run sends no traffic (so the shadow
+ * cannot finish) and kills each re-entered shadow again within its first half second,
+ * until the limit: the next start must abandon the candidate. Then the daemon is
+ * restarted and checked at READY.
  */
-async function shadowRun(run: number, config: string, storm: boolean, timings: Timings, bodies: readonly string[], random: () => number): Promise<Omit<KillRun, 'served' | 'variant' | 'inferenceOk'> & { readonly final: { daemon: Spawned; url: string } }> {
+async function shadowRun(run: number, config: string, storm: boolean, timings: ShadowTimings, bodies: readonly string[], random: () => number): Promise<Omit<KillRun, 'served' | 'variant' | 'inferenceOk'> & { readonly final: { daemon: Spawned; url: string } }> {
   const entries: number[] = [];
   let kills = 0;
   let phaseAtKill = 'before the first log line';
@@ -236,9 +240,11 @@ async function shadowRun(run: number, config: string, storm: boolean, timings: T
     const { daemon: victim, url } = await startAndWaitReady(config);
     const traffic = storm ? undefined : driveTraffic(url, bodies);
     try {
-      await victim.waitFor((l) => l.includes('"event":"shadow-started"'), 120_000);
-      const delay = storm ? random() * 500 : random() * (timings.deployMs - timings.shadowStartMs) * 1.1;
-      await new Promise((r) => setTimeout(r, Math.round(delay)));
+      const afterPromotion = !storm && random() < 0.5;
+      const anchor = afterPromotion ? '"event":"shadow-promoted"' : '"event":"shadow-started"';
+      await victim.waitFor((l) => l.includes(anchor), 120_000);
+      const window = storm ? 500 : afterPromotion ? (timings.deployMs - timings.promotedMs) * 1.2 : (timings.promotedMs - timings.shadowStartMs) * 1.2;
+      await new Promise((r) => setTimeout(r, Math.round(random() * window)));
       victim.kill('SIGKILL');
       await victim.exited;
     } finally {
@@ -291,17 +297,19 @@ export async function runKillTest(options: { runs: number; seed: number; scenari
     const readyMs = performance.now() - t0;
     const traffic = shadowing ? driveTraffic(/on (http:\/\/[^\s;]+)/.exec(readyLine)?.[1] ?? '', bodies) : undefined;
     let shadowStartMs = 0;
+    let promotedMs = 0;
     if (shadowing) {
       await clean.waitFor((l) => l.includes('"event":"shadow-started"'), 120_000);
       shadowStartMs = performance.now() - t0 - readyMs;
+      await clean.waitFor((l) => l.includes('"event":"shadow-promoted"'), 120_000);
+      promotedMs = performance.now() - t0 - readyMs;
     }
     await clean.waitFor((l) => l.includes('"event":"deploy-committed"'), 300_000);
     const deployMs = performance.now() - t0 - readyMs;
     await traffic?.stop();
     clean.kill('SIGTERM');
     await clean.exited;
-    if (shadowing && !clean.lines.some((l) => l.includes('"event":"shadow-promoted"'))) throw new Error(`the clean run did not promote the candidate from its shadow:\n${clean.lines.slice(-8).join('\n')}`);
-    const what = optimizing ? 'on-device optimization of v1' : shadowing ? `update v1 -> v2 through a shadow (started ${shadowStartMs.toFixed(0)} ms after READY)` : 'update v1 -> v2';
+    const what = optimizing ? 'on-device optimization of v1' : shadowing ? `update v1 -> v2 through a shadow (started ${shadowStartMs.toFixed(0)} ms after READY, promoted at ${promotedMs.toFixed(0)} ms)` : 'update v1 -> v2';
     log(`clean start: ${readyMs.toFixed(0)} ms to READY; ${what}: ${deployMs.toFixed(0)} ms from READY to commit`);
 
     const random = uniform01(options.seed);
@@ -313,7 +321,7 @@ export async function runKillTest(options: { runs: number; seed: number; scenari
       let killed: Omit<KillRun, 'served' | 'variant' | 'inferenceOk'>;
       let restarted: { daemon: Spawned; url: string };
       if (shadowing) {
-        const { final, ...rest } = await shadowRun(run, config, run % (options.stormEvery ?? 4) === 0, { readyMs, deployMs, shadowStartMs }, bodies, random);
+        const { final, ...rest } = await shadowRun(run, config, run % (options.stormEvery ?? 4) === 0, { shadowStartMs, promotedMs, deployMs }, bodies, random);
         killed = rest;
         restarted = final;
       } else {
@@ -341,7 +349,7 @@ export async function runKillTest(options: { runs: number; seed: number; scenari
       );
     }
     const failures = runs.filter((r) => !r.inferenceOk || classify(scenario, r) === 'neither' || unbounded(r));
-    return { scenario, runs, readyMs, deployMs, ...(shadowing ? { shadowStartMs } : {}), failures };
+    return { scenario, runs, readyMs, deployMs, ...(shadowing ? { shadowStartMs, promotedMs } : {}), failures };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -393,7 +401,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   if (json) console.log(JSON.stringify(result, null, 2));
   else {
     console.log(table(result));
-    const what = result.scenario === 'optimize' ? 'on-device optimization' : result.scenario === 'shadow' ? `update through a shadow (shadow started ${(result.shadowStartMs ?? 0).toFixed(0)} ms after READY)` : 'update';
+    const what = result.scenario === 'optimize' ? 'on-device optimization' : result.scenario === 'shadow' ? `update through a shadow (shadow started ${(result.shadowStartMs ?? 0).toFixed(0)} ms after READY, promoted at ${(result.promotedMs ?? 0).toFixed(0)} ms)` : 'update';
     console.log(`\n${result.runs.length} runs, ${result.failures.length} failing (serving neither version${result.scenario === 'shadow' ? ', or re-entries unbounded' : ''}); clean start ${result.readyMs.toFixed(0)} ms to READY, ${what} ${result.deployMs.toFixed(0)} ms READY to commit`);
     if (result.scenario === 'shadow') {
       const entries = result.runs.map((r) => r.maxShadowEntries ?? 0);

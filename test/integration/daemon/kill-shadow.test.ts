@@ -3,7 +3,7 @@ import { runKillTest } from '../../../scripts/kill-test.ts';
 
 describe('power loss during a shadow (scripts/kill-test.ts --scenario shadow, few runs; `--runs 50` for the full count)', () => {
   it('SIGKILLed during shadow, promotion or trial under live traffic, the restarted daemon serves the old or the new version; a kill in every re-entered shadow ends with the candidate abandoned', async () => {
-    // Run 1: one kill at a random point after the shadow started. Run 2: a storm, killed in each re-entered shadow.
+    // Run 1: one kill at a random point of the shadow or after its promotion. Run 2: a storm, killed in each re-entered shadow.
     const result = await runKillTest({ runs: 2, seed: 3, scenario: 'shadow', stormEvery: 2 });
     expect(result.runs).toHaveLength(2);
     for (const run of result.runs) {

@@ -25,18 +25,57 @@ export function loadConfig(source: ConfigSource = {}): Readonly<Config> {
       throw new EdgevolveError('E_CONFIG_INVALID', `${source.file}: not valid YAML: ${(err as Error).message}`, { cause: err });
     }
   }
-  return validateConfig(applyEnvOverrides(raw, source.env ?? {}), source.file ?? '<defaults>');
+  const env = source.env ?? {};
+  return validateConfig(applyEnvOverrides(raw, env), source.file ?? '<defaults>', envOverridePaths(env));
 }
 
-export function validateConfig(raw: unknown, origin: string): Readonly<Config> {
+/**
+ * `fromEnv` maps a key path (`server.port`) to the environment variable that set it: a
+ * problem under such a key names the variable too, since the file does not hold that value.
+ */
+export function validateConfig(raw: unknown, origin: string, fromEnv: ReadonlyMap<string, string> = new Map()): Readonly<Config> {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    const lines = result.error.issues.map((issue: z.core.$ZodIssue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    const lines = result.error.issues.map((issue: z.core.$ZodIssue) => {
+      const path = issue.path.join('.');
+      // An unknown key is reported on its parent; the variable is found by the key's own path.
+      const paths = issue.code === 'unrecognized_keys' ? issue.keys.map((key) => (path === '' ? key : `${path}.${key}`)) : [path];
+      const variable = paths.map((p) => envVariableFor(p, fromEnv)).find((v) => v !== undefined);
+      return `${path || '(root)'}: ${issue.message}${variable === undefined ? '' : ` (set by ${variable})`}`;
+    });
     throw new EdgevolveError('E_CONFIG_INVALID', `invalid configuration in ${origin}:\n  ${lines.join('\n  ')}`, {
       context: { origin, issues: lines },
     });
   }
   return deepFreeze(result.data);
+}
+
+/** The variable that set `path` or an object above it, if any. */
+function envVariableFor(path: string, fromEnv: ReadonlyMap<string, string>): string | undefined {
+  for (const [key, variable] of fromEnv) {
+    if (path === key || path.startsWith(`${key}.`)) return variable;
+  }
+  return undefined;
+}
+
+/** Key path (`log.level`) to the EDGEVOLVE_ variable that overrides it. */
+function envOverridePaths(env: NodeJS.ProcessEnv): Map<string, string> {
+  const paths = new Map<string, string>();
+  for (const [name, value] of Object.entries(env)) {
+    if (isOverride(name, value)) paths.set(envKeys(name).join('.'), name);
+  }
+  return paths;
+}
+
+function isOverride(name: string, value: string | undefined): value is string {
+  return name.startsWith('EDGEVOLVE_') && value !== undefined && name !== 'EDGEVOLVE_DEBUG';
+}
+
+function envKeys(name: string): string[] {
+  return name
+    .slice('EDGEVOLVE_'.length)
+    .split('__')
+    .map((part) => part.toLowerCase().replace(/_([a-z0-9])/g, (_m: string, c: string) => c.toUpperCase()));
 }
 
 /**
@@ -47,11 +86,8 @@ export function validateConfig(raw: unknown, origin: string): Readonly<Config> {
 export function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
   const base: Record<string, unknown> = typeof raw === 'object' && raw !== null ? structuredClone(raw as Record<string, unknown>) : {};
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith('EDGEVOLVE_') || value === undefined || name === 'EDGEVOLVE_DEBUG') continue;
-    const keys = name
-      .slice('EDGEVOLVE_'.length)
-      .split('__')
-      .map((part) => part.toLowerCase().replace(/_([a-z0-9])/g, (_m: string, c: string) => c.toUpperCase()));
+    if (!isOverride(name, value)) continue;
+    const keys = envKeys(name);
     let target = base;
     for (const key of keys.slice(0, -1)) {
       const next = target[key];

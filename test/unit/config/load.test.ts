@@ -36,6 +36,21 @@ describe('loadConfig', () => {
     expect(config.stateDir).toBe('/tmp/x');
   });
 
+  it('names the environment variable behind an invalid or unknown key, and not for keys from the file', () => {
+    const file = tempFile('log:\n  level: loud\n');
+    const env = { EDGEVOLVE_SERVER__PORT: '-5', EDGEVOLVE_SERVER__BOGUS_KEY: '1', EDGEVOLVE_STATE_DIR: '/tmp/x' };
+    let message = '';
+    try {
+      loadConfig({ file, env });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain(`invalid configuration in ${file}`);
+    expect(message).toMatch(/^ {2}server\.port: .* \(set by EDGEVOLVE_SERVER__PORT\)$/m);
+    expect(message).toMatch(/^ {2}server: Unrecognized key: "bogusKey" \(set by EDGEVOLVE_SERVER__BOGUS_KEY\)$/m);
+    expect(message).toMatch(/^ {2}log\.level: [^(]*$/m);
+  });
+
   it('names a file that is not YAML', () => {
     const file = tempFile('a: [1, 2\n');
     expect(() => loadConfig({ file })).toThrowError(/not valid YAML/);

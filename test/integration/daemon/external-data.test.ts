@@ -82,6 +82,25 @@ describe('the daemon serves models with external data from the verified in-memor
     }
   });
 
+  it('in shadow mode an external-data candidate is mirrored beside the single-file version, agrees on every request, and its warm session is promoted', async () => {
+    const holder: { slots?: ModelSlots } = {};
+    const serving = new SlotServing(() => holder.slots as ModelSlots, store, { threads: 1 });
+    holder.slots = new ModelSlots({ warmupRuns: 1, observers: [serving.observer], logger: silentLogger() });
+    try {
+      await serving.load(version('single'));
+      const shadow = await serving.startShadow(version('ext'), { share: 1, maxInFlight: 64, worker: false });
+      for (let i = 0; i < 20; i++) await holder.slots.get('mlp')!.infer(feeds());
+      for (let i = 0; i < 200 && shadow.stats().mirrored < 20; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(shadow.stats()).toMatchObject({ mirrored: 20, failed: 0, compared: 20, agreement: 1 });
+      expect(await shadow.promote()).toEqual({ reused: true });
+      const served = await holder.slots.get('mlp')!.infer(feeds());
+      expect(served.variant).toBe('ext');
+      expect(serving.loaded().map((m) => m.variant)).toEqual(['ext']);
+    } finally {
+      await serving.close();
+    }
+  });
+
   it('without the store, the in-process serving cannot find the weights under the blob digest and refuses with a typed error', async () => {
     const inProcess = new InProcessServing({ threads: 1 });
     try {

@@ -17,7 +17,7 @@ import { contentLength, singleField } from './http-head.ts';
 import { DEFAULT_MAX_MANIFEST_BYTES, parseManifest, sha256Digest, type Descriptor, type ParsedManifest } from './manifest.ts';
 import { MANIFEST_ACCEPT } from './media-types.ts';
 import { DEFAULT_RETRY, Semaphore, withRetry, type RetryOptions } from './retry.ts';
-import { socketGet, type SocketGetOutcome } from './socket-blob.ts';
+import { socketGet, type SocketGetOutcome, type SocketTls } from './socket-blob.ts';
 
 export interface TlsOptions {
   /** PEM CA bundle to trust instead of the system roots. */
@@ -33,7 +33,10 @@ export interface RegistryClientOptions {
   readonly repository: string;
   /** Speak http:// (loopback and test registries); never the default. */
   readonly plainHttp?: boolean;
+  /** Do not verify the registry's TLS certificate (the own dispatcher and the socket blob reader). */
+  readonly insecure?: boolean;
   readonly credentials?: Credentials;
+  /** Used by the own dispatcher, and by the socket blob reader over https (which it enables when a dispatcher is injected). */
   readonly tls?: TlsOptions;
   /** Injected transport; by default an EnvHttpProxyAgent (HTTP(S)_PROXY, NO_PROXY) with the TLS options. */
   readonly dispatcher?: Dispatcher;
@@ -51,8 +54,9 @@ export interface RegistryClientOptions {
   readonly userAgent?: string;
   /**
    * Receive blob bodies on a bare socket into the store's batch buffers (socket-blob.ts)
-   * when the registry is plain http and the dispatcher is a direct undici Agent (no proxy);
-   * default true. Anything that reader does not handle goes through undici as before.
+   * when the dispatcher is a direct undici Agent (no proxy) and, for https, the TLS
+   * settings are known (no injected dispatcher, or `tls` given with it); default true.
+   * Anything that reader does not handle goes through undici as before.
    */
   readonly fastBlobReader?: boolean;
 }
@@ -123,17 +127,21 @@ export class RegistryClient implements ContentSource, ContentTarget {
   readonly #transfers: Semaphore;
   /** Set once the registry asked for basic auth: later requests send credentials up front instead of taking a 401 each. */
   #basicAccepted = false;
-  /** Blob bodies may be read by socketGet: plain http, no proxy (see fastBlobReader). */
+  /** Blob bodies may be read by socketGet: a direct connection whose TLS settings are known (see fastBlobReader). */
   readonly #socketReader: boolean;
+  readonly #socketTls: SocketTls | undefined;
 
   constructor(options: RegistryClientOptions) {
     this.#o = options;
-    this.#dispatcher = options.dispatcher ?? createDispatcher(options.tls);
+    this.#dispatcher = options.dispatcher ?? createDispatcher(options.tls, 16, options.insecure === true);
     this.#ownsDispatcher = options.dispatcher === undefined;
     this.#base = `${options.plainHttp === true ? 'http' : 'https'}://${options.registry}`;
     this.#transfers = new Semaphore(options.concurrency ?? 4);
     // Only a plain Agent connects directly; EnvHttpProxyAgent, ProxyAgent and mocks route elsewhere.
-    this.#socketReader = options.fastBlobReader !== false && options.plainHttp === true && this.#dispatcher instanceof Agent;
+    // Over https the socket must trust what the dispatcher trusts: known only from our own options.
+    const tlsKnown = options.plainHttp !== true && (options.dispatcher === undefined || options.tls !== undefined);
+    this.#socketTls = tlsKnown ? { ...options.tls, rejectUnauthorized: options.insecure !== true } : undefined;
+    this.#socketReader = options.fastBlobReader !== false && this.#dispatcher instanceof Agent && (options.plainHttp === true || tlsKnown);
   }
 
   get name(): string {
@@ -392,7 +400,10 @@ export class RegistryClient implements ContentSource, ContentTarget {
       const headers: Headers = offset > 0 ? { range: `bytes=${offset}-`, ...(writer.validator === undefined ? {} : { 'if-range': writer.validator }) } : {};
       if (this.#socketReader) {
         const outcome = await this.#fetchBlobBySocket(descriptor, writer, headers, offset, what, signal);
-        if (outcome.kind === 'done') return;
+        if (outcome.kind === 'done') {
+          this.#o.logger?.debug({ digest: descriptor.digest, bytes: descriptor.size - offset }, 'blob received on the socket reader');
+          return;
+        }
         this.#o.logger?.debug({ digest: descriptor.digest, reason: outcome.reason }, 'socket blob reader declined; downloading through undici');
       }
       const res = await this.#getBlob(descriptor.digest, headers, what, signal);
@@ -425,6 +436,7 @@ export class RegistryClient implements ContentSource, ContentTarget {
       headers: { 'user-agent': this.#o.userAgent ?? 'edgevolve', ...headers, ...(authorization === undefined ? {} : { authorization }) },
       idleTimeoutMs: IDLE_TIMEOUT_MS,
       ...(signal === undefined ? {} : { signal }),
+      ...(this.#socketTls === undefined ? {} : { tls: this.#socketTls }),
     };
     return socketGet(request, writer, async (head) => {
       if ((head.status !== 200 && head.status !== 206) || head.fields.has('transfer-encoding')) return 'decline';

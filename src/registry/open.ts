@@ -61,6 +61,9 @@ export async function openEndpoint(text: string, config: Config['registry'], hos
     registry: ref.registry,
     repository: ref.repository,
     plainHttp: options.plainHttp === true || config.plainHttp.includes(ref.registry),
+    // The same trust settings as the dispatcher, for the socket blob reader over https.
+    tls,
+    insecure: options.insecure === true,
     ...(credentials === undefined ? {} : { credentials }),
     dispatcher,
     clock: host,

@@ -1,5 +1,5 @@
 /**
- * The fast path for one blob GET over plain http: a node:net socket whose reads land
+ * The fast path for one blob GET over http or https: a node:net (or node:tls) socket whose reads land
  * directly in batch buffers the blob writer owns (`onread` with a buffer supplier), so a
  * byte is copied once, from the kernel into the buffer that is hashed and written whole.
  * undici's receive path (a fresh buffer per read, a copy into llhttp's memory, a body
@@ -12,7 +12,8 @@
  * head, a short or broken body hands the bytes already received to the sink, then fails
  * with E_REGISTRY_UNREACHABLE (retryable: a resume asks for the rest).
  */
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { EdgevolveError } from '../errors/index.ts';
 import { parseResponseHead, type ResponseHead } from './http-head.ts';
 
@@ -31,6 +32,16 @@ export interface SocketGetRequest {
   /** No byte for this long fails the request. */
   readonly idleTimeoutMs: number;
   readonly signal?: AbortSignal;
+  /** For https: the same trust settings the general client uses (CA, client certificate, verification). */
+  readonly tls?: SocketTls;
+}
+
+/** TLS settings for an https blob GET. */
+export interface SocketTls {
+  readonly ca?: string | Buffer;
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
+  readonly rejectUnauthorized: boolean;
 }
 
 /** What the caller makes of the head: take a body of this many bytes, or decline. */
@@ -178,22 +189,25 @@ export function socketGet(request: SocketGetRequest, sink: BatchSink, onHead: (h
       return false;
     };
 
-    const socket: Socket = connect({
-      host: request.url.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: Number(request.url.port === '' ? 80 : request.url.port),
-      onread: {
-        buffer: () => buffer.subarray(used),
-        callback: (n: number) => {
-          if (phase === 'settled') return false;
-          used += n;
-          return phase === 'head' ? onHeadBytes() : onBody();
-        },
+    const host = request.url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const https = request.url.protocol === 'https:';
+    const onread = {
+      buffer: () => buffer.subarray(used),
+      callback: (n: number) => {
+        if (phase === 'settled') return false;
+        used += n;
+        return phase === 'head' ? onHeadBytes() : onBody();
       },
-    });
+    };
+    const port = Number(request.url.port === '' ? (https ? 443 : 80) : request.url.port);
+    // Over TLS, onread receives the decrypted bytes: still one copy, from OpenSSL into the lent buffer.
+    // tls.connect takes onread as net.connect does (Node docs, tls.connect options); @types/node does not list it.
+    const tlsOptions: ConnectionOptions & { onread: typeof onread } = { host, port, ...(isIP(host) === 0 ? { servername: host } : {}), ...request.tls, onread };
+    const socket: Socket = https ? connectTls(tlsOptions) : connect({ host, port, onread });
     request.signal?.addEventListener('abort', onAbort, { once: true });
     socket.setNoDelay(true);
     socket.setTimeout(request.idleTimeoutMs, () => interrupted('ETIMEDOUT', `no data for ${request.idleTimeoutMs} ms`));
-    socket.on('connect', () => socket.write(head));
+    socket.on(https ? 'secureConnect' : 'connect', () => socket.write(head));
     socket.on('error', (err: NodeJS.ErrnoException) => interrupted(err.code, 'connection failed', err));
     socket.on('end', () => interrupted(undefined, 'connection closed'));
   });

@@ -3,12 +3,16 @@
  * from a throwaway CA and requiring client certificates from the same CA.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isEdgevolveError } from '../../../src/errors/index.ts';
 import type { Clock } from '../../../src/host/index.ts';
-import { RegistryClient, createDispatcher, pushArtifact, type TlsOptions } from '../../../src/registry/index.ts';
+import { systemDisk } from '../../../src/host/index.ts';
+import { RegistryClient, createDispatcher, downloadBlob, pushArtifact, type Descriptor, type TlsOptions } from '../../../src/registry/index.ts';
+import { BlobStore } from '../../../src/store/index.ts';
 import { requireRegistry, startRegistry, type RunningRegistry } from '../../helpers/registry-server.ts';
 import { requireTool } from '../../helpers/require-tool.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
@@ -59,6 +63,31 @@ describe.runIf(requireRegistry() && requireTool({ name: 'openssl', check: haveOp
     const pushed = await pushArtifact(c, { name: 'cls', version: '1.0.0', variants: [{ name: 'fp32', modelPath: CLS }] }, 'v1');
     expect((await c.resolve('v1')).digest).toBe(pushed.indexDigest);
     await close();
+  });
+
+  it('downloads a blob over https on the socket reader with the same CA and client certificate; an untrusted CA declines to undici, which fails with E_REGISTRY_TLS', async () => {
+    const messages: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => messages.push((JSON.parse(line) as { msg: string }).msg) });
+    const retry = { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 };
+    // No injected dispatcher: the client builds one from `tls`, so the socket reader knows what to trust.
+    const trusted = new RegistryClient({ registry: registry.host, repository: 'tls/blob', clock, random: { random: Math.random }, tls: { ca: read('ca.pem'), cert: read('client.pem'), key: read('client.key') }, logger, retry });
+    const bytes = randomBytes(3 * 1024 * 1024);
+    const what: Descriptor = { mediaType: 'application/octet-stream', digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size: bytes.byteLength };
+    await trusted.pushBlob(what, { bytes });
+    const blobs = new BlobStore({ root: join(dir, 'tls-store'), disk: systemDisk });
+    await blobs.init();
+    await downloadBlob({ blobs, clock, random: { random: Math.random }, retry }, trusted, what);
+    expect(await blobs.verify(what.digest)).toBe(true);
+    expect(messages).toContain('blob received on the socket reader');
+    await trusted.close();
+
+    messages.length = 0;
+    const untrusted = new RegistryClient({ registry: registry.host, repository: 'tls/blob', clock, random: { random: Math.random }, tls: { cert: read('client.pem'), key: read('client.key') }, logger, retry });
+    const other = new BlobStore({ root: join(dir, 'tls-store-2'), disk: systemDisk });
+    await other.init();
+    await expect(downloadBlob({ blobs: other, clock, random: { random: Math.random }, retry }, untrusted, what)).rejects.toSatisfy((e) => isEdgevolveError(e, 'E_REGISTRY_TLS'));
+    expect(messages).toContain('socket blob reader declined; downloading through undici');
+    await untrusted.close();
   });
 
   it('fails with E_REGISTRY_TLS when the CA is not trusted', async () => {

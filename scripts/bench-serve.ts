@@ -468,6 +468,8 @@ async function main(): Promise<void> {
   const batched = await startApi(batchedSlots.slots, 0);
   const workerSlots = workers > 0 ? await startSlots(bytes, { ...sessionOptions, workers }) : undefined;
   const worker = workerSlots !== undefined ? await startApi(workerSlots.slots, 0) : undefined;
+  const workerBatchedSlots = workers > 0 ? await startSlots(bytes, { ...sessionOptions, workers }, batchRows) : undefined;
+  const workerBatched = workerBatchedSlots !== undefined ? await startApi(workerBatchedSlots.slots, 0) : undefined;
   const endpoints: Record<string, Endpoint> = {
     'echo-tcp': echoTcp.endpoint,
     'echo-unix': echoUnix.endpoint,
@@ -480,6 +482,7 @@ async function main(): Promise<void> {
     'api-poll': apiPoll.endpoint,
     'api-poll-unix': apiPollUnix.endpoint,
     ...(worker !== undefined ? { worker: worker.endpoint } : {}),
+    ...(workerBatched !== undefined ? { 'worker-batched': workerBatched.endpoint } : {}),
     batched: batched.endpoint,
   };
   const child = fork(import.meta.filename, ['--client'], {
@@ -529,6 +532,7 @@ async function main(): Promise<void> {
     row('API, unix socket', 'api-unix'),
     ...(worker !== undefined ? [row(`API, TCP, ${workers} inference worker(s)`, 'worker')] : []),
     row(`API, TCP, dynamic batching (batchMaxRows ${batchRows})`, 'batched'),
+    ...(workerBatched !== undefined ? [row(`API, TCP, ${workers} inference worker(s) + dynamic batching`, 'worker-batched')] : []),
     row(`API, TCP, ${poll}`, 'api-poll'),
     row(`API, unix socket, ${poll}`, 'api-poll-unix'),
     row(`transport floor: bytes echo, unix socket, ${poll}, client spins`, 'echo-poll-unix', { spin: true }),
@@ -596,7 +600,8 @@ async function main(): Promise<void> {
   const swapResult = await load;
 
   child.kill();
-  for (const s of [api, apiUnix, apiPoll, apiPollUnix, worker, batched]) await s?.server.close();
+  for (const s of [api, apiUnix, apiPoll, apiPollUnix, worker, workerBatched, batched]) await s?.server.close();
+  await workerBatchedSlots?.slots.close();
   await inProcess.slots.close();
   await batchedSlots.slots.close();
   await workerSlots?.slots.close();

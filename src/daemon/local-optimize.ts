@@ -157,8 +157,11 @@ export class LocalOptimizer {
    * finds nothing within the budgets is an outcome, not an error.
    */
   async optimize(parent: VersionRecord, request: OptimizeRequest, signal?: AbortSignal): Promise<LocalOptimizeOutcome> {
-    const run = this.#queue.then(() => this.#optimize(parent, request, signal));
-    this.#queue = run.catch(() => undefined);
+    const previous = this.#queue;
+    // A request cancelled while it waits for the search before it leaves at once, not when that search ends.
+    const run = untilSettledOrCancelled(previous, signal).then(() => this.#optimize(parent, request, signal));
+    // The next request waits for both: a cancelled waiter must not let it start beside the running search.
+    this.#queue = Promise.allSettled([previous, run]);
     return run;
   }
 
@@ -168,8 +171,9 @@ export class LocalOptimizer {
    * Resolves with the number dropped. Runs in the search queue, so it never races a write.
    */
   pruneCache(): Promise<number> {
-    const run = this.#queue.then(() => this.#pruneCache());
-    this.#queue = run.catch(() => undefined);
+    const previous = this.#queue;
+    const run = previous.then(() => this.#pruneCache());
+    this.#queue = Promise.allSettled([previous, run]);
     return run;
   }
 
@@ -407,6 +411,30 @@ export class LocalOptimizer {
     await mkdir(this.#dir, { recursive: true });
     await writeFileAtomic(join(this.#dir, 'cache.json'), `${JSON.stringify({ v: 1, entries }, null, 2)}\n`);
   }
+}
+
+/** Resolves when `work` settles; rejects with E_PLAN_CANCELLED as soon as `signal` is aborted. */
+function untilSettledOrCancelled(work: Promise<unknown>, signal: AbortSignal | undefined): Promise<void> {
+  const settled = work.then(
+    () => undefined,
+    () => undefined,
+  );
+  if (signal === undefined) return settled;
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      try {
+        throwIfCancelled(signal);
+      } catch (err) {
+        reject(err as Error);
+      }
+    };
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    void settled.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
 }
 
 /** The newest `max` entries (by when they were recorded). */

@@ -81,6 +81,28 @@ describe('cancelling an on-device optimization', () => {
     expect(handle.daemon.versions('mlp').map((v) => v.variant)).toEqual(['fp32']);
   }, 120_000);
 
+  it('a request queued behind a running search leaves as soon as it is cancelled, while that search goes on', async () => {
+    const daemon = handle!.daemon;
+    let firstSettled = false;
+    const first = daemon.optimizeModel('mlp', { budgets: { sizeMB: 0.5, maxAccuracyDrop: 1 } }).then(
+      () => 'finished',
+      (err: unknown) => (err as { code?: string }).code,
+    );
+    void first.finally(() => {
+      firstSettled = true;
+    });
+    await searchStarted(stateDir);
+    const queuedStop = new AbortController();
+    const queued = daemon.optimizeModel('mlp', { budgets: { sizeMB: 0.4, maxAccuracyDrop: 1 } }, queuedStop.signal);
+    queuedStop.abort(new Error('the operator gave up on it'));
+    await expect(queued).rejects.toMatchObject({ code: 'E_PLAN_CANCELLED' });
+    expect(firstSettled).toBe(false);
+
+    daemon.reconciler.cancelOptimize('mlp', 'end of test');
+    expect(await first).toBe('E_PLAN_CANCELLED');
+    expect(daemon.events.ofKind('local-optimize').map((e) => e.fields.outcome)).toEqual(['cancelled', 'cancelled']);
+  }, 120_000);
+
   it('a rollback or deploy of the model cancels its running search; the daemon keeps serving fp32', async () => {
     const daemon = handle!.daemon;
     const optimizing = daemon.optimizeModel('mlp', { budgets: { sizeMB: 0.5, maxAccuracyDrop: 1 } });

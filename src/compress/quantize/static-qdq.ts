@@ -16,7 +16,8 @@
  * - a per-channel bias scale is a `Mul(input scale, weight scale)` node rather than a
  *   stored copy of the product (constant folding turns it back into an initializer);
  * - a bias that onnxruntime's WeightBiasQuantization quantizes itself (a Conv or Gemm whose
- *   output goes straight into a QuantizeLinear) stays float: no int32 copy, scale or DQ;
+ *   output goes straight into a QuantizeLinear) is stored as the float value of its int32
+ *   form, from which onnxruntime recomputes exactly that int32 bias: no scale, no DQ;
  * - no Q/DQ pair after a direct 8-bit op that its QDQPropagationTransformer propagates
  *   across (MaxPool, Reshape, Transpose, ...): it inserts the same pair on load.
  *
@@ -43,6 +44,8 @@ import {
   quantRange,
   adjustWeightScalesForBias,
   requantizeChannels,
+  roundHalfEven,
+  type QuantizedBias,
   type QuantType,
   type QuantizedWeight,
 } from './quant-math.ts';
@@ -317,6 +320,27 @@ export function prepareStatic(input: ModelProto, selection: StaticSelection): Pr
   return { model, plan: planStatic(model, selection), warnings };
 }
 
+/**
+ * The float bias to store for a node whose bias onnxruntime quantizes on load (ORT_QUANTIZES_BIAS):
+ * the int32 form's dequantized value q·scale, exactly what its DequantizeLinear would output, so
+ * the unoptimized graph computes the same. On load onnxruntime computes
+ * Cast(Round(bias / (input scale × weight scale))) in float32, which for these values gives back q;
+ * checked per element (a q near 2^22 or larger could come back off by one), else undefined and
+ * the bias stays int32.
+ */
+function biasOnnxruntimeRequantizes(qb: QuantizedBias): Float32Array | undefined {
+  const out = new Float32Array(qb.data.length);
+  for (let i = 0; i < out.length; i++) {
+    const s = qb.scales.length > 1 ? qb.scales[i]! : qb.scales[0]!;
+    const q = qb.data[i]!;
+    const value = Math.fround(q * s);
+    // float32 division (the JS double quotient of two float32 values, rounded once to float32), then round half to even.
+    if (s === 0 || !Number.isFinite(value) || roundHalfEven(Math.fround(value / s)) !== q) return undefined;
+    out[i] = value;
+  }
+  return out;
+}
+
 export const int8StaticPass: Pass<StaticQuantOptions> = {
   name: 'int8-static',
   run: (model, options) => quantizeStatic(model, options),
@@ -561,8 +585,12 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
       // The output's only reader is its QuantizeLinear when it is quantized (float readers read the DQ after it).
       const out0 = node.output?.[0] ?? '';
       const outputQuantized = outputs.length === 1 && outputs[0]!.name === (renamedOutput.get(out0) ?? out0) && outputs[0]!.params !== undefined;
-      if (qb !== undefined && qb.saturated === 0 && outputQuantized && ORT_QUANTIZES_BIAS.has(op) && (op !== 'ConvTranspose' || np.weight.axis === undefined)) {
-        stats.bias = 'float (onnxruntime makes it int32 on load)';
+      const ortBias = qb !== undefined && qb.saturated === 0 && outputQuantized && ORT_QUANTIZES_BIAS.has(op) && (op !== 'ConvTranspose' || np.weight.axis === undefined) ? biasOnnxruntimeRequantizes(qb) : undefined;
+      if (ortBias !== undefined && np.bias !== undefined) {
+        const bf = makeTensor(names.fresh(np.bias, 'd'), DataType.FLOAT, [ortBias.length], ortBias);
+        graph.initializer!.push(bf);
+        newInputs[2] = bf.name!;
+        stats.bias = 'float q·scale (onnxruntime makes the int32 bias on load)';
       } else if (np.bias !== undefined && biasData !== undefined && qb !== undefined) {
         const bias = biasData;
         if (qb.saturated > 0) warnings.push(`${key}: ${qb.saturated} bias value(s) saturated int32`);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { calibrate, type OpenCalibrationSession } from '../../../../src/compress/quantize/calibrate.ts';
 import { DEFAULT_STATIC_OP_TYPES, planStatic, prepareStatic, quantizeStatic, type StaticSelection } from '../../../../src/compress/quantize/static-qdq.ts';
-import { DataType, getAttrInt, makeGraph, makeModel, makeNode, makeValueInfo, readTensor, validateModel, type ModelProto, type NodeProto, type TensorProto } from '../../../../src/onnx/index.ts';
+import { DataType, getAttrInt, makeGraph, makeModel, makeNode, makeValueInfo, readTensor, tensorToFloat32, validateModel, type ModelProto, type NodeProto, type TensorProto } from '../../../../src/onnx/index.ts';
+import { quantizeBias } from '../../../../src/compress/quantize/quant-math.ts';
 import { createSession } from '../../../../src/runtime/index.ts';
 import { convGraph, cosine, feedsOf, matmul3dGraph, maxAbsDiff, mlpGraph, optimizedOpTypes, randomInput, randomTensor, runModel } from './graphs.ts';
 
@@ -49,9 +50,13 @@ describe('int8-static QDQ', () => {
     expect(init.get(wDq.input![0]!)!.dataType).toBe(DataType.INT8);
     // Symmetric int8 weights have all-zero zero points: left out (DequantizeLinear's default).
     expect(wDq.input).toHaveLength(2);
-    // Its output goes into a QuantizeLinear: the bias stays float and onnxruntime quantizes it on load.
-    expect(conv.input![2]).toBe('c1b');
-    expect(init.get('c1b')!.dataType).toBe(DataType.FLOAT);
+    // Its output goes into a QuantizeLinear: the bias is stored float, as q·scale of its int32 form, and onnxruntime quantizes it on load.
+    const bias = init.get(conv.input![2]!)!;
+    expect(bias.dataType).toBe(DataType.FLOAT);
+    const xScale = tensorToFloat32(init.get(graph.node!.find((n) => n.output![0] === conv.input![0])!.input![1]!)!)[0]!;
+    const original = convGraph().graph!.initializer!.find((t) => t.name === 'c1b')!;
+    const qb = quantizeBias(tensorToFloat32(original), xScale, tensorToFloat32(init.get(wDq.input![1]!)!));
+    expect(Array.from(tensorToFloat32(bias))).toEqual(Array.from(qb.data, (q, c) => Math.fround(q * qb.scales[c]!)));
     // The Gemm head writes the float graph output: its bias is int32, its per-channel scale a Mul of the input and weight scales.
     const head = graph.node!.find((n) => n.name === 'head')!;
     const hwDq = graph.node!.find((n) => n.output![0] === head.input![1])!;

@@ -425,7 +425,7 @@ function untilSettledOrCancelled(work: Promise<unknown>, signal: AbortSignal | u
       try {
         throwIfCancelled(signal);
       } catch (err) {
-        reject(err as Error);
+        reject(err);
       }
     };
     if (signal.aborted) onAbort();

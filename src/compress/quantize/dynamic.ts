@@ -9,12 +9,14 @@
  *   MatMulInteger(X_q, W_q, X_zp, W_zp) ─Cast(float)─► Y_f
  *   Mul(X_scale, W_scale) ─► s;  Mul(Y_f, s) ─► Y           (+ Add(bias) for a former Gemm)
  *
- * One DynamicQuantizeLinear per MatMul, except where several quantized MatMuls read the
- * same tensor: there one DynamicQuantizeLinear feeds them all. That blocks the
- * DynamicQuantizeMatMul fusion (it wants the three outputs to itself), and onnxruntime
- * fuses each chain into MatMulIntegerToFloat instead; measured with
- * `bench-compress --only layers` (README "Measured"), the input is then quantized once
- * and the shared form is as fast or faster (0.96–0.99x at batch 32, 0.99–1.02x at batch 1).
+ * One DynamicQuantizeLinear per MatMul, as onnxruntime's tool emits it. Where several
+ * MatMuls read the same tensor, onnxruntime's common-subexpression elimination merges
+ * their identical DynamicQuantizeLinear nodes before its fusions run, so it executes one
+ * DynamicQuantizeLinear + MatMulIntegerToFloat per reader instead of DynamicQuantizeMatMul
+ * whichever form we emit (checked in the tests); measured with `bench-compress --only
+ * layers`, that shared form is 0.97–1.00x the time of one DynamicQuantizeMatMul per reader
+ * (which only emitting the contrib op directly would give) at batch 32, 1.02–1.05x at batch 1:
+ * no reason to emit either differently.
  *
  * `minFanOut` keeps narrow layers (fewer output columns than it, e.g. a 10-class
  * logits layer) in float: quantizing the input costs time per input element, and int8
@@ -159,7 +161,7 @@ export function quantizeDynamic(input: Parameters<typeof cloneModel>[0], options
     return hit;
   };
 
-  // Decide first, emit second: the narrow-layer budget and the shared inputs need every decision.
+  // Decide first, emit second: the narrow-layer budget needs every decision.
   const floatReason = new Map<NodeProto, string>();
   const weights = new Map<NodeProto, MatMulWeight>();
   const convs = new Set<NodeProto>();
@@ -181,10 +183,6 @@ export function quantizeDynamic(input: Parameters<typeof cloneModel>[0], options
     weights.delete(node);
     floatReason.set(node, reason);
   }
-  const readers = new Map<string, number>();
-  for (const node of weights.keys()) readers.set(node.input![0]!, (readers.get(node.input![0]!) ?? 0) + 1);
-  /** The one DynamicQuantizeLinear of an input that several quantized MatMuls read. */
-  const sharedQuant = new Map<string, { q: string; scale: string; zp: string }>();
 
   for (const node of graph.node ?? []) {
     const reason = floatReason.get(node);
@@ -208,18 +206,6 @@ export function quantizeDynamic(input: Parameters<typeof cloneModel>[0], options
     }
   }
 
-  /** X quantized at run time: its own DynamicQuantizeLinear, or the one it shares with the other MatMuls reading X. */
-  function quantizedInput(x: string, label: string, nodes: NodeProto[]): { q: string; scale: string; zp: string } {
-    const hit = sharedQuant.get(x);
-    if (hit !== undefined) return hit;
-    const shared = (readers.get(x) ?? 0) > 1;
-    const base = shared ? `${x}` : label;
-    const made = { q: names.fresh(`${base}_input_quantized`), scale: names.fresh(`${base}_input_scale`), zp: names.fresh(`${base}_input_zero_point`) };
-    nodes.push(makeNode('DynamicQuantizeLinear', [x], [made.q, made.scale, made.zp], {}, { name: names.fresh(`${base}_QuantizeLinear`) }));
-    if (shared) sharedQuant.set(x, made);
-    return made;
-  }
-
   function emitMatMulLike(node: NodeProto, weight: MatMulWeight): Emitted {
     const { b, transB, alpha, bias, beta } = weight;
     const bName = b.name!;
@@ -228,13 +214,16 @@ export function quantizeDynamic(input: Parameters<typeof cloneModel>[0], options
     const label = nodeKey(node);
     const y = node.output![0]!;
     const nodes: NodeProto[] = [];
-    const xq = quantizedInput(node.input![0]!, label, nodes);
+    const xq = names.fresh(`${label}_input_quantized`);
+    const xs = names.fresh(`${label}_input_scale`);
+    const xzp = names.fresh(`${label}_input_zero_point`);
+    nodes.push(makeNode('DynamicQuantizeLinear', [node.input![0]!], [xq, xs, xzp], {}, { name: names.fresh(`${label}_QuantizeLinear`) }));
     const yInt = names.fresh(`${label}_output_quantized`);
-    nodes.push(makeNode('MatMulInteger', [xq.q, w.quantized.name!, xq.zp, w.zeroPoint.name!], [yInt], {}, { name: names.fresh(`${label}_quant`) }));
+    nodes.push(makeNode('MatMulInteger', [xq, w.quantized.name!, xzp, w.zeroPoint.name!], [yInt], {}, { name: names.fresh(`${label}_quant`) }));
     const yFloat = names.fresh(`${yInt}_cast_output`);
     nodes.push(makeNode('Cast', [yInt], [yFloat], { to: DataType.FLOAT }, { name: names.fresh(`${yInt}_cast`) }));
     const scaleMul = names.fresh(`${label}_quant_scales_mul:0`);
-    nodes.push(makeNode('Mul', [xq.scale, w.scale.name!], [scaleMul], {}, { name: names.fresh(`${label}_quant_scales_mul`) }));
+    nodes.push(makeNode('Mul', [xs, w.scale.name!], [scaleMul], {}, { name: names.fresh(`${label}_quant_scales_mul`) }));
     const mmOut = bias !== undefined ? names.fresh(`${y}_matmul`) : y;
     nodes.push(makeNode('Mul', [yFloat, scaleMul], [mmOut], {}, { name: names.fresh(`${label}_quant_output_scale_mul`) }));
     if (bias !== undefined) {
@@ -248,14 +237,13 @@ export function quantizeDynamic(input: Parameters<typeof cloneModel>[0], options
       }
       nodes.push(makeNode('Add', [mmOut, biasName], [y], {}, { name: names.fresh(`${label}_bias_add`) }));
     }
-    const shared = (readers.get(node.input![0]!) ?? 0) > 1;
     return {
       nodes,
       change: {
         target: label,
         action: 'quantized',
-        detail: `${node.opType} → ${shared ? 'shared ' : ''}DynamicQuantizeLinear + MatMulInteger${bias ? ' + Add' : ''} (int8 weight, ${axis === undefined ? 'per-tensor' : 'per-channel'})`,
-        stats: { weight: bName, ...scaleStats(scales), ...(transB ? { transB: true } : {}), ...(shared ? { sharedInput: true } : {}) },
+        detail: `${node.opType} → DynamicQuantizeLinear + MatMulInteger${bias ? ' + Add' : ''} (int8 weight, ${axis === undefined ? 'per-tensor' : 'per-channel'})`,
+        stats: { weight: bName, ...scaleStats(scales), ...(transB ? { transB: true } : {}) },
       },
     };
   }

@@ -19,15 +19,11 @@ describe('int8-dynamic', () => {
     expect(validateModel(r.model).filter((f) => f.severity === 'error')).toEqual([]);
   });
 
-  it('turns Gemm(transB=1) into MatMul + Add with a transposed int8 weight, and quantizes an input two MatMuls read once', () => {
+  it('turns Gemm(transB=1) into MatMul + Add with a transposed int8 weight, and gives each MatMul its own DynamicQuantizeLinear', () => {
     const r = quantizeDynamic(mlpGraph(), base);
     const o = ops(r.model);
-    // fc1 reads x alone; fc2 and fc2_shared both read r1 and share its DynamicQuantizeLinear.
-    const dql = r.model.graph!.node!.filter((n) => n.opType === 'DynamicQuantizeLinear');
-    expect(dql.map((n) => n.input![0])).toEqual(['x', 'r1']);
-    const readers = r.model.graph!.node!.filter((n) => n.opType === 'MatMulInteger' && n.input![0] === dql[1]!.output![0]);
-    expect(readers).toHaveLength(2);
-    expect(r.report.changes.filter((c) => c.stats?.sharedInput === true).map((c) => c.target)).toEqual(['fc2', 'fc2_shared']);
+    // fc2 and fc2_shared both read r1: still one DynamicQuantizeLinear each.
+    expect(r.model.graph!.node!.filter((n) => n.opType === 'DynamicQuantizeLinear').map((n) => n.input![0])).toEqual(['x', 'r1', 'r1']);
     expect(o).not.toContain('Gemm');
     const fc1 = r.model.graph!.node!.find((n) => n.opType === 'MatMulInteger')!;
     const w = r.model.graph!.initializer!.find((t) => t.name === fc1.input![1])!;
@@ -51,7 +47,7 @@ describe('int8-dynamic', () => {
     }
   });
 
-  it('is fused by onnxruntime: DynamicQuantizeMatMul for a MatMul with its own input, MatMulIntegerToFloat for two sharing one (no MatMulInteger left)', async () => {
+  it('is fused by onnxruntime (no MatMulInteger left); two MatMuls reading one input end up sharing one DynamicQuantizeLinear all the same', async () => {
     expect(await optimizedOpTypes(quantizeDynamic(mlpGraph(), base).model)).not.toContain('MatMulInteger');
     // x feeds two projections with different weights (as Q and K do); their sum feeds a third MatMul alone.
     const g = makeModel({
@@ -65,11 +61,13 @@ describe('int8-dynamic', () => {
       opsets: [{ domain: '', version: 13 }],
     });
     const r = quantizeDynamic(g, base);
-    expect(ops(r.model).filter((o) => o === 'DynamicQuantizeLinear')).toHaveLength(2);
+    expect(ops(r.model).filter((o) => o === 'DynamicQuantizeLinear')).toHaveLength(3);
     const types = await optimizedOpTypes(r.model);
+    // onnxruntime's common-subexpression elimination merges the two identical DynamicQuantizeLinear(x)
+    // before its fusions run, so proj_a and proj_b become MatMulIntegerToFloat; out keeps its own.
+    expect(types.filter((t) => t === 'DynamicQuantizeLinear')).toHaveLength(1);
     expect(types.filter((t) => t === 'MatMulIntegerToFloat')).toHaveLength(2);
     expect(types.filter((t) => t === 'DynamicQuantizeMatMul')).toHaveLength(1);
-    expect(types.filter((t) => t === 'DynamicQuantizeLinear')).toHaveLength(1);
     expect(types).not.toContain('MatMulInteger');
     const x = randomInput([4, 16], 9);
     const [fa, fb] = [await runModel(g, { x }), await runModel(r.model, { x })];

@@ -178,7 +178,7 @@ async function startAndWaitReady(config: string): Promise<{ daemon: Spawned; url
 }
 
 /** Live KServe traffic on real MNIST digits, one request at a time, until stopped; errors (a killed daemon) are skipped. */
-function driveTraffic(url: string, bodies: readonly string[]): { stop(): Promise<number> } {
+function driveTraffic(url: string, bodies: readonly string[]): { answered(): number; stop(): Promise<number> } {
   let stopped = false;
   let answered = 0;
   const loop = (async () => {
@@ -193,6 +193,7 @@ function driveTraffic(url: string, bodies: readonly string[]): { stop(): Promise
     }
   })();
   return {
+    answered: () => answered,
     stop: async () => {
       stopped = true;
       await loop;
@@ -213,20 +214,20 @@ function shadowEntries(lines: readonly string[]): number[] {
   return lines.filter((l) => l.includes('"event":"shadow-started"')).map((l) => (JSON.parse(l) as { entries: number }).entries);
 }
 
-/** The shadow scenario's clean run, from READY: the phases a kill is aimed at. */
+/** The shadow scenario's clean run, from READY: promotion to commit, the window a kill after promotion is aimed at. */
 interface ShadowTimings {
-  readonly shadowStartMs: number;
   readonly promotedMs: number;
   readonly deployMs: number;
 }
 
 /**
  * One shadow-scenario run: the daemon starts with 2.0.0 desired and live traffic flowing.
- * Half the runs are killed at a random point of the shadow (after `shadow-started`, within
- * 1.2x the clean run's shadow), the other half at a random point after the promotion
- * (after `shadow-promoted`, within 1.2x the clean run's promotion to commit: the session
- * handover, activation and trial). Anchoring at the log lines keeps the kills in those
- * phases however the load stretches them. A storm run sends no traffic (so the shadow
+ * Half the runs are killed at a random point of the shadow: after a uniformly drawn number
+ * of answered requests (0 to 1.2x `minRequests`) since `shadow-started`, since the shadow
+ * progresses with the traffic, not the clock (time under a varying load put most kills
+ * after the commit). The other half are killed at a random point after `shadow-promoted`,
+ * within 1.2x the clean run's promotion to commit (the session handover, activation and
+ * the trial, which is timed: `minTrialMs`). A storm run sends no traffic (so the shadow
  * cannot finish) and kills each re-entered shadow again within its first half second,
  * until the limit: the next start must abandon the candidate. Then the daemon is
  * restarted and checked at READY.
@@ -243,8 +244,12 @@ async function shadowRun(run: number, config: string, storm: boolean, timings: S
       const afterPromotion = !storm && random() < 0.5;
       const anchor = afterPromotion ? '"event":"shadow-promoted"' : '"event":"shadow-started"';
       await victim.waitFor((l) => l.includes(anchor), 120_000);
-      const window = storm ? 500 : afterPromotion ? (timings.deployMs - timings.promotedMs) * 1.2 : (timings.promotedMs - timings.shadowStartMs) * 1.2;
-      await new Promise((r) => setTimeout(r, Math.round(random() * window)));
+      if (storm || afterPromotion) {
+        await new Promise((r) => setTimeout(r, Math.round(random() * (storm ? 500 : (timings.deployMs - timings.promotedMs) * 1.2))));
+      } else {
+        const until = (traffic?.answered() ?? 0) + Math.round(random() * SHADOW.minRequests * 1.2);
+        for (let waited = 0; (traffic?.answered() ?? 0) < until && waited < 120_000; waited += 2) await new Promise((r) => setTimeout(r, 2));
+      }
       victim.kill('SIGKILL');
       await victim.exited;
     } finally {
@@ -321,7 +326,7 @@ export async function runKillTest(options: { runs: number; seed: number; scenari
       let killed: Omit<KillRun, 'served' | 'variant' | 'inferenceOk'>;
       let restarted: { daemon: Spawned; url: string };
       if (shadowing) {
-        const { final, ...rest } = await shadowRun(run, config, run % (options.stormEvery ?? 4) === 0, { shadowStartMs, promotedMs, deployMs }, bodies, random);
+        const { final, ...rest } = await shadowRun(run, config, run % (options.stormEvery ?? 4) === 0, { promotedMs, deployMs }, bodies, random);
         killed = rest;
         restarted = final;
       } else {

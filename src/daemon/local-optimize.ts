@@ -24,7 +24,7 @@ import { EdgevolveError, toEdgevolveError } from '../errors/index.ts';
 import { writeFileAtomic, type Clock } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
 import { decodeModel, type ModelProto } from '../onnx/index.ts';
-import { isolatedBench, optimize, throwIfCancelled, type Budgets, type OptimizeDeps, type OptimizeResult } from '../planner/index.ts';
+import { cancelledError, isolatedBench, optimize, throwIfCancelled, type Budgets, type OptimizeDeps, type OptimizeResult } from '../planner/index.ts';
 import { ANNOTATION, MEDIA_TYPE, manifestBytes, openVerifiedModel, readModelInfo, readVerifiedCalibration, sha256Digest, type ImageManifest, type ModelConfig } from '../registry/index.ts';
 import type { OpenedStore, VersionRecord } from '../store/index.ts';
 import { assertLocalVariantTrusted, isLocalVariant, LocalProvenanceTable, LOCAL_SOURCE_PREFIX, type LocalProvenance } from './local-provenance.ts';
@@ -421,13 +421,7 @@ function untilSettledOrCancelled(work: Promise<unknown>, signal: AbortSignal | u
   );
   if (signal === undefined) return settled;
   return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => {
-      try {
-        throwIfCancelled(signal);
-      } catch (err) {
-        reject(err);
-      }
-    };
+    const onAbort = (): void => reject(cancelledError(signal));
     if (signal.aborted) onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     void settled.then(() => {

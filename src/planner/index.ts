@@ -31,4 +31,4 @@ export { paretoFront, dominates, type ParetoPoint } from './pareto.ts';
 export { renderReport, reportDocument, type ReportHeader } from './report.ts';
 export { paretoSvg } from './plot.ts';
 export { isolatedBench } from './bench.ts';
-export { throwIfCancelled } from './cancel.ts';
+export { cancelledError, throwIfCancelled } from './cancel.ts';

@@ -154,6 +154,18 @@ describe('createSession on a real model (PaddleOCR text direction classifier)', 
     }
   });
 
+  it('takes intra-op spinning off (session.intra_op.allow_spinning) with 2 threads and gives the same outputs', async () => {
+    const quiet = await createSession(CLS_MODEL, { threads: 2, intraOpSpinning: false });
+    try {
+      const x = { dataType: DataType.FLOAT, dims: [1, 3, 48, 192], data: new Float32Array(3 * 48 * 192).fill(0.5) };
+      const a = (await session.run({ x }))['softmax_0.tmp_0']!.data as Float32Array;
+      const b = (await quiet.run({ x }))['softmax_0.tmp_0']!.data as Float32Array;
+      for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i]!, 5);
+    } finally {
+      await quiet.release();
+    }
+  });
+
   it('fails a feed of the wrong rank with E_RUNTIME_RUN naming onnxruntime\'s reason', async () => {
     const err: unknown = await session.run({ x: { dataType: DataType.FLOAT, dims: [3], data: new Float32Array(3) } }).catch((e: unknown) => e);
     expect(isEdgevolveError(err, 'E_RUNTIME_RUN')).toBe(true);

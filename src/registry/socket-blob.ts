@@ -15,7 +15,7 @@
 import { connect, isIP, type Socket } from 'node:net';
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { EdgevolveError } from '../errors/index.ts';
-import { parseResponseHead, type ResponseHead } from './http-head.ts';
+import { MAX_HEAD_BYTES, parseResponseHead, type ResponseHead } from './http-head.ts';
 
 /** Where received bytes go: buffers lent by the blob writer and handed back full. */
 export interface BatchSink {
@@ -68,11 +68,14 @@ export function requestHead(url: URL, headers: Readonly<Record<string, string>>)
  * One GET on a new connection. `onHead` runs with the socket paused; it may do I/O (check
  * ranges, record the ETag) before the first body byte reaches the sink.
  *
- * INVARIANTS: the socket reads only into `buffer.subarray(used)`, and Node takes that
- * subarray right after each read callback, so `buffer` and `used` are final when a
- * callback returns. A full buffer (or the last byte) is swapped for a fresh one and
- * reading pauses until `writeBatch` has the previous write done and this one under way:
- * at most three buffers per download (receiving, queued, being written). `settle` runs once.
+ * INVARIANTS: reads land in `buffer.subarray(used)`, and Node takes that subarray right
+ * after each read callback, so `buffer` and `used` are final when a callback returns. A
+ * full buffer (or the last byte) is swapped for a fresh one in the callback, and reading
+ * pauses until `writeBatch` has the previous write done and this one under way: at most
+ * three buffers per download (receiving, queued, being written). One `writeBatch` at a
+ * time (`writing`). A paused TLS socket may still deliver bytes it had decrypted: they wait
+ * in the buffer; should they ever fill it, the next read lands in `overrun` and the download
+ * fails retryably instead of reading into a zero-length buffer. `settle` runs once.
  */
 export function socketGet(request: SocketGetRequest, sink: BatchSink, onHead: (head: ResponseHead) => Promise<HeadDecision>): Promise<SocketGetOutcome> {
   const head = requestHead(request.url, request.headers);
@@ -80,15 +83,23 @@ export function socketGet(request: SocketGetRequest, sink: BatchSink, onHead: (h
   let buffer = sink.batchBuffer();
   if (buffer.byteLength < MIN_BATCH_BYTES) return Promise.reject(new EdgevolveError('E_INTERNAL', `batch buffers must hold at least ${MIN_BATCH_BYTES} bytes`));
   if (request.signal?.aborted === true) return Promise.reject(new EdgevolveError('E_REGISTRY_UNREACHABLE', `${request.url.href}: aborted`, { cause: request.signal.reason }));
+  const overrun = Buffer.alloc(1);
   return new Promise<SocketGetOutcome>((resolve, reject) => {
     let used = 0;
     let phase: 'head' | 'deciding' | 'body' | 'settled' = 'head';
     let bodyBytes = 0;
     /** Body bytes handed to the sink so far. */
     let handed = 0;
-    /** An interruption while onHead runs: applied once it decided, so the writer is never used by two paths at once. */
+    /** A writeBatch is under way; the sink gets the next one only after it. */
+    let writing = false;
+    /** An interruption while onHead runs or a batch is being handed over: applied after, so the writer is never used by two paths at once. */
     let deferred: (() => void) | undefined;
 
+    const runDeferred = (): void => {
+      const next = deferred;
+      deferred = undefined;
+      next?.();
+    };
     const settle = (outcome: SocketGetOutcome | EdgevolveError): void => {
       if (phase === 'settled') return;
       phase = 'settled';
@@ -100,10 +111,15 @@ export function socketGet(request: SocketGetRequest, sink: BatchSink, onHead: (h
     /** A failure after the head: what arrived goes to the sink first, so a resume does not fetch it again. */
     const failBody = (error: EdgevolveError): void => {
       if (phase === 'settled') return;
+      socket.destroy();
+      if (writing) {
+        deferred ??= () => failBody(error);
+        return;
+      }
       const keep = used;
       used = 0;
-      socket.destroy();
       if (keep === 0) return settle(error);
+      writing = true;
       sink.writeBatch(buffer, keep).then(
         () => settle(error),
         (err: unknown) => settle(err instanceof EdgevolveError ? err : error),
@@ -135,25 +151,31 @@ export function socketGet(request: SocketGetRequest, sink: BatchSink, onHead: (h
       const length = used;
       used = 0;
       handed += length;
-      // Switched now, not once the write is under way: Node asks for the next read's buffer right after this callback.
-      if (handed < bodyBytes) buffer = sink.batchBuffer();
+      writing = true;
+      // Switched now, not once the write is under way: Node asks for the next read's buffer right after this
+      // callback. Even after the last byte: a stray read must never land in the buffer being written.
+      buffer = sink.batchBuffer();
       sink.writeBatch(full, length).then(
         () => {
+          writing = false;
+          if (deferred !== undefined) return runDeferred();
           if (phase !== 'body') return;
-          if (handed === bodyBytes) return settle({ kind: 'done' });
-          socket.resume();
+          if (handed === bodyBytes && used === 0) return settle({ kind: 'done' });
+          // Bytes a TLS socket delivered meanwhile are in the fresh buffer already (beyond the body: refused there).
+          if (onBody()) socket.resume();
         },
         (err: unknown) => settle(err instanceof EdgevolveError ? err : new EdgevolveError('E_IO', `blob write failed: ${String(err)}`, { cause: err })),
       );
     };
 
-    /** After a body read: false pauses reading (a full buffer, or the end). */
+    /** After a body read: false pauses reading (a full buffer, the end, or a batch being handed over). */
     const onBody = (): boolean => {
       if (handed + used > bodyBytes) {
         used = bodyBytes - handed; // the declared body is kept; the surplus is not
         failBody(new EdgevolveError('E_REGISTRY_PROTOCOL', `${request.url.href}: more body bytes than the ${bodyBytes} of Content-Length`, { context: { bodyBytes } }));
         return false;
       }
+      if (writing) return false;
       if (handed + used === bodyBytes || used === buffer.byteLength) {
         handOff();
         return false;
@@ -181,7 +203,7 @@ export function socketGet(request: SocketGetRequest, sink: BatchSink, onHead: (h
           if (decision === 'decline') return settle({ kind: 'declined', reason: `status ${status}` });
           phase = 'body';
           bodyBytes = decision.bodyBytes;
-          if (deferred !== undefined) return deferred();
+          if (deferred !== undefined) return runDeferred();
           if (onBody()) socket.resume();
         },
         (err: unknown) => settle(err instanceof EdgevolveError ? err : new EdgevolveError('E_INTERNAL', String(err), { cause: err })),
@@ -192,15 +214,24 @@ export function socketGet(request: SocketGetRequest, sink: BatchSink, onHead: (h
     const host = request.url.hostname.replace(/^\[(.*)\]$/, '$1');
     const https = request.url.protocol === 'https:';
     const onread = {
-      buffer: () => buffer.subarray(used),
-      callback: (n: number) => {
+      buffer: (): Buffer => {
+        if (used === buffer.byteLength) return overrun;
+        // While the head is read, at most MAX_HEAD_BYTES per read: the body bytes that come with it leave room in the buffer.
+        return phase === 'head' ? buffer.subarray(used, Math.min(buffer.byteLength, used + MAX_HEAD_BYTES)) : buffer.subarray(used);
+      },
+      callback: (n: number, into: Buffer): boolean => {
         if (phase === 'settled') return false;
+        if (into === overrun) {
+          interrupted('EOVERFLOW', 'more bytes arrived while paused than the receive buffer holds');
+          return false;
+        }
         used += n;
-        return phase === 'head' ? onHeadBytes() : onBody();
+        if (phase === 'head') return onHeadBytes();
+        if (phase === 'deciding') return false;
+        return onBody();
       },
     };
     const port = Number(request.url.port === '' ? (https ? 443 : 80) : request.url.port);
-    // Over TLS, onread receives the decrypted bytes: still one copy, from OpenSSL into the lent buffer.
     // tls.connect takes onread as net.connect does (Node docs, tls.connect options); @types/node does not list it.
     const tlsOptions: ConnectionOptions & { onread: typeof onread } = { host, port, ...(isIP(host) === 0 ? { servername: host } : {}), ...request.tls, onread };
     const socket: Socket = https ? connectTls(tlsOptions) : connect({ host, port, onread });

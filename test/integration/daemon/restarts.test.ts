@@ -45,13 +45,14 @@ describe.runIf(haveTools)('systemd/edgevolve.service restarts, against the daemo
 
   it('a SIGSTOPped daemon misses its watchdog, is killed and restarted, and serves the same version again', async () => {
     const config = await writeDaemonConfig(tmp.dir, join(tmp.dir, 'state'));
-    // WatchdogSec 30 s -> 3 s, RestartSec 5 s -> 0.5 s.
-    manager = new ServiceManager({ settings: UNIT, timeScale: 0.1, listener, spawn: (env) => startDaemonProcess(config, env) });
+    // WatchdogSec 30 s -> 6 s (a ping every 3 s: a loaded CI machine may delay one by a second
+    // or two without tripping it), RestartSec 5 s -> 1 s.
+    manager = new ServiceManager({ settings: UNIT, timeScale: 0.2, listener, spawn: (env) => startDaemonProcess(config, env) });
     manager.start();
     await manager.waitFor(/^ready 1$/, 90_000);
     const first = manager.process!;
     // Healthy: pings keep the unit active for longer than the watchdog interval.
-    await new Promise((r) => setTimeout(r, 4000));
+    await new Promise((r) => setTimeout(r, 7000));
     expect(manager.journal).toEqual(['start 1', 'ready 1']);
 
     first.child.kill('SIGSTOP');

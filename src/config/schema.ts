@@ -211,7 +211,7 @@ export const serverConfigSchema = z
       .nonnegative()
       .max(65536)
       .default(0)
-      .describe('Dynamic batching: requests that wait while the model runs are run together as one batch of up to this many rows (first-dimension entries), answers split per request. Only for models whose inputs and outputs all have a free first dimension and whose rows do not affect each other; 0 or 1 is off (README "Inference API": measured).'),
+      .describe('Dynamic batching: requests that wait while the model runs are run together as one batch of up to this many rows (first-dimension entries), answers split per request; a batch holds at most concurrencyPerModel requests. Only for models whose inputs and outputs all have a free first dimension and whose rows do not affect each other; 0 or 1 is off (README "Inference API": measured).'),
   })
   .strict();
 

@@ -5,7 +5,7 @@
  * rollback/deploy of the same model. The search ends at its next step boundary, nothing
  * is stored, a `local-optimize` event says `cancelled`, and fp32 serves after a restart.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -56,7 +56,7 @@ describe('cancelling an on-device optimization', () => {
     await tmp.cleanup();
   });
 
-  it('shutdown during the search finishes within the bound, ends the search (work directory gone, nothing stored), and fp32 serves after a restart', async () => {
+  it('shutdown during the search finishes within the bound, ends the search (work directory gone, nothing stored), and fp32 serves after a restart (whose start prunes the optimize cache)', async () => {
     const daemon = handle!.daemon;
     const optimizing = daemon.optimizeModel('mlp', { budgets: { sizeMB: 0.5, maxAccuracyDrop: 1 } });
     const outcome = optimizing.then(
@@ -76,9 +76,13 @@ describe('cancelling an on-device optimization', () => {
     // The search had ended, not just been abandoned: its finally removed the work directory.
     expect(await workDirs(stateDir)).toEqual([]);
 
+    // A cache entry for a parent no longer in the store: the start prunes it.
+    const gone = `sha256:${'0'.repeat(64)}`;
+    await writeFile(join(stateDir, 'optimize', 'cache.json'), JSON.stringify({ v: 1, entries: { stale: { kind: 'parent-meets', parentManifest: gone, parentIndex: gone, reason: 'r', at: 1 } } }));
     handle = await startDaemon({ configFile, env: {}, installProcessHandlers: false, logger: silentLogger(), notifier: NOTIFIER });
     expect(handle.daemon.runtimeStatus().served.map((m) => `${m.version}/${m.variant}`)).toEqual(['1.0.0/fp32']);
     expect(handle.daemon.versions('mlp').map((v) => v.variant)).toEqual(['fp32']);
+    expect(JSON.parse(await readFile(join(stateDir, 'optimize', 'cache.json'), 'utf8'))).toEqual({ v: 1, entries: {} });
   }, 120_000);
 
   it('a request queued behind a running search leaves as soon as it is cancelled, while that search goes on', async () => {

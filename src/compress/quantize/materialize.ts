@@ -9,13 +9,15 @@
  * weights (README, Compression). Done once before a session is created, the model runs
  * like the float-weight one while the file stays small.
  *
- * A DQ is left alone when its consumer reads its data input through a DequantizeLinear and
- * writes into a QuantizeLinear: that is an int8 node unit, fused into an integer kernel.
+ * A DQ is left alone when its consumer reads its data input through a DequantizeLinear (or
+ * through a MaxPool/Reshape/... after one, where onnxruntime inserts the pair the file leaves
+ * out) and writes into a QuantizeLinear: that is an int8 node unit, fused into an integer kernel.
  */
 import { cloneModel } from '../clone.ts';
-import { GraphIndex, getAttrInt, makeTensor, readTensor, removeUnusedInitializers, tensorDims, tensorToFloat32 } from '../../onnx/index.ts';
+import { GraphIndex, getAttrInt, makeTensor, opsetVersion, readTensor, removeUnusedInitializers, tensorDims, tensorToFloat32 } from '../../onnx/index.ts';
 import { DataType, type ModelProto, type NodeProto, type TensorProto } from '../../onnx/types.ts';
 import { initializerMap } from './common.ts';
+import { ortPropagatesDq } from './ort-qdq.ts';
 
 const INTEGER_DATA = new Set<number>([DataType.INT8, DataType.UINT8, DataType.INT32]);
 
@@ -61,9 +63,17 @@ export function materializeWeightOnly(input: ModelProto): MaterializeResult {
   const index = new GraphIndex(graph);
   const dropped = new Set<NodeProto>();
   const materialized: string[] = [];
+  const opset = opsetVersion(model) ?? 1;
+  /** Whether `tensor` comes out of a DQ, directly or through ops onnxruntime moves that DQ across (the Q/DQ pair after them is not stored). */
+  const readsDq = (tensor: string): boolean => {
+    let producer = index.producer(tensor);
+    for (let hops = 0; producer !== undefined && producer.opType !== 'DequantizeLinear' && ortPropagatesDq(producer, opset) && hops < 64; hops++) {
+      producer = index.producer(producer.input?.[0] ?? '');
+    }
+    return producer?.opType === 'DequantizeLinear';
+  };
   /** onnxruntime's node unit: the data input read through a DQ and the output written into a Q. */
-  const isInt8Unit = (node: NodeProto) =>
-    index.producer(node.input?.[0] ?? '')?.opType === 'DequantizeLinear' && (node.output ?? []).some((o) => index.consumers(o).some((c) => c.opType === 'QuantizeLinear'));
+  const isInt8Unit = (node: NodeProto) => readsDq(node.input?.[0] ?? '') && (node.output ?? []).some((o) => index.consumers(o).some((c) => c.opType === 'QuantizeLinear'));
   for (const node of graph.node ?? []) {
     if (node.opType !== 'DequantizeLinear' || (node.domain && node.domain !== 'ai.onnx')) continue;
     const [dataName, scaleName, zeroName] = node.input ?? [];

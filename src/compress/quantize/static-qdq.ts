@@ -33,6 +33,7 @@ import { DataType, type ModelProto, type NodeProto, type TensorProto } from '../
 import { graphOf, initializerMap, nodeKey, parameterBytes, readFloat, scaleStats } from './common.ts';
 import { inferElemTypes } from './elem-types.ts';
 import { raiseOpset } from './opset.ts';
+import { ortPropagatesDq } from './ort-qdq.ts';
 import { ShortNames } from './short-names.ts';
 import {
   computeScaleZeroPoint,
@@ -363,22 +364,6 @@ interface QParams {
 const OMIT_WEIGHT_ZERO_POINT: ReadonlySet<string> = new Set(['Conv', 'ConvTranspose']);
 
 /**
- * Direct 8-bit ops across which onnxruntime's QDQPropagationTransformer (level 1) moves a
- * DequantizeLinear forward, inserting a Q/DQ pair with the same scale and zero point after
- * the op (qdq_propagation.cc, CanNodePropagate). It matches schema versions, so each entry
- * is the range of default-domain opsets whose schema version it lists (Reshape-21,
- * MaxPool-22 and the other later versions are not listed: there the pair stays explicit).
- */
-const PROPAGATED_BY_ORT: Readonly<Record<string, readonly [number, number]>> = {
-  MaxPool: [12, 21],
-  Reshape: [5, 20],
-  Transpose: [1, 20],
-  Squeeze: [1, 20],
-  Unsqueeze: [1, 20],
-  Slice: [1, 20],
-};
-
-/**
  * Ops whose float bias onnxruntime's WeightBiasQuantization (level 1) turns into the int32
  * bias its QDQ fusion needs, when the input is read through a per-tensor DequantizeLinear,
  * the weight through a DequantizeLinear (per channel on axis 0; Gemm: the output axis) and
@@ -455,7 +440,7 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
   const qNodes = new Set<NodeProto>();
   const constantDq = new Map<string, string>();
 
-  /** Outputs of direct 8-bit ops whose Q/DQ pair onnxruntime inserts itself (PROPAGATED_BY_ORT): readers take the float tensor. */
+  /** Outputs of direct 8-bit ops whose Q/DQ pair onnxruntime inserts itself (ortPropagatesDq): readers take the float tensor. */
   const propagated = new Set<string>();
   const dequantizeActivation = (tensor: string, p: QParams, producer: NodeProto | undefined): string => {
     const known = activationDq.get(tensor);
@@ -538,8 +523,7 @@ export function quantizeStatic(input: ModelProto, options: StaticQuantOptions): 
    * this node alone (its CheckOutputEdges(dq, 1)), a real DQ or itself propagated.
    */
   const propagatesPair = (node: NodeProto, originalInputs: readonly string[], input: string): boolean => {
-    const versions = PROPAGATED_BY_ORT[node.opType ?? ''];
-    if (versions === undefined || opset < versions[0] || opset > versions[1]) return false;
+    if (!ortPropagatesDq(node, opset)) return false;
     if (originalInputs[0] !== input || originalInputs.filter((i) => i === input).length !== 1) return false;
     if (inits.has(input) || index.isGraphOutput(input)) return false;
     const readers = index.consumers(input).filter((c) => !dropped.has(c));

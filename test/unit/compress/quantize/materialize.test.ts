@@ -78,4 +78,33 @@ describe('materializeWeightOnly', () => {
     const types = await optimizedOpTypes(r.model);
     expect(types.filter((t) => t === 'QLinearConv')).toHaveLength(1);
   });
+
+  it('leaves the weight DQ of a Conv that reads a MaxPool output (no Q/DQ pair stored there: onnxruntime inserts it) to its QLinearConv fusion', async () => {
+    const m = makeModel({
+      graph: makeGraph({
+        name: 'g',
+        nodes: [
+          makeNode('Conv', ['x', 'W1', 'B1'], ['c1'], { pads: [1, 1, 1, 1] }, { name: 'conv1' }),
+          makeNode('Relu', ['c1'], ['r1'], {}, { name: 'relu' }),
+          makeNode('MaxPool', ['r1'], ['p'], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool' }),
+          makeNode('Conv', ['p', 'W2', 'B2'], ['c2'], { pads: [1, 1, 1, 1] }, { name: 'conv2' }),
+          makeNode('GlobalAveragePool', ['c2'], ['y'], {}, { name: 'gap' }),
+        ],
+        inputs: [makeValueInfo('x', DataType.FLOAT, [1, 4, 8, 8])],
+        outputs: [makeValueInfo('y', DataType.FLOAT, [1, 8, 1, 1])],
+        initializers: [randomTensor('W1', [8, 4, 3, 3], 1, 0.3), randomTensor('B1', [8], 2, 0.1), randomTensor('W2', [8, 8, 3, 3], 3, 0.3), randomTensor('B2', [8], 4, 0.1)],
+      }),
+      opsets: [{ domain: '', version: 13 }],
+    });
+    const open = async (bytes: Uint8Array) => {
+      const s = await createSession(bytes, { graphOptimizationLevel: 'disabled', threads: 1 });
+      return { run: (f: Parameters<typeof s.run>[0], o: readonly string[]) => s.run(f, o), release: () => s.release() };
+    };
+    const calibration = { feeds: feedsOf(() => [0, 1, 2].map((i) => ({ x: randomInput([1, 4, 8, 8], 20 + i) }))), open };
+    const q = decodeModel((await compressModel(m, 'int8-static', {}, { calibration }, encodeModel(m).length)).bytes);
+    expect(q.graph!.node!.find((n) => n.name === 'conv2')!.input![0]).toBe('p');
+    const r = materializeWeightOnly(q);
+    expect(r.materialized).toEqual([]);
+    expect((await optimizedOpTypes(r.model)).filter((t) => t === 'QLinearConv')).toHaveLength(2);
+  });
 });

@@ -72,8 +72,15 @@ export function materializeWeightOnly(input: ModelProto): MaterializeResult {
     }
     return producer?.opType === 'DequantizeLinear';
   };
-  /** onnxruntime's node unit: the data input read through a DQ and the output written into a Q. */
-  const isInt8Unit = (node: NodeProto) => readsDq(node.input?.[0] ?? '') && (node.output ?? []).some((o) => index.consumers(o).some((c) => c.opType === 'QuantizeLinear'));
+  /**
+   * onnxruntime's node unit: the data input read through a DQ and the output written into a Q; a Gemm or MatMul
+   * also without the Q (QGemm with float output, MatMulIntegerToFloat) when its weight DQ has the zero point
+   * those fusions need (int8-static keeps it for them; weight-only DQs leave it out).
+   */
+  const isInt8Unit = (node: NodeProto, weightDq: NodeProto) =>
+    readsDq(node.input?.[0] ?? '') &&
+    ((node.output ?? []).some((o) => index.consumers(o).some((c) => c.opType === 'QuantizeLinear')) ||
+      ((node.opType === 'Gemm' || node.opType === 'MatMul') && node.input?.[1] === weightDq.output?.[0] && Boolean(weightDq.input?.[2])));
   for (const node of graph.node ?? []) {
     if (node.opType !== 'DequantizeLinear' || (node.domain && node.domain !== 'ai.onnx')) continue;
     const [dataName, scaleName, zeroName] = node.input ?? [];
@@ -84,7 +91,7 @@ export function materializeWeightOnly(input: ModelProto): MaterializeResult {
     const out = node.output?.[0];
     if (!out || index.isGraphOutput(out)) continue;
     const consumers = index.consumers(out);
-    if (consumers.length === 0 || consumers.some(isInt8Unit)) continue;
+    if (consumers.length === 0 || consumers.some((c) => isInt8Unit(c, node))) continue;
     const values = dequantize(data, scale, zero, getAttrInt(node, 'axis', 1));
     if (values === undefined) continue;
     graph.initializer!.push(makeTensor(out, DataType.FLOAT, tensorDims(data), values));

@@ -3,7 +3,7 @@ import { compressModel } from '../../../../src/compress/index.ts';
 import { materializeWeightOnly } from '../../../../src/compress/quantize/materialize.ts';
 import { DataType, decodeModel, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, type ModelProto } from '../../../../src/onnx/index.ts';
 import { createSession } from '../../../../src/runtime/index.ts';
-import { feedsOf, maxAbsDiff, optimizedOpTypes, randomInput, randomTensor, runModel } from './graphs.ts';
+import { convGraph, feedsOf, maxAbsDiff, optimizedOpTypes, randomInput, randomTensor, runModel } from './graphs.ts';
 
 /** DQ(weight) → MatMul: the weight DQ has the given zero point and axis. */
 function dqMatMul(dataType: number, data: number[], scale: number[], zero: number[] | undefined, axis: number): ModelProto {
@@ -106,5 +106,20 @@ describe('materializeWeightOnly', () => {
     const r = materializeWeightOnly(q);
     expect(r.materialized).toEqual([]);
     expect((await optimizedOpTypes(r.model)).filter((t) => t === 'QLinearConv')).toHaveLength(2);
+  });
+
+  it('leaves the weight DQ of an int8-static Gemm head that writes the float graph output: onnxruntime fuses it into QGemm without a Q after it', async () => {
+    const m = convGraph();
+    const open = async (bytes: Uint8Array) => {
+      const s = await createSession(bytes, { graphOptimizationLevel: 'disabled', threads: 1 });
+      return { run: (f: Parameters<typeof s.run>[0], o: readonly string[]) => s.run(f, o), release: () => s.release() };
+    };
+    const calibration = { feeds: feedsOf(() => [0, 1, 2].map((i) => ({ x: randomInput([1, 3, 12, 12], 30 + i) }))), open };
+    const q = decodeModel((await compressModel(m, 'int8-static', {}, { calibration }, encodeModel(m).length)).bytes);
+    const r = materializeWeightOnly(q);
+    expect(r.materialized).toEqual([]);
+    const types = await optimizedOpTypes(r.model);
+    expect(types).toContain('QGemm');
+    expect(types).not.toContain('Gemm');
   });
 });

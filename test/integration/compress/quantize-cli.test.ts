@@ -6,7 +6,7 @@
  * output model's fidelity in onnxruntime.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -97,8 +97,20 @@ describe('edgevolve compress (PaddleOCR)', () => {
     const r = await cli([CLS, '-o', out, '--method', 'int8-static', '--data', data('ocr-cls'), '--calibration', 'percentile', '--calibration-samples', '6', '--json', '--report', report]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const doc = JSON.parse(r.stdout) as { ok: boolean; method: string; sizeRatio: number; passes: { pass: string; changes: { action: string }[] }[] };
+    const doc = JSON.parse(r.stdout) as {
+      ok: boolean;
+      method: string;
+      sizeRatio: number;
+      sizeAfter: number;
+      sizeBreakdown: { after: { total: number; weights: number; quantParams: number; nodesByOpType: Record<string, number> } };
+      passes: { pass: string; changes: { action: string }[] }[];
+    };
     expect(doc.ok).toBe(true);
+    // Where the bytes go, in the JSON report: the parts are of the file written.
+    expect(doc.sizeBreakdown.after.total).toBe(statSync(out).size);
+    expect(doc.sizeBreakdown.after.weights).toBeGreaterThan(doc.sizeAfter / 2);
+    expect(doc.sizeBreakdown.after.quantParams).toBeGreaterThan(0);
+    expect(doc.sizeBreakdown.after.nodesByOpType.DequantizeLinear).toBeGreaterThan(0);
     // The classifier is a MobileNetV3: its hard-swish blocks are fused before quantization.
     expect(doc.passes.map((p) => p.pass)).toEqual(['fold', 'fuse-hardswish', 'int8-static']);
     expect(doc.passes[1]!.changes.filter((c) => c.action === 'fused').length).toBeGreaterThan(0);

@@ -153,8 +153,9 @@ export function socketGet(request: SocketGetRequest, sink: BatchSink, onHead: (h
       handed += length;
       writing = true;
       // Switched now, not once the write is under way: Node asks for the next read's buffer right after this
-      // callback. Even after the last byte: a stray read must never land in the buffer being written.
-      buffer = sink.batchBuffer();
+      // callback. Even after the last byte (then a small one, for bytes beyond the body, which are refused):
+      // a stray read must never land in the buffer being written.
+      buffer = handed < bodyBytes ? sink.batchBuffer() : Buffer.allocUnsafe(MIN_BATCH_BYTES);
       sink.writeBatch(full, length).then(
         () => {
           writing = false;

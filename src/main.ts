@@ -5,6 +5,7 @@
  */
 import { loadConfig, type Config } from './config/index.ts';
 import { readFile } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { CommandChannel, CommandStore, controlSettings, controlStorePath, resolveFleetKeys } from './control/index.ts';
 import { checkConfigPatch, commandHandlers, Daemon, EventLog, InProcessServing, resolveConfigFile, seedFixtureLayout, SEED_MODEL, SlotServing, PROBE_REQUEST_ID, telemetryEventSink, writeSampleRequest, systemdNotifier, type ApiServer, type CommandListener, type DesiredModel, type ModelServing, type Notifier, type TelemetryLink, withOverlay } from './daemon/index.ts';
 import { hostSystemSampler, openTelemetry, readTlsMaterial, type TelemetryService } from './telemetry/index.ts';
@@ -17,7 +18,9 @@ import { createInferenceServer } from './server/server.ts';
 import { inferenceServerOptions } from './server/from-config.ts';
 import { selectionProfile } from './daemon/registry-port.ts';
 import { MicroBenchCache, profileDevice, readCpuIsa } from './hardware/index.ts';
-import { nodeFiles } from './host/files.ts';
+import { nodeFiles, type ReadTextFile } from './host/files.ts';
+import { readCgroupMemoryLimit } from './host/cgroup-memory.ts';
+import { checkMemoryLimit, memoryLimitWarning } from './daemon/memory-limit.ts';
 import { systemInfo } from './host/system-info.ts';
 import { toEdgevolveError } from './errors/index.ts';
 import { systemCommands } from './host/commands.ts';
@@ -36,6 +39,8 @@ export interface StartOptions {
   readonly logger?: Logger;
   readonly host?: Host;
   readonly notifier?: Notifier;
+  /** /proc and /sys as the memory-limit check reads them; tests pass a recorded root. */
+  readonly kernelFiles?: ReadTextFile;
 }
 
 export interface DaemonHandle {
@@ -62,6 +67,9 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
   const host = options.host ?? systemHost();
   const notifier = options.notifier ?? systemdNotifier(env, logger.child({ module: 'notify' }));
   logger.info({ configFile: configFile ?? '(defaults)', stateDir: config.stateDir }, 'edgevolve starting');
+  const cgroupLimit = await readCgroupMemoryLimit(options.kernelFiles ?? nodeFiles()).catch(() => undefined);
+  const memoryLimit = checkMemoryLimit(config.service.memoryMax, cgroupLimit, totalmem());
+  if (memoryLimit.status === 'mismatch') logger.warn({ memoryLimit }, memoryLimitWarning(memoryLimit));
 
   const store = await openStore(config.stateDir, config.store, host);
   const desired: DesiredModel[] = [];

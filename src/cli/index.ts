@@ -25,6 +25,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   command: async () => (await import('./commands/command.ts')).registerCommand,
   run: async () => (await import('./commands/run.ts')).registerRun,
   status: async () => (await import('./commands/status.ts')).registerStatus,
+  config: async () => (await import('./commands/config.ts')).registerConfig,
   optimize: async () => (await import('./commands/optimize.ts')).registerOptimize,
   infer: async () => (await import('./commands/infer.ts')).registerInfer,
   cloud: async () => (await import('./commands/cloud.ts')).registerCloud,

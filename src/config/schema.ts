@@ -3,6 +3,7 @@ import { onnxLimitsSchema } from '../onnx/limits-schema.ts';
 import { mqttConfigSchema, telemetryConfigSchema } from '../telemetry/config.ts';
 import { controlConfigSchema } from '../control/config.ts';
 import { coevolutionConfigSchema } from '../coevolution/config.ts';
+import { parseSystemdMemoryMax } from './systemd-size.ts';
 
 export { onnxLimitsSchema, DEFAULT_ONNX_LIMITS, type OnnxLimits } from '../onnx/limits-schema.ts';
 
@@ -215,6 +216,17 @@ export const serverConfigSchema = z
   })
   .strict();
 
+/** service: the systemd unit scripts/install.sh writes from this file (README "The daemon", installation). */
+export const serviceConfigSchema = z
+  .object({
+    memoryMax: z
+      .string()
+      .refine((v) => parseSystemdMemoryMax(v) !== undefined, { message: "not a systemd MemoryMax= value: bytes with an optional K, M, G, T, P or E suffix (512M, 1.5G), a percentage up to 100% (60%), or 'infinity'" })
+      .optional()
+      .describe("MemoryMax= of the edgevolve unit (systemd syntax: 512M, 2G, 60%, infinity); the unit's own 75% when absent. Applied by re-running scripts/install.sh (a drop-in); the daemon warns at start when its cgroup's memory.max differs."),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     stateDir: z.string().min(1).default('/var/lib/edgevolve').describe('Directory for the database, blobs and models.'),
@@ -238,6 +250,9 @@ export const configSchema = z
     planner: plannerConfigSchema.prefault({}),
     server: serverConfigSchema.prefault({}),
     coevolution: coevolutionConfigSchema.prefault({}),
+    service: serviceConfigSchema
+      .prefault({})
+      .describe("The systemd unit (scripts/install.sh writes it from these keys; re-run it after a change).\nmemoryMax: MemoryMax= of the unit (512M, 2G, 60%, infinity); absent: the unit's own 75%."),
   })
   .strict();
 

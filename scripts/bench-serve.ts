@@ -347,11 +347,11 @@ async function startSlots(bytes: Uint8Array, session: SessionOptions, batchRows 
   return { slots, slot };
 }
 
-async function startApi(slots: ModelSlots, busyPollMs: number, socketPath?: string): Promise<{ server: InferenceServer; endpoint: Endpoint }> {
+async function startApi(slots: ModelSlots, busyPollMs: number, socketPath?: string, concurrencyPerModel = 8): Promise<{ server: InferenceServer; endpoint: Endpoint }> {
   const server = createInferenceServer({
     models: slots,
     listen: socketPath !== undefined ? { socketPath } : { port: 0 },
-    limits: { concurrencyPerModel: 8, maxQueuedRequests: 1024 },
+    limits: { concurrencyPerModel, maxQueuedRequests: 1024 },
     busyPollMs,
   });
   const { url } = await server.listen();
@@ -466,6 +466,8 @@ async function main(): Promise<void> {
   const apiPollUnix = await startApi(inProcess.slots, busyPollMs, path.join(socketDir, 'api-poll.sock'));
   const batchedSlots = await startSlots(bytes, sessionOptions, batchRows);
   const batched = await startApi(batchedSlots.slots, 0);
+  // The default server.concurrencyPerModel (4): a batch holds only admitted requests.
+  const batchedC4 = await startApi(batchedSlots.slots, 0, undefined, 4);
   const workerSlots = workers > 0 ? await startSlots(bytes, { ...sessionOptions, workers }) : undefined;
   const worker = workerSlots !== undefined ? await startApi(workerSlots.slots, 0) : undefined;
   const workerBatchedSlots = workers > 0 ? await startSlots(bytes, { ...sessionOptions, workers }, batchRows) : undefined;
@@ -484,6 +486,7 @@ async function main(): Promise<void> {
     ...(worker !== undefined ? { worker: worker.endpoint } : {}),
     ...(workerBatched !== undefined ? { 'worker-batched': workerBatched.endpoint } : {}),
     batched: batched.endpoint,
+    'batched-c4': batchedC4.endpoint,
   };
   const child = fork(import.meta.filename, ['--client'], {
     execArgv: ['--import', 'tsx'],
@@ -504,6 +507,7 @@ async function main(): Promise<void> {
     readonly cpu: number[];
     readonly tput: number[];
     readonly tputCpu: number[];
+    readonly perRun: number[];
   }
   const row = (label: string, target: string, options: { binary?: boolean; pinned?: boolean; spin?: boolean } = {}): Row => ({
     label,
@@ -517,6 +521,7 @@ async function main(): Promise<void> {
     cpu: [],
     tput: [],
     tputCpu: [],
+    perRun: [],
   });
   const rawRow = row('raw onnxruntime, in-process', 'raw');
   const poll = `busy-poll ${busyPollMs} ms`;
@@ -532,6 +537,7 @@ async function main(): Promise<void> {
     row('API, unix socket', 'api-unix'),
     ...(worker !== undefined ? [row(`API, TCP, ${workers} inference worker(s)`, 'worker')] : []),
     row(`API, TCP, dynamic batching (batchMaxRows ${batchRows})`, 'batched'),
+    row(`API, TCP, dynamic batching (batchMaxRows ${batchRows}), concurrencyPerModel 4`, 'batched-c4'),
     ...(workerBatched !== undefined ? [row(`API, TCP, ${workers} inference worker(s) + dynamic batching`, 'worker-batched')] : []),
     row(`API, TCP, ${poll}`, 'api-poll'),
     row(`API, unix socket, ${poll}`, 'api-poll-unix'),
@@ -576,6 +582,7 @@ async function main(): Promise<void> {
       if (r.target === 'raw') r.run.push(lat.value.p50);
       else if (servedRunMs.length > 0) r.run.push(median(servedRunMs.slice(-requests)));
       r.cpu.push(lat.cpu / (requests + latencyWarmup));
+      const runsBefore = servedRunMs.length;
       const tput = await withPin(r, () =>
         r.target === 'raw'
           ? cpuMs(() => rawThroughput(raw, feeds, requests * 2, 8))
@@ -583,6 +590,8 @@ async function main(): Promise<void> {
       );
       r.tput.push(tput.value);
       r.tputCpu.push(tput.cpu / (requests * 2));
+      // Requests answered per model run at concurrency 8 (above 1 only with dynamic batching).
+      if (r.target !== 'raw' && servedRunMs.length > runsBefore) r.perRun.push((requests * 2) / (servedRunMs.length - runsBefore));
     }
     process.stderr.write(`round ${round + 1}/${rounds} (load ${loadavg()[0]!.toFixed(1)}): p50 ${rows.map((r) => `${r.target}${r.binary ? '' : '/json'}${r.pinned ? '/pin' : ''}${r.spin ? '/spin' : ''} ${r.p50.at(-1)!.toFixed(3)}`).join(', ')} ms\n`);
   }
@@ -600,7 +609,7 @@ async function main(): Promise<void> {
   const swapResult = await load;
 
   child.kill();
-  for (const s of [api, apiUnix, apiPoll, apiPollUnix, worker, workerBatched, batched]) await s?.server.close();
+  for (const s of [api, apiUnix, apiPoll, apiPollUnix, worker, workerBatched, batched, batchedC4]) await s?.server.close();
   await workerBatchedSlots?.slots.close();
   await inProcess.slots.close();
   await batchedSlots.slots.close();
@@ -619,11 +628,11 @@ async function main(): Promise<void> {
   const lines = [
     `mnist-teacher, batch ${batch} (request ${requestBytes} B, response ${responseBytes} B with ${HEAD_BYTES} B of head each), ${threads} intra-op thread(s)${args.spinning === 'default' ? '' : `, intra-op spinning ${args.spinning === '1' ? 'on' : 'off'}`}, ${rounds} rounds of ${requests} requests; load average ${loadavg()[0]!.toFixed(1)} on ${process.platform}/${process.arch}`,
     '',
-    '| path | p50, concurrency 1 | vs raw p50 | p10 | session.run p50 inside | server CPU / request | throughput, concurrency 8 | of raw | per server CPU second |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| path | p50, concurrency 1 | vs raw p50 | p10 | session.run p50 inside | server CPU / request | throughput, concurrency 8 | of raw | per server CPU second | requests / run |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => {
       const isRaw = r === rawRow;
-      return `| ${r.label} | ${m(r.p50).toFixed(3)} ms | ${isRaw ? '' : pct(m(r.p50), rawP50)} | ${m(r.p10).toFixed(3)} ms | ${r.run.length > 0 ? `${m(r.run).toFixed(3)} ms` : ''} | ${m(r.cpu).toFixed(3)} ms | ${m(r.tput).toFixed(0)} /s | ${isRaw ? '' : `${((m(r.tput) / rawTput) * 100).toFixed(0)}%`} | ${(1000 / m(r.tputCpu)).toFixed(0)} /s |`;
+      return `| ${r.label} | ${m(r.p50).toFixed(3)} ms | ${isRaw ? '' : pct(m(r.p50), rawP50)} | ${m(r.p10).toFixed(3)} ms | ${r.run.length > 0 ? `${m(r.run).toFixed(3)} ms` : ''} | ${m(r.cpu).toFixed(3)} ms | ${m(r.tput).toFixed(0)} /s | ${isRaw ? '' : `${((m(r.tput) / rawTput) * 100).toFixed(0)}%`} | ${(1000 / m(r.tputCpu)).toFixed(0)} /s | ${r.perRun.length > 0 ? m(r.perRun).toFixed(2) : ''} |`;
     }),
     '',
   ];

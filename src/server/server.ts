@@ -439,7 +439,10 @@ function readBody(req: IncomingMessage, limit: number, jsonLength: number | unde
         return;
       }
       const pad = (8 - (jsonLength % 8)) % 8;
-      const body = Buffer.from(new ArrayBuffer(size + pad), pad, size);
+      // Not zero-filled (every byte of the view is written below; the pad bytes before it are zeroed): one memset less per request.
+      const whole = Buffer.allocUnsafeSlow(size + pad);
+      whole.fill(0, 0, pad);
+      const body = whole.subarray(pad);
       let offset = 0;
       for (const chunk of chunks) {
         body.set(chunk, offset);

@@ -89,6 +89,53 @@ describe('batchingSession on real onnxruntime sessions', () => {
     }
   });
 
+  it('reuses its concatenation buffer across batches without touching earlier answers, even when the output is the input (Identity)', async () => {
+    // An Identity model is where an output could alias the batch's input buffer: if it did, the next batch would overwrite the previous answers.
+    const identity = await createSession(
+      encodeModel(
+        makeModel({
+          graph: makeGraph({
+            name: 'identity',
+            nodes: [makeNode('Identity', ['x'], ['y'])],
+            inputs: [makeValueInfo('x', DataType.FLOAT, ['n', 784])],
+            outputs: [makeValueInfo('y', DataType.FLOAT, ['n', 784])],
+          }),
+        }),
+      ),
+      { threads: 1 },
+    );
+    try {
+      const { session, runs } = counted(identity);
+      const batching = batchingSession(session, { maxRows: 256 });
+      const flat = (start: number, count: number): Record<string, TensorValue> => ({ x: { dataType: DataType.FLOAT, dims: [count, 784], data: images.slice(start * 784, (start + count) * 784) } });
+      // 10 rows, then 3 (the buffer reused, partly), then 40 (the buffer grown).
+      const waves = [
+        [flat(0, 4), flat(4, 6)],
+        [flat(100, 1), flat(101, 2)],
+        [flat(200, 20), flat(220, 20)],
+      ];
+      const answers: { expected: Float32Array; got: TensorValue }[] = [];
+      for (const wave of waves) {
+        const got = await Promise.all(wave.map((feeds) => batching.run(feeds)));
+        for (let i = 0; i < wave.length; i++) answers.push({ expected: wave[i]!.x!.data as Float32Array, got: got[i]!.y! });
+      }
+      expect(runs).toEqual([10, 3, 40]);
+      for (const { expected, got } of answers) expect(Array.from(got.data as Float32Array)).toEqual(Array.from(expected));
+
+      // The MLP the same way: later batches leave the logits of the first one as they were.
+      const mlpBatching = batchingSession(mlp, { maxRows: 256 });
+      const first = await Promise.all([rows(0, 3), rows(3, 5)].map((feeds) => mlpBatching.run(feeds)));
+      const before = first.map((a) => Float32Array.from(a.logits!.data as Float32Array));
+      await Promise.all([rows(500, 30), rows(530, 30)].map((feeds) => mlpBatching.run(feeds)));
+      expect(first.map((a) => Array.from(a.logits!.data as Float32Array))).toEqual(before.map((b) => Array.from(b)));
+      const alone = (await mlp.run(rows(3, 5))).logits!.data as Float32Array;
+      const batched = first[1]!.logits!.data as Float32Array;
+      for (let j = 0; j < alone.length; j++) expect(batched[j]).toBeCloseTo(alone[j]!, 4);
+    } finally {
+      await identity.release();
+    }
+  });
+
   it('leaves a model without a free first dimension unbatched (the same session)', async () => {
     const fixedBatch = encodeModel(
       makeModel({

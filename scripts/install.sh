@@ -6,6 +6,9 @@
 # the unit and links /usr/local/bin/edgevolve. Run `npm ci` in the checkout first (the
 # build needs the dev dependencies). Running it again upgrades in place; --uninstall removes
 # the service and the application but keeps the configuration and the state (--purge too).
+# The unit's MemoryMax= comes from service.memoryMax in /etc/edgevolve/config.yaml (read with
+# the installed `edgevolve config get`, so the daemon's schema validates it) or --memory-max,
+# written as a drop-in; run this again after changing it (the daemon warns at start until then).
 #
 #   sudo scripts/install.sh [--memory-max 1G] [--no-enable] [--dist DIR]
 #   sudo scripts/install.sh --uninstall [--purge]
@@ -33,7 +36,8 @@ options:
   --dry-run         print what would be done, change nothing
   --uninstall       stop and remove the service and /opt/edgevolve
   --purge           with --uninstall: also remove /etc/edgevolve and /var/lib/edgevolve
-  --memory-max V    MemoryMax= for the unit (systemd syntax: 512M, 2G, 60%)
+  --memory-max V    MemoryMax= for the unit (systemd syntax: 512M, 2G, 60%, infinity);
+                    overrides service.memoryMax of the config
   --no-enable       install without enabling and starting the service
   --skip-npm        do not run `npm ci --omit=dev` (node_modules already in place)
   --dist DIR        install this prebuilt bundle (the output of `npm run build`) instead of building
@@ -77,6 +81,13 @@ run() {
   fi
 }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+
+# The values service.memoryMax accepts (src/config/systemd-size.ts): the flag is held to the same syntax.
+MEMORY_MAX_SYNTAX='^([0-9]+(\.[0-9]+)?[KMGTPE]?|[0-9]+(\.[0-9]+)?%|infinity)$'
+if [[ -n $MEMORY_MAX && ! $MEMORY_MAX =~ $MEMORY_MAX_SYNTAX ]]; then
+  printf 'install.sh: --memory-max %s: not a systemd MemoryMax= value (512M, 1.5G, 60%%, infinity)\n' "$MEMORY_MAX" >&2
+  exit 2
+fi
 
 describe_os() {
   local name=unknown
@@ -208,15 +219,45 @@ install_unit() {
     chmod 0644 "$UNIT.tmp"
     mv "$UNIT.tmp" "$UNIT"
   fi
-  if [[ -n $MEMORY_MAX ]]; then
-    run mkdir -p "$DROPIN"
-    if ((DRY_RUN)); then
-      printf '+ write %s/memory.conf (MemoryMax=%s)\n' "$DROPIN" "$MEMORY_MAX"
-    else
-      printf '[Service]\nMemoryMax=%s\n' "$MEMORY_MAX" >"$DROPIN/memory.conf"
-    fi
-  fi
+  write_memory_dropin
   say "unit $UNIT"
+}
+
+# service.memoryMax as the installed daemon reads it: its own loader and schema, no
+# EDGEVOLVE_* variables of this shell (the unit sets none that matter here).
+configured_memory_max() {
+  env -i PATH="$PATH" "$NODE_BIN" "$APP/dist/edgevolve.mjs" config get service.memoryMax --config "$ETC/config.yaml"
+}
+
+# MemoryMax= as a drop-in: --memory-max, else service.memoryMax, else none (the unit's own 75%).
+write_memory_dropin() {
+  local memory_max=$MEMORY_MAX origin=--memory-max
+  if [[ -z $memory_max ]]; then
+    origin="service.memoryMax in $ETC/config.yaml"
+    if ((DRY_RUN)); then
+      printf '+ read service.memoryMax from %s\n' "$ETC/config.yaml"
+      return
+    fi
+    memory_max=$(configured_memory_max) || die "cannot read service.memoryMax from $ETC/config.yaml (above); fix it and run this again"
+  fi
+  if [[ -z $memory_max ]]; then
+    # Unset now: a drop-in from an earlier run would keep the old limit.
+    if [[ -e $DROPIN/memory.conf ]]; then
+      run rm -f "$DROPIN/memory.conf"
+      run rmdir --ignore-fail-on-non-empty "$DROPIN"
+    fi
+    say "MemoryMax: the unit's own (service.memoryMax unset)"
+    return
+  fi
+  run mkdir -p "$DROPIN"
+  if ((DRY_RUN)); then
+    printf '+ write %s/memory.conf (MemoryMax=%s)\n' "$DROPIN" "$memory_max"
+  else
+    printf '[Service]\nMemoryMax=%s\n' "$memory_max" >"$DROPIN/memory.conf.tmp"
+    chmod 0644 "$DROPIN/memory.conf.tmp"
+    mv "$DROPIN/memory.conf.tmp" "$DROPIN/memory.conf"
+  fi
+  say "MemoryMax=$memory_max ($origin)"
 }
 
 enable_service() {

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { mkdir, readFile, readdir, readlink, symlink, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, relative, resolve, sep } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { requireTool } from '../../helpers/require-tool.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 
@@ -73,15 +73,17 @@ describe('scripts/install.sh into a staging root', () => {
   });
 
   it('installs the bundle, a config, the unit with this node and the command; a second run keeps an edited config; --uninstall keeps config and state, --purge removes them', async () => {
+    const app = join(tmp.dir, 'opt/edgevolve');
+    // node_modules is what `npm ci --omit=dev` (skipped here) would put beside dist/; --skip-npm carries it over.
+    // install.sh runs the installed bundle (`edgevolve config get`) to read service.memoryMax.
+    await mkdir(app, { recursive: true });
+    await symlink(join(REPO, 'node_modules'), join(app, 'node_modules'), 'dir');
     const out = install('--memory-max', '1G');
     expect(out).toMatch(/staging root: not creating the edgevolve user/);
-    const app = join(tmp.dir, 'opt/edgevolve');
     for (const file of ['dist/edgevolve.mjs', 'dist/bench-child.mjs', 'dist/fixtures/models/mnist-cnn.onnx', 'dist/fixtures/data/mnist-test/input.npy', 'config/default.yaml']) {
       expect(existsSync(join(app, file)), file).toBe(true);
     }
     expect(existsSync(join(app, 'src'))).toBe(false);
-    // The installed tree runs: node_modules is what `npm ci --omit=dev` (skipped here) would put beside dist/.
-    await symlink(join(REPO, 'node_modules'), join(app, 'node_modules'), 'dir');
     expect(execFileSync(process.execPath, [join(app, 'dist/edgevolve.mjs'), '--version'], { encoding: 'utf8' }).trim()).toMatch(/^\d+\.\d+\.\d+$/);
     expect(await readlink(join(tmp.dir, 'usr/local/bin/edgevolve'))).toBe('/opt/edgevolve/dist/edgevolve.mjs');
     const unit = await readFile(join(tmp.dir, 'etc/systemd/system/edgevolve.service'), 'utf8');
@@ -92,7 +94,7 @@ describe('scripts/install.sh into a staging root', () => {
 
     const firstRun = await filesUnder(tmp.dir);
     await writeFile(config, 'stateDir: /data/edgevolve\n');
-    expect(install()).toMatch(/kept the existing .*config\.yaml/);
+    expect(install('--memory-max', '1G')).toMatch(/kept the existing .*config\.yaml/);
     expect(await readFile(config, 'utf8')).toBe('stateDir: /data/edgevolve\n');
     // Idempotent: the second run leaves every other file byte for byte as the first did.
     const secondRun = await filesUnder(tmp.dir);
@@ -122,6 +124,7 @@ describe('scripts/install.sh into a staging root', () => {
     expect(out).toMatch(/^\+ \(cd .* && node_modules\/\.bin\/tsx scripts\/build\.ts --outdir .*\/opt\/edgevolve\.new\/dist\)$/m);
     expect(out).toMatch(/^\+ cp -R .*\/config /m);
     expect(out).toMatch(/^\+ write .*etc\/edgevolve\/config\.yaml$/m);
+    expect(out).toMatch(/^\+ read service\.memoryMax from .*etc\/edgevolve\/config\.yaml$/m);
     expect(await readdir(tmp.dir)).toEqual([]);
   });
 
@@ -130,6 +133,58 @@ describe('scripts/install.sh into a staging root', () => {
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/is not a bundle \(no edgevolve\.mjs\)/);
     expect(existsSync(join(tmp.dir, 'opt/edgevolve'))).toBe(false);
+  });
+
+  describe('MemoryMax from service.memoryMax', () => {
+    // One bundle for every run below (--dist): building it is most of an install's time.
+    let dist: { dir: string; cleanup: () => Promise<void> };
+    beforeAll(async () => {
+      dist = await makeTempDir('edgevolve-dist-');
+      execFileSync(process.execPath, ['--import', 'tsx', 'scripts/build.ts', '--outdir', dist.dir], { stdio: 'ignore' });
+    });
+    afterAll(() => dist.cleanup());
+
+    const dropIn = (): string => join(tmp.dir, 'etc/systemd/system/edgevolve.service.d/memory.conf');
+    const writeConfig = async (text: string): Promise<void> => {
+      await mkdir(join(tmp.dir, 'etc/edgevolve'), { recursive: true });
+      await writeFile(join(tmp.dir, 'etc/edgevolve/config.yaml'), text);
+    };
+    const run = (...args: string[]) => spawnSync('bash', ['scripts/install.sh', '--prefix', tmp.dir, '--skip-npm', '--dist', dist.dir, ...args], { encoding: 'utf8' });
+
+    it('writes the drop-in from the config, rewrites it after an edit, --memory-max overrides, removing the key removes it, an invalid value fails naming the key', async () => {
+      await mkdir(join(tmp.dir, 'opt/edgevolve'), { recursive: true });
+      await symlink(join(REPO, 'node_modules'), join(tmp.dir, 'opt/edgevolve/node_modules'), 'dir');
+      await writeConfig('daemon:\n  seedFixtures: true\nservice:\n  memoryMax: 512M\n');
+      expect(run().stdout).toMatch(/MemoryMax=512M \(service\.memoryMax in .*config\.yaml\)/);
+      expect(await readFile(dropIn(), 'utf8')).toBe('[Service]\nMemoryMax=512M\n');
+
+      // The operator edits the config and runs the installer again.
+      await writeConfig('service: { memoryMax: 60% }\n');
+      run();
+      expect(await readFile(dropIn(), 'utf8')).toBe('[Service]\nMemoryMax=60%\n');
+
+      expect(run('--memory-max', '1.5G').stdout).toMatch(/MemoryMax=1\.5G \(--memory-max\)/);
+      expect(await readFile(dropIn(), 'utf8')).toBe('[Service]\nMemoryMax=1.5G\n');
+
+      await writeConfig('service:\n  memoryMax: lots\n');
+      const invalid = run();
+      expect(invalid.status).toBe(1);
+      expect(invalid.stderr).toMatch(/service\.memoryMax: not a systemd MemoryMax= value/);
+      expect(invalid.stderr).toMatch(/cannot read service\.memoryMax/);
+      // The unit keeps the limit it had.
+      expect(await readFile(dropIn(), 'utf8')).toBe('[Service]\nMemoryMax=1.5G\n');
+
+      await writeConfig('stateDir: /var/lib/edgevolve\n');
+      expect(run().stdout).toMatch(/MemoryMax: the unit's own \(service\.memoryMax unset\)/);
+      expect(existsSync(join(tmp.dir, 'etc/systemd/system/edgevolve.service.d'))).toBe(false);
+    });
+
+    it('refuses a --memory-max systemd would not take, with exit code 2, before touching anything', async () => {
+      const result = run('--memory-max', '1GB');
+      expect(result.status).toBe(2);
+      expect(result.stderr).toMatch(/--memory-max 1GB: not a systemd MemoryMax= value/);
+      expect(await readdir(tmp.dir)).toEqual([]);
+    });
   });
 
   it('rejects an unknown option with exit code 2', () => {

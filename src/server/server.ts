@@ -29,7 +29,7 @@ import { httpStatusOf } from './status.ts';
 export interface InferenceServerLimits {
   /** Largest request body, in bytes (413 beyond). Default 64 MiB. */
   readonly maxBodyBytes?: number;
-  /** Inferences running at once per model. Default 4. */
+  /** Inferences running at once per model. Default 8 (with dynamic batching, a batch holds only admitted requests). */
   readonly concurrencyPerModel?: number;
   /** Requests waiting per model before 429. Default 64. */
   readonly maxQueuedRequests?: number;
@@ -78,7 +78,7 @@ export interface InferenceServer {
 
 const DEFAULTS = {
   maxBodyBytes: 64 * 1024 * 1024,
-  concurrencyPerModel: 4,
+  concurrencyPerModel: 8,
   maxQueuedRequests: 64,
   requestTimeoutMs: 30_000,
   retryAfterSeconds: 1,

@@ -1,0 +1,60 @@
+/**
+ * The start-up memory-limit check through the composition root: a real daemon (real store,
+ * no models, no API) started with /proc and /sys from a recorded root, as systemd would
+ * have left them after the operator edited service.memoryMax without re-running install.sh.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../../src/log/index.ts';
+import { nodeFiles } from '../../../src/host/files.ts';
+import { startDaemon, type DaemonHandle } from '../../../src/main.ts';
+import { makeTempDir } from '../../helpers/tmp.ts';
+import { writeDaemonConfig } from './daemon-process.ts';
+
+const NOTIFIER = { enabled: false, watchdogMs: undefined, notify: () => Promise.resolve() };
+
+describe('the daemon start compares service.memoryMax with its cgroup', () => {
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  let handle: DaemonHandle | undefined;
+  beforeEach(async () => {
+    tmp = await makeTempDir('edgevolve-memlimit-');
+    // The unit's cgroup still has the limit of the last install: 1 GiB.
+    await mkdir(join(tmp.dir, 'root/proc/self'), { recursive: true });
+    await writeFile(join(tmp.dir, 'root/proc/self/cgroup'), '0::/system.slice/edgevolve.service\n');
+    await mkdir(join(tmp.dir, 'root/sys/fs/cgroup/system.slice/edgevolve.service'), { recursive: true });
+    await writeFile(join(tmp.dir, 'root/sys/fs/cgroup/system.slice/edgevolve.service/memory.max'), `${1024 ** 3}\n`);
+  });
+  afterEach(async () => {
+    await handle?.stop();
+    handle = undefined;
+    await tmp.cleanup();
+  });
+
+  const start = async (memoryMax: string): Promise<Array<Record<string, unknown>>> => {
+    const lines: Array<Record<string, unknown>> = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString('utf8').split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const configFile = await writeDaemonConfig(tmp.dir, join(tmp.dir, 'state'), { server: { enabled: false }, daemon: { seedFixtures: false }, service: { memoryMax } });
+    handle = await startDaemon({ configFile, env: {}, installProcessHandlers: false, logger: createLogger({ destination }), notifier: NOTIFIER, kernelFiles: nodeFiles(join(tmp.dir, 'root')) });
+    return lines;
+  };
+
+  it('warns, naming both limits and the fix, when the config was edited but install.sh not re-run', async () => {
+    const lines = await start('512M');
+    const warning = lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('service.memoryMax'));
+    expect(warning?.level).toBe(40);
+    expect(warning?.msg).toBe('service.memoryMax is 512M (512 MiB) but the cgroup /system.slice/edgevolve.service has memory.max 1024 MiB: run scripts/install.sh again to apply the configured limit');
+  });
+
+  it('says nothing when the cgroup has the configured limit', async () => {
+    const lines = await start('1G');
+    expect(lines.some((l) => l.msg === 'edgevolve starting')).toBe(true);
+    expect(lines.filter((l) => String(l.msg).includes('memoryMax'))).toEqual([]);
+  });
+});

@@ -13,7 +13,7 @@
  */
 import { EdgevolveError } from '../errors/index.ts';
 import { elementTypeInfo, type TensorValue } from '../onnx/index.ts';
-import { openVerifiedModel, type VerifiedStore } from '../registry/index.ts';
+import { openVerifiedModel, type VerifiedStore } from '../registry/verified-model.ts';
 import { sessionModelBytes } from './session-bytes.ts';
 import { createSession, type Session, type SessionOptions } from '../runtime/index.ts';
 import { startShadowMirror, type ShadowMirror } from '../runtime/serving/index.ts';

@@ -25,7 +25,11 @@ import { writeFileAtomic, type Clock } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
 import { decodeModel, type ModelProto } from '../onnx/index.ts';
 import { cancelledError, isolatedBench, optimize, throwIfCancelled, type Budgets, type OptimizeDeps, type OptimizeResult } from '../planner/index.ts';
-import { ANNOTATION, MEDIA_TYPE, manifestBytes, openVerifiedModel, readModelInfo, readVerifiedCalibration, sha256Digest, type ImageManifest, type ModelConfig } from '../registry/index.ts';
+import type { ModelConfig } from '../registry/artifact.ts';
+import { manifestBytes, sha256Digest, type ImageManifest } from '../registry/manifest.ts';
+import { ANNOTATION, MEDIA_TYPE } from '../registry/media-types.ts';
+import { readModelInfo } from '../registry/model-info.ts';
+import { openVerifiedModel, readVerifiedCalibration } from '../registry/verified-model.ts';
 import type { OpenedStore, VersionRecord } from '../store/index.ts';
 import { assertLocalVariantTrusted, isLocalVariant, LocalProvenanceTable, LOCAL_SOURCE_PREFIX, type LocalProvenance } from './local-provenance.ts';
 

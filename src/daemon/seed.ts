@@ -14,7 +14,8 @@ import { readNpy } from '../data/npy.ts';
 import { EdgevolveError } from '../errors/index.ts';
 import { writeFileAtomic } from '../host/index.ts';
 import { readModelFile, writeModelFile } from '../onnx/index.ts';
-import { OciLayout, pushArtifact } from '../registry/index.ts';
+import { pushArtifact } from '../registry/artifact.ts';
+import { OciLayout } from '../registry/layout.ts';
 
 export const SEED_MODEL = 'mnist';
 export const SEED_TAG = '1.0.0';

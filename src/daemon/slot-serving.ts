@@ -9,7 +9,7 @@
  */
 import { EdgevolveError } from '../errors/index.ts';
 import type { TensorValue } from '../onnx/index.ts';
-import { openVerifiedModel, type VerifiedStore } from '../registry/index.ts';
+import { openVerifiedModel, type VerifiedStore } from '../registry/verified-model.ts';
 import { sessionModelBytes } from './session-bytes.ts';
 import { createSession, type Session, type SessionOptions } from '../runtime/index.ts';
 import { startShadowMirror, warmupFeeds, type InferenceEvent, type InferenceObserver, type ModelSlots, type ShadowMirror } from '../runtime/serving/index.ts';

@@ -1,6 +1,8 @@
 /**
  * Builds a content source or target from a reference and the configuration: a
  * RegistryClient for `host/repo:tag`, an OciLayout for `oci-layout:<dir>:tag`.
+ * client.ts (and with it undici) is imported only when a remote registry is opened: the
+ * embedded default reads a local layout and should not load an HTTP client at start.
  */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -8,7 +10,6 @@ import type { Config } from '../config/index.ts';
 import { EdgevolveError } from '../errors/index.ts';
 import type { Host } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
-import { createDispatcher, RegistryClient } from './client.ts';
 import type { ContentSource, ContentTarget } from './content.ts';
 import { OciLayout } from './layout.ts';
 import { parseRef, type ArtifactRef } from './ref.ts';
@@ -55,6 +56,7 @@ export async function openEndpoint(text: string, config: Config['registry'], hos
   const cert = await readOptional(config.certFile);
   const key = await readOptional(config.keyFile);
   const tls = { ...(ca === undefined ? {} : { ca }), ...(cert === undefined ? {} : { cert }), ...(key === undefined ? {} : { key }) };
+  const { createDispatcher, RegistryClient } = await import('./client.ts');
   const dispatcher = createDispatcher(tls, 16, options.insecure === true);
   const credentials = config.auth[ref.registry];
   const client = new RegistryClient({

@@ -119,7 +119,7 @@ describe('the esbuild bundle (node dist/edgevolve.mjs, as systemd and the arm64 
 
   // Offline: a network namespace with only loopback (unshare -n, root), nsenter to reach the API in it.
   const canIsolate = spawnSync('unshare', ['-n', 'ip', 'link', 'set', 'lo', 'up']).status === 0;
-  it.runIf(canIsolate)('runs the embedded default offline (no network but loopback) without importing an MQTT client or systeminformation', async () => {
+  it.runIf(canIsolate)('runs the embedded default offline (no network but loopback) without importing an MQTT client, an HTTP client (undici) or systeminformation', async () => {
     const state = join(tmp.dir, 'offline-state');
     const config = join(tmp.dir, 'offline.yaml');
     await writeFile(config, `stateDir: ${state}\nserver: { port: 0 }\ndaemon: { seedFixtures: true }\ndeploy: { minTrialMs: 0, minSamples: 5, trialProbeIntervalMs: 5 }\n`);
@@ -143,6 +143,8 @@ describe('the esbuild bundle (node dist/edgevolve.mjs, as systemd and the arm64 
     expect(packages).toEqual(expect.arrayContaining(['onnxruntime-node', 'better-sqlite3']));
     expect(packages).not.toContain('mqtt');
     expect(packages).not.toContain('systeminformation');
+    // The registry client, the KServe client and the co-evolution uploads load it on first use; a local layout needs none.
+    expect(packages).not.toContain('undici');
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
   }, 90_000);

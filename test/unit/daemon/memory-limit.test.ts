@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { configSchema } from '../../../src/config/schema.ts';
 import { checkMemoryLimit, memoryLimitWarning } from '../../../src/daemon/memory-limit.ts';
+import { planReload } from '../../../src/daemon/reload.ts';
 
 const GiB = 1024 ** 3;
 const unit = (limitBytes: number) => ({ cgroup: '/system.slice/edgevolve.service', limitBytes });
@@ -25,5 +27,12 @@ describe('service.memoryMax against the cgroup memory.max', () => {
   it('checks nothing when the key is unset or there is no cgroup v2 limit to read', () => {
     expect(checkMemoryLimit(undefined, unit(GiB), 8 * GiB)).toEqual({ status: 'unconfigured' });
     expect(checkMemoryLimit('1G', undefined, 8 * GiB)).toEqual({ status: 'unknown', configured: '1G' });
+  });
+});
+
+describe('service.memoryMax on SIGHUP', () => {
+  it('is listed among the changes that need a restart (install.sh applies it), not applied', () => {
+    const plan = planReload(configSchema.parse({}), configSchema.parse({ service: { memoryMax: '1G' } }));
+    expect(plan).toEqual({ applied: [], needsRestart: ['service.memoryMax'] });
   });
 });

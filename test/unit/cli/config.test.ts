@@ -1,0 +1,34 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { edgevolve } from '../../helpers/cli.ts';
+import { makeTempDir } from '../../helpers/tmp.ts';
+
+describe('edgevolve config get', () => {
+  let tmp: { dir: string; cleanup: () => Promise<void> };
+  let file: string;
+  beforeAll(async () => {
+    tmp = await makeTempDir('edgevolve-config-get-');
+    file = join(tmp.dir, 'config.yaml');
+    await writeFile(file, 'service:\n  memoryMax: 768M\nserver:\n  port: 9000\n');
+  });
+  afterAll(() => tmp.cleanup());
+
+  it('prints a string as it is, anything else as JSON, defaults included, and nothing for an unset key', async () => {
+    expect(await edgevolve('config', 'get', 'service.memoryMax', '--config', file)).toMatchObject({ code: 0, stdout: '768M\n' });
+    expect(await edgevolve('config', 'get', 'server.port', '--config', file)).toMatchObject({ code: 0, stdout: '9000\n' });
+    expect(await edgevolve('config', 'get', 'daemon.watchdog', '--config', file)).toMatchObject({ code: 0, stdout: '{"maxEventLoopLagMs":2000,"probeIntervalMs":5000,"probeFreshMs":30000}\n' });
+    expect(await edgevolve('config', 'get', 'server.token', '--config', file)).toMatchObject({ code: 0, stdout: '' });
+  });
+
+  it('fails with the validation message for an invalid file, and with a usage error for a path through a value', async () => {
+    const bad = join(tmp.dir, 'bad.yaml');
+    await writeFile(bad, 'service:\n  memoryMax: 2 gigs\n');
+    const invalid = await edgevolve('config', 'get', 'service.memoryMax', '--config', bad);
+    expect(invalid.code).toBe(1);
+    expect(invalid.stderr).toMatch(/E_CONFIG_INVALID: invalid configuration in .*bad\.yaml:\n {2}service\.memoryMax: not a systemd MemoryMax= value/);
+    const usage = await edgevolve('config', 'get', 'server.port.x', '--config', file);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/server\.port has no key x/);
+  });
+});

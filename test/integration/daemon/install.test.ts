@@ -4,6 +4,7 @@ import { mkdir, readFile, readdir, readlink, symlink, writeFile } from 'node:fs/
 import { createHash } from 'node:crypto';
 import { join, relative, resolve, sep } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { parseSystemdMemoryMax } from '../../../src/config/systemd-size.ts';
 import { requireTool } from '../../helpers/require-tool.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 
@@ -47,6 +48,23 @@ describe.runIf(requireTool({ name: 'systemd-analyze', check: has('systemd-analyz
       expect(text.split('\n')).toContain(line);
     }
     expect(text).not.toMatch(/^MemoryDenyWriteExecute/m);
+  });
+
+  it('service.memoryMax and systemd agree: every value the schema accepts passes verify as the drop-in, every value it refuses is one systemd ignores', async () => {
+    const verifyWith = async (memoryMax: string): Promise<string> => {
+      await mkdir(join(tmp.dir, 'edgevolve.service.d'), { recursive: true });
+      await writeFile(join(tmp.dir, 'edgevolve.service.d/memory.conf'), `[Service]\nMemoryMax=${memoryMax}\n`);
+      // The trailing colon keeps systemd's own search path after the directory with the drop-in.
+      return spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8', env: { ...process.env, SYSTEMD_UNIT_PATH: `${tmp.dir}:` } }).stderr;
+    };
+    for (const accepted of ['512M', '1.5G', '60%', 'infinity', '1073741824']) {
+      expect(parseSystemdMemoryMax(accepted), accepted).toBeDefined();
+      expect(await verifyWith(accepted), accepted).toBe('');
+    }
+    for (const refused of ['1g', '1GB', '101%', '0']) {
+      expect(parseSystemdMemoryMax(refused), refused).toBeUndefined();
+      expect(await verifyWith(refused), refused).toMatch(/memory\.conf:2: (Invalid memory limit|Memory limit '0' out of range)/);
+    }
   });
 
   // The level the unit has now (README "The daemon"): dropping any hardening line raises it and fails here.

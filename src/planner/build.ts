@@ -77,7 +77,9 @@ export class CandidateBuilder {
       case 'fp16':
         return viaMethod('fp16', { fold: false });
       case 'int8-dynamic':
-        return viaMethod('int8-dynamic', { fold: false, perChannel: step.perChannel });
+        // minFanOut 0: every heavy layer is quantized here, as in int8-static; which layers stay fp32 is the
+        // mixed-precision search's measured decision, not the one-shot CLI's fan-out rule.
+        return viaMethod('int8-dynamic', { fold: false, perChannel: step.perChannel, minFanOut: 0 });
       case 'int8-static':
         return viaMethod('int8-static', { fold: false, perChannel: step.perChannel, calibration: step.calibration });
       case 'prune-channels':

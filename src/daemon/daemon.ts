@@ -18,6 +18,7 @@ import { InferenceHealth } from './health.ts';
 import type { Notifier } from './notify.ts';
 import type { ApiServer, CommandListener, ModelServing, ServiceHealth, TelemetryLink } from './ports.ts';
 import { LocalOptimizer, type OptimizeMethod, type PlannerDevice } from './local-optimize.ts';
+import { localTrustCheck } from './local-provenance.ts';
 import { noCandidateError, Reconciler, type DesiredModel, type OptimizeRun, type ReconcileResult } from './reconcile.ts';
 import type { Budgets } from '../planner/index.ts';
 import type { SelectionProfile } from './registry-port.ts';
@@ -82,6 +83,7 @@ export class Daemon {
       logger: deps.logger.child({ module: 'deploy' }),
       config: () => this.#config.deploy,
       budgets: (name) => this.budgets(name),
+      trust: localTrustCheck(deps.store.db, () => this.#config.registry.trust.requireSignature),
     });
     this.reconciler = new Reconciler({
       store: deps.store,

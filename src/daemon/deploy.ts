@@ -45,6 +45,12 @@ export interface DeployDeps {
   /** Read on every use: SIGHUP may change them. */
   readonly config: () => DeployConfig;
   readonly budgets: (name: string) => ModelBudgets;
+  /**
+   * The trust policy for a version about to serve (local-provenance.ts localTrustCheck):
+   * throws E_LOCAL_VARIANT_UNTRUSTED for a local variant it refuses. Checked at start, on
+   * every deploy and on an operator's rollback target; absent, every version is trusted.
+   */
+  readonly trust?: (record: VersionRecord) => void;
 }
 
 /** What the deployment reads of a running shadow (runtime/serving ShadowMirror statistics). */
@@ -196,10 +202,15 @@ export class DeploymentManager {
     return 'aborted';
   }
 
-  /** Loads the active version of `name` into serving; a version that cannot load is rolled back. */
+  /**
+   * Loads the active version of `name` into serving; a version that cannot load is rolled
+   * back, and one the trust policy refuses is replaced by the newest trusted version.
+   */
   async loadActive(name: string): Promise<ServedModel | undefined> {
     const active = this.#deps.repository.active(name);
     if (active === undefined) return undefined;
+    const distrust = this.#distrust(active);
+    if (distrust !== undefined) return this.#serveTrustedInstead(active, distrust);
     const model = servedModel(active, this.#deps.modelPath);
     try {
       await this.#deps.serving.load(model);
@@ -211,6 +222,35 @@ export class DeploymentManager {
       if (outcome.outcome === 'rolled-back' && outcome.to !== null) return servedModel(outcome.to, this.#deps.modelPath);
       throw error;
     }
+  }
+
+  /** Why the trust policy refuses `record` to serve, or undefined when it may. */
+  #distrust(record: VersionRecord): EdgevolveError | undefined {
+    try {
+      this.#deps.trust?.(record);
+      return undefined;
+    } catch (err) {
+      return toEdgevolveError(err);
+    }
+  }
+
+  /**
+   * Start-up found an active version the trust policy refuses (the policy turned strict, its
+   * provenance row gone): it never serves. The newest trusted version that has not failed
+   * (else the newest trusted one) is activated and loaded as a rollback, which clears any
+   * trial marker and remembers the refused version as failed; the event names the code.
+   */
+  async #serveTrustedInstead(active: VersionRecord, distrust: EdgevolveError): Promise<ServedModel> {
+    const name = active.name;
+    const current = await this.#deps.state.get(name);
+    const failed = new Set(current.failed.map((f) => f.manifestDigest));
+    const trusted = this.#deps.repository.versions(name).filter((v) => v.id !== active.id && this.#distrust(v) === undefined);
+    const fallback = trusted.filter((v) => !failed.has(v.manifestDigest)).at(-1) ?? trusted.at(-1);
+    if (fallback === undefined) throw distrust;
+    const marker: TrialMarker = { ...(current.trial ?? this.#syntheticMarker(active)), candidateId: active.id, candidateManifest: active.manifestDigest, previousId: fallback.id };
+    const outcome = await this.#rollBack(name, marker, `not trusted at start: ${distrust.code}: ${distrust.message}`, 'rolled-back');
+    if (outcome.outcome === 'rolled-back' && outcome.to !== null) return servedModel(outcome.to, this.#deps.modelPath);
+    throw distrust;
   }
 
   /** A marker for a version that failed outside a trial: roll back to the last other version in history. */
@@ -228,6 +268,9 @@ export class DeploymentManager {
    * rollback to a version that served before is not a new version to be judged).
    */
   async deploy(candidate: VersionRecord, reason: string, signal?: AbortSignal, options: { readonly shadow?: boolean } = {}): Promise<DeployOutcome> {
+    // Refused before it cancels anything: an untrusted version neither serves nor supersedes.
+    const distrust = this.#distrust(candidate);
+    if (distrust !== undefined) throw distrust;
     // Another version's shadow is not waited for: this deploy supersedes it (an operator's rollback abandons it as failed).
     this.#cancelShadow(candidate.name, candidate.manifestDigest, `superseded by a deploy of ${label(candidate)} (${reason})`, options.shadow === false);
     return this.exclusive(candidate.name, async () => {
@@ -473,6 +516,9 @@ export class DeploymentManager {
       if (cancelled?.abandoned === true) return { outcome: 'rolled-back', to: active, reason: `${reason}: the candidate in shadow was abandoned; ${label(active)} kept serving` };
       const marker = (await this.#deps.state.get(name)).trial ?? this.#syntheticMarker(active);
       if (marker.previousId === null) throw new EdgevolveError('E_STORE_NOT_FOUND', `${name} has no earlier version to roll back to`);
+      const target = this.#deps.repository.versions(name).find((v) => v.id === marker.previousId);
+      const distrust = target === undefined ? undefined : this.#distrust(target);
+      if (distrust !== undefined) throw distrust;
       return this.#rollBack(name, marker, reason, 'rolled-back');
     });
   }

@@ -125,3 +125,17 @@ export function assertLocalVariantTrusted(record: VersionRecord, provenance: Loc
   if (provenance === undefined) refuse('has no provenance record in the state database, which registry.trust.requireSignature needs for a local variant');
   if (provenance?.parentSigned !== true) refuse(`was built from ${provenance?.parentManifest ?? 'a parent'} that was not signed, which registry.trust.requireSignature refuses`);
 }
+
+/**
+ * The trust rule over the state database, for the deployment: throws
+ * E_LOCAL_VARIANT_UNTRUSTED when `record` is a local variant the policy (read on every
+ * call: SIGHUP may change it) does not allow to serve. The table is opened on first use.
+ */
+export function localTrustCheck(db: StateDatabase, requireSignature: () => boolean): (record: VersionRecord) => void {
+  let table: LocalProvenanceTable | undefined;
+  return (record) => {
+    if (!isLocalVariant(record) || record.signed) return;
+    table ??= new LocalProvenanceTable(db);
+    assertLocalVariantTrusted(record, table.get(record.name, record.manifestDigest), requireSignature());
+  };
+}

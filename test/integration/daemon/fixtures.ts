@@ -2,6 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import { validateConfig, type Config } from '../../../src/config/index.ts';
 import { BudgetWatch, DeployStateStore, DeploymentManager, EventLog, InProcessServing, Reconciler, type ModelServing } from '../../../src/daemon/index.ts';
+import { localTrustCheck } from '../../../src/daemon/local-provenance.ts';
 import { systemHost } from '../../../src/host/index.ts';
 import { silentLogger } from '../../../src/log/index.ts';
 import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo } from '../../../src/onnx/index.ts';
@@ -89,6 +90,8 @@ export async function deployRig(stateDir: string, config: Readonly<Config>, make
     logger: silentLogger(),
     config: () => rig.config.deploy,
     budgets: (name) => rig.config.daemon.models.find((m) => m.name === name)?.budgets ?? {},
+    // As src/daemon/daemon.ts wires it: the trust policy for local variants, read from the current config.
+    trust: localTrustCheck(store.db, () => rig.config.registry.trust.requireSignature),
   });
   const reconciler = new Reconciler({ store, host, logger: silentLogger(), deploy, state, config: () => rig.config, profile: () => Promise.resolve(PROFILE) });
   return Object.assign(rig, {

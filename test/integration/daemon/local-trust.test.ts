@@ -102,6 +102,54 @@ describe('local variants under a signing policy', () => {
     expect(rig.events.ofKind('deploy-rolled-back').at(-1)?.fields.reason).toMatch(/E_STORE_CORRUPT/);
   }, 120_000);
 
+  it('a restart whose active local variant lost its provenance row serves the newest trusted version instead, with an event naming E_LOCAL_VARIANT_UNTRUSTED', async () => {
+    await setUp({ sign: true });
+    const parent = rig.store.repository.active('m')!;
+    const run = await reconciler.optimize(desired, 'test', undefined, REQUEST);
+    if (run.outcome.kind !== 'built') throw new Error(`expected a built variant, got ${run.outcome.kind}`);
+    const built = run.outcome.record;
+    expect(rig.store.repository.active('m')?.id).toBe(built.id);
+    rig.store.db.prepare('DELETE FROM local_provenance').run();
+
+    // The restart: a new store, serving and deployment over the same state directory, as Daemon.start runs them.
+    const strict = rig.config;
+    await rig.close();
+    rig = await deployRig(join(tmp.dir, 'state'), strict, (store) => new InProcessServing({ threads: 1 }, store));
+    expect(await rig.deploy.recover('m')).toBe('none');
+    const loaded = await rig.deploy.loadActive('m');
+    expect(loaded).toMatchObject({ versionId: parent.id, variant: 'fp32' });
+    expect(rig.serving.loaded().map((m) => m.versionId)).toEqual([parent.id]);
+    expect(rig.store.repository.active('m')?.id).toBe(parent.id);
+    expect(rig.events.ofKind('deploy-rolled-back').map((e) => e.fields)).toEqual([
+      { model: 'm', from: `1.0.0/${built.variant}`, to: '1.0.0/fp32', reason: expect.stringMatching(/^not trusted at start: E_LOCAL_VARIANT_UNTRUSTED: .*no provenance record/) as unknown },
+    ]);
+    const state = await rig.state.get('m');
+    expect(state.trial).toBeNull();
+    expect(state.failed.map((f) => f.manifestDigest)).toEqual([built.manifestDigest]);
+  }, 120_000);
+
+  it('an operator rollback to a local variant the policy no longer trusts is refused with E_LOCAL_VARIANT_UNTRUSTED, and the signed version keeps serving', async () => {
+    await setUp({ sign: true });
+    const parent = rig.store.repository.active('m')!;
+    const run = await reconciler.optimize(desired, 'test', undefined, REQUEST);
+    if (run.outcome.kind !== 'built') throw new Error(`expected a built variant, got ${run.outcome.kind}`);
+    const built = run.outcome.record;
+    // Back to the signed release while the variant is still trusted; then its provenance row goes.
+    expect(await rig.deploy.rollback('m', 'test')).toMatchObject({ outcome: 'rolled-back', to: { id: parent.id } });
+    rig.store.db.prepare('DELETE FROM local_provenance').run();
+
+    // The rollback command's two forms: back to the previous version, and to a named one (deploy without a shadow).
+    await expect(rig.deploy.rollback('m', 'rollback command')).rejects.toMatchObject({ code: 'E_LOCAL_VARIANT_UNTRUSTED', context: { variant: built.variant } });
+    await expect(rig.deploy.deploy(built, 'rollback command to 1.0.0', undefined, { shadow: false })).rejects.toMatchObject({ code: 'E_LOCAL_VARIANT_UNTRUSTED' });
+    expect(rig.store.repository.active('m')?.id).toBe(parent.id);
+    expect(rig.serving.loaded().map((m) => m.versionId)).toEqual([parent.id]);
+    expect((await rig.state.get('m')).trial).toBeNull();
+
+    // Without the policy the same rollback goes through: the refusal is the policy's.
+    rig.config = testConfig(join(tmp.dir, 'state'), { planner: PLANNER, daemon: { models: [desired] } });
+    expect(await rig.deploy.rollback('m', 'rollback command')).toMatchObject({ outcome: 'rolled-back', to: { id: built.id } });
+  }, 120_000);
+
   it('an unsigned parent under the policy: nothing is built (the pull refuses it, and so does the optimizer given the stored record), the event says why, fp32 keeps serving', async () => {
     await setUp({ sign: false });
     await expect(reconciler.optimize(desired, 'test', undefined, REQUEST)).rejects.toMatchObject({ code: 'E_SIGNATURE_MISSING' });

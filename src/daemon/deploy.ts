@@ -17,8 +17,10 @@
  * waiting for the gate (up to `maxDurationMs`): the candidate is abandoned with an event.
  *
  * INVARIANTS: one deployment per model at a time (callers serialise per name through
- * `exclusive`); the marker is written before the store changes and removed after; a shadow
- * is cancelled only through `#shadows`, before the canceller queues on `exclusive`.
+ * `exclusive`); the marker is written before the store changes and removed after; a
+ * promoted shadow's marker is replaced by the trial marker in one state write, so every
+ * restart from shadow start to trial end finds a marker and is counted; a shadow is
+ * cancelled only through `#shadows`, before the canceller queues on `exclusive`.
  */
 import type { Config } from '../config/index.ts';
 import { EdgevolveError, toEdgevolveError } from '../errors/index.ts';
@@ -294,6 +296,7 @@ export class DeploymentManager {
           entries: 1,
           phase: 'activating',
         };
+        // One atomic write replaces a promoted shadow's marker with the trial marker (no window without either).
         const before = { ...(await state.get(candidate.name)), shadow: null };
         await state.put(candidate.name, { ...before, trial: marker });
         repository.activate(candidate.id, `trial: ${reason}`);
@@ -394,7 +397,8 @@ export class DeploymentManager {
           );
         }
         if (verdict.verdict === 'pass') {
-          await state.update(name, (s) => ({ ...s, shadow: null }));
+          // The shadow marker stays until the trial marker replaces it in one write (deploy):
+          // a kill between promotion and trial is then a counted shadow re-entry, not an uncounted one.
           events.record('shadow-promoted', { ...measurement(candidate, active, verdict.reason, stats), evidence: verdict.evidence }, clock.now());
           promoted = true;
           return { warm: run };

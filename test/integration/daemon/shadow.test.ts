@@ -124,6 +124,33 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     expect(rig.events.ofKind('shadow-started')).toHaveLength(1);
   });
 
+  it('a crash between shadow promotion and the trial marker leaves the shadow marker, so the restart counts the re-entry and the old version serves', async () => {
+    await deployFirst();
+    const v1 = rig.store.repository.active('m')!;
+    await retarget('2.0.0', int8);
+    // Injected fault (a real SIGKILL cannot land deterministically between two awaits): the
+    // first state write after promotion, the one that would write the trial marker, dies.
+    const put = rig.state.put.bind(rig.state);
+    rig.state.put = (name, next) => (next.trial?.phase === 'activating' ? Promise.reject(new Error('injected crash before the trial marker')) : put(name, next));
+    await withTraffic(() => expect(rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test')).rejects.toThrow('injected crash before the trial marker'));
+    expect(rig.events.ofKind('shadow-promoted')).toHaveLength(1);
+    const v2 = rig.store.repository.versions('m').find((v) => v.version === '2.0.0')!;
+    expect(await rig.state.get('m')).toMatchObject({ trial: null, shadow: { candidateId: v2.id, liveId: v1.id, entries: 1 } });
+    expect(rig.store.repository.active('m')?.id).toBe(v1.id);
+
+    const cfg = rig.config;
+    await rig.close();
+    await start(cfg.daemon.models[0]!.ref);
+    expect(await rig.deploy.recover('m')).toBe('resume-shadow');
+    expect((await rig.state.get('m')).shadow?.entries).toBe(2);
+    expect((await rig.deploy.loadActive('m'))?.version).toBe('1.0.0');
+    // Without the injected fault the re-entered candidate is shadowed again (counted) and goes on to its trial.
+    const { result } = await withTraffic(() => rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test'));
+    expect(result.action === 'deployed' && result.outcome.outcome).toBe('committed');
+    expect(rig.events.ofKind('shadow-started')[0]?.fields).toMatchObject({ version: '2.0.0', entries: 2 });
+    expect(await rig.state.get('m')).toMatchObject({ trial: null, shadow: null });
+  });
+
   it('a candidate that disagrees (classes reversed) is rejected with its measured agreement; the live version never changed', async () => {
     await deployFirst();
     // The candidate in a worker thread (deploy.shadow.worker), the other tests run it on the event loop.

@@ -9,6 +9,7 @@
 import type { CommandHandlers } from '../control/index.ts';
 import { EdgevolveError } from '../errors/index.ts';
 import type { Daemon } from './daemon.ts';
+import type { ReconcileResult } from './reconcile.ts';
 import { checkConfigPatch, writeOverlay } from './handlers/config.ts';
 import { optimizeResult, plannerBudgetsOf } from './handlers/optimize.ts';
 import type { SelectionProfile } from './registry-port.ts';
@@ -26,6 +27,22 @@ function onlyModel(daemon: Daemon, model: string | undefined): string {
   return only;
 }
 
+/**
+ * The deploy command's answer: the reconcile result when `ref` ended up serving (or was
+ * already), else an error result whose code says how it did not: rolled back by its gate
+ * (or a state loop), rejected in shadow, or superseded (its shadow cancelled by a newer
+ * deploy or a rollback before a verdict; the message says which).
+ */
+export function deployCommandResult(ref: string, result: ReconcileResult): ReconcileResult {
+  if (result.action !== 'deployed') return result;
+  const outcome = result.outcome;
+  const context = { context: { ref } };
+  if (outcome.outcome === 'aborted' && outcome.cancelled === true) throw new EdgevolveError('E_DEPLOY_SUPERSEDED', `${ref} was not deployed: ${outcome.reason}`, context);
+  if (outcome.outcome === 'rolled-back' || outcome.outcome === 'aborted') throw new EdgevolveError('E_DEPLOY_ROLLED_BACK', `${ref} was rolled back: ${outcome.reason}`, context);
+  if (outcome.outcome === 'rejected') throw new EdgevolveError('E_DEPLOY_SHADOW_REJECTED', `${ref} was rejected in shadow mode: ${outcome.reason}`, context);
+  return result;
+}
+
 export function commandHandlers(deps: CommandDeps): CommandHandlers {
   const { daemon } = deps;
   return {
@@ -41,13 +58,7 @@ export function commandHandlers(deps: CommandDeps): CommandHandlers {
         ...(payload.budgets === undefined ? {} : { budgets: payload.budgets }),
         signal: context.signal,
       });
-      if (result.action === 'deployed' && (result.outcome.outcome === 'rolled-back' || result.outcome.outcome === 'aborted')) {
-        throw new EdgevolveError('E_DEPLOY_ROLLED_BACK', `${payload.ref} was rolled back: ${result.outcome.reason}`, { context: { ref: payload.ref } });
-      }
-      if (result.action === 'deployed' && result.outcome.outcome === 'rejected') {
-        throw new EdgevolveError('E_DEPLOY_SHADOW_REJECTED', `${payload.ref} was rejected in shadow mode: ${result.outcome.reason}`, { context: { ref: payload.ref } });
-      }
-      return { ...result };
+      return { ...deployCommandResult(payload.ref, result) };
     },
     rollback: async (payload) => {
       const name = onlyModel(daemon, payload.model);

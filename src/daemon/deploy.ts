@@ -85,7 +85,8 @@ export type DeployOutcome =
   | { readonly outcome: 'rejected'; readonly version: VersionRecord; readonly kept: VersionRecord; readonly reason: string }
   | { readonly outcome: 'committed'; readonly version: VersionRecord; readonly gate: string }
   | { readonly outcome: 'rolled-back'; readonly to: VersionRecord | null; readonly reason: string }
-  | { readonly outcome: 'aborted'; readonly reason: string };
+  /** `cancelled`: a newer deploy or a rollback cancelled the candidate's shadow (it never served); otherwise a state loop ended it. */
+  | { readonly outcome: 'aborted'; readonly reason: string; readonly cancelled?: true };
 
 /** What start-up recovery found for a model. */
 export type Recovery = 'none' | 'resume-trial' | 'rolled-back' | 'aborted' | 'resume-shadow';
@@ -423,7 +424,7 @@ export class DeploymentManager {
       failed: why.failed ? [...s.failed.filter((f) => f.manifestDigest !== candidate.manifestDigest), { manifestDigest: candidate.manifestDigest, reason, at: clock.now() }] : s.failed,
     }));
     events.record('deploy-aborted', { model: candidate.name, version: label(candidate), reason }, clock.now());
-    return { outcome: 'aborted', reason };
+    return { outcome: 'aborted', reason, cancelled: true };
   }
 
   async #rejectShadow(candidate: VersionRecord, active: VersionRecord, reason: string, stats: (ShadowMeasured & { readonly dropped: number }) | undefined, evidence: boolean): Promise<DeployOutcome> {

@@ -150,6 +150,7 @@ export const ERROR_CODES = {
   E_DAEMON_NOT_RUNNING: { retryable: false, help: 'No edgevolve daemon is running for this state directory (no live pid in <stateDir>/run/status.json); start it with `edgevolve run` or `systemctl start edgevolve`.' },
   E_DEPLOY_ROLLED_BACK: { retryable: false, help: 'The deployed version failed its health gate (or could not load) and the previous version was restored; the message says why. It is not deployed again unless a different version is published.' },
   E_DEPLOY_SHADOW_REJECTED: { retryable: false, help: 'In shadow mode (deploy.shadow) the candidate ran beside the serving version and did not hold: its agreement, p95 latency or failures over the mirrored requests (the message names them), or too little traffic with onNoTraffic: reject. It never served; it is not deployed again unless a different version is published.' },
+  E_DEPLOY_SUPERSEDED: { retryable: false, help: 'The deployed version was still in shadow (deploy.shadow) when a newer deploy or a rollback cancelled it; it never served and the serving version is unchanged. The message says which; send the deploy again if it should still happen (one cancelled by a rollback is remembered as failed and needs a different version).' },
   E_DEPLOY_STATE_INVALID: { retryable: false, help: 'A deployment state file (<stateDir>/deploy/<model>.json) is damaged; remove it to forget the trial in progress (the store still says which version is active).' },
 } as const satisfies Record<string, { retryable: boolean; help: string }>;
 

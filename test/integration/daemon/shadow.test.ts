@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readNpy } from '../../../src/data/index.ts';
-import { modelStatus, SlotServing } from '../../../src/daemon/index.ts';
+import { deployCommandResult, modelStatus, SlotServing } from '../../../src/daemon/index.ts';
 import { DataType, type TensorValue } from '../../../src/onnx/index.ts';
 import { ModelSlots } from '../../../src/runtime/serving/index.ts';
 import type { OpenedStore } from '../../../src/store/index.ts';
@@ -212,7 +212,11 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     const third = rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test');
 
     const superseded = await second;
-    expect(superseded.action === 'deployed' && superseded.outcome).toMatchObject({ outcome: 'aborted' });
+    expect(superseded.action === 'deployed' && superseded.outcome).toMatchObject({ outcome: 'aborted', cancelled: true });
+    // The fleet deploy command that started it answers with its own code, not E_DEPLOY_ROLLED_BACK: nothing was rolled back.
+    expect(() => deployCommandResult('registry/m:2.0.0', superseded)).toThrow(
+      expect.objectContaining({ code: 'E_DEPLOY_SUPERSEDED', message: 'registry/m:2.0.0 was not deployed: shadow cancelled after 0 mirrored requests: superseded by a deploy of 3.0.0/fp32 (test)' }) as Error,
+    );
     const [aborted] = rig.events.ofKind('deploy-aborted');
     expect(aborted?.fields).toEqual({ model: 'm', version: '2.0.0/fp32', reason: 'shadow cancelled after 0 mirrored requests: superseded by a deploy of 3.0.0/fp32 (test)' });
     // Superseded is not failed: 2.0.0 did nothing wrong.
@@ -223,7 +227,8 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     const rollback = await rig.deploy.rollback('m', 'rollback command');
     expect(rollback).toEqual({ outcome: 'rolled-back', to: v1, reason: 'rollback command: the candidate in shadow was abandoned; 1.0.0/fp32 kept serving' });
     const cancelled = await third;
-    expect(cancelled.action === 'deployed' && cancelled.outcome).toEqual({ outcome: 'aborted', reason: 'shadow cancelled after 0 mirrored requests: rollback command' });
+    expect(cancelled.action === 'deployed' && cancelled.outcome).toEqual({ outcome: 'aborted', reason: 'shadow cancelled after 0 mirrored requests: rollback command', cancelled: true });
+    expect(() => deployCommandResult('registry/m:3.0.0', cancelled)).toThrow(expect.objectContaining({ code: 'E_DEPLOY_SUPERSEDED', message: expect.stringMatching(/: rollback command$/) as unknown }) as Error);
     expect(rig.events.ofKind('deploy-aborted')[1]?.fields).toEqual({ model: 'm', version: '3.0.0/fp32', reason: 'shadow cancelled after 0 mirrored requests: rollback command' });
 
     // Neither candidate ever served; the rolled-back-from one is remembered, so reconcile does not shadow it again.

@@ -28,6 +28,31 @@ interface Slot {
   readonly session: Session;
   /** Zero-filled inputs built once at load: a probe allocates nothing. */
   readonly probeFeeds: Readonly<Record<string, TensorValue>>;
+  /** Runs started on `session` and not yet settled: it is released only when this is 0. */
+  inFlight: number;
+  /** Called when `inFlight` falls to 0 (a release waiting for the runs to finish). */
+  onIdle: (() => void) | undefined;
+}
+
+/** Runs `fn` on the slot's session, counted, so a swap or unload releases the session only after it settles. */
+async function leased<T>(slot: Slot, fn: (session: Session) => Promise<T>): Promise<T> {
+  slot.inFlight++;
+  try {
+    return await fn(slot.session);
+  } finally {
+    slot.inFlight--;
+    if (slot.inFlight === 0) slot.onIdle?.();
+  }
+}
+
+/**
+ * Releases the session of a slot no longer reachable through the map once its runs have
+ * settled: onnxruntime-node starts a run on a later turn, so releasing under a started
+ * `run` fails it with "Session already disposed".
+ */
+async function releaseWhenIdle(slot: Slot): Promise<void> {
+  if (slot.inFlight > 0) await new Promise<void>((resolve) => (slot.onIdle = resolve));
+  await slot.session.release();
 }
 
 export class InProcessServing implements ModelServing, ShadowServing {
@@ -72,9 +97,9 @@ export class InProcessServing implements ModelServing, ShadowServing {
       throw err;
     }
     const old = this.#slots.get(model.name);
-    this.#slots.set(model.name, { model, session, probeFeeds });
-    // onnxruntime-node runs are promises holding the native session: release after the switch, once they settle.
-    if (old !== undefined) await old.session.release();
+    this.#slots.set(model.name, { model, session, probeFeeds, inFlight: 0, onIdle: undefined });
+    // In-flight requests finish on the old session; new ones already see the new one.
+    if (old !== undefined) await releaseWhenIdle(old);
   }
 
   /** Loads `model` beside the version serving its name and mirrors a share of `infer` calls to it until stopped. */
@@ -111,13 +136,13 @@ export class InProcessServing implements ModelServing, ShadowServing {
   async unload(name: string): Promise<void> {
     const slot = this.#slots.get(name);
     this.#slots.delete(name);
-    await slot?.session.release();
+    if (slot !== undefined) await releaseWhenIdle(slot);
   }
 
   async probe(name: string): Promise<void> {
     const slot = this.#slots.get(name);
     if (slot === undefined) throw new EdgevolveError('E_DAEMON_NO_MODEL', `no model named ${name} is loaded`);
-    await slot.session.run(slot.probeFeeds);
+    await leased(slot, (session) => session.run(slot.probeFeeds));
   }
 
   /** A live inference (what the HTTP API would do), reported to listeners. */
@@ -126,7 +151,7 @@ export class InProcessServing implements ModelServing, ShadowServing {
     if (slot === undefined) throw new EdgevolveError('E_DAEMON_NO_MODEL', `no model named ${name} is loaded`);
     const t0 = performance.now();
     try {
-      const out = await slot.session.run(feeds);
+      const out = await leased(slot, (session) => session.run(feeds));
       const latencyMs = performance.now() - t0;
       this.#notify({ name, latencyMs, ok: true });
       this.#mirrors.get(name)?.onInference({
@@ -168,7 +193,7 @@ export class InProcessServing implements ModelServing, ShadowServing {
     await Promise.all(mirrors.map((m) => m.close(SHADOW_STOP_WAIT_MS)));
     const slots = [...this.#slots.values()];
     this.#slots.clear();
-    await Promise.all(slots.map((s) => s.session.release()));
+    await Promise.all(slots.map((s) => releaseWhenIdle(s)));
   }
 }
 

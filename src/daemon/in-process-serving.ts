@@ -18,10 +18,8 @@ import { sessionModelBytes } from './session-bytes.ts';
 import { createSession, type Session, type SessionOptions } from '../runtime/index.ts';
 import { startShadowMirror, type ShadowMirror } from '../runtime/serving/index.ts';
 import type { ShadowRun, ShadowServing } from './deploy.ts';
+import { SHADOW_STOP_WAIT_MS, shadowRun } from './shadow-run.ts';
 import type { InferenceOutcome, ModelServing, ServedModel } from './ports.ts';
-
-/** How long stopping a shadow waits for its running mirrors before leaving a hung session be. */
-const SHADOW_STOP_WAIT_MS = 5_000;
 
 interface Slot {
   readonly model: ServedModel;
@@ -114,23 +112,7 @@ export class InProcessServing implements ModelServing, ShadowServing {
       if (this.#mirrors.get(model.name) === mirror) this.#mirrors.delete(model.name);
     };
     const servesAsLive = workers === (this.#options.workers ?? 0);
-    return {
-      stats: () => mirror.stats(),
-      stop: async () => {
-        detach();
-        await mirror.close(SHADOW_STOP_WAIT_MS);
-      },
-      promote: async () => {
-        detach();
-        const warm = servesAsLive && !this.#closed ? await mirror.handOver(SHADOW_STOP_WAIT_MS) : undefined;
-        if (warm === undefined) {
-          await mirror.close(SHADOW_STOP_WAIT_MS);
-          return { reused: false };
-        }
-        await this.#install(model, warm);
-        return { reused: true };
-      },
-    };
+    return shadowRun({ mirror, detach, canServe: () => servesAsLive && !this.#closed, install: (warm) => this.#install(model, warm) });
   }
 
   async unload(name: string): Promise<void> {

@@ -14,10 +14,8 @@ import { sessionModelBytes } from './session-bytes.ts';
 import { createSession, type Session, type SessionOptions } from '../runtime/index.ts';
 import { startShadowMirror, warmupFeeds, type InferenceEvent, type InferenceObserver, type ModelSlots, type ShadowMirror } from '../runtime/serving/index.ts';
 import type { ShadowRun, ShadowServing } from './deploy.ts';
+import { SHADOW_STOP_WAIT_MS, shadowRun } from './shadow-run.ts';
 import type { InferenceOutcome, ModelServing, ServedModel } from './ports.ts';
-
-/** How long stopping a shadow waits for its running mirrors before leaving a hung session be. */
-const SHADOW_STOP_WAIT_MS = 5_000;
 
 /** The request id probes carry, so observers can tell them from live requests. */
 export const PROBE_REQUEST_ID = 'edgevolve-health-probe';
@@ -65,23 +63,7 @@ export class SlotServing implements ModelServing, ShadowServing {
     };
     // The shadow's session can serve only if it was made as the live ones are (in-process, or the same number of workers).
     const servesAsLive = workers === (this.#session.workers ?? 0);
-    return {
-      stats: () => mirror.stats(),
-      stop: async () => {
-        detach();
-        await mirror.close(SHADOW_STOP_WAIT_MS);
-      },
-      promote: async () => {
-        detach();
-        const warm = servesAsLive ? await mirror.handOver(SHADOW_STOP_WAIT_MS) : undefined;
-        if (warm === undefined) {
-          await mirror.close(SHADOW_STOP_WAIT_MS);
-          return { reused: false };
-        }
-        await this.#swapIn(model, () => Promise.resolve(warm));
-        return { reused: true };
-      },
-    };
+    return shadowRun({ mirror, detach, canServe: () => servesAsLive, install: (warm) => this.#swapIn(model, () => Promise.resolve(warm)) });
   }
 
   async unload(name: string): Promise<void> {

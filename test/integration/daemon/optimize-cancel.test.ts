@@ -34,6 +34,14 @@ async function searchStarted(stateDir: string): Promise<void> {
   throw new Error('the on-device optimization never started');
 }
 
+/** 'finished', or the error code the search rejected with. */
+function settledAs(search: Promise<unknown>): Promise<string | undefined> {
+  return search.then(
+    () => 'finished',
+    (err: unknown) => (err as { code?: string }).code,
+  );
+}
+
 describe('cancelling an on-device optimization', () => {
   let tmp: { dir: string; cleanup: () => Promise<void> };
   let handle: DaemonHandle | undefined;
@@ -58,11 +66,7 @@ describe('cancelling an on-device optimization', () => {
 
   it('shutdown during the search finishes within the bound, ends the search (work directory gone, nothing stored), and fp32 serves after a restart (whose start prunes the optimize cache)', async () => {
     const daemon = handle!.daemon;
-    const optimizing = daemon.optimizeModel('mlp', { budgets: { sizeMB: 0.5, maxAccuracyDrop: 1 } });
-    const outcome = optimizing.then(
-      () => 'finished',
-      (err: unknown) => (err as { code?: string }).code,
-    );
+    const outcome = settledAs(daemon.optimizeModel('mlp', { budgets: { sizeMB: 0.5, maxAccuracyDrop: 1 } }));
     await searchStarted(stateDir);
 
     const t0 = performance.now();
@@ -88,10 +92,7 @@ describe('cancelling an on-device optimization', () => {
   it('a request queued behind a running search leaves as soon as it is cancelled, while that search goes on', async () => {
     const daemon = handle!.daemon;
     let firstSettled = false;
-    const first = daemon.optimizeModel('mlp', { budgets: { sizeMB: 0.5, maxAccuracyDrop: 1 } }).then(
-      () => 'finished',
-      (err: unknown) => (err as { code?: string }).code,
-    );
+    const first = settledAs(daemon.optimizeModel('mlp', { budgets: { sizeMB: 0.5, maxAccuracyDrop: 1 } }));
     void first.finally(() => {
       firstSettled = true;
     });
@@ -109,11 +110,7 @@ describe('cancelling an on-device optimization', () => {
 
   it('a rollback or deploy of the model cancels its running search; the daemon keeps serving fp32', async () => {
     const daemon = handle!.daemon;
-    const optimizing = daemon.optimizeModel('mlp', { budgets: { sizeMB: 0.5, maxAccuracyDrop: 1 } });
-    const outcome = optimizing.then(
-      () => 'finished',
-      (err: unknown) => (err as { code?: string }).code,
-    );
+    const outcome = settledAs(daemon.optimizeModel('mlp', { budgets: { sizeMB: 0.5, maxAccuracyDrop: 1 } }));
     await searchStarted(stateDir);
     daemon.reconciler.cancelOptimize('mlp', 'rollback command');
 

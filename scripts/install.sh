@@ -210,14 +210,22 @@ CONFIG
   say "wrote $ETC/config.yaml"
 }
 
+# The output of the command after $1 into $1 (mode 0644) through a temp file and a rename,
+# only if the command succeeds: systemd never reads half a file.
+write_atomically() {
+  local dest=$1
+  shift
+  "$@" >"$dest.tmp"
+  chmod 0644 "$dest.tmp"
+  mv "$dest.tmp" "$dest"
+}
+
 install_unit() {
   run mkdir -p "$UNIT_DIR"
   if ((DRY_RUN)); then
     printf '+ install %s (ExecStart with %s)\n' "$UNIT" "$NODE_BIN"
   else
-    sed "s#^ExecStart=/usr/bin/node #ExecStart=$NODE_BIN #" "$SOURCE/systemd/edgevolve.service" >"$UNIT.tmp"
-    chmod 0644 "$UNIT.tmp"
-    mv "$UNIT.tmp" "$UNIT"
+    write_atomically "$UNIT" sed "s#^ExecStart=/usr/bin/node #ExecStart=$NODE_BIN #" "$SOURCE/systemd/edgevolve.service"
   fi
   write_memory_dropin
   say "unit $UNIT"
@@ -253,9 +261,7 @@ write_memory_dropin() {
   if ((DRY_RUN)); then
     printf '+ write %s/memory.conf (MemoryMax=%s)\n' "$DROPIN" "$memory_max"
   else
-    printf '[Service]\nMemoryMax=%s\n' "$memory_max" >"$DROPIN/memory.conf.tmp"
-    chmod 0644 "$DROPIN/memory.conf.tmp"
-    mv "$DROPIN/memory.conf.tmp" "$DROPIN/memory.conf"
+    write_atomically "$DROPIN/memory.conf" printf '[Service]\nMemoryMax=%s\n' "$memory_max"
   fi
   say "MemoryMax=$memory_max ($origin)"
 }

@@ -24,7 +24,8 @@ NPM=1
 MEMORY_MAX=
 DIST=
 SOURCE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-NODE_MIN_MAJOR=20
+# package.json "engines": >=20.18.1 <21 || >=22 (undici 7 needs 20.18.1; 21 is not an LTS line).
+NODE_MIN=20.18.1
 
 usage() {
   # The comment block at the top of this file, without its `# `.
@@ -101,11 +102,15 @@ describe_os() {
 }
 
 check_node() {
-  local node version major
-  node=$(command -v node) || die "Node.js is not installed; install Node.js ${NODE_MIN_MAJOR} or later (e.g. from NodeSource or the distribution) and run this again"
+  local node version major minor patch
+  node=$(command -v node) || die "Node.js is not installed; install Node.js ${NODE_MIN} or later (e.g. from NodeSource or the distribution) and run this again"
   version=$("$node" -p 'process.versions.node')
-  major=${version%%.*}
-  ((major >= NODE_MIN_MAJOR)) || die "Node.js $version is too old; edgevolve needs ${NODE_MIN_MAJOR} or later"
+  [[ $version =~ ^([0-9]+)\.([0-9]+)\.([0-9]+) ]] || die "could not read the Node.js version from $node (got '$version')"
+  major=${BASH_REMATCH[1]} minor=${BASH_REMATCH[2]} patch=${BASH_REMATCH[3]}
+  if ((major == 21)); then
+    die "Node.js $version is not supported (21 is not an LTS line); install Node.js ${NODE_MIN} or later in 20.x, or 22 or later"
+  fi
+  ((major > 20 || (major == 20 && (minor > 18 || (minor == 18 && patch >= 1))))) || die "Node.js $version is too old; edgevolve needs ${NODE_MIN} or later"
   NODE_BIN=$(readlink -f "$node")
   say "Node.js $version at $NODE_BIN"
 }

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, readlink, symlink, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, relative, resolve, sep } from 'node:path';
@@ -203,6 +203,30 @@ describe('scripts/install.sh into a staging root', () => {
       expect(result.stderr).toMatch(/--memory-max 1GB: not a systemd MemoryMax= value/);
       expect(await readdir(tmp.dir)).toEqual([]);
     });
+  });
+
+  it('checks Node against package.json engines (>=20.18.1 <21 || >=22) before touching anything', async () => {
+    const engines = (JSON.parse(readFileSync('package.json', 'utf8')) as { engines: { node: string } }).engines.node;
+    expect(engines).toBe('>=20.18.1 <21 || >=22');
+    // A stand-in `node` first on PATH that only reports a version: the installer reads it with `node -p`.
+    const bin = join(tmp.dir, 'fake-bin');
+    await mkdir(bin);
+    const withNode = (version: string) => {
+      writeFileSync(join(bin, 'node'), `#!/bin/sh\necho ${version}\n`, { mode: 0o755 });
+      return spawnSync('bash', ['scripts/install.sh', '--prefix', join(tmp.dir, 'root'), '--skip-npm', '--dry-run'], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` } });
+    };
+    for (const [version, message] of [
+      ['18.19.0', /Node\.js 18\.19\.0 is too old; edgevolve needs 20\.18\.1 or later/],
+      ['20.18.0', /Node\.js 20\.18\.0 is too old; edgevolve needs 20\.18\.1 or later/],
+      ['21.7.3', /Node\.js 21\.7\.3 is not supported/],
+      ['v20', /could not read the Node\.js version/],
+    ] as const) {
+      const result = withNode(version);
+      expect(result.stderr, version).toMatch(message);
+      expect(result.status, version).toBe(1);
+    }
+    for (const version of ['20.18.1', '22.0.0']) expect(withNode(version).stdout, version).toContain(`Node.js ${version} at `);
+    expect(existsSync(join(tmp.dir, 'root'))).toBe(false);
   });
 
   it('rejects an unknown option with exit code 2', () => {

@@ -23,6 +23,7 @@ import { readCpuIsa } from '../src/hardware/index.ts';
 import { nodeFiles } from '../src/host/files.ts';
 import { readModelFile } from '../src/onnx/index.ts';
 import { CandidateBuilder, isolatedBench, optimize, type Budgets, type CandidateRecord, type Objective, type OptimizeOptions, type OptimizeResult } from '../src/planner/index.ts';
+import { shuffledOrders } from './lib/shuffled-orders.ts';
 
 const { values } = parseArgs({
   options: {
@@ -179,8 +180,9 @@ if (only.has('c')) {
     const chosen = r.candidates.find((c) => c.id === r.chosen?.id);
     const int8MissesAccuracy = (c: CandidateRecord): boolean => c.misses.some((m) => m.budget === 'accuracy-drop');
     const claim = chosen !== undefined && chosen.id.startsWith('mixed:') && fp32.misses.some((m) => m.budget === 'latency-p95') && int8.length > 0 && int8.every(int8MissesAccuracy);
-    // After the search, fp32, all-int8 (dynamic) and the chosen plan side by side: three alternating rounds of the same
-    // isolated benchmark, so that all-int8's latency (the search rejects it on accuracy before benchmarking) is measured too.
+    // After the search, fp32, all-int8 (dynamic) and the chosen plan side by side: three rounds of the same isolated
+    // benchmark, so that all-int8's latency (the search rejects it on accuracy before benchmarking) is measured too. Each
+    // round in a new seeded order (scripts/lib/shuffled-orders.ts): a fixed one always ran all-int8 right after fp32.
     const side: { id: string; p50: number[]; p95: number[] }[] = [];
     if (r.chosenBytes !== null) {
       const { model: proto } = await readModelFile(cModel);
@@ -193,8 +195,10 @@ if (only.has('c')) {
         { id: r.chosen!.id, bytes: r.chosenBytes },
       ];
       for (const m of models) side.push({ id: m.id, p50: [], p95: [] });
+      const nextOrder = shuffledOrders(models.length);
       for (let round = 0; round < 3; round++) {
-        for (const [i, m] of models.entries()) {
+        for (const i of nextOrder()) {
+          const m = models[i]!;
           const n = await bench(m.bytes, { input: [batch, 1, 28, 28] }, 0.01 * batch);
           side[i]!.p50.push(n.p50Ms);
           side[i]!.p95.push(n.p95Ms);

@@ -18,6 +18,7 @@ import { openDataset } from '../src/data/index.ts';
 import { DataType, decodeModel, encodeModel, getAttrInt, makeValueInfo, tensorDims, type ModelProto, type TensorValue } from '../src/onnx/index.ts';
 import { evaluateModel } from '../src/planner/index.ts';
 import { createSession } from '../src/runtime/index.ts';
+import { shuffledOrders } from './lib/shuffled-orders.ts';
 
 const { values } = parseArgs({
   options: {
@@ -93,8 +94,9 @@ async function countMacs(model: ModelProto, dims: readonly number[]): Promise<nu
 }
 
 /**
- * Median and p90 latency of each model, runs interleaved round-robin so that load from
- * other processes on a shared machine hits every variant alike.
+ * Median and p90 latency of each model, runs interleaved in a new seeded order each round so
+ * that load from other processes on a shared machine hits every variant alike, and no variant
+ * always runs right after fp32 (a fixed rotation measured that one 4–6% slow in bench-compress).
  */
 async function latencies(models: readonly ModelProto[], dims: readonly number[], runs: number): Promise<{ p50: number; p90: number }[]> {
   const sessions = await Promise.all(models.map((m) => createSession(encodeModel(m), { threads })));
@@ -102,10 +104,11 @@ async function latencies(models: readonly ModelProto[], dims: readonly number[],
   const times: number[][] = models.map(() => []);
   try {
     for (let i = 0; i < Math.max(3, Math.ceil(runs / 5)); i++) for (const s of sessions) await s.run(feeds);
+    const nextOrder = shuffledOrders(sessions.length);
     for (let i = 0; i < runs; i++) {
-      for (const [k, s] of sessions.entries()) {
+      for (const k of nextOrder()) {
         const t0 = performance.now();
-        await s.run(feeds);
+        await sessions[k]!.run(feeds);
         times[k]!.push(performance.now() - t0);
       }
     }

@@ -206,6 +206,10 @@ export const serverConfigSchema = z
       .max(1000)
       .default(0)
       .describe('Keep the event loop awake this many ms after each answer, so the next request and inference start on a core that did not sleep (one core busy meanwhile; an idle server stops spinning after the window); 0 is off (README "Inference API": measured).'),
+    transport: z
+      .enum(['lean', 'node-http'])
+      .default('lean')
+      .describe("HTTP/1.1 transport of the API. 'lean': a parser on node:net for the common requests (Content-Length bodies, keep-alive, pipelining), handing anything else (chunked, Expect, Upgrade, absolute-form) to node:http on the same connection; 'node-http': node:http parses every request (README \"Inference API\": measured)."),
     batchMaxRows: z
       .number()
       .int()

@@ -20,6 +20,7 @@ export function inferenceServerOptions(config: ServerConfig, models: ModelSlots,
       retryAfterSeconds: config.retryAfterSeconds,
     },
     busyPollMs: config.busyPollMs,
+    transport: config.transport,
     ...(logger !== undefined ? { logger: logger.child({ module: 'server' }) } : {}),
     ...(serverVersion !== undefined ? { serverVersion } : {}),
   };

@@ -6,6 +6,7 @@ export {
   type InferenceServerLimits,
   type ListenAddress,
   type ListeningAddress,
+  type ServerTransport,
 } from './server.ts';
 export { decodeInferenceRequest, decodeInferenceResponse, type DecodedRequest, type DecodedResponse, type RequestedOutput } from './decode.ts';
 export { encodeInferenceResponse, encodeInferenceRequest, binaryBytes, type EncodedResponse, type ResponseOutput, type RequestOptions } from './encode.ts';

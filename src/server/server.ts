@@ -1,7 +1,10 @@
 /**
- * The local inference API: the KServe v2 Open Inference Protocol (REST) over node:http,
+ * The local inference API: the KServe v2 Open Inference Protocol (REST) over HTTP/1.1,
  * on 127.0.0.1 or a unix socket, with health, metadata, inference (JSON tensors and
- * the binary-data extension) and Prometheus metrics.
+ * the binary-data extension) and Prometheus metrics. Routing and handling are
+ * transport-agnostic (exchange.ts); the lean transport (lean-transport.ts) carries the
+ * common requests and hands the rest to node:http (node-transport.ts), or node:http
+ * carries everything (`transport: 'node-http'`).
  * https://github.com/kserve/open-inference-protocol/blob/main/specification/protocol/inference_rest.md
  *
  * Robustness: the body is capped while it streams (413); each model admits a bounded
@@ -10,9 +13,9 @@
  * naming the problem; a failing model a 500 that is counted; no error escapes to crash
  * the process.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { lstat, unlink } from 'node:fs/promises';
-import { connect, type AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { EdgevolveError, toEdgevolveError } from '../errors/index.ts';
 import type { TensorValue } from '../onnx/tensor.ts';
@@ -23,7 +26,10 @@ import { BusyPoll } from './busy-poll.ts';
 import { kserveDatatypeOf } from './datatypes.ts';
 import { decodeInferenceRequest } from './decode.ts';
 import { encodeInferenceResponse, type ResponseOutput } from './encode.ts';
+import type { ApiRequest, ApiResponder, ExchangeHooks } from './exchange.ts';
+import { LeanHttpTransport } from './lean-transport.ts';
 import { renderMetrics, type ServerCounters } from './metrics.ts';
+import { nodeHttpListener } from './node-transport.ts';
 import { httpStatusOf } from './status.ts';
 
 export interface InferenceServerLimits {
@@ -56,7 +62,14 @@ export interface InferenceServerOptions {
    * so the next request does not pay a sleeping core's wake-up; 0 or absent: off.
    */
   readonly busyPollMs?: number;
+  /**
+   * 'lean' (default): the lean HTTP/1.1 transport parses the common requests itself and
+   * hands the others to node:http; 'node-http': node:http parses every request.
+   */
+  readonly transport?: ServerTransport;
 }
+
+export type ServerTransport = 'lean' | 'node-http';
 
 /** Where the server listens once started. */
 export interface ListeningAddress {
@@ -102,6 +115,7 @@ class KserveServer implements InferenceServer {
   readonly #responses = new Map<string, { route: string; code: number; count: number }>();
   readonly #modelFailures = new Map<string, number>();
   #server: Server | undefined;
+  #lean: LeanHttpTransport | undefined;
   #socketPath: string | undefined;
   #inFlight = 0;
   #idle: (() => void) | undefined;
@@ -116,11 +130,32 @@ class KserveServer implements InferenceServer {
 
   async listen(): Promise<ListeningAddress> {
     if (this.#server !== undefined) throw new EdgevolveError('E_INTERNAL', 'the inference server is already listening');
+    const hooks: ExchangeHooks = {
+      started: () => this.#inFlight++,
+      finished: () => {
+        this.#inFlight--;
+        if (this.#inFlight === 0 && this.#idle !== undefined) this.#idle();
+      },
+    };
+    const handler = (request: ApiRequest, responder: ApiResponder): void => this.#handle(request, responder);
     // requestTimeout bounds receiving a request (headers and body): a client trickling its body (slowloris) is answered 408 and dropped.
-    const server = createServer(
-      { keepAliveTimeout: 65_000, headersTimeout: Math.min(60_000, this.#limits.requestTimeoutMs), requestTimeout: this.#limits.requestTimeoutMs },
-      (req, res) => this.#handle(req, res),
-    );
+    const timeouts = { keepAliveTimeout: 65_000, headersTimeout: Math.min(60_000, this.#limits.requestTimeoutMs), requestTimeout: this.#limits.requestTimeoutMs };
+    const server = createServer(timeouts, nodeHttpListener(handler, hooks));
+    if ((this.#options.transport ?? 'lean') === 'lean') {
+      // One listening server for both transports: node:http's own connection listener becomes the fallback, so a
+      // connection handed to it keeps node:http's timeouts, and close()/closeAllConnections() reach it.
+      const nodeConnection = server.listeners('connection')[0] as ((socket: Socket) => void) | undefined;
+      if (nodeConnection === undefined) throw new EdgevolveError('E_INTERNAL', 'node:http registered no connection listener to fall back to');
+      server.removeListener('connection', nodeConnection);
+      const lean = new LeanHttpTransport(
+        handler,
+        hooks,
+        { maxBodyBytes: this.#limits.maxBodyBytes, headersTimeoutMs: timeouts.headersTimeout, requestTimeoutMs: timeouts.requestTimeout, keepAliveTimeoutMs: timeouts.keepAliveTimeout },
+        (socket) => nodeConnection.call(server, socket),
+      );
+      server.on('connection', (socket: Socket) => lean.accept(socket));
+      this.#lean = lean;
+    }
     // A client error (bad request line, reset) must never become an uncaught exception.
     server.on('clientError', (err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -157,6 +192,7 @@ class KserveServer implements InferenceServer {
     this.#busyPoll.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
+    this.#lean?.closeIdle();
     if (this.#inFlight > 0) {
       const idle = new Promise<void>((resolve) => (this.#idle = resolve));
       let timer: NodeJS.Timeout | undefined;
@@ -165,6 +201,8 @@ class KserveServer implements InferenceServer {
       clearTimeout(timer);
     }
     server.closeAllConnections();
+    this.#lean?.closeAll();
+    this.#lean = undefined;
     await closed;
     if (this.#socketPath !== undefined) await unlink(this.#socketPath).catch(() => undefined);
   }
@@ -183,13 +221,8 @@ class KserveServer implements InferenceServer {
     );
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse): void {
-    this.#inFlight++;
+  #handle(req: ApiRequest, res: ApiResponder): void {
     const ctx: RequestContext = { route: 'unknown', answered: false };
-    res.once('close', () => {
-      this.#inFlight--;
-      if (this.#inFlight === 0 && this.#idle !== undefined) this.#idle();
-    });
     this.#route(req, res, ctx).catch((err: unknown) => {
       const error = toEdgevolveError(err);
       if (httpStatusOf(error) === 500 && error.code === 'E_INTERNAL') this.#options.logger?.error({ err: error.message, route: ctx.route }, 'request handler failed');
@@ -197,12 +230,12 @@ class KserveServer implements InferenceServer {
     });
   }
 
-  async #route(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
-    const url = req.url ?? '/';
+  async #route(req: ApiRequest, res: ApiResponder, ctx: RequestContext): Promise<void> {
+    const url = req.target;
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
     const parts = path.split('/').filter((p) => p.length > 0).map(safeDecode);
-    const method = req.method ?? 'GET';
+    const method = req.method;
 
     if (parts[0] === 'v2' && parts[1] === 'health' && parts.length === 3 && (parts[2] === 'live' || parts[2] === 'ready')) {
       ctx.route = `/v2/health/${parts[2]}`;
@@ -210,7 +243,7 @@ class KserveServer implements InferenceServer {
       const ok = parts[2] === 'live' ? true : this.#options.models.allLoaded();
       // KServe health: 200 when true; the body is informational.
       this.#sendJson(res, ctx, ok ? 200 : 503, parts[2] === 'live' ? { live: true } : { ready: ok });
-      drain(req);
+      req.skipBody();
       return;
     }
     this.#authorize(req);
@@ -219,7 +252,7 @@ class KserveServer implements InferenceServer {
       ctx.route = '/metrics';
       requireMethod(method, 'GET', 'HEAD');
       this.#send(res, ctx, 200, Buffer.from(this.metricsText(), 'utf8'), { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-      drain(req);
+      req.skipBody();
       return;
     }
     if (parts[0] !== 'v2') throw notFound(path);
@@ -227,7 +260,7 @@ class KserveServer implements InferenceServer {
       ctx.route = '/v2';
       requireMethod(method, 'GET', 'HEAD');
       this.#sendJson(res, ctx, 200, { name: 'edgevolve', version: this.#options.serverVersion ?? '0.1.0', extensions: ['binary_tensor_data'] });
-      drain(req);
+      req.skipBody();
       return;
     }
     if (parts[1] !== 'models' || parts.length < 3) throw notFound(path);
@@ -244,7 +277,7 @@ class KserveServer implements InferenceServer {
       ctx.route = '/v2/models/:name';
       requireMethod(method, 'GET', 'HEAD');
       this.#sendJson(res, ctx, 200, modelMetadata(slot, version));
-      drain(req);
+      req.skipBody();
       return;
     }
     if (rest.length === 1 && rest[0] === 'ready') {
@@ -253,7 +286,7 @@ class KserveServer implements InferenceServer {
       const active = slot.active;
       const ready = active !== undefined && (version === undefined || version === active.version);
       this.#sendJson(res, ctx, ready ? 200 : 503, { name: slot.name, ready });
-      drain(req);
+      req.skipBody();
       return;
     }
     if (rest.length === 1 && rest[0] === 'infer') {
@@ -265,17 +298,17 @@ class KserveServer implements InferenceServer {
     throw notFound(path);
   }
 
-  #authorize(req: IncomingMessage): void {
+  #authorize(req: ApiRequest): void {
     if (this.#tokenMatches === undefined) return;
-    if (!this.#tokenMatches(req.headers.authorization)) {
+    if (!this.#tokenMatches(req.authorization)) {
       throw new EdgevolveError('E_SERVER_UNAUTHORIZED', 'a bearer token is required: send Authorization: Bearer <token>');
     }
   }
 
-  async #infer(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, slot: ModelSlot, version: string | undefined): Promise<void> {
+  async #infer(req: ApiRequest, res: ApiResponder, ctx: RequestContext, slot: ModelSlot, version: string | undefined): Promise<void> {
     const arrived = performance.now();
-    const headerLength = parseHeaderLength(req.headers['inference-header-content-length']);
-    const body = await readBody(req, this.#limits.maxBodyBytes, headerLength);
+    const headerLength = parseHeaderLength(req.inferenceHeaderLength);
+    const body = await req.body(this.#limits.maxBodyBytes, headerLength);
     const request = decodeInferenceRequest(body, headerLength);
 
     const admission = this.#admission(slot.name);
@@ -339,7 +372,7 @@ class KserveServer implements InferenceServer {
     return admission;
   }
 
-  #sendError(res: ServerResponse, ctx: RequestContext, error: EdgevolveError): void {
+  #sendError(res: ApiResponder, ctx: RequestContext, error: EdgevolveError): void {
     const status = httpStatusOf(error);
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (status === 429) headers['retry-after'] = String(this.#limits.retryAfterSeconds);
@@ -349,20 +382,18 @@ class KserveServer implements InferenceServer {
     this.#send(res, ctx, status, Buffer.from(JSON.stringify({ error: error.message, code: error.code }), 'utf8'), headers);
   }
 
-  #sendJson(res: ServerResponse, ctx: RequestContext, status: number, value: unknown): void {
+  #sendJson(res: ApiResponder, ctx: RequestContext, status: number, value: unknown): void {
     this.#send(res, ctx, status, Buffer.from(JSON.stringify(value), 'utf8'), { 'content-type': 'application/json' });
   }
 
-  #send(res: ServerResponse, ctx: RequestContext, status: number, body: Buffer, headers: Record<string, string>): void {
-    if (ctx.answered || res.headersSent || res.destroyed) return;
+  #send(res: ApiResponder, ctx: RequestContext, status: number, body: Buffer, headers: Record<string, string>): void {
+    if (ctx.answered || !res.open) return;
     ctx.answered = true;
     const key = `${ctx.route} ${status}`;
     const counter = this.#responses.get(key);
     if (counter === undefined) this.#responses.set(key, { route: ctx.route, code: status, count: 1 });
     else counter.count++;
-    headers['content-length'] = String(body.length);
-    res.writeHead(status, headers);
-    res.end(res.req.method === 'HEAD' ? undefined : body);
+    res.send(status, headers, body);
     // After the answer: the client's next request is likely within the window.
     this.#busyPoll.touch();
   }
@@ -408,64 +439,10 @@ function modelMetadata(slot: ModelSlot, version: string | undefined): unknown {
   };
 }
 
-/**
- * Reads the body, refusing (413) as soon as it passes `limit`, whether announced by
- * Content-Length or streamed. With the binary-data extension (`jsonLength` given) the
- * chunks are gathered into a buffer placed so that the binary tensors after the JSON
- * start 8-byte aligned: the decoder can then view them in place instead of copying.
- */
-function readBody(req: IncomingMessage, limit: number, jsonLength: number | undefined): Promise<Buffer> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(tooLarge(Number(declared), limit));
-  }
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData);
-        req.pause();
-        reject(tooLarge(size, limit));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => {
-      if (jsonLength === undefined) {
-        resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-        return;
-      }
-      const pad = (8 - (jsonLength % 8)) % 8;
-      // Not zero-filled (every byte of the view is written below; the pad bytes before it are zeroed): one memset less per request.
-      const whole = Buffer.allocUnsafeSlow(size + pad);
-      whole.fill(0, 0, pad);
-      const body = whole.subarray(pad);
-      let offset = 0;
-      for (const chunk of chunks) {
-        body.set(chunk, offset);
-        offset += chunk.length;
-      }
-      resolve(body);
-    });
-    req.once('error', (err) => reject(new EdgevolveError('E_SERVER_BAD_REQUEST', `the request body could not be read: ${err.message}`, { cause: err })));
-    req.once('aborted', () => reject(new EdgevolveError('E_SERVER_BAD_REQUEST', 'the client aborted the request')));
-  });
-}
-
-function tooLarge(size: number, limit: number): EdgevolveError {
-  return new EdgevolveError('E_SERVER_BODY_TOO_LARGE', `the request body is ${size >= limit ? `over ${limit}` : String(size)} bytes; the limit is ${limit} (server.maxBodyBytes)`, {
-    context: { limit },
-  });
-}
-
-function parseHeaderLength(value: string | string[] | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const text = Array.isArray(value) ? value[0] : value;
+function parseHeaderLength(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
   const n = Number(text);
-  if (text === undefined || !/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n)) {
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n)) {
     throw new EdgevolveError('E_SERVER_BAD_REQUEST', `Inference-Header-Content-Length must be a non-negative integer, got ${JSON.stringify(text)}`);
   }
   return n;
@@ -479,11 +456,6 @@ function requireMethod(method: string, ...allowed: string[]): void {
 
 function notFound(path: string): EdgevolveError {
   return new EdgevolveError('E_SERVER_NOT_FOUND', `no endpoint ${path}`, { context: { path } });
-}
-
-/** Consumes a body the route does not read, so the connection stays usable for keep-alive. */
-function drain(req: IncomingMessage): void {
-  if (!req.complete) req.resume();
 }
 
 function safeDecode(part: string): string {

@@ -12,7 +12,7 @@ import { hostSystemSampler, openTelemetry, readTlsMaterial, type TelemetryServic
 import { selfProcessMemory } from './host/process-memory.ts';
 import type { DeviceProfile as HardwareProfile } from './hardware/index.ts';
 import type { InferenceInterceptor, InferenceObserver } from './runtime/serving/index.ts';
-import { ModelSlots } from './runtime/serving/index.ts';
+import { batchingFromConfig, ModelSlots } from './runtime/serving/index.ts';
 // Not the server/ barrel: it re-exports the KServe client (undici), which serving does not use.
 import { createInferenceServer } from './server/server.ts';
 import { inferenceServerOptions } from './server/from-config.ts';
@@ -300,12 +300,12 @@ function buildServing(config: Readonly<Config>, store: OpenedStore, logger: Logg
   // The slots take the serving's observer, and the serving reaches the slots: tie the knot through a holder.
   const holder: { slots?: ModelSlots } = {};
   const serving = new SlotServing(() => holder.slots as ModelSlots, store, { ...session, workers: config.server.inferenceWorkers });
+  const batching = batchingFromConfig(config.server.batchMaxRows, config.server.inferenceWorkers);
   const slots = new ModelSlots({
     warmupRuns: config.server.warmupRuns,
     observers: [serving.observer, ...observers],
     ...(interceptor === undefined ? {} : { interceptor }),
-    // One batch at a time in-process (onnxruntime-node runs one at a time there), one per worker with inference workers.
-    ...(config.server.batchMaxRows > 1 ? { batching: { maxRows: config.server.batchMaxRows, maxInFlight: Math.max(1, config.server.inferenceWorkers) } } : {}),
+    ...(batching === undefined ? {} : { batching }),
     logger: logger.child({ module: 'serving' }),
   });
   holder.slots = slots;

@@ -9,8 +9,10 @@
  * do not affect each other and whose outputs are per row (true of classifiers and
  * encoders; not of a model that normalises across its batch, nor of a detector whose
  * output lists the boxes of the whole batch: when its box count happens to equal the
- * rows, the split would hand boxes to the wrong request). Hence opt-in.
- * `batchingSession` returns the session unchanged for any other model.
+ * rows, the split would hand boxes to the wrong request). The shapes are checked here;
+ * that rows are independent is what the batch probe (batch-probe.ts) tests, which the
+ * slot runs first when `probe` is set. `batchingSession` returns the session unchanged
+ * for a model whose shapes rule batching out.
  *
  * At concurrency 1 a request runs alone, one event-loop turn later (the turn lets the
  * requests parsed in the same poll phase join it). A batch whose run fails is retried one
@@ -25,12 +27,18 @@
 import { DataType } from '../../onnx/types.ts';
 import type { TensorData, TensorValue } from '../../onnx/tensor.ts';
 import type { Session, SessionValueInfo } from '../session.ts';
+import { shapeObstacle } from './batch-probe.ts';
+
+/** Rows per batch with `server.batchMaxRows: auto`: what the throughput measurements used (README "Inference API"). */
+export const AUTO_BATCH_MAX_ROWS = 128;
 
 export interface BatchingOptions {
   /** Most rows (first-dimension entries) one batched run takes. */
   readonly maxRows: number;
   /** Batches running at once: 1 in-process (onnxruntime-node runs one at a time), the worker count with inference workers. */
   readonly maxInFlight?: number;
+  /** Batch only models the batch probe passes (`server.batchMaxRows: auto`); without it the shapes alone decide (an explicit number). */
+  readonly probe?: boolean;
 }
 
 interface Waiting {
@@ -42,15 +50,22 @@ interface Waiting {
   readonly reject: (err: unknown) => void;
 }
 
-/** Wraps `session` so concurrent runs are batched; the session itself when the model cannot be batched or `maxRows` < 2. */
-export function batchingSession(session: Session, options: BatchingOptions): Session {
-  if (options.maxRows < 2 || !session.inputs.every(freeFirstDim) || !session.outputs.every(freeFirstDim)) return session;
-  return new BatchingSession(session, options.maxRows, Math.max(1, options.maxInFlight ?? 1));
+/**
+ * The options for `server.batchMaxRows`: 'auto' batches up to AUTO_BATCH_MAX_ROWS rows the
+ * models the probe passes; a number above 1 batches every model the shapes allow; 0 or 1
+ * is off. One batch at a time in-process (onnxruntime-node runs one at a time there), one
+ * per worker with inference workers.
+ */
+export function batchingFromConfig(batchMaxRows: 'auto' | number, inferenceWorkers: number): BatchingOptions | undefined {
+  const maxInFlight = Math.max(1, inferenceWorkers);
+  if (batchMaxRows === 'auto') return { maxRows: AUTO_BATCH_MAX_ROWS, maxInFlight, probe: true };
+  return batchMaxRows > 1 ? { maxRows: batchMaxRows, maxInFlight } : undefined;
 }
 
-function freeFirstDim(info: SessionValueInfo): boolean {
-  const first = info.shape[0];
-  return info.isTensor && info.shape.length > 0 && (typeof first === 'string' || (typeof first === 'number' && first < 0));
+/** Wraps `session` so concurrent runs are batched; the session itself when the model cannot be batched or `maxRows` < 2. */
+export function batchingSession(session: Session, options: BatchingOptions): Session {
+  if (options.maxRows < 2 || shapeObstacle(session) !== undefined) return session;
+  return new BatchingSession(session, options.maxRows, Math.max(1, options.maxInFlight ?? 1));
 }
 
 class BatchingSession implements Session {

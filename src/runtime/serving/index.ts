@@ -8,6 +8,7 @@ export {
   type InferResult,
   type SwapResult,
   type SlotMetrics,
+  type BatchingState,
 } from './slot.ts';
 export { ModelSlots } from './slots.ts';
 export type {
@@ -21,6 +22,7 @@ export type {
 export { InferenceStats, LATENCY_BUCKETS_MS, LATENCY_WINDOW, percentiles, type InferenceStatsSnapshot, type LatencyPercentiles } from './stats.ts';
 export { checkFeeds, checkOutputNames } from './check-feeds.ts';
 export { warmupFeeds } from './warmup.ts';
-export { batchingSession, type BatchingOptions } from './batching.ts';
+export { batchingSession, batchingFromConfig, AUTO_BATCH_MAX_ROWS, type BatchingOptions } from './batching.ts';
+export { probeBatching, shapeObstacle, DEFAULT_PROBE_TOLERANCE, type BatchProbeOptions, type BatchProbeVerdict } from './batch-probe.ts';
 export { ShadowMirror, startShadowMirror, type ShadowCandidate, type ShadowMirrorOptions, type ShadowSpec, type ShadowStats } from './shadow.ts';
 export { scoreAgreement, type AgreementMetric, type AgreementScore } from './shadow-compare.ts';

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { EdgevolveError, toEdgevolveError } from '../../errors/index.ts';
 import type { TensorValue } from '../../onnx/tensor.ts';
 import type { Session, SessionValueInfo } from '../session.ts';
+import { probeBatching, shapeObstacle } from './batch-probe.ts';
 import { batchingSession, type BatchingOptions } from './batching.ts';
 import { checkFeeds, checkOutputNames } from './check-feeds.ts';
 import type { AnsweredBy, InferenceInterceptor, InferenceObserver } from './hooks.ts';
@@ -44,6 +45,17 @@ export interface LoadedVersionInfo {
   readonly outputs: readonly SessionValueInfo[];
   /** Epoch milliseconds when it started serving. */
   readonly loadedAt: number;
+  /** Whether concurrent requests are batched, and why (also in `labels` as `batching`, `batching_reason`). */
+  readonly batching: BatchingState;
+}
+
+/** The batching decision for a loaded version. */
+export interface BatchingState {
+  readonly enabled: boolean;
+  /** Most rows per batch when enabled. */
+  readonly maxRows: number | undefined;
+  /** One sentence: the probe's verdict, the shape obstacle, or that batching is off or forced. */
+  readonly reason: string;
 }
 
 export interface ModelSlotOptions {
@@ -156,11 +168,15 @@ export class ModelSlot {
     if (this.#closed) throw new EdgevolveError('E_SERVING_CLOSED', `model '${this.name}' is closed`, { context: { model: this.name } });
     const started = performance.now();
     let session: Session | undefined;
+    let batching: BatchingState | undefined;
     try {
       session = await spec.createSession();
-      if (this.#options.batching !== undefined) session = batchingSession(session, this.#options.batching);
+      const decided = await this.#decideBatching(session, spec.version);
+      batching = decided.state;
+      if (batching.enabled && this.#options.batching !== undefined) session = batchingSession(session, this.#options.batching);
       const feeds = warmupFeeds(session.inputs);
-      const runs = this.#options.warmupRuns ?? 3;
+      // The probe's successful runs did what warm-up runs do (arenas allocated, kernels chosen).
+      const runs = Math.max(0, (this.#options.warmupRuns ?? 3) - decided.warmedRuns);
       for (let i = 0; i < runs; i++) await session.run(feeds);
     } catch (err) {
       this.#failedSwaps++;
@@ -177,7 +193,7 @@ export class ModelSlot {
       throw new EdgevolveError('E_SERVING_CLOSED', `model '${this.name}' was closed during the swap`, { context: { model: this.name } });
     }
     const loadMs = performance.now() - started;
-    const previous = this.#switchTo(spec, session);
+    const previous = this.#switchTo(spec, session, batching ?? { enabled: false, maxRows: undefined, reason: 'batching is off' });
     this.#swaps++;
     this.#options.logger?.info({ model: this.name, version: spec.version, previousVersion: previous?.info.version, loadMs: Math.round(loadMs) }, 'model version serving');
     return {
@@ -188,7 +204,29 @@ export class ModelSlot {
     };
   }
 
-  #switchTo(spec: ModelVersionSpec, session: Session): Loaded | undefined {
+  /**
+   * Batch this version? Off without batching options; with `probe` (batchMaxRows 'auto')
+   * only when the batch probe passes; else (an explicit row count) when the shapes allow.
+   */
+  async #decideBatching(session: Session, version: string): Promise<{ state: BatchingState; warmedRuns: number }> {
+    const options = this.#options.batching;
+    if (options === undefined || options.maxRows < 2) return { state: { enabled: false, maxRows: undefined, reason: 'batching is off' }, warmedRuns: 0 };
+    if (options.probe === true) {
+      const verdict = await probeBatching(session);
+      const state = { enabled: verdict.batchable, maxRows: verdict.batchable ? options.maxRows : undefined, reason: verdict.reason };
+      this.#options.logger?.info(
+        { model: this.name, version, batched: verdict.batchable, reason: verdict.reason, probeMs: Math.round(verdict.ms * 10) / 10, probeRuns: verdict.runs },
+        verdict.batchable ? `dynamic batching on (up to ${options.maxRows} rows): the batch probe passed` : `model not batched: ${verdict.reason}`,
+      );
+      return { state, warmedRuns: verdict.succeededRuns };
+    }
+    const obstacle = shapeObstacle(session);
+    const state: BatchingState = obstacle === undefined ? { enabled: true, maxRows: options.maxRows, reason: 'batching forced by a row count (shapes checked, batch probe not run)' } : { enabled: false, maxRows: undefined, reason: obstacle };
+    if (obstacle !== undefined) this.#options.logger?.info({ model: this.name, version, batched: false, reason: obstacle }, `model not batched: ${obstacle}`);
+    return { state, warmedRuns: 0 };
+  }
+
+  #switchTo(spec: ModelVersionSpec, session: Session, batching: BatchingState): Loaded | undefined {
     let drained!: () => void;
     const drainedPromise = new Promise<void>((resolve) => (drained = resolve));
     const previous = this.#active;
@@ -197,10 +235,11 @@ export class ModelSlot {
         name: this.name,
         version: spec.version,
         variant: spec.variant,
-        labels: { ...spec.labels },
+        labels: { ...spec.labels, batching: batching.enabled ? 'on' : 'off', batching_reason: batching.reason },
         inputs: session.inputs,
         outputs: session.outputs,
         loadedAt: this.#now(),
+        batching,
       },
       session,
       stats: new InferenceStats(),

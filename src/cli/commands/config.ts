@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/index.ts';
+import { z } from 'zod';
+import { configSchema, loadConfig } from '../../config/index.ts';
 import { resolveConfigFile } from '../../daemon/config-file.ts';
 import { runAction, usageError } from '../output.ts';
 
@@ -22,8 +23,14 @@ export function registerConfig(program: Command): void {
       await runAction(false, () => {
         const file = resolveConfigFile(opts.config);
         const loaded = loadConfig({ ...(file === undefined ? {} : { file }), env: process.env });
-        const value = lookup(loaded, key.split('.'));
-        if (value === undefined) return;
+        const path = key.split('.');
+        const value = lookup(loaded, path);
+        if (value === undefined) {
+          // Unset optional keys print nothing; a key the schema does not have is a typo, not "unset".
+          const unknown = firstUnknownKey(path);
+          if (unknown !== undefined) throw usageError(`unknown configuration key ${key}: ${unknown === 0 ? 'the configuration' : path.slice(0, unknown).join('.')} has no key ${path[unknown]!} (config/default.yaml lists every key)`);
+          return;
+        }
         process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value)}\n`);
       });
     });
@@ -32,8 +39,25 @@ export function registerConfig(program: Command): void {
 function lookup(root: unknown, path: readonly string[]): unknown {
   let node = root;
   for (const [i, part] of path.entries()) {
+    if (node === undefined) return undefined;
     if (typeof node !== 'object' || node === null || Array.isArray(node)) throw usageError(`${path.slice(0, i).join('.')} has no key ${part}`);
     node = (node as Record<string, unknown>)[part];
   }
   return node;
+}
+
+interface JsonSchemaNode {
+  properties?: Record<string, JsonSchemaNode>;
+  additionalProperties?: JsonSchemaNode | boolean;
+}
+
+/** Index of the first part of `path` the configuration schema does not define, or undefined when it defines them all. */
+function firstUnknownKey(path: readonly string[]): number | undefined {
+  let node: JsonSchemaNode | undefined = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode;
+  for (const [i, part] of path.entries()) {
+    const next: JsonSchemaNode | undefined = node?.properties?.[part] ?? (typeof node?.additionalProperties === 'object' ? node.additionalProperties : undefined);
+    if (next === undefined) return i;
+    node = next;
+  }
+  return undefined;
 }

@@ -31,6 +31,7 @@ export function registerInfer(program: Command): void {
       await runAction(Boolean(opts.json), async () => {
         const k = Number(opts.top);
         if (!Number.isSafeInteger(k) || k < 1) throw usageError(`--top ${opts.top}: expected a positive integer`);
+        if (opts.socket === undefined && !isHttpUrl(opts.url!)) throw usageError(`--url ${opts.url!}: expected an http:// or https:// URL (or --socket PATH)`);
         const token = opts.token ?? process.env.EDGEVOLVE_TOKEN;
         const client = new KserveClient({
           ...(opts.socket !== undefined ? { socketPath: opts.socket } : { url: opts.url! }),
@@ -72,4 +73,13 @@ export function registerInfer(program: Command): void {
         }
       });
     });
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const { protocol } = new URL(text);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
 }

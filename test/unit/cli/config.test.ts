@@ -31,4 +31,16 @@ describe('edgevolve config get', () => {
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/server\.port has no key x/);
   });
+
+  it('refuses a key the schema does not have instead of printing nothing, and accepts unset keys under a map', async () => {
+    const typo = await edgevolve('config', 'get', 'service.memoryMx', '--config', file);
+    expect(typo).toMatchObject({ code: 2, stdout: '' });
+    expect(typo.stderr).toMatch(/unknown configuration key service\.memoryMx: service has no key memoryMx/);
+    const top = await edgevolve('config', 'get', 'nosuch.key', '--config', file);
+    expect(top.code).toBe(2);
+    expect(top.stderr).toMatch(/unknown configuration key nosuch\.key: the configuration has no key nosuch/);
+    // registry.auth is a map of hosts: any host is a key, unset here.
+    expect(await edgevolve('config', 'get', 'registry.auth.localhost', '--config', file)).toMatchObject({ code: 0, stdout: '' });
+    expect(await edgevolve('config', 'get', 'registry.auth.localhost.username', '--config', file)).toMatchObject({ code: 0, stdout: '' });
+  });
 });

@@ -137,7 +137,7 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
     const hw = await hardware();
     return { fingerprint: hw.fingerprint, measured: hw.measured, cpu: await readCpuIsa(nodeFiles(), process.arch) };
   };
-  const daemon = new Daemon({ config, store, serving, host, logger, notifier, desired, events, profile: selection, telemetry: telemetryLink, control, plannerDevice, ...(api === undefined ? {} : { api }) });
+  const daemon = new Daemon({ config, store, serving, host, logger, notifier, desired, events, profile: selection, telemetry: telemetryLink, control, plannerDevice, memoryLimit, ...(api === undefined ? {} : { api }) });
   holder.daemon = daemon;
   if (config.control.enabled) {
     channelHolder.channel = new CommandChannel({
@@ -296,7 +296,8 @@ function memoize<T>(make: () => Promise<T>): () => Promise<T> {
  */
 function buildServing(config: Readonly<Config>, store: OpenedStore, logger: Logger, observers: readonly InferenceObserver[], interceptor?: InferenceInterceptor): { serving: ModelServing; api?: ApiServer } {
   const session = { ...(config.server.threads === undefined ? {} : { threads: config.server.threads }) };
-  if (!config.server.enabled) return { serving: new InProcessServing(session, store) };
+  // Nothing calls infer without the API: a shadow there would have no traffic to mirror (deploy.ts skips it).
+  if (!config.server.enabled) return { serving: new InProcessServing(session, store, { liveTraffic: false }) };
   // The slots take the serving's observer, and the serving reaches the slots: tie the knot through a holder.
   const holder: { slots?: ModelSlots } = {};
   const serving = new SlotServing(() => holder.slots as ModelSlots, store, { ...session, workers: config.server.inferenceWorkers });

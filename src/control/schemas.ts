@@ -42,7 +42,13 @@ export const rollbackPayloadSchema = z
   .object({
     model: modelName.optional(),
     toVersion: z.string().min(1).max(64).regex(/^[0-9]+(\.[0-9]+)*$/, 'must be dot-separated numbers').optional(),
+    variant: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be a variant name ([a-z0-9][a-z0-9._-]{0,63})')
+      .optional()
+      .describe('With toVersion: the exact variant (a variant built on the device shares its parent\'s version); without it, the variant of toVersion that served last.'),
   })
+  .refine((p) => p.variant === undefined || p.toVersion !== undefined, { message: 'variant needs toVersion', path: ['variant'] })
   .strict();
 
 export const setBudgetsPayloadSchema = z.object({ model: modelName.optional(), budgets: budgetsSchema }).strict();

@@ -12,6 +12,7 @@ import type { Daemon } from './daemon.ts';
 import type { ReconcileResult } from './reconcile.ts';
 import { checkConfigPatch, writeOverlay } from './handlers/config.ts';
 import { optimizeResult, plannerBudgetsOf } from './handlers/optimize.ts';
+import { rollbackTarget } from './rollback-target.ts';
 import type { SelectionProfile } from './registry-port.ts';
 
 export interface CommandDeps {
@@ -65,9 +66,9 @@ export function commandHandlers(deps: CommandDeps): CommandHandlers {
       // An operator's rollback outranks a search for a new variant of the same model.
       daemon.reconciler.cancelOptimize(name, 'rollback command');
       if (payload.toVersion !== undefined) {
-        const target = daemon.versions(name).find((v) => v.version === payload.toVersion);
-        if (target === undefined) throw new EdgevolveError('E_STORE_NOT_FOUND', `${name} ${payload.toVersion} is not in the store`);
-        return { ...(await daemon.deploy.deploy(target, `rollback command to ${payload.toVersion}`, undefined, { shadow: false })) };
+        // The exact variant: a local variant shares its parent's version string (rollback-target.ts).
+        const target = rollbackTarget({ name, toVersion: payload.toVersion, variant: payload.variant }, daemon.versions(name), daemon.history(name));
+        return { ...(await daemon.deploy.deploy(target, `rollback command to ${target.version}/${target.variant} (${target.manifestDigest})`, undefined, { shadow: false })) };
       }
       return { ...(await daemon.deploy.rollback(name, 'rollback command')) };
     },

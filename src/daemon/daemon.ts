@@ -19,6 +19,7 @@ import type { Notifier } from './notify.ts';
 import type { ApiServer, CommandListener, ModelServing, ServiceHealth, TelemetryLink } from './ports.ts';
 import { LocalOptimizer, type OptimizeMethod, type PlannerDevice } from './local-optimize.ts';
 import { localTrustCheck } from './local-provenance.ts';
+import { memoryLimitEvent, memoryLimitStatus, type MemoryLimitCheck } from './memory-limit.ts';
 import { noCandidateError, Reconciler, type DesiredModel, type OptimizeRun, type ReconcileResult } from './reconcile.ts';
 import type { Budgets } from '../planner/index.ts';
 import type { SelectionProfile } from './registry-port.ts';
@@ -42,6 +43,8 @@ export interface DaemonDeps {
   readonly events?: EventLog;
   /** The device as the planner sees it; without it the daemon never optimizes on the device. */
   readonly plannerDevice?: () => Promise<PlannerDevice>;
+  /** service.memoryMax against the cgroup (memory-limit.ts), checked by the composition root before the store opens. */
+  readonly memoryLimit?: MemoryLimitCheck;
 }
 
 export class Daemon {
@@ -153,6 +156,11 @@ export class Daemon {
     return this.#deps.store.repository.versions(name);
   }
 
+  /** Activations of a model, newest first. */
+  history(name: string): ReturnType<OpenedStore['repository']['history']> {
+    return this.#deps.store.repository.history(name, 1000);
+  }
+
   /** set-budgets: takes effect at once (gate, budget watch); lasts until restart. */
   setBudgets(name: string, budgets: ModelBudgets): ModelBudgets {
     this.#budgetOverrides.set(name, { ...(this.#budgetOverrides.get(name) ?? {}), ...budgets });
@@ -214,6 +222,11 @@ export class Daemon {
     const t0 = this.#deps.host.now();
     await notifier.notify({ STATUS: 'starting: store open, recovering deployments' });
     this.#lag.start();
+    const limit = this.#deps.memoryLimit;
+    if (limit?.status === 'mismatch') {
+      // An event, not only a log line: the fleet sees a unit whose limit is not the configured one (telemetry outbox).
+      this.events.record('memory-limit-mismatch', memoryLimitEvent(limit), this.#deps.host.now());
+    }
 
     for (const name of await this.#state.names()) {
       const ref = (await this.#state.get(name).catch(() => undefined))?.desiredRef;
@@ -333,6 +346,8 @@ export class Daemon {
       eventCounts: this.events.counts(),
       recentEvents: this.events.recent().slice(-20),
       telemetry: this.#deps.telemetry?.health() ?? null,
+      shadows: this.deploy.shadowProgress(),
+      memoryLimit: this.#deps.memoryLimit === undefined ? null : memoryLimitStatus(this.#deps.memoryLimit),
     };
   }
 

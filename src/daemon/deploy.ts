@@ -73,6 +73,21 @@ export interface ShadowRun {
 /** Serving that can run a candidate beside the active version of the same name (SlotServing). */
 export interface ShadowServing {
   startShadow(model: ServedModel, options: { readonly share: number; readonly maxInFlight: number; readonly worker: boolean }): Promise<ShadowRun>;
+  /**
+   * Why no live request can reach this serving to be mirrored (in-process serving inside a
+   * daemon without the KServe API), or undefined when some can. A shadow there would wait
+   * out `maxDurationMs` for nothing, so the deployment skips it and onNoTraffic decides at once.
+   */
+  withoutLiveTraffic?(): string | undefined;
+}
+
+/** A running shadow as `edgevolve status` shows it: what was measured so far against what the gate needs. */
+export interface ShadowProgress extends Omit<ShadowMeasurement, 'reason'> {
+  readonly candidateManifest: string;
+  readonly startedAt: number;
+  readonly elapsedMs: number;
+  readonly maxDurationMs: number;
+  readonly minRequests: number;
 }
 
 function canShadow(serving: ModelServing): serving is ModelServing & ShadowServing {
@@ -120,6 +135,8 @@ function measurement(candidate: VersionRecord, active: VersionRecord, reason: st
 interface CancellableShadow {
   readonly manifestDigest: string;
   readonly cancel: AbortController;
+  /** Set once the candidate's session mirrors traffic: what status shows. */
+  progress?: () => ShadowProgress;
   /** Set by the canceller: why, and whether the candidate is remembered as failed (an operator's rollback). */
   why?: { readonly reason: string; readonly failed: boolean };
   /** Set when the shadow acted on the cancellation (it may have been decided already). */
@@ -246,14 +263,38 @@ export class DeploymentManager {
   async #serveTrustedInstead(active: VersionRecord, distrust: EdgevolveError): Promise<ServedModel> {
     const name = active.name;
     const current = await this.#deps.state.get(name);
-    const failed = new Set(current.failed.map((f) => f.manifestDigest));
-    const trusted = this.#deps.repository.versions(name).filter((v) => v.id !== active.id && this.#distrust(v) === undefined);
-    const fallback = trusted.filter((v) => !failed.has(v.manifestDigest)).at(-1) ?? trusted.at(-1);
+    const fallback = this.#newestTrusted(name, new Set([active.id]), current);
     if (fallback === undefined) throw distrust;
     const marker: TrialMarker = { ...(current.trial ?? this.#syntheticMarker(active)), candidateId: active.id, candidateManifest: active.manifestDigest, previousId: fallback.id };
     const outcome = await this.#rollBack(name, marker, `not trusted at start: ${distrust.code}: ${distrust.message}`, 'rolled-back');
     if (outcome.outcome === 'rolled-back' && outcome.to !== null) return servedModel(outcome.to, this.#deps.modelPath);
     throw distrust;
+  }
+
+  /** The newest stored version the trust policy lets serve, not in `exclude`: one not remembered as failed first. */
+  #newestTrusted(name: string, exclude: ReadonlySet<number>, state: ModelDeployState): VersionRecord | undefined {
+    const failed = new Set(state.failed.map((f) => f.manifestDigest));
+    const trusted = this.#deps.repository.versions(name).filter((v) => !exclude.has(v.id) && this.#distrust(v) === undefined);
+    return trusted.filter((v) => !failed.has(v.manifestDigest)).at(-1) ?? trusted.at(-1);
+  }
+
+  /**
+   * Where a rollback returns to. The marker's previous version served just before, but the
+   * trust policy may refuse it since (its provenance row gone, the policy turned strict) or
+   * retention may have dropped it: then the newest trusted version (not remembered as failed
+   * first), as at start-up; with none, `previousId` null: the failing candidate keeps
+   * serving (trusted when it was deployed), because serving nothing is worse than serving
+   * a version that failed its gate. `note` says why the target changed.
+   */
+  async #rollbackTarget(name: string, marker: TrialMarker): Promise<{ readonly previousId: number | null; readonly note?: string }> {
+    if (marker.previousId === null) return { previousId: null };
+    const previous = this.#deps.repository.versions(name).find((v) => v.id === marker.previousId);
+    const distrust = previous === undefined ? undefined : this.#distrust(previous);
+    if (previous !== undefined && distrust === undefined) return { previousId: previous.id };
+    const why = previous === undefined ? `version id ${marker.previousId} is no longer in the store` : `${label(previous)} is not trusted now (${distrust?.code ?? ''}: ${distrust?.message ?? ''})`;
+    const fallback = this.#newestTrusted(name, new Set([marker.candidateId, marker.previousId]), await this.#deps.state.get(name));
+    if (fallback === undefined) return { previousId: null, note: `${why}, and no other trusted version is stored` };
+    return { previousId: fallback.id, note: `${why}: rolled back to the newest trusted version ${label(fallback)} instead` };
   }
 
   /** A marker for a version that failed outside a trial: roll back to the last other version in history. */
@@ -339,6 +380,8 @@ export class DeploymentManager {
     // A deploy queued behind the shadow that rejected this very candidate must not shadow it again.
     const failed = current.failed.find((f) => f.manifestDigest === candidate.manifestDigest);
     if (failed !== undefined) return { outcome: 'rejected', version: candidate, kept: active, reason: `failed before: ${failed.reason}` };
+    const noTraffic = serving.withoutLiveTraffic?.();
+    if (noTraffic !== undefined) return this.#skipShadow(candidate, active, noTraffic);
     const cancellable: CancellableShadow = { manifestDigest: candidate.manifestDigest, cancel: new AbortController() };
     this.#shadows.set(name, cancellable);
     try {
@@ -346,6 +389,20 @@ export class DeploymentManager {
     } finally {
       if (this.#shadows.get(name) === cancellable) this.#shadows.delete(name);
     }
+  }
+
+  /**
+   * No live request can be mirrored here: waiting `maxDurationMs` would only delay what
+   * onNoTraffic decides anyway, so it decides now — `promote` goes straight to the trial
+   * gate (which still judges the version on probes), `reject` turns the candidate down.
+   */
+  async #skipShadow(candidate: VersionRecord, active: VersionRecord, why: string): Promise<DeployOutcome | { readonly warm: undefined }> {
+    const { events, clock } = this.#deps;
+    const onNoTraffic = this.#deps.config().shadow.onNoTraffic;
+    const reason = `no shadow: ${why}`;
+    events.record('shadow-skipped', { model: candidate.name, version: candidate.version, variant: candidate.variant, live: label(active), reason, action: onNoTraffic === 'promote' ? 'trial' : 'reject' }, clock.now());
+    if (onNoTraffic === 'promote') return { warm: undefined };
+    return this.#rejectShadow(candidate, active, `${reason}; rejected without shadow evidence (onNoTraffic: reject)`, undefined, false);
   }
 
   async #runShadow(
@@ -374,6 +431,11 @@ export class DeploymentManager {
       return this.#rejectShadow(candidate, active, `cannot load ${label(candidate)} as a shadow: ${error.code}: ${error.message}`, undefined, true);
     }
     const started = clock.now();
+    cancellable.progress = () => {
+      const { reason: _pending, ...measured } = measurement(candidate, active, '', run.stats());
+      const rules = this.#deps.config().shadow;
+      return { ...measured, candidateManifest: candidate.manifestDigest, startedAt: started, elapsedMs: clock.now() - started, maxDurationMs: rules.maxDurationMs, minRequests: rules.minRequests };
+    };
     let promoted = false;
     try {
       for (;;) {
@@ -436,6 +498,11 @@ export class DeploymentManager {
     }));
     events.record('shadow-rejected', { ...measurement(candidate, active, reason, stats), evidence }, clock.now());
     return { outcome: 'rejected', version: candidate, kept: active, reason };
+  }
+
+  /** The shadows running now, with what they measured so far (`edgevolve status`). */
+  shadowProgress(): ShadowProgress[] {
+    return [...this.#shadows.values()].flatMap((s) => (s.progress === undefined || s.abandoned === true ? [] : [s.progress()]));
   }
 
   /** Resumes a trial that a restart interrupted (after `recover` said so and the version was loaded). */
@@ -528,8 +595,13 @@ export class DeploymentManager {
     });
   }
 
-  async #rollBack(name: string, marker: TrialMarker, reason: string, outcome: 'rolled-back' | 'aborted'): Promise<DeployOutcome> {
+  async #rollBack(name: string, failing: TrialMarker, failReason: string, outcome: 'rolled-back' | 'aborted'): Promise<DeployOutcome> {
     const { repository, state, serving, events, clock } = this.#deps;
+    // The target is resolved (trust rechecked) before the marker says rolling-back, and the marker keeps it:
+    // a restart mid-rollback finishes the same rollback.
+    const target = await this.#rollbackTarget(name, failing);
+    const marker: TrialMarker = { ...failing, previousId: target.previousId };
+    const reason = target.note === undefined ? failReason : `${failReason}; ${target.note}`;
     await state.update(name, (s) => ({ ...s, trial: { ...marker, phase: 'rolling-back', failReason: reason } }));
     const from = repository.versions(name).find((v) => v.id === marker.candidateId);
     let to: VersionRecord | null = null;
@@ -550,7 +622,18 @@ export class DeploymentManager {
       trial: null,
       failed: [...s.failed.filter((f) => f.manifestDigest !== marker.candidateManifest), { manifestDigest: marker.candidateManifest, reason, at: clock.now() }],
     }));
-    events.record('deploy-rolled-back', { model: name, from: label(from), to: to === null ? null : label(to), reason: to === null ? `${reason}; no previous version, kept serving it` : reason }, clock.now());
+    events.record(
+      'deploy-rolled-back',
+      {
+        model: name,
+        from: label(from),
+        fromManifest: from?.manifestDigest ?? null,
+        to: to === null ? null : label(to),
+        toManifest: to?.manifestDigest ?? null,
+        reason: to === null ? `${reason}; nothing to roll back to, ${label(from)} kept serving` : reason,
+      },
+      clock.now(),
+    );
     return outcome === 'aborted' ? { outcome, reason } : { outcome, to, reason };
   }
 

@@ -55,7 +55,18 @@ export interface DaemonEventMap {
   'daemon-stopping': { readonly signal: string };
   'deploy-started': { readonly model: string; readonly version: string; readonly variant: string; readonly reason: string; readonly entries: number };
   'deploy-committed': { readonly model: string; readonly version: string; readonly variant: string; readonly gate: string };
-  'deploy-rolled-back': { readonly model: string; readonly from: string; readonly to: string | null; readonly reason: string };
+  /**
+   * `from`/`to` are `version/variant`; the manifest digests name the exact variant (a local
+   * variant shares its parent's version string, and a version may be republished).
+   */
+  'deploy-rolled-back': {
+    readonly model: string;
+    readonly from: string;
+    readonly fromManifest: string | null;
+    readonly to: string | null;
+    readonly toManifest: string | null;
+    readonly reason: string;
+  };
   'shadow-started': { readonly model: string; readonly version: string; readonly variant: string; readonly live: string; readonly share: number; readonly entries: number };
   /** The candidate goes on to its trial; `evidence` false when promoted by onNoTraffic. */
   'shadow-promoted': ShadowMeasurement & { readonly evidence: boolean };
@@ -63,11 +74,22 @@ export interface DaemonEventMap {
   'shadow-rejected': ShadowMeasurement & { readonly evidence: boolean };
   /** Too few requests were mirrored within maxDurationMs; `action` is what onNoTraffic chose. */
   'shadow-timeout': { readonly model: string; readonly version: string; readonly mirrored: number; readonly minRequests: number; readonly maxDurationMs: number; readonly action: 'promote' | 'reject' };
+  /**
+   * Shadow mode is on but no live request can reach the serving to be mirrored (in-process
+   * serving without the KServe API): the shadow is not started; `action` is what
+   * onNoTraffic chose at once instead of after maxDurationMs.
+   */
+  'shadow-skipped': { readonly model: string; readonly version: string; readonly variant: string; readonly live: string; readonly reason: string; readonly action: 'trial' | 'reject' };
   'deploy-aborted': { readonly model: string; readonly version: string; readonly reason: string };
   'budget-breach': { readonly model: string; readonly p95Ms: number; readonly budgetMs: number; readonly forMs: number };
   'replan': { readonly model: string; readonly from: string; readonly to: string | null; readonly reason: string };
   /** What an on-device optimization did (every run, whatever started it and however it ended). */
   'local-optimize': LocalOptimizeEvent;
+  /**
+   * At start: service.memoryMax differs from the cgroup's memory.max (the unit was not
+   * re-installed after the key changed). Bytes are null for "no limit".
+   */
+  'memory-limit-mismatch': { readonly configured: string; readonly expectedBytes: number | null; readonly actualBytes: number | null; readonly cgroup: string; readonly message: string };
   'runtime-error': { readonly where: string; readonly code: string; readonly message: string };
   'config-reloaded': { readonly applied: readonly string[]; readonly needsRestart: readonly string[] };
 }
@@ -84,6 +106,9 @@ export interface DaemonEvent<K extends DaemonEventKind = DaemonEventKind> {
 export interface EventSink {
   emit(event: DaemonEvent): void;
 }
+
+/** Kinds logged at warn level: something an operator should look at. */
+const WARNINGS: ReadonlySet<DaemonEventKind> = new Set<DaemonEventKind>(['deploy-rolled-back', 'deploy-aborted', 'shadow-rejected', 'shadow-timeout', 'shadow-skipped', 'runtime-error', 'budget-breach', 'memory-limit-mismatch']);
 
 /** Keeps the last events and a count per kind for `edgevolve status`, logs each, forwards to sinks. */
 export class EventLog implements EventSink {
@@ -110,7 +135,7 @@ export class EventLog implements EventSink {
     this.#recent.push(event);
     if (this.#recent.length > this.#keep) this.#recent.shift();
     this.#counts.set(event.kind, (this.#counts.get(event.kind) ?? 0) + 1);
-    const level = event.kind === 'deploy-rolled-back' || event.kind === 'deploy-aborted' || event.kind === 'shadow-rejected' || event.kind === 'shadow-timeout' || event.kind === 'runtime-error' || event.kind === 'budget-breach' ? 'warn' : 'info';
+    const level = WARNINGS.has(event.kind) ? 'warn' : 'info';
     this.#logger[level]({ event: event.kind, ...event.fields }, event.kind);
     for (const sink of this.#sinks) {
       try {

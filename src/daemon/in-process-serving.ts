@@ -7,9 +7,10 @@
  * Shadow mode works as over the slots: `infer` is the live path, and a share of its
  * successful inferences is mirrored to a candidate (never the probes); a promoted
  * candidate's warm session becomes the served one. Inside the daemon with
- * `server.enabled: false` nothing calls `infer`, so a shadow sees no traffic and
- * `deploy.shadow.onNoTraffic` decides at `maxDurationMs`; a program embedding the daemon
- * that serves through `infer` gets a judged shadow.
+ * `server.enabled: false` nothing calls `infer` (the composition root says so with
+ * `liveTraffic: false`), so the deployment skips the shadow and
+ * `deploy.shadow.onNoTraffic` decides at once; a program embedding the daemon that serves
+ * through `infer` gets a judged shadow.
  */
 import { EdgevolveError } from '../errors/index.ts';
 import { elementTypeInfo, type TensorValue } from '../onnx/index.ts';
@@ -58,6 +59,7 @@ export class InProcessServing implements ModelServing, ShadowServing {
   readonly #mirrors = new Map<string, ShadowMirror<Session>>();
   readonly #listeners = new Set<(o: InferenceOutcome) => void>();
   readonly #options: SessionOptions;
+  readonly #liveTraffic: boolean;
   #closed = false;
 
   readonly #store: VerifiedStore | undefined;
@@ -66,10 +68,17 @@ export class InProcessServing implements ModelServing, ShadowServing {
    * With `store`, each load reads the version verified into memory (P4), external-data
    * layers included; without it, from `modelPath` (single-file models only: the blob
    * store keeps external data under digests, not beside the model under its location).
+   * `liveTraffic: false`: nothing will call `infer` (the daemon without its KServe API), so
+   * there is no traffic a shadow could mirror.
    */
-  constructor(options: SessionOptions = { threads: 1 }, store?: VerifiedStore) {
+  constructor(options: SessionOptions = { threads: 1 }, store?: VerifiedStore, traffic: { readonly liveTraffic?: boolean } = {}) {
     this.#options = options;
     this.#store = store;
+    this.#liveTraffic = traffic.liveTraffic ?? true;
+  }
+
+  withoutLiveTraffic(): string | undefined {
+    return this.#liveTraffic ? undefined : 'the in-process serving has no live requests to mirror (the KServe API is off: server.enabled is false)';
   }
 
   async #open(model: ServedModel, options: SessionOptions = this.#options): Promise<Session> {

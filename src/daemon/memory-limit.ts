@@ -46,3 +46,22 @@ export function memoryLimitWarning(check: MemoryLimitComparison): string {
   const show = (bytes: number): string => (bytes === Infinity ? 'no limit' : `${(bytes / 1024 ** 2).toFixed(0)} MiB`);
   return `service.memoryMax is ${check.configured} (${show(check.expectedBytes)}) but the cgroup ${check.cgroup} has memory.max ${show(check.actualBytes)}: run scripts/install.sh again to apply the configured limit`;
 }
+
+/** The check as JSON carries it (status file, events): "no limit" is null, not Infinity. */
+export type MemoryLimitStatus =
+  | Exclude<MemoryLimitCheck, MemoryLimitComparison>
+  | (Omit<MemoryLimitComparison, 'expectedBytes' | 'actualBytes'> & { readonly expectedBytes: number | null; readonly actualBytes: number | null });
+
+export function memoryLimitStatus(check: MemoryLimitCheck): MemoryLimitStatus {
+  if (check.status !== 'match' && check.status !== 'mismatch') return check;
+  return { ...check, expectedBytes: finiteOrNull(check.expectedBytes), actualBytes: finiteOrNull(check.actualBytes) };
+}
+
+function finiteOrNull(bytes: number): number | null {
+  return Number.isFinite(bytes) ? bytes : null;
+}
+
+/** The `memory-limit-mismatch` event's fields for a comparison. */
+export function memoryLimitEvent(check: MemoryLimitComparison): { configured: string; expectedBytes: number | null; actualBytes: number | null; cgroup: string; message: string } {
+  return { configured: check.configured, expectedBytes: finiteOrNull(check.expectedBytes), actualBytes: finiteOrNull(check.actualBytes), cgroup: check.cgroup, message: memoryLimitWarning(check) };
+}

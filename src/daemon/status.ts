@@ -7,7 +7,9 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../host/index.ts';
 import type { ModelRepository } from '../store/index.ts';
+import type { ShadowProgress } from './deploy.ts';
 import type { DaemonEvent } from './events.ts';
+import type { MemoryLimitStatus } from './memory-limit.ts';
 import type { ModelDeployState } from './deploy-state.ts';
 import type { ServedModel, ServiceHealth } from './ports.ts';
 
@@ -23,6 +25,10 @@ export interface RuntimeStatus {
   readonly eventCounts: Readonly<Record<string, number>>;
   readonly recentEvents: readonly DaemonEvent[];
   readonly telemetry: ServiceHealth | null;
+  /** Candidates in shadow now: mirrored requests against minRequests, elapsed against maxDurationMs, agreement, p95s. */
+  readonly shadows: readonly ShadowProgress[];
+  /** service.memoryMax against the cgroup's memory.max, as checked at start (null: not checked). */
+  readonly memoryLimit: MemoryLimitStatus | null;
 }
 
 export function runtimeStatusPath(stateDir: string): string {

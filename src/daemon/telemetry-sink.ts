@@ -22,6 +22,11 @@ function classify(event: DaemonEvent): { type: EventType; severity: Severity; me
       return { type: 'rollback', severity: 'warning', message: `${String(f.model)} ${String(f.version)}/${String(f.variant)} rejected in shadow, ${String(f.live)} keeps serving: ${String(f.reason)}` };
     case 'shadow-timeout':
       return { type: 'deploy', severity: 'warning', message: `${String(f.model)} ${String(f.version)}: only ${String(f.mirrored)} of ${String(f.minRequests)} requests mirrored within ${String(f.maxDurationMs)} ms (${String(f.action)})` };
+    case 'shadow-skipped':
+      return { type: 'deploy', severity: 'warning', message: `${String(f.model)} ${String(f.version)}/${String(f.variant)} not shadowed (${String(f.action)}): ${String(f.reason)}` };
+    case 'memory-limit-mismatch':
+      // Reported as an error-type warning: a unit whose MemoryMax is not the configured one needs an operator (install.sh again).
+      return { type: 'error', severity: 'warning', message: String(f.message) };
     case 'budget-breach':
       return { type: 'budget-violation', severity: 'warning', message: `${String(f.model)} p95 ${String(f.p95Ms)} ms over its ${String(f.budgetMs)} ms budget` };
     case 'replan':

@@ -15,7 +15,7 @@ import { silentLogger } from '../../../src/log/index.ts';
 import { OciLayout, pushArtifact, signArtifact } from '../../../src/registry/index.ts';
 import { parseDigest } from '../../../src/store/index.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
-import { deployRig, MLP, PROFILE, testConfig, type DeployRig } from './fixtures.ts';
+import { deployRig, MLP, PROFILE, testConfig, writeFailingModel, type DeployRig } from './fixtures.ts';
 
 const CALIB = 'test/fixtures/data/mnist-calib';
 const PLANNER = { subsetSamples: 100, sensitivitySamples: 100, calibrationSamples: 100, benchMs: 150, maxFullCandidates: 2, maxAccuracyDrop: 5 };
@@ -29,12 +29,19 @@ describe('local variants under a signing policy', () => {
   let desired: DesiredModel;
   let optimizer: LocalOptimizer;
   let reconciler: Reconciler;
+  /** Publishes a signed release to the same layout (the fleet's next version). */
+  let publishSigned: (version: string, modelPath: string) => Promise<string>;
 
   async function setUp(options: { sign: boolean }): Promise<void> {
     const layout = new OciLayout(join(tmp.dir, 'oci'));
     await layout.init();
     const pushed = await pushArtifact(layout, { name: 'm', version: '1.0.0', calibrationDir: CALIB, variants: [{ name: 'fp32', modelPath: MLP }] }, '1.0.0');
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    publishSigned = async (version, modelPath) => {
+      const release = await pushArtifact(layout, { name: 'm', version, variants: [{ name: 'fp32', modelPath }] }, version);
+      await signArtifact(layout, `m:${version}`, release, privateKey);
+      return `oci-layout:${join(tmp.dir, 'oci')}:${version}`;
+    };
     const keyFile = join(tmp.dir, 'cosign.pub');
     await writeFile(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
     if (options.sign) await signArtifact(layout, 'm:1.0.0', pushed, privateKey);
@@ -121,7 +128,14 @@ describe('local variants under a signing policy', () => {
     expect(rig.serving.loaded().map((m) => m.versionId)).toEqual([parent.id]);
     expect(rig.store.repository.active('m')?.id).toBe(parent.id);
     expect(rig.events.ofKind('deploy-rolled-back').map((e) => e.fields)).toEqual([
-      { model: 'm', from: `1.0.0/${built.variant}`, to: '1.0.0/fp32', reason: expect.stringMatching(/^not trusted at start: E_LOCAL_VARIANT_UNTRUSTED: .*no provenance record/) as unknown },
+      {
+        model: 'm',
+        from: `1.0.0/${built.variant}`,
+        fromManifest: built.manifestDigest,
+        to: '1.0.0/fp32',
+        toManifest: parent.manifestDigest,
+        reason: expect.stringMatching(/^not trusted at start: E_LOCAL_VARIANT_UNTRUSTED: .*no provenance record/) as unknown,
+      },
     ]);
     const state = await rig.state.get('m');
     expect(state.trial).toBeNull();
@@ -148,6 +162,32 @@ describe('local variants under a signing policy', () => {
     // Without the policy the same rollback goes through: the refusal is the policy's.
     rig.config = testConfig(join(tmp.dir, 'state'), { planner: PLANNER, daemon: { models: [desired] } });
     expect(await rig.deploy.rollback('m', 'rollback command')).toMatchObject({ outcome: 'rolled-back', to: { id: built.id } });
+  }, 120_000);
+
+  it('a failed trial whose previous version is a local variant no longer trusted rolls back to the newest trusted version instead, the event naming both exact variants', async () => {
+    await setUp({ sign: true });
+    const parent = rig.store.repository.active('m')!;
+    const run = await reconciler.optimize(desired, 'test', undefined, REQUEST);
+    if (run.outcome.kind !== 'built') throw new Error(`expected a built variant, got ${run.outcome.kind}`);
+    const built = run.outcome.record;
+    expect(rig.store.repository.active('m')?.id).toBe(built.id);
+    // The variant served; then its provenance row went (the policy now refuses it) and a signed 2.0.0 arrives that cannot run.
+    rig.store.db.prepare('DELETE FROM local_provenance').run();
+    const release = { ...desired, ref: await publishSigned('2.0.0', await writeFailingModel(join(tmp.dir, 'fails.onnx'))) };
+    const result = await reconciler.reconcile(release, 'release');
+    expect(result).toMatchObject({ action: 'deployed', outcome: { outcome: 'rolled-back', to: { id: parent.id } } });
+
+    const v2 = rig.store.repository.versions('m').find((v) => v.version === '2.0.0')!;
+    const [event] = rig.events.ofKind('deploy-rolled-back');
+    expect(event?.fields).toMatchObject({ model: 'm', from: '2.0.0/fp32', fromManifest: v2.manifestDigest, to: '1.0.0/fp32', toManifest: parent.manifestDigest });
+    expect(event?.fields.reason).toMatch(
+      new RegExp(`^cannot load 2\\.0\\.0/fp32: .*; 1\\.0\\.0/${built.variant} is not trusted now \\(E_LOCAL_VARIANT_UNTRUSTED: .*no provenance record.*\\): rolled back to the newest trusted version 1\\.0\\.0/fp32 instead$`),
+    );
+    expect(rig.store.repository.active('m')?.id).toBe(parent.id);
+    expect(rig.serving.loaded().map((m) => m.versionId)).toEqual([parent.id]);
+    const state = await rig.state.get('m');
+    expect(state.trial).toBeNull();
+    expect(state.failed.map((f) => f.manifestDigest)).toEqual([v2.manifestDigest]);
   }, 120_000);
 
   it('an unsigned parent under the policy: nothing is built (the pull refuses it, and so does the optimizer given the stored record), the event says why, fp32 keeps serving', async () => {

@@ -242,6 +242,32 @@ describe('shadow mode in the deployment path (real store, KServe slots, onnxrunt
     expect(rig.events.ofKind('shadow-rejected')).toHaveLength(0);
   });
 
+  it('a running shadow shows its progress (what status reports), and a rollback cancels it at once though its next check is an hour away', async () => {
+    await deployFirst();
+    const v1 = rig.store.repository.active('m')!;
+    const hour = { minRequests: 1_000_000, maxDurationMs: 3_600_000, checkIntervalMs: 3_600_000 };
+    await retarget('2.0.0', int8, hour);
+    const { result } = await withTraffic(async () => {
+      const running = rig.reconciler.reconcile(rig.config.daemon.models[0]!, 'test');
+      for (let i = 0; i < 4000 && (rig.deploy.shadowProgress()[0]?.mirrored ?? 0) < 20; i++) await sleep(5);
+      const [progress, ...more] = rig.deploy.shadowProgress();
+      expect(more).toEqual([]);
+      const v2 = rig.store.repository.versions('m').find((v) => v.version === '2.0.0')!;
+      expect(progress).toMatchObject({ model: 'm', version: '2.0.0', variant: 'fp32', candidateManifest: v2.manifestDigest, live: '1.0.0/fp32', minRequests: 1_000_000, maxDurationMs: 3_600_000, failed: 0, metric: 'top1' });
+      expect(progress!.mirrored).toBeGreaterThanOrEqual(20);
+      expect(progress!.agreement).toBeGreaterThan(0.9);
+      expect(progress!.candidateP95Ms).toBeGreaterThan(0);
+      expect(progress!.elapsedMs).toBeGreaterThanOrEqual(0);
+      // The shadow sleeps until its next check (an hour): only the cancellation's wake-up lets this finish within the test's timeout.
+      const rollback = await rig.deploy.rollback('m', 'rollback command');
+      expect(rollback).toMatchObject({ outcome: 'rolled-back', to: { id: v1.id } });
+      return running;
+    });
+    expect(result.action === 'deployed' && result.outcome).toMatchObject({ outcome: 'aborted', cancelled: true, reason: expect.stringMatching(/^shadow cancelled after \d+ mirrored requests: rollback command$/) as unknown });
+    expect(rig.deploy.shadowProgress()).toEqual([]);
+    expect(rig.serving.loaded().map((m) => m.version)).toEqual(['1.0.0']);
+  }, 30_000);
+
   it('a restart during a shadow (its marker left on disk, the store untouched) serves the old version, shadows again counted, and abandons the candidate past maxTrialEntries', async () => {
     await deployFirst();
     await retarget('2.0.0', int8, { minRequests: 1_000_000 });

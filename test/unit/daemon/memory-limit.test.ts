@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { configSchema } from '../../../src/config/schema.ts';
-import { checkMemoryLimit, memoryLimitWarning } from '../../../src/daemon/memory-limit.ts';
+import { checkMemoryLimit, memoryLimitEvent, memoryLimitStatus, memoryLimitWarning } from '../../../src/daemon/memory-limit.ts';
 import { planReload } from '../../../src/daemon/reload.ts';
 
 const GiB = 1024 ** 3;
@@ -27,6 +27,16 @@ describe('service.memoryMax against the cgroup memory.max', () => {
   it('checks nothing when the key is unset or there is no cgroup v2 limit to read', () => {
     expect(checkMemoryLimit(undefined, unit(GiB), 8 * GiB)).toEqual({ status: 'unconfigured' });
     expect(checkMemoryLimit('1G', undefined, 8 * GiB)).toEqual({ status: 'unknown', configured: '1G' });
+  });
+});
+
+describe('the check as status and event fields carry it (JSON)', () => {
+  it('"no limit" becomes null instead of Infinity, which JSON cannot hold; the event has the warning text', () => {
+    const check = checkMemoryLimit('2G', unit(Infinity), 8 * GiB);
+    expect(memoryLimitStatus(check)).toEqual({ status: 'mismatch', configured: '2G', expectedBytes: 2 * GiB, actualBytes: null, cgroup: '/system.slice/edgevolve.service' });
+    if (check.status !== 'mismatch') throw new Error('expected a mismatch');
+    expect(memoryLimitEvent(check)).toEqual({ configured: '2G', expectedBytes: 2 * GiB, actualBytes: null, cgroup: '/system.slice/edgevolve.service', message: memoryLimitWarning(check) });
+    expect(memoryLimitStatus({ status: 'unknown', configured: '1G' })).toEqual({ status: 'unknown', configured: '1G' });
   });
 });
 

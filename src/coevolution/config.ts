@@ -35,7 +35,8 @@ export const coevolutionConfigSchema = z
         dir: z.string().optional().describe('Sample store directory; <stateDir>/samples when absent.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Hard-sample mining: which answers count as hard and are kept for upload.'),
     upload: z
       .object({
         target: z.enum(['none', 'http', 'registry']).default('none').describe('Where batches go: an HTTP endpoint (edgevolve cloud receive) or the registry as OCI artifacts.'),
@@ -47,7 +48,8 @@ export const coevolutionConfigSchema = z
         timeoutMs: z.number().int().positive().default(30_000).describe('Per-batch request timeout, ms.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Where mined samples go (http endpoint or OCI registry), and how often.'),
     cascade: z
       .object({
         enabled: z.boolean().default(false).describe('Ask the cloud model when the local one is unsure.'),
@@ -60,25 +62,28 @@ export const coevolutionConfigSchema = z
         token: z.string().optional().describe('Bearer token for the cloud server.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Cloud cascade: unsure local answers are asked again of a cloud KServe model.'),
     drift: z
       .object({
         enabled: z.boolean().default(true).describe('Compare live confidence/entropy with the distribution at deployment.'),
-        bins: z.number().int().min(2).max(100).default(10),
+        bins: z.number().int().min(2).max(100).default(10).describe('Histogram bins of the confidence/entropy distributions the PSI compares.'),
         referenceSize: z.number().int().positive().default(500).describe('Answers after a deployment that form the reference.'),
         windowSize: z.number().int().positive().default(500).describe('Answers per live window scored against the reference.'),
         threshold: z.number().positive().default(0.2).describe('PSI above which an event is published (0.1-0.25 moderate, >0.25 significant).'),
         clearBelow: z.number().nonnegative().optional().describe('Hysteresis: after a drift event, a window must score below this before the drift clears (another event); threshold / 2 when absent.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Drift detection: PSI of live confidence/entropy against the distribution after a deployment.'),
     collect: z
       .object({
         maxWaitS: z.number().positive().default(300).describe('collect-samples command: how long it waits for live inferences that meet its criterion before uploading what it has.'),
         highEntropyAbove: z.number().min(0).max(1).default(0.5).describe('collect-samples "high-entropy": normalized entropy above this, unless the model\'s rule sets normalizedEntropyAbove.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('The collect-samples fleet command.'),
   })
   .strict()
   .refine((c) => c.drift.clearBelow === undefined || c.drift.clearBelow <= c.drift.threshold, { message: 'drift.clearBelow must not exceed drift.threshold', path: ['drift', 'clearBelow'] });

@@ -17,6 +17,10 @@ interface JsonSchemaNode {
   description?: string;
   properties?: Record<string, JsonSchemaNode>;
   default?: unknown;
+  type?: string;
+  enum?: unknown[];
+  items?: JsonSchemaNode;
+  minLength?: number;
 }
 
 export function renderDefaultYaml(): string {
@@ -46,6 +50,32 @@ function renderObject(value: Record<string, unknown>, schema: JsonSchemaNode | u
     } else {
       const rendered = stringify({ [key]: child }).trimEnd().split('\n');
       for (const line of rendered) lines.push(`${indent}${line}`);
+      // An empty object by default (control.timeoutSeconds) still has keys an operator may set.
+      if (child !== null && typeof child === 'object' && !Array.isArray(child)) renderUnset(child as Record<string, unknown>, childSchema, depth + 1, lines);
     }
   }
+  renderUnset(value, schema, depth, lines);
+}
+
+/**
+ * Keys without a default (a token, a socket path, service.memoryMax) are absent from the
+ * defaults, so they are listed commented out, each with its description and the kind of value
+ * it takes: default.yaml documents every key, and stays the defaults when read as YAML.
+ */
+function renderUnset(value: Record<string, unknown>, schema: JsonSchemaNode | undefined, depth: number, lines: string[]): void {
+  const indent = '  '.repeat(depth);
+  for (const [key, childSchema] of Object.entries(schema?.properties ?? {})) {
+    if (key in value) continue;
+    if (childSchema.description) {
+      for (const line of childSchema.description.split('\n')) lines.push(`${indent}# ${line}`);
+    }
+    lines.push(`${indent}# ${key}: ${valueHint(childSchema)}  (unset by default)`);
+  }
+}
+
+function valueHint(schema: JsonSchemaNode): string {
+  if (schema.enum !== undefined) return schema.enum.map(String).join(' | ');
+  if (schema.type === 'array') return `[${schema.items === undefined ? '...' : valueHint(schema.items)}, ...]`;
+  if (schema.type === 'string' && schema.minLength !== undefined && schema.minLength > 1) return `<string, at least ${schema.minLength} characters>`;
+  return schema.type === undefined ? '<see config/schema.json>' : `<${schema.type}>`;
 }

@@ -40,7 +40,8 @@ export const registryConfigSchema = z
         allowSignedDowngrade: z.boolean().default(false).describe('Accept an older version when it is signed and annotated dev.edgevolve.downgrade=true.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Signature policy for pulled artifacts (README "Signatures and trust policy").'),
   })
   .strict();
 
@@ -107,7 +108,8 @@ export const daemonConfigSchema = z
         probeFreshMs: z.number().int().positive().default(30_000).describe('A successful probe older than this makes the daemon unhealthy, ms.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Health check behind the systemd watchdog: WATCHDOG=1 is sent only while it passes; SIGHUP applies a change.'),
   })
   .strict();
 
@@ -146,7 +148,8 @@ export const deployConfigSchema = z
         checkIntervalMs: z.number().int().positive().default(1000).describe('How often the shadow statistics are judged, ms.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Shadow mode (README "The daemon", shadow mode); SIGHUP applies a change.'),
     budgetWatch: z
       .object({
         enabled: z.boolean().default(true).describe('Re-plan (pick a lighter variant) when p95 stays over the budget.'),
@@ -155,7 +158,8 @@ export const deployConfigSchema = z
         minSamples: z.number().int().positive().default(50).describe('Inferences in a check window before its p95 counts.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Continuous budget watch: re-plan when live p95 stays over the model budget; SIGHUP applies a change.'),
   })
   .strict();
 
@@ -233,24 +237,26 @@ export const configSchema = z
     stateDir: z.string().min(1).default('/var/lib/edgevolve').describe('Directory for the database, blobs and models.'),
     log: z
       .object({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Least severe level logged (pino, JSON lines on stdout); SIGHUP applies a change.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Logging (pino JSON lines on stdout).'),
     onnx: z
       .object({ limits: onnxLimitsSchema.prefault({}) })
       .strict()
-      .prefault({}),
-    registry: registryConfigSchema.prefault({}),
-    store: storeConfigSchema.prefault({}),
-    daemon: daemonConfigSchema.prefault({}),
-    deploy: deployConfigSchema.prefault({}),
-    mqtt: mqttConfigSchema.prefault({}),
-    telemetry: telemetryConfigSchema.prefault({}),
-    control: controlConfigSchema.prefault({}),
-    planner: plannerConfigSchema.prefault({}),
-    server: serverConfigSchema.prefault({}),
-    coevolution: coevolutionConfigSchema.prefault({}),
+      .prefault({})
+      .describe('ONNX model parsing.'),
+    registry: registryConfigSchema.prefault({}).describe('OCI registry client: credentials, TLS, limits, signature policy.'),
+    store: storeConfigSchema.prefault({}).describe('The model store under stateDir: space, retention, writes.'),
+    daemon: daemonConfigSchema.prefault({}).describe('edgevolve run: desired models, start and stop, reconcile, watchdog.'),
+    deploy: deployConfigSchema.prefault({}).describe('Safe deployment: trial and health gate, rollback, bounded re-entries, shadow mode, budget watch. SIGHUP applies every key.'),
+    mqtt: mqttConfigSchema.prefault({}).describe('MQTT broker connection for telemetry and fleet commands; no urls: no broker.'),
+    telemetry: telemetryConfigSchema.prefault({}).describe('Telemetry: metrics and events, kept in the outbox until the broker acknowledges them.'),
+    control: controlConfigSchema.prefault({}).describe('Signed fleet commands over MQTT (README "Fleet commands").'),
+    planner: plannerConfigSchema.prefault({}).describe('The planner: defaults of edgevolve optimize, and the search the daemon runs on the device.'),
+    server: serverConfigSchema.prefault({}).describe('The local KServe v2 inference API (README "Inference API"); changes need a restart.'),
+    coevolution: coevolutionConfigSchema.prefault({}).describe('Edge-cloud co-evolution, device side (README "Edge-cloud co-evolution"); off by default.'),
     service: serviceConfigSchema
       .prefault({})
       .describe("The systemd unit (scripts/install.sh writes it from these keys; re-run it after a change).\nmemoryMax: MemoryMax= of the unit (512M, 2G, 60%, infinity); absent: the unit's own 75%."),

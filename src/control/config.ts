@@ -36,7 +36,7 @@ export const controlConfigSchema = z
     maxClockSkewSeconds: z.number().int().nonnegative().default(300).describe('How far in the future a command\'s issuedAt may be.'),
     retentionHours: z.number().positive().default(7 * 24).describe('Finished commands (ids, nonces, results) are kept this long; must exceed maxCommandAgeSeconds + maxClockSkewSeconds.'),
     timeoutSeconds: z
-      .object(Object.fromEntries(COMMAND_TYPES.map((type) => [type, timeoutSeconds.optional()])) as Record<CommandType, z.ZodOptional<typeof timeoutSeconds>>)
+      .object(Object.fromEntries(COMMAND_TYPES.map((type) => [type, timeoutSeconds.optional().describe(`Timeout of the ${type} handler, seconds (default ${DEFAULT_TIMEOUT_SECONDS[type]}).`)])) as Record<CommandType, z.ZodOptional<typeof timeoutSeconds>>)
       .strict()
       .default({})
       .describe(`Handler timeout by command type, seconds (defaults: ${Object.entries(DEFAULT_TIMEOUT_SECONDS).map(([k, v]) => `${k} ${v}`).join(', ')}).`),

@@ -14,14 +14,14 @@ export const mqttConfigSchema = z
       .describe('Broker URLs, tried in turn; empty: no broker, telemetry stays in the outbox.'),
     fleet: id.default('default').describe('Fleet id: the second topic level.'),
     deviceId: id.optional().describe('Device id, also the MQTT client id; default: the hardware fingerprint.'),
-    username: z.string().optional(),
-    password: z.string().optional(),
+    username: z.string().optional().describe('Broker user name (MQTT CONNECT username).'),
+    password: z.string().optional().describe('Broker password; redacted in logs.'),
     caFile: z.string().optional().describe('PEM CA bundle trusted for mqtts/wss instead of the system roots.'),
     certFile: z.string().optional().describe('PEM client certificate (mTLS).'),
     keyFile: z.string().optional().describe('PEM private key of certFile.'),
     protocol: z.enum(['auto', '5', '3.1.1']).default('auto').describe('auto: MQTT 5, falling back to 3.1.1 when the broker refuses 5.'),
     keepaliveSeconds: z.number().int().min(10).max(65535).default(60).describe('Keepalive in seconds (MQTT.js#1778: below 60 can loop on a lossy link).'),
-    connectTimeoutMs: z.number().int().positive().default(10_000),
+    connectTimeoutMs: z.number().int().positive().default(10_000).describe('How long one connection attempt may take before it counts as failed and the backoff starts, ms.'),
     sessionExpirySeconds: z
       .number()
       .int()
@@ -30,9 +30,9 @@ export const mqttConfigSchema = z
       .describe('MQTT 5 session expiry: how long the broker keeps queued commands while the device is away (MQTT.js#1139: 0 ends the session at disconnect).'),
     reconnect: z
       .object({
-        initialDelayMs: z.number().int().positive().default(1000),
-        maxDelayMs: z.number().int().positive().default(60_000),
-        multiplier: z.number().min(1).default(2),
+        initialDelayMs: z.number().int().positive().default(1000).describe('Upper bound of the first wait, ms.'),
+        maxDelayMs: z.number().int().positive().default(60_000).describe('Largest upper bound of a wait, ms.'),
+        multiplier: z.number().min(1).default(2).describe('Growth of the upper bound per failed attempt.'),
       })
       .strict()
       .prefault({})
@@ -41,7 +41,7 @@ export const mqttConfigSchema = z
     maxPayloadBytes: z.number().int().positive().default(1024 * 1024).describe('Largest message accepted into the outbox, in bytes.'),
     batchMaxMessages: z.number().int().min(1).max(1000).default(50).describe('Most telemetry records combined into one publish when a backlog drains.'),
     gzip: z.boolean().default(false).describe('Gzip payloads of at least gzipMinBytes (slow links); a gzipped payload starts with 0x1f 0x8b.'),
-    gzipMinBytes: z.number().int().nonnegative().default(1024),
+    gzipMinBytes: z.number().int().nonnegative().default(1024).describe('Smallest payload gzipped when gzip is on, in bytes (smaller ones gain nothing).'),
   })
   .strict();
 
@@ -50,8 +50,8 @@ export const telemetryConfigSchema = z
     intervalMs: z.number().int().min(1000).default(30_000).describe('How often aggregated metrics are published, in ms.'),
     outbox: z
       .object({
-        maxRows: z.number().int().positive().default(100_000),
-        maxBytes: z.number().int().positive().default(64 * 1024 * 1024),
+        maxRows: z.number().int().positive().default(100_000).describe('Most messages kept.'),
+        maxBytes: z.number().int().positive().default(64 * 1024 * 1024).describe('Most payload bytes kept.'),
         maxAgeHours: z.number().positive().default(168).describe('Older messages are dropped (and counted) whatever their priority.'),
       })
       .strict()

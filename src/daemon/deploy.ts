@@ -37,7 +37,7 @@ export type DeployConfig = Config['deploy'];
 export type ModelBudgets = Config['daemon']['models'][number]['budgets'];
 
 export interface DeployDeps {
-  readonly repository: Pick<ModelRepository, 'active' | 'activate' | 'versions'>;
+  readonly repository: Pick<ModelRepository, 'active' | 'activate' | 'versions' | 'history'>;
   readonly modelPath: (modelDigest: string) => string;
   readonly serving: ModelServing;
   readonly state: DeployStateStore;
@@ -297,12 +297,15 @@ export class DeploymentManager {
     return { previousId: fallback.id, note: `${why}: rolled back to the newest trusted version ${label(fallback)} instead` };
   }
 
-  /** A marker for a version that failed outside a trial: roll back to the last other version in history. */
+  /**
+   * A marker for a version that failed outside a trial: roll back to the version that served
+   * before it (activation history: the exact variant, not the newest stored one, which may
+   * be another variant of the same version), else the newest other stored version.
+   */
   #syntheticMarker(active: VersionRecord): TrialMarker {
-    const previous = this.#deps.repository
-      .versions(active.name)
-      .filter((v) => v.id !== active.id)
-      .at(-1);
+    const others = this.#deps.repository.versions(active.name).filter((v) => v.id !== active.id);
+    const servedBefore = this.#deps.repository.history(active.name, 1000).find((h) => h.versionId !== active.id && others.some((v) => v.id === h.versionId));
+    const previous = others.find((v) => v.id === servedBefore?.versionId) ?? others.at(-1);
     return { candidateId: active.id, candidateManifest: active.manifestDigest, previousId: previous?.id ?? null, reason: 'load', startedAt: this.#deps.clock.now(), entries: 1, phase: 'trial' };
   }
 

@@ -7,7 +7,7 @@ import { systemHost } from '../../../src/host/index.ts';
 import { silentLogger } from '../../../src/log/index.ts';
 import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo } from '../../../src/onnx/index.ts';
 import { OciLayout, ociArch, pushArtifact, type SelectionProfile } from '../../../src/registry/index.ts';
-import { openStore, parseDigest, type OpenedStore } from '../../../src/store/index.ts';
+import { openStore, parseDigest, type OpenedStore, type VersionRecord } from '../../../src/store/index.ts';
 
 export const CNN = 'test/fixtures/models/mnist-cnn.onnx';
 export const MLP = 'test/fixtures/models/mnist-mlp.onnx';
@@ -70,10 +70,15 @@ export function testConfig(stateDir: string, overrides: Record<string, unknown> 
   );
 }
 
+/** `trust`: a trust policy injected instead of the local-provenance one (a test that says why). */
+export interface RigOptions {
+  readonly trust?: (record: VersionRecord) => void;
+}
+
 export async function deployRig(stateDir: string, config: Readonly<Config>): Promise<DeployRig>;
 /** With `serving` built over the opened store (the KServe slots, for shadow mode). */
-export async function deployRig<S extends ModelServing>(stateDir: string, config: Readonly<Config>, serving: (store: OpenedStore) => S): Promise<DeployRig<S>>;
-export async function deployRig(stateDir: string, config: Readonly<Config>, makeServing?: (store: OpenedStore) => ModelServing): Promise<DeployRig<ModelServing>> {
+export async function deployRig<S extends ModelServing>(stateDir: string, config: Readonly<Config>, serving: (store: OpenedStore) => S, options?: RigOptions): Promise<DeployRig<S>>;
+export async function deployRig(stateDir: string, config: Readonly<Config>, makeServing?: (store: OpenedStore) => ModelServing, options: RigOptions = {}): Promise<DeployRig<ModelServing>> {
   const host = systemHost();
   const store = await openStore(stateDir, config.store, host);
   const serving = makeServing === undefined ? new InProcessServing({ threads: 1 }) : makeServing(store);
@@ -91,7 +96,7 @@ export async function deployRig(stateDir: string, config: Readonly<Config>, make
     config: () => rig.config.deploy,
     budgets: (name) => rig.config.daemon.models.find((m) => m.name === name)?.budgets ?? {},
     // As src/daemon/daemon.ts wires it: the trust policy for local variants, read from the current config.
-    trust: localTrustCheck(store.db, () => rig.config.registry.trust.requireSignature),
+    trust: options.trust ?? localTrustCheck(store.db, () => rig.config.registry.trust.requireSignature),
   });
   const reconciler = new Reconciler({ store, host, logger: silentLogger(), deploy, state, config: () => rig.config, profile: () => Promise.resolve(PROFILE) });
   return Object.assign(rig, {

@@ -144,7 +144,7 @@ export const deployConfigSchema = z
         onNoTraffic: z
           .enum(['promote', 'reject'])
           .default('promote')
-          .describe("What happens when fewer than minRequests were mirrored within maxDurationMs: 'promote' puts the candidate on trial without shadow evidence (its health gate still runs), 'reject' keeps the serving version."),
+          .describe("What happens when fewer than minRequests were mirrored within maxDurationMs: 'promote' puts the candidate on trial without shadow evidence (its health gate still runs), 'reject' keeps the serving version. Decided at once, without a shadow, when no live request can reach the serving (server.enabled: false)."),
         checkIntervalMs: z.number().int().positive().default(1000).describe('How often the shadow statistics are judged, ms.'),
       })
       .strict()

@@ -127,7 +127,7 @@ export const ERROR_CODES = {
   E_CONTROL_OVERSIZED: { retryable: false, help: 'The command is larger than control.maxCommandBytes; it was refused before parsing.' },
   E_CONTROL_MALFORMED: { retryable: false, help: 'The command is not the wire document {v, signed, keyId, sig} with a valid envelope inside; the message names the field.' },
   E_CONTROL_UNKNOWN_TYPE: { retryable: false, help: 'The command type is not one this edgevolve knows (deploy, rollback, set-budgets, profile, optimize, collect-samples, config, ping).' },
-  E_CONTROL_INVALID_PAYLOAD: { retryable: false, help: 'The command payload does not match its type\'s schema (or a config patch fails the config schema); the message names the field.' },
+  E_CONTROL_INVALID_PAYLOAD: { retryable: false, help: 'The command payload does not match its type\'s schema (or a config patch fails the config schema); the message names the field. A rollback toVersion with several stored variants, none of which served before, needs variant (the message lists them).' },
   E_CONTROL_UNSIGNED: { retryable: false, help: 'The command carries no signature and control.trustBrokerAcl is false; sign it with a fleet key (edgevolve command --key).' },
   E_CONTROL_UNKNOWN_KEY: { retryable: false, help: 'The command is signed with a keyId the device does not have in control.publicKeys.' },
   E_CONTROL_BAD_SIGNATURE: { retryable: false, help: 'The command signature does not verify over the signed text with the named fleet key (tampered, or signed with another key).' },

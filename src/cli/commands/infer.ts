@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { loadConfig, type Config } from '../../config/index.ts';
+import { resolveConfigFile } from '../../daemon/config-file.ts';
 import { dataTypeName } from '../../onnx/index.ts';
 import { KserveClient, loadInputs, parseInputArgument, topK, type ModelMetadataInputs } from '../../server/index.ts';
 import { printJson, runAction, usageError } from '../output.ts';
@@ -8,6 +10,7 @@ interface InferFlags {
   url?: string;
   socket?: string;
   token?: string;
+  config?: string;
   modelVersion?: string;
   binary?: boolean;
   top: string;
@@ -20,9 +23,10 @@ export function registerInfer(program: Command): void {
     .description('Send one inference request to a running edgevolve (KServe v2 API) and print the outputs.')
     .argument('<model-name>', 'the model name the server serves it under')
     .option('--input <[name=]file.npy>', 'an input tensor from a .npy file; the name may be left out when the model has one input (repeatable)', (v: string, acc: string[]) => [...acc, v], [])
-    .option('--url <url>', 'server URL', process.env.EDGEVOLVE_URL ?? 'http://127.0.0.1:8080')
+    .option('--url <url>', 'server URL (default: $EDGEVOLVE_URL, else where the configuration says the daemon listens)')
     .option('--socket <path>', 'unix socket of the server (instead of --url)')
-    .option('--token <token>', 'bearer token (default: $EDGEVOLVE_TOKEN)')
+    .option('--token <token>', 'bearer token (default: $EDGEVOLVE_TOKEN, else server.token of the configuration when the address came from it)')
+    .option('--config <file>', 'without --url or --socket: the configuration whose server section (socketPath, or host and port, and token) the daemon listens with (default: /etc/edgevolve/config.yaml when present, else 127.0.0.1:8080)')
     .option('--model-version <v>', 'require this model version')
     .option('--binary', 'send and receive tensors with the binary-data extension instead of JSON')
     .option('--top <k>', 'classes shown per row for class-score outputs', '5')
@@ -31,10 +35,10 @@ export function registerInfer(program: Command): void {
       await runAction(Boolean(opts.json), async () => {
         const k = Number(opts.top);
         if (!Number.isSafeInteger(k) || k < 1) throw usageError(`--top ${opts.top}: expected a positive integer`);
-        if (opts.socket === undefined && !isHttpUrl(opts.url!)) throw usageError(`--url ${opts.url!}: expected an http:// or https:// URL (or --socket PATH)`);
-        const token = opts.token ?? process.env.EDGEVOLVE_TOKEN;
+        const target = resolveTarget(opts);
+        const token = opts.token ?? process.env.EDGEVOLVE_TOKEN ?? target.token;
         const client = new KserveClient({
-          ...(opts.socket !== undefined ? { socketPath: opts.socket } : { url: opts.url! }),
+          ...('socketPath' in target ? { socketPath: target.socketPath } : { url: target.url }),
           ...(token !== undefined && token.length > 0 ? { token } : {}),
           connections: 1,
         });
@@ -73,6 +77,35 @@ export function registerInfer(program: Command): void {
         }
       });
     });
+}
+
+type Target = ({ readonly socketPath: string } | { readonly url: string }) & { readonly token?: string };
+
+/**
+ * Where to send the request: --socket, --url, $EDGEVOLVE_URL, else the address the daemon's own
+ * configuration listens on (its token too: the same operator reads both), so that `edgevolve
+ * infer` reaches a daemon started with another port, a socket or a token without flags.
+ */
+function resolveTarget(opts: InferFlags): Target {
+  if (opts.socket !== undefined) return { socketPath: opts.socket };
+  const given = opts.url ?? process.env.EDGEVOLVE_URL;
+  if (given !== undefined) {
+    const flag = opts.url !== undefined ? '--url' : '$EDGEVOLVE_URL';
+    if (!isHttpUrl(given)) throw usageError(`${flag} ${given}: expected an http:// or https:// URL (or --socket PATH)`);
+    return { url: given };
+  }
+  const file = resolveConfigFile(opts.config);
+  const server: Config['server'] = loadConfig({ ...(file === undefined ? {} : { file }), env: process.env }).server;
+  const token = server.token === undefined ? {} : { token: server.token };
+  if (server.socketPath !== undefined) return { socketPath: server.socketPath, ...token };
+  return { url: `http://${connectHost(server.host)}:${server.port}`, ...token };
+}
+
+/** A daemon listening on every address is reached on loopback. */
+function connectHost(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 function isHttpUrl(text: string): boolean {

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../../../src/data/index.ts';
-import { DataType, type TensorValue } from '../../../src/onnx/index.ts';
+import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeValueInfo, type TensorValue } from '../../../src/onnx/index.ts';
 import { createSession, type Session } from '../../../src/runtime/index.ts';
-import { ModelSlots } from '../../../src/runtime/serving/index.ts';
+import { batchingFromConfig, ModelSlots } from '../../../src/runtime/serving/index.ts';
 import { createInferenceServer, KserveClient, type InferenceServer } from '../../../src/server/index.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -54,5 +54,38 @@ describe('inference server with dynamic batching (server.batchMaxRows)', () => {
     // Every request's rows ran exactly once, and some requests shared a run.
     expect(runRows.reduce((a, b) => a + b, 0)).toBe(Array.from({ length: 16 }, (_, i) => 1 + (i % 3)).reduce((a, b) => a + b, 0));
     expect(runRows.length).toBeLessThan(16);
+  });
+});
+
+describe('batchMaxRows auto through the KServe server: the verdict in the model metadata', () => {
+  let slots: ModelSlots;
+  let server: InferenceServer;
+  let url: string;
+
+  beforeAll(async () => {
+    slots = new ModelSlots({ warmupRuns: 1, batching: batchingFromConfig('auto', 0)! });
+    await slots.add('mnist').swap({ version: '1', createSession: () => createSession(MLP, { threads: 1 }) });
+    // Softmax over the batch axis: [N, 4] in and out, rows normalised against each other.
+    const softmax0 = encodeModel(
+      makeModel({
+        graph: makeGraph({ name: 'softmax0', nodes: [makeNode('Softmax', ['x'], ['y'], { axis: 0 })], inputs: [makeValueInfo('x', DataType.FLOAT, ['N', 4])], outputs: [makeValueInfo('y', DataType.FLOAT, ['N', 4])] }),
+        opsets: [{ domain: '', version: 17 }],
+      }),
+    );
+    await slots.add('mixer').swap({ version: '1', createSession: () => createSession(softmax0, { threads: 1 }) });
+    server = createInferenceServer({ models: slots, listen: { port: 0 } });
+    url = (await server.listen()).url!;
+  });
+  afterAll(async () => {
+    await server.close();
+    await slots.close();
+  });
+
+  it('GET /v2/models/<name> says batching on for the MLP and off, with the reason, for a Softmax over the batch axis', async () => {
+    const metadata = async (name: string): Promise<{ parameters: Record<string, string> }> => (await (await fetch(`${url}/v2/models/${name}`)).json()) as { parameters: Record<string, string> };
+    expect((await metadata('mnist')).parameters).toMatchObject({ batching: 'on' });
+    const mixer = (await metadata('mixer')).parameters;
+    expect(mixer.batching).toBe('off');
+    expect(mixer.batching_reason).toMatch(/^output 'y' of row \d in a batch of \d rows differs from that row run alone by .*: rows affect each other$/);
   });
 });

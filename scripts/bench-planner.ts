@@ -212,7 +212,7 @@ if (only.has('c')) {
     rows.push({
       target: '(c) a mixed plan meets what neither all-int8 (accuracy) nor all-fp32 (latency) meets',
       setup: `${values['c-model']}, ${r.metric.description}, 2000 images, batch ${batch}, drop <= ${budgets.maxAccuracyDrop} pt, p95 <= ${values['c-latency']}x fp32 (lowest of 3 runs before the search: ${budgets.latencyP95Ms!.toFixed(3)} ms)`,
-      result: `fp32 ${p95(fp32)}, ${acc(fp32)}: ${fp32.reason}; ${int8.map((c) => `${c.id} ${p95(c)}, ${acc(c)}: ${c.reason}`).join('; ')}; chosen ${chosen?.id ?? '-'}${chosen?.bench ? ` ${p95(chosen)}, ${acc(chosen)}` : ''}; ${mixed.length} mixed plans tried; ${(wallMs / 1000).toFixed(1)} s. Afterwards, 3 alternating isolated runs each (medians): ${sideLine}`,
+      result: `fp32 ${p95(fp32)}, ${acc(fp32)}: ${fp32.reason}; ${int8.map((c) => `${c.id} ${p95(c)}, ${acc(c)}: ${c.reason}`).join('; ')}; chosen ${chosen?.id ?? '-'}${chosen?.bench ? ` ${p95(chosen)}, ${acc(chosen)}` : ''}; ${mixed.length} mixed plans tried; ${(wallMs / 1000).toFixed(1)} s. Afterwards, 3 isolated runs each, in a shuffled order per round (medians): ${sideLine}`,
       verdict: claim ? 'MET' : 'NOT MET',
     });
     details.push(

@@ -7,7 +7,7 @@ import { loadConfig, type Config } from './config/index.ts';
 import { readFile } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { CommandChannel, CommandStore, controlSettings, controlStorePath, resolveFleetKeys } from './control/index.ts';
-import { checkConfigPatch, commandHandlers, Daemon, EventLog, InProcessServing, resolveConfigFile, seedFixtureLayout, SEED_MODEL, SlotServing, PROBE_REQUEST_ID, telemetryEventSink, writeSampleRequest, systemdNotifier, type ApiServer, type CommandListener, type DesiredModel, type ModelServing, type Notifier, type TelemetryLink, withOverlay } from './daemon/index.ts';
+import { checkConfigPatch, commandHandlers, commandPreemption, Daemon, EventLog, InProcessServing, resolveConfigFile, seedFixtureLayout, SEED_MODEL, SlotServing, PROBE_REQUEST_ID, telemetryEventSink, writeSampleRequest, systemdNotifier, type ApiServer, type CommandListener, type DesiredModel, type ModelServing, type Notifier, type TelemetryLink, withOverlay } from './daemon/index.ts';
 import { hostSystemSampler, openTelemetry, readTlsMaterial, type TelemetryService } from './telemetry/index.ts';
 import { selfProcessMemory } from './host/process-memory.ts';
 import type { DeviceProfile as HardwareProfile } from './hardware/index.ts';
@@ -140,17 +140,20 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
   const daemon = new Daemon({ config, store, serving, host, logger, notifier, desired, events, profile: selection, telemetry: telemetryLink, control, plannerDevice, memoryLimit, ...(api === undefined ? {} : { api }) });
   holder.daemon = daemon;
   if (config.control.enabled) {
+    // A rollback or another deploy queued behind a deploy command whose shadow runs cancels that shadow at once.
+    const preemption = commandPreemption(daemon);
     channelHolder.channel = new CommandChannel({
       address: { fleet: config.mqtt.fleet, device },
       // The telemetry service is the transport: commands in through its link, acks and results out through its outbox.
       transport: telemetry,
       store: CommandStore.open(controlStorePath(config.stateDir)),
-      handlers: { ...commandHandlers({ daemon, profile: selection }), 'collect-samples': collectSamplesHandler(coevolution?.device) },
+      handlers: { ...commandHandlers({ daemon, profile: selection, preemption }), 'collect-samples': collectSamplesHandler(coevolution?.device) },
       keys: await resolveFleetKeys(config.control.publicKeys, (path) => readFile(path, 'utf8')),
       settings: controlSettings(config.control),
       clock: host,
       logger: logger.child({ module: 'control' }),
       validateConfigPatch: (patch) => void checkConfigPatch(daemon.config, patch),
+      onQueued: (command) => preemption.onQueued(command),
     });
   }
 

@@ -110,6 +110,14 @@ export interface CommandChannelOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly validateConfigPatch?: ConfigPatchValidator;
+  /**
+   * Called once for an accepted state-changing command that has to wait for the slot
+   * (another one runs), before it waits: where waiting would defeat the command, the daemon
+   * acts at once — a rollback or another deploy cancels the shadow a running deploy command
+   * waits on (up to deploy.shadow.maxDurationMs), so that command finishes and frees the
+   * slot. Runs inside the message callback: it must only start work; a throw is logged.
+   */
+  readonly onQueued?: (command: Command) => void;
 }
 
 interface Running {
@@ -303,6 +311,13 @@ export class CommandChannel {
       this.#exclusiveTail = this.#exclusiveTail.then(run).finally(() => {
         this.#exclusiveQueued -= 1;
       });
+      if (!startsNow) {
+        try {
+          this.#o.onQueued?.(command);
+        } catch (err) {
+          this.#o.logger.warn({ id: command.id, type: command.type, err: (err as Error).message }, 'onQueued failed; the command waits for its turn');
+        }
+      }
     }
   }
 

@@ -12,12 +12,29 @@ import type { Daemon } from './daemon.ts';
 import type { ReconcileResult } from './reconcile.ts';
 import { checkConfigPatch, writeOverlay } from './handlers/config.ts';
 import { optimizeResult, plannerBudgetsOf } from './handlers/optimize.ts';
+import { CommandPreemption } from './preemption.ts';
 import { rollbackTarget } from './rollback-target.ts';
 import type { SelectionProfile } from './registry-port.ts';
 
 export interface CommandDeps {
   readonly daemon: Daemon;
   readonly profile: () => Promise<SelectionProfile>;
+  /** Shadows cancelled for commands still queued in the channel (preemption.ts); the rollback handler takes its own back. */
+  readonly preemption?: CommandPreemption;
+}
+
+/** The preemption of queued commands over this daemon, for CommandChannelOptions.onQueued and CommandDeps. */
+export function commandPreemption(daemon: Daemon): CommandPreemption {
+  return new CommandPreemption({
+    onlyModel: () => {
+      const served = daemon.runtimeStatus().served.map((m) => m.name);
+      return served.length === 1 ? served[0] : undefined;
+    },
+    desiredRef: (name) => daemon.desiredRef(name),
+    modelNameAt: (ref) => daemon.reconciler.modelNameAt(ref),
+    preemptShadow: (name, reason, failed) => daemon.deploy.preemptShadow(name, reason, failed),
+    reportError: (where, err) => daemon.reportError(where, err),
+  });
 }
 
 function onlyModel(daemon: Daemon, model: string | undefined): string {
@@ -61,7 +78,7 @@ export function commandHandlers(deps: CommandDeps): CommandHandlers {
       });
       return { ...deployCommandResult(payload.ref, result) };
     },
-    rollback: async (payload) => {
+    rollback: async (payload, context) => {
       const name = onlyModel(daemon, payload.model);
       // An operator's rollback outranks a search for a new variant of the same model.
       daemon.reconciler.cancelOptimize(name, 'rollback command');
@@ -70,7 +87,7 @@ export function commandHandlers(deps: CommandDeps): CommandHandlers {
         const target = rollbackTarget({ name, toVersion: payload.toVersion, variant: payload.variant }, daemon.versions(name), daemon.history(name));
         return { ...(await daemon.deploy.deploy(target, `rollback command to ${target.version}/${target.variant} (${target.manifestDigest})`, undefined, { shadow: false })) };
       }
-      return { ...(await daemon.deploy.rollback(name, 'rollback command')) };
+      return { ...(await daemon.deploy.rollback(name, 'rollback command', deps.preemption?.take(context.id))) };
     },
     optimize: async (payload, context) => {
       const name = onlyModel(daemon, payload.model);

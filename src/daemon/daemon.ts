@@ -156,6 +156,11 @@ export class Daemon {
     return this.#deps.store.repository.versions(name);
   }
 
+  /** The ref a model is deployed from now: a deploy command's (persisted), else the configured one. */
+  desiredRef(name: string): string | undefined {
+    return this.#desired(name)?.ref;
+  }
+
   /** Activations of a model, newest first. */
   history(name: string): ReturnType<OpenedStore['repository']['history']> {
     return this.#deps.store.repository.history(name, 1000);

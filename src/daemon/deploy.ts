@@ -131,8 +131,14 @@ function measurement(candidate: VersionRecord, active: VersionRecord, reason: st
   };
 }
 
+/** A shadow cancelled ahead of the command that asked for it (`preemptShadow`); the command passes it back when it runs. */
+export interface PreemptedShadow {
+  /** Set when the shadow acted on the cancellation (it may have been decided already). */
+  readonly abandoned?: true;
+}
+
 /** A running shadow that a newer deploy or a rollback may cancel. */
-interface CancellableShadow {
+interface CancellableShadow extends PreemptedShadow {
   readonly manifestDigest: string;
   readonly cancel: AbortController;
   /** Set once the candidate's session mirrors traffic: what status shows. */
@@ -353,6 +359,17 @@ export class DeploymentManager {
         await warm?.stop();
       }
     });
+  }
+
+  /**
+   * Cancels the running shadow of `name` now, for a command that cannot act yet: the command
+   * channel runs one state-changing command at a time, and the deploy command that started
+   * the shadow holds that slot until the shadow ends. `failed` (a rollback): the candidate is
+   * abandoned as failed; otherwise it is superseded. The rollback passes the result back to
+   * `rollback` when its turn comes, which then answers that the candidate was abandoned.
+   */
+  preemptShadow(name: string, reason: string, failed: boolean): PreemptedShadow | undefined {
+    return this.#cancelShadow(name, undefined, reason, failed);
   }
 
   /** Cancels the running shadow of `name` unless it shadows `keep` (the same candidate deployed again waits for its verdict). */
@@ -583,8 +600,8 @@ export class DeploymentManager {
    * a shadow the candidate never served: the rollback abandons it (remembered as failed) and
    * the serving version stays.
    */
-  async rollback(name: string, reason: string): Promise<DeployOutcome> {
-    const cancelled = this.#cancelShadow(name, undefined, reason, true);
+  async rollback(name: string, reason: string, preempted?: PreemptedShadow): Promise<DeployOutcome> {
+    const cancelled = this.#cancelShadow(name, undefined, reason, true) ?? preempted;
     return this.exclusive(name, async () => {
       const active = this.#deps.repository.active(name);
       if (active === undefined) throw new EdgevolveError('E_STORE_NOT_FOUND', `no active version of ${name} to roll back from`);

@@ -17,7 +17,8 @@ export { seedFixtureLayout, seedRef, seedLayoutDir, fixtureModelsDir, sampleRequ
 export { resolveConfigFile, SYSTEM_CONFIG_FILE } from './config-file.ts';
 export { readRuntimeStatus, writeRuntimeStatus, runtimeStatusPath, processAlive, modelStatus, type RuntimeStatus, type StatusReport, type ModelStatus } from './status.ts';
 export type { ApiServer, CommandListener, InferenceOutcome, ModelServing, ServedModel, ServiceHealth, TelemetryLink } from './ports.ts';
-export { commandHandlers, deployCommandResult, type CommandDeps } from './commands.ts';
+export { commandHandlers, commandPreemption, deployCommandResult, type CommandDeps } from './commands.ts';
+export { CommandPreemption, type PreemptionTarget } from './preemption.ts';
 export { telemetryEventSink } from './telemetry-sink.ts';
 export { LocalOptimizer, PROVENANCE, candidateIds, type LocalOptimizeOutcome, type OptimizeMethod, type OptimizeRequest, type PlannerDevice } from './local-optimize.ts';
 export { checkConfigPatch, mergePatch, overlayPath, readOverlay, withOverlay, writeOverlay, OVERLAY_FILE } from './handlers/config.ts';

@@ -18,6 +18,7 @@ import {
   parsePrivateKey,
   parsePublicKey,
   resultSchema,
+  type Command,
   type CommandDraft,
   type CommandHandlers,
   type CommandResult,
@@ -109,7 +110,7 @@ describe('CommandChannel', () => {
     await tmp.cleanup();
   });
 
-  const channel = async (handlers: CommandHandlers, config: Partial<ControlConfig> = {}, validateConfigPatch?: ConfigPatchValidator): Promise<CommandChannel> => {
+  const channel = async (handlers: CommandHandlers, config: Partial<ControlConfig> = {}, validateConfigPatch?: ConfigPatchValidator, onQueued?: (command: Command) => void): Promise<CommandChannel> => {
     const c = new CommandChannel({
       address: { fleet: 'f', device: 'd' },
       transport,
@@ -120,6 +121,7 @@ describe('CommandChannel', () => {
       clock: systemClock,
       logger: silentLogger(),
       ...(validateConfigPatch === undefined ? {} : { validateConfigPatch }),
+      ...(onQueued === undefined ? {} : { onQueued }),
     });
     await c.start();
     return c;
@@ -154,6 +156,36 @@ describe('CommandChannel', () => {
     gates[1]?.resolve();
     await until(() => transport.results().length === 3, 'three results');
     expect(transport.results().map((r) => r.status)).toEqual(['done', 'done', 'done']);
+  });
+
+  it('tells onQueued about a state-changing command that has to wait for the slot, at once, and only about that one', async () => {
+    const gate = deferred();
+    const queued: string[] = [];
+    let ran = 0;
+    await channel(
+      {
+        deploy: async () => {
+          ran++;
+          await gate.promise;
+          return {};
+        },
+        rollback: () => Promise.resolve({ rolledBack: true }),
+        ping: () => Promise.resolve({}),
+      },
+      {},
+      undefined,
+      (c) => queued.push(`${c.type} ${c.id}`),
+    );
+    transport.deliver(command({ id: 'running', type: 'deploy', payload: { ref: 'r/m:2' } }));
+    await until(() => ran === 1, 'deploy started');
+    transport.deliver(command({ id: 'pinged', type: 'ping' }));
+    transport.deliver(command({ id: 'waiting', type: 'rollback', payload: {} }));
+    // Called while the deploy still holds the slot: that is the point (the daemon cancels the shadow the deploy waits on).
+    expect(queued).toEqual(['rollback waiting']);
+    gate.resolve();
+    await until(() => transport.results().length === 3, 'three results');
+    expect(transport.results().find((r) => r.id === 'waiting')).toMatchObject({ status: 'done', result: { rolledBack: true } });
+    expect(queued).toEqual(['rollback waiting']);
   });
 
   it('fails a handler past its timeout with E_CONTROL_TIMEOUT, aborts its signal, and holds the slot until it settles', async () => {

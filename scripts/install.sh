@@ -197,7 +197,9 @@ write_config() {
     printf '+ write %s\n' "$ETC/config.yaml"
     return
   fi
-  cat >"$ETC/config.yaml" <<'CONFIG'
+  # Written beside and renamed into place with its mode and group set: an install interrupted here
+  # leaves no half-written config that the next run would keep, and the file is never world-readable.
+  cat >"$ETC/config.yaml.tmp" <<'CONFIG'
 # edgevolve configuration. Every key, its default and meaning: /opt/edgevolve/config/default.yaml
 # Apply changes with `systemctl reload edgevolve` (SIGHUP) or, for what needs it, a restart.
 stateDir: /var/lib/edgevolve
@@ -209,9 +211,10 @@ daemon:
   #     ref: registry.example.com/models/detector:1.4.0
   #     budgets: { latencyP95Ms: 40, memoryMb: 256 }
 CONFIG
-  chmod 0640 "$ETC/config.yaml"
+  chmod 0640 "$ETC/config.yaml.tmp"
   # The service runs as edgevolve: it must be able to read what it is configured with.
-  if ((LIVE)); then chgrp edgevolve "$ETC/config.yaml"; fi
+  if ((LIVE)); then chgrp edgevolve "$ETC/config.yaml.tmp"; fi
+  mv "$ETC/config.yaml.tmp" "$ETC/config.yaml"
   say "wrote $ETC/config.yaml"
 }
 

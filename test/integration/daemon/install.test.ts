@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, readlink, symlink, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, relative, resolve, sep } from 'node:path';
@@ -109,6 +109,9 @@ describe('scripts/install.sh into a staging root', () => {
     expect(await readFile(join(tmp.dir, 'etc/systemd/system/edgevolve.service.d/memory.conf'), 'utf8')).toBe('[Service]\nMemoryMax=1G\n');
     const config = join(tmp.dir, 'etc/edgevolve/config.yaml');
     expect(await readFile(config, 'utf8')).toMatch(/^stateDir: \/var\/lib\/edgevolve$/m);
+    // Renamed into place with its mode: no temp file left, never world-readable (tokens and credentials go here).
+    expect(statSync(config).mode & 0o777).toBe(0o640);
+    expect(await readdir(join(tmp.dir, 'etc/edgevolve'))).toEqual(['config.yaml']);
 
     const firstRun = await filesUnder(tmp.dir);
     await writeFile(config, 'stateDir: /data/edgevolve\n');

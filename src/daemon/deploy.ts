@@ -14,7 +14,11 @@
  * its own persisted marker, counted and bounded across restarts like the trial's. A promoted
  * candidate's warm shadow session is what the trial serves (no second copy is loaded). A
  * deploy of another version or a rollback arriving during a shadow cancels it instead of
- * waiting for the gate (up to `maxDurationMs`): the candidate is abandoned with an event.
+ * waiting for the gate (up to `maxDurationMs`): the candidate is abandoned with an event
+ * (`preemptShadow` does it for a command still queued behind the deploy that started the
+ * shadow). Where no live request can reach the serving, the shadow is skipped and
+ * onNoTraffic decides at once. A rollback returns to a version the trust policy lets serve
+ * now (rechecked; else the newest trusted one, else the failing candidate stays).
  *
  * INVARIANTS: one deployment per model at a time (callers serialise per name through
  * `exclusive`); the marker is written before the store changes and removed after; a

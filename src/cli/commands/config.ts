@@ -2,10 +2,11 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { configSchema, loadConfig } from '../../config/index.ts';
 import { resolveConfigFile } from '../../daemon/config-file.ts';
-import { runAction, usageError } from '../output.ts';
+import { printJson, runAction, usageError } from '../output.ts';
 
 interface ConfigFlags {
   config?: string;
+  json?: boolean;
 }
 
 /**
@@ -19,8 +20,9 @@ export function registerConfig(program: Command): void {
     .command('get <key>')
     .description('Print one key (dotted path, e.g. service.memoryMax): strings as they are, anything else as JSON, nothing when unset.')
     .option('--config <file>', 'configuration file (default: /etc/edgevolve/config.yaml when present)')
+    .option('--json', 'print one JSON document: { ok, key, value } (value null when unset)')
     .action(async (key: string, opts: ConfigFlags) => {
-      await runAction(false, () => {
+      await runAction(Boolean(opts.json), () => {
         const file = resolveConfigFile(opts.config);
         const loaded = loadConfig({ ...(file === undefined ? {} : { file }), env: process.env });
         const path = key.split('.');
@@ -29,8 +31,12 @@ export function registerConfig(program: Command): void {
           // Unset optional keys print nothing; a key the schema does not have is a typo, not "unset".
           const unknown = firstUnknownKey(path);
           if (unknown !== undefined) throw usageError(`unknown configuration key ${key}: ${unknown === 0 ? 'the configuration' : path.slice(0, unknown).join('.')} has no key ${path[unknown]!} (config/default.yaml lists every key)`);
+        }
+        if (opts.json) {
+          printJson({ ok: true, key, value: value ?? null });
           return;
         }
+        if (value === undefined) return;
         process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value)}\n`);
       });
     });

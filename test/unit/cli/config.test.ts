@@ -32,6 +32,14 @@ describe('edgevolve config get', () => {
     expect(usage.stderr).toMatch(/server\.port has no key x/);
   });
 
+  it('--json prints one document with the value, null when unset, and the error document for an unknown key', async () => {
+    expect(JSON.parse((await edgevolve('config', 'get', 'server.port', '--config', file, '--json')).stdout)).toEqual({ ok: true, key: 'server.port', value: 9000 });
+    expect(JSON.parse((await edgevolve('config', 'get', 'server.token', '--config', file, '--json')).stdout)).toEqual({ ok: true, key: 'server.token', value: null });
+    const typo = await edgevolve('config', 'get', 'server.prot', '--config', file, '--json');
+    expect(typo.code).toBe(2);
+    expect(JSON.parse(typo.stdout)).toMatchObject({ ok: false, error: { code: 'E_USAGE' } });
+  });
+
   it('refuses a key the schema does not have instead of printing nothing, and accepts unset keys under a map', async () => {
     const typo = await edgevolve('config', 'get', 'service.memoryMx', '--config', file);
     expect(typo).toMatchObject({ code: 2, stdout: '' });

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadConfig } from '../../config/index.ts';
 // The daemon's files one by one, not its barrel: `status` reads the state, it loads no models, planner or registry client.
 import { resolveConfigFile } from '../../daemon/config-file.ts';
@@ -27,6 +29,14 @@ export function registerStatus(program: Command): void {
         const config = loadConfig({ ...(file === undefined ? {} : { file }), env: process.env });
         const stateDir = opts.stateDir ?? config.stateDir;
         const runtime = await readRuntimeStatus(stateDir);
+        // A read-only command: where no daemon ever opened a store, say so instead of creating one
+        // (as a user who cannot write /var/lib/edgevolve, that failed with EACCES).
+        if (runtime === undefined && !existsSync(join(stateDir, 'state.db'))) {
+          const report: StatusReport = { stateDir, daemon: null, models: [] };
+          if (opts.json) printJson(report);
+          else process.stdout.write(renderStatus(report));
+          return;
+        }
         const store = await openStore(stateDir, config.store, systemHost());
         let report: StatusReport;
         try {

@@ -198,3 +198,16 @@ describe('ModelSlot with batchMaxRows auto: the probe decides, visibly', () => {
     expect(rows).toEqual([1, 1, 1, 3, 2]);
   });
 });
+
+describe('probeBatching on an inference-worker session', () => {
+  it('reaches the same verdicts when the model runs in a worker thread (server.inferenceWorkers > 0)', async () => {
+    const mlp = await createSession(fixture('mnist-mlp'), { threads: 1, workers: 1 });
+    const mixer = await createSession(MIXING['a Softmax over the batch axis (axis 0)']!(), { threads: 1, workers: 1 });
+    try {
+      expect(await probeBatching(mlp)).toMatchObject({ batchable: true, runs: 5 });
+      expect((await probeBatching(mixer)).reason).toMatch(/^output 'y' of row \d in a batch of \d rows differs .*: rows affect each other$/);
+    } finally {
+      await Promise.all([mlp.release(), mixer.release()]);
+    }
+  });
+});

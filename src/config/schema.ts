@@ -215,7 +215,7 @@ export const serverConfigSchema = z
       .default('lean')
       .describe("HTTP/1.1 transport of the API. 'lean': a parser on node:net for the common requests (Content-Length bodies, keep-alive, pipelining), handing anything else (chunked, Expect, Upgrade, absolute-form) to node:http on the same connection; 'node-http': node:http parses every request (README \"Inference API\": measured)."),
     batchMaxRows: z
-      .union([z.literal('auto'), z.number().int().nonnegative().max(65536)])
+      .union([z.literal('auto'), z.number().int().nonnegative().max(65536)], { error: "expected 'auto' or a row count from 0 to 65536" })
       .default('auto')
       .describe("Dynamic batching: requests that wait while the model runs are run together as one batch of up to this many rows (first-dimension entries), answers split per request; a batch holds at most concurrencyPerModel requests, and a lone request never waits. 'auto': up to 128 rows, only for models that pass the batch probe at load (each row of a batch must equal that row run alone; GET /v2/models/<name> shows parameters.batching and batching_reason). A number: batch every model whose inputs and outputs all have a free first dimension, unprobed (only for models whose rows do not affect each other); 0 or 1 is off (README \"Inference API\": measured)."),
   })

@@ -7,7 +7,7 @@
  * a lighter variant have something to choose between.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readNpy } from '../data/npy.ts';
@@ -39,12 +39,31 @@ export function seedRef(stateDir: string): string {
   return `oci-layout:${seedLayoutDir(stateDir)}:${SEED_TAG}`;
 }
 
-/** Creates the layout and pushes the artifact unless its tag is already there. Idempotent. */
+/**
+ * Where the int8 variant is built before it is pushed: beside the layout, never in it (a
+ * layout holds only OCI content: oci-layout, index.json, blobs/).
+ */
+export function seedWorkDir(stateDir: string): string {
+  return join(stateDir, 'seed-work');
+}
+
+/**
+ * Creates the layout and pushes the artifact unless its tag is already there. Idempotent
+ * and crash-safe: the work file is written atomically and removed only after the push
+ * wrote the tag (the last step of pushArtifact), so a crash before it leaves the work
+ * file for the next start to reuse, and one after it leaves a directory removed then.
+ */
 export async function seedFixtureLayout(stateDir: string, fixtures = fixtureModelsDir()): Promise<{ ref: string; created: boolean }> {
   const dir = seedLayoutDir(stateDir);
   const layout = new OciLayout(dir);
   await layout.init();
-  if ((await layout.tags()).has(SEED_TAG)) return { ref: seedRef(stateDir), created: false };
+  const work = seedWorkDir(stateDir);
+  // Before 2026-11 the work directory was <layout>/seed-work: removed from layouts seeded then.
+  const legacyWork = join(dir, 'seed-work');
+  if ((await layout.tags()).has(SEED_TAG)) {
+    await Promise.all([rm(work, { recursive: true, force: true }), rm(legacyWork, { recursive: true, force: true })]);
+    return { ref: seedRef(stateDir), created: false };
+  }
   const cnn = join(fixtures, 'mnist-cnn.onnx');
   const mlp = join(fixtures, 'mnist-mlp.onnx');
   if (!existsSync(cnn) || !existsSync(mlp)) {
@@ -52,7 +71,6 @@ export async function seedFixtureLayout(stateDir: string, fixtures = fixtureMode
       context: { fixtures },
     });
   }
-  const work = join(dir, 'seed-work');
   await mkdir(work, { recursive: true });
   const mlpInt8 = join(work, 'mnist-mlp-int8.onnx');
   if (!existsSync(mlpInt8)) {
@@ -76,12 +94,13 @@ export async function seedFixtureLayout(stateDir: string, fixtures = fixtureMode
     },
     SEED_TAG,
   );
+  await Promise.all([rm(work, { recursive: true, force: true }), rm(legacyWork, { recursive: true, force: true })]);
   return { ref: seedRef(stateDir), created: true };
 }
 
-/** Where the embedded default keeps a ready KServe v2 request for `curl -d @file`. */
+/** Where the embedded default keeps a ready KServe v2 request for `curl -d @file` (in the state directory: the layout holds only OCI content). */
 export function sampleRequestPath(stateDir: string): string {
-  return join(seedLayoutDir(stateDir), 'sample-request.json');
+  return join(stateDir, 'sample-request.json');
 }
 
 /**

@@ -84,7 +84,7 @@ describe('the esbuild bundle (node dist/edgevolve.mjs, as systemd and the arm64 
     expect(stderr.join('\n')).toContain('seeded the local OCI layout');
 
     expect((await fetch(`${url}/v2/health/ready`)).status).toBe(200);
-    const request = await readFile(join(state, 'oci', 'sample-request.json'), 'utf8');
+    const request = await readFile(join(state, 'sample-request.json'), 'utf8');
     const label = Number(/mnist-digit-labelled-(\d)/.exec(request)?.[1]);
     const res = await fetch(`${url}/v2/models/mnist/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: request });
     expect(res.status).toBe(200);

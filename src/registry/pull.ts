@@ -106,13 +106,16 @@ export async function pullModel(deps: PullDeps, req: PullRequest): Promise<PullR
   if (missing > 0) await deps.blobs.ensureSpace(missing);
 
   const log = deps.logger?.child({ model: name, version: meta.version, variant: chosen.name });
-  log?.info({ digest: layer.digest, bytes: layer.size }, 'downloading model layer');
+  // Said before the transfer (a large layer takes minutes), and only when there is one: a reconcile of a stored version downloads nothing.
+  const layerStored = await deps.blobs.has(layer.digest);
+  if (!layerStored) log?.info({ digest: layer.digest, bytes: layer.size }, 'downloading model layer');
   const started = deps.clock.now();
-  await downloadBlob(deps, req.source, layer, req.signal);
-  log?.info({ digest: layer.digest, bytes: layer.size, ms: deps.clock.now() - started }, 'model layer verified');
+  const downloaded = await downloadBlob(deps, req.source, layer, req.signal);
+  if (downloaded) log?.info({ digest: layer.digest, bytes: layer.size, ms: deps.clock.now() - started }, 'model layer verified');
+  else log?.info({ digest: layer.digest, bytes: layer.size }, layerStored ? 'model layer already stored' : 'model layer stored meanwhile by a concurrent pull');
   for (const extra of extras) {
-    await downloadBlob(deps, req.source, extra.descriptor, req.signal);
-    log?.info({ digest: extra.descriptor.digest, bytes: extra.descriptor.size, title: extra.title }, 'layer verified');
+    const fetched = await downloadBlob(deps, req.source, extra.descriptor, req.signal);
+    log?.info({ digest: extra.descriptor.digest, bytes: extra.descriptor.size, title: extra.title }, fetched ? 'layer verified' : 'layer already stored');
   }
   const layers: VersionLayer[] = extras.map((e) => ({ digest: e.descriptor.digest, mediaType: e.descriptor.mediaType, title: e.title }));
 
@@ -166,11 +169,13 @@ export async function pullModel(deps: PullDeps, req: PullRequest): Promise<PullR
  * already on disk; an interrupted body, a 5xx or a range error is retried with backoff;
  * a digest mismatch discards the bytes and is retried from zero.
  */
-export async function downloadBlob(deps: Pick<PullDeps, 'blobs' | 'clock' | 'random' | 'retry' | 'logger'>, source: ContentSource, descriptor: Descriptor, signal?: AbortSignal): Promise<void> {
-  await deps.blobs.exclusive(descriptor.digest, async () => {
+/** Stores the blob unless it is stored already; true when it was downloaded, false when it was there. */
+export async function downloadBlob(deps: Pick<PullDeps, 'blobs' | 'clock' | 'random' | 'retry' | 'logger'>, source: ContentSource, descriptor: Descriptor, signal?: AbortSignal): Promise<boolean> {
+  return deps.blobs.exclusive(descriptor.digest, async () => {
     // Checked inside the lock: a concurrent pull of the same blob may just have committed it.
-    if (await deps.blobs.has(descriptor.digest)) return;
+    if (await deps.blobs.has(descriptor.digest)) return false;
     await downloadUnlocked(deps, source, descriptor, signal);
+    return true;
   });
 }
 

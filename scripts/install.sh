@@ -6,6 +6,9 @@
 # the unit and links /usr/local/bin/edgevolve. Run `npm ci` in the checkout first (the
 # build needs the dev dependencies). Running it again upgrades in place; --uninstall removes
 # the service and the application but keeps the configuration and the state (--purge too).
+# The edgevolve user joins the device groups that the accelerators' nodes belong to (video,
+# render) where the system has them; the unit names no supplementary group, since one the
+# system lacks stops the service from starting (status 216/GROUP).
 # The unit's MemoryMax= comes from service.memoryMax in /etc/edgevolve/config.yaml (read with
 # the installed `edgevolve config get`, so the daemon's schema validates it) or --memory-max,
 # written as a drop-in; run this again after changing it (the daemon warns at start until then).
@@ -33,7 +36,9 @@ usage() {
   cat <<'USAGE'
 
 options:
-  --prefix DIR      install under DIR instead of / (no user, no systemctl: a staging root)
+  --prefix DIR      install under DIR instead of / (no systemctl: a staging root; the user and
+                    its groups only when DIR has its own etc/passwd and etc/group, e.g. a
+                    board image's root file system)
   --dry-run         print what would be done, change nothing
   --uninstall       stop and remove the service and /opt/edgevolve
   --purge           with --uninstall: also remove /etc/edgevolve and /var/lib/edgevolve
@@ -72,6 +77,22 @@ DROPIN=$UNIT_DIR/edgevolve.service.d
 COMMAND=$ROOT/usr/local/bin/edgevolve
 LIVE=0
 [[ -z $ROOT ]] && LIVE=1
+# Where the edgevolve user is created: the running system, or the account files of a staging
+# root that has them (changed with the shadow tools' --prefix); other staging roots get none.
+ACCOUNTS=0
+ACCOUNT_TOOL_ARGS=()
+if ((LIVE)); then
+  ACCOUNTS=1
+elif [[ -f $ROOT/etc/passwd && -f $ROOT/etc/group ]]; then
+  ACCOUNTS=1
+  ACCOUNT_TOOL_ARGS=(--prefix "$ROOT")
+fi
+# Device nodes the accelerators are reached through, by group: video has the Jetson GPU and
+# DLA nodes (/dev/nvhost-*, /dev/nvmap, /dev/nvgpu) and the DRM card nodes; render has the
+# DRM render nodes (/dev/dri/renderD*: Mali and Jetson GPUs, the Rockchip RKNPU driver, Intel
+# and AMD GPUs) and, with recent systemd, /dev/accel/* (mainline NPU drivers). Only groups the
+# system has: a distribution without `render` still runs the service.
+DEVICE_GROUPS=(video render)
 
 say() { printf 'install.sh: %s\n' "$*"; }
 run() {
@@ -126,7 +147,10 @@ uninstall() {
   if ((LIVE)); then run systemctl daemon-reload; fi
   if ((PURGE)); then
     run rm -rf "$ETC" "$STATE"
-    if ((LIVE)) && id edgevolve >/dev/null 2>&1; then run userdel edgevolve; fi
+    # userdel also takes the user out of the device groups. It removes the user's own group
+    # only under USERGROUPS_ENAB (login.defs; a staging root may have none): then groupdel does.
+    if ((ACCOUNTS)) && user_exists; then run userdel "${ACCOUNT_TOOL_ARGS[@]}" edgevolve; fi
+    if ((ACCOUNTS)) && group_entry edgevolve >/dev/null; then run groupdel "${ACCOUNT_TOOL_ARGS[@]}" edgevolve; fi
     say "removed edgevolve, its configuration and its state"
   else
     say "removed the service and $APP; kept $ETC and $STATE (--purge removes them)"
@@ -170,20 +194,35 @@ install_app() {
   say "application in $APP, command $COMMAND"
 }
 
+user_exists() {
+  if ((LIVE)); then id edgevolve >/dev/null 2>&1; else grep -q '^edgevolve:' "$ROOT/etc/passwd"; fi
+}
+
+# The group's line (name:password:gid:members); fails when the system has no such group.
+group_entry() {
+  if ((LIVE)); then getent group "$1"; else grep "^$1:" "$ROOT/etc/group"; fi
+}
+
 create_user() {
-  if ! ((LIVE)); then
-    say "staging root: not creating the edgevolve user"
+  if ! ((ACCOUNTS)); then
+    say "staging root: not creating the edgevolve user (no etc/passwd and etc/group under it)"
     return
   fi
-  if id edgevolve >/dev/null 2>&1; then
+  if user_exists; then
     say "user edgevolve exists"
   else
-    run useradd --system --user-group --home-dir /var/lib/edgevolve --shell /usr/sbin/nologin edgevolve
+    run useradd "${ACCOUNT_TOOL_ARGS[@]}" --system --user-group --home-dir /var/lib/edgevolve --shell /usr/sbin/nologin edgevolve
   fi
-  # GPU and NPU device nodes (Jetson, Rockchip) belong to video/render.
-  local group
-  for group in video render; do
-    if getent group "$group" >/dev/null; then run usermod -a -G "$group" edgevolve; fi
+  local group entry
+  for group in "${DEVICE_GROUPS[@]}"; do
+    if ! entry=$(group_entry "$group"); then
+      say "no group $group on this system: skipped"
+      continue
+    fi
+    # Already a member: leave the account files alone (a second run changes nothing).
+    if [[ ,${entry##*:}, == *,edgevolve,* ]]; then continue; fi
+    run usermod "${ACCOUNT_TOOL_ARGS[@]}" -a -G "$group" edgevolve
+    say "user edgevolve joined group $group"
   done
 }
 
@@ -213,7 +252,12 @@ daemon:
 CONFIG
   chmod 0640 "$ETC/config.yaml.tmp"
   # The service runs as edgevolve: it must be able to read what it is configured with.
-  if ((LIVE)); then chgrp edgevolve "$ETC/config.yaml.tmp"; fi
+  if ((LIVE)); then
+    chgrp edgevolve "$ETC/config.yaml.tmp"
+  elif ((ACCOUNTS)); then
+    # By number: the staging root's edgevolve group is not this system's.
+    chgrp "$(group_entry edgevolve | cut -d: -f3)" "$ETC/config.yaml.tmp"
+  fi
   mv "$ETC/config.yaml.tmp" "$ETC/config.yaml"
   say "wrote $ETC/config.yaml"
 }

@@ -50,6 +50,13 @@ describe.runIf(requireTool({ name: 'systemd-analyze', check: has('systemd-analyz
     expect(text).not.toMatch(/^MemoryDenyWriteExecute/m);
   });
 
+  // systemd-analyze verify does not look groups up: only this keeps a group the system may lack out of the unit.
+  it('names no group the system may lack: no SupplementaryGroups= (one missing group fails every start with 216/GROUP), Group= is the one install.sh creates', () => {
+    const text = readFileSync(unit, 'utf8');
+    expect(text).not.toMatch(/^SupplementaryGroups=/m);
+    expect(text.match(/^Group=.*$/gm)).toEqual(['Group=edgevolve']);
+  });
+
   it('service.memoryMax and systemd agree: every value the schema accepts passes verify as the drop-in, every value it refuses is one systemd ignores', async () => {
     const verifyWith = async (memoryMax: string): Promise<string> => {
       await mkdir(join(tmp.dir, 'edgevolve.service.d'), { recursive: true });
@@ -230,6 +237,59 @@ describe('scripts/install.sh into a staging root', () => {
     }
     for (const version of ['20.18.1', '22.0.0']) expect(withNode(version).stdout, version).toContain(`Node.js ${version} at `);
     expect(existsSync(join(tmp.dir, 'root'))).toBe(false);
+  });
+
+  // useradd/usermod --prefix change a staging root's own account files (a board image's root file system); they need root.
+  describe.runIf(process.getuid?.() === 0)('the edgevolve user and its device groups, in a root with its own account files', () => {
+    /** Debian-like account files holding the given groups besides root, plus a stand-in bundle (--memory-max keeps the installer from running it). */
+    const prepare = async (groups: readonly string[]): Promise<string> => {
+      const etc = join(tmp.dir, 'etc');
+      await mkdir(etc, { recursive: true });
+      await writeFile(join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/bash\n');
+      await writeFile(join(etc, 'group'), ['root:x:0:', ...groups.map((g, i) => `${g}:x:${40 + i}:`)].join('\n') + '\n');
+      await writeFile(join(etc, 'shadow'), 'root:*:19000:0:99999:7:::\n', { mode: 0o640 });
+      await writeFile(join(etc, 'gshadow'), ['root:*::', ...groups.map((g) => `${g}:!::`)].join('\n') + '\n', { mode: 0o640 });
+      const dist = join(tmp.dir, 'stand-in-dist');
+      await mkdir(dist);
+      await writeFile(join(dist, 'edgevolve.mjs'), '// stand-in\n');
+      return dist;
+    };
+    const groupLine = async (name: string): Promise<string | undefined> => (await readFile(join(tmp.dir, 'etc/group'), 'utf8')).split('\n').find((line) => line.startsWith(`${name}:`));
+
+    it('without a render group: the user joins video only and the install succeeds; a second run changes no account file; --purge removes the user and its memberships', async () => {
+      const dist = await prepare(['video', 'users']);
+      const out = install('--dist', dist, '--memory-max', '1G');
+      expect(out).toMatch(/no group render on this system: skipped/);
+      expect(out).toMatch(/user edgevolve joined group video/);
+      expect(await readFile(join(tmp.dir, 'etc/passwd'), 'utf8')).toMatch(/^edgevolve:x:\d+:\d+::\/var\/lib\/edgevolve:\/usr\/sbin\/nologin$/m);
+      expect(await groupLine('video')).toBe('video:x:40:edgevolve');
+      expect(await groupLine('users')).toBe('users:x:41:');
+      expect(await groupLine('render')).toBeUndefined();
+      // The config is readable by the staging root's edgevolve group, by number (this system has no such group).
+      const gid = Number((await groupLine('edgevolve'))?.split(':')[2]);
+      expect(statSync(join(tmp.dir, 'etc/edgevolve/config.yaml')).gid).toBe(gid);
+
+      const accounts = async () => Object.fromEntries(await Promise.all(['passwd', 'group', 'shadow', 'gshadow'].map(async (f) => [f, await readFile(join(tmp.dir, 'etc', f), 'utf8')] as const)));
+      const first = await accounts();
+      const again = install('--dist', dist, '--memory-max', '1G');
+      expect(again).toMatch(/user edgevolve exists/);
+      expect(again).not.toMatch(/joined group/);
+      expect(await accounts()).toEqual(first);
+
+      install('--uninstall');
+      expect(await groupLine('video')).toBe('video:x:40:edgevolve');
+      install('--uninstall', '--purge');
+      expect(await readFile(join(tmp.dir, 'etc/passwd'), 'utf8')).toBe('root:x:0:0:root:/root:/bin/bash\n');
+      expect(await groupLine('video')).toBe('video:x:40:');
+      expect(await groupLine('edgevolve')).toBeUndefined();
+    });
+
+    it('with video and render: the user joins both', async () => {
+      const dist = await prepare(['video', 'render']);
+      install('--dist', dist, '--memory-max', '1G');
+      expect(await groupLine('video')).toBe('video:x:40:edgevolve');
+      expect(await groupLine('render')).toBe('render:x:41:edgevolve');
+    });
   });
 
   it('rejects an unknown option with exit code 2', () => {

@@ -16,39 +16,71 @@ export interface ReloadPlan {
   readonly needsRestart: readonly string[];
 }
 
+/**
+ * Which changed keys apply and which need a restart. Exhaustive by construction: both
+ * configurations are walked key by key (nothing is listed by name but the reloadable keys),
+ * so a key added to the schema later is reported as needing a restart until it is made
+ * reloadable here. A changed key is named down to the second level (`server.port`), deeper
+ * where a reloadable key lies below it (`daemon.watchdog`).
+ */
 export function planReload(before: Readonly<Config>, after: Readonly<Config>): ReloadPlan {
-  const applied: string[] = [];
-  const needsRestart: string[] = [];
-  const b = before as unknown as Record<string, unknown>;
-  const a = after as unknown as Record<string, unknown>;
-  const keys = new Set([...Object.keys(b), ...Object.keys(a)]);
-  for (const key of keys) {
-    if (isDeepStrictEqual(b[key], a[key])) continue;
-    if (key === 'log') (isDeepStrictEqual(withoutKey(b.log, 'level'), withoutKey(a.log, 'level')) ? applied : needsRestart).push('log.level');
-    else if (key === 'deploy') applied.push('deploy');
-    else if (key === 'daemon') diffDaemon(before.daemon, after.daemon, applied, needsRestart);
-    else if (isObject(b[key]) && isObject(a[key])) {
-      // Name the changed keys of a section, so the log says exactly what waits for a restart.
-      const sub = new Set([...Object.keys(asRecord(b[key])), ...Object.keys(asRecord(a[key]))]);
-      for (const s of sub) {
-        if (isDeepStrictEqual(asRecord(b[key])[s], asRecord(a[key])[s])) continue;
-        (RELOADABLE.includes(`${key}.${s}`) ? applied : needsRestart).push(`${key}.${s}`);
-      }
-    } else needsRestart.push(key);
-  }
-  return { applied, needsRestart };
+  const applied = new Set<string>();
+  const needsRestart = new Set<string>();
+  diffKey('', before, after, { applied, needsRestart });
+  return { applied: [...applied], needsRestart: [...needsRestart] };
 }
 
-function diffDaemon(b: Config['daemon'], a: Config['daemon'], applied: string[], needsRestart: string[]): void {
-  for (const key of ['watchdog', 'reconcileIntervalMs'] as const) if (!isDeepStrictEqual(b[key], a[key])) applied.push(`daemon.${key}`);
-  for (const key of ['seedFixtures', 'shutdownTimeoutMs'] as const) if (!isDeepStrictEqual(b[key], a[key])) needsRestart.push(`daemon.${key}`);
-  const names = (ms: Config['daemon']['models']): string => JSON.stringify(ms.map((m) => [m.name, m.ref]));
-  if (names(b.models) !== names(a.models)) needsRestart.push('daemon.models (names or refs)');
-  else {
-    if (!isDeepStrictEqual(b.models.map((m) => m.budgets), a.models.map((m) => m.budgets))) applied.push('daemon.models.budgets');
-    // optimize, optimizeTimeLimitS, optimizeData, optimizeMethods: read on each reconcile and re-plan.
-    const optimizeOf = (ms: Config['daemon']['models']): unknown[] => ms.map((m) => [m.optimize, m.optimizeTimeLimitS, m.optimizeData, m.optimizeMethods]);
-    if (!isDeepStrictEqual(optimizeOf(b.models), optimizeOf(a.models))) applied.push('daemon.models.optimize');
+interface Diff {
+  readonly applied: Set<string>;
+  readonly needsRestart: Set<string>;
+}
+
+/** Model fields read on every use (budget watch, health gate, reconcile), by the key they are reported as. */
+const RELOADABLE_MODEL_FIELDS: Readonly<Record<string, string>> = {
+  budgets: 'daemon.models.budgets',
+  // optimize, optimizeTimeLimitS, optimizeData, optimizeMethods: read on each reconcile and re-plan.
+  optimize: 'daemon.models.optimize',
+  optimizeTimeLimitS: 'daemon.models.optimize',
+  optimizeData: 'daemon.models.optimize',
+  optimizeMethods: 'daemon.models.optimize',
+};
+
+function diffKey(path: string, b: unknown, a: unknown, diff: Diff): void {
+  if (isDeepStrictEqual(b, a)) return;
+  const reloadable = RELOADABLE.find((r) => path === r || path.startsWith(`${r}.`));
+  if (reloadable !== undefined) {
+    diff.applied.add(reloadable);
+    return;
+  }
+  if (path === 'daemon.models') {
+    diffModels(asArray(b), asArray(a), diff);
+    return;
+  }
+  const depth = path === '' ? 0 : path.split('.').length;
+  const reloadableBelow = RELOADABLE.some((r) => path === '' || r.startsWith(`${path}.`));
+  if (isObject(b) && isObject(a) && (depth < 2 || reloadableBelow)) {
+    const keys = new Set([...Object.keys(asRecord(b)), ...Object.keys(asRecord(a))]);
+    for (const key of keys) diffKey(path === '' ? key : `${path}.${key}`, asRecord(b)[key], asRecord(a)[key], diff);
+    return;
+  }
+  diff.needsRestart.add(path);
+}
+
+function diffModels(b: readonly unknown[], a: readonly unknown[], diff: Diff): void {
+  const identities = (ms: readonly unknown[]): string => JSON.stringify(ms.map((m) => [asRecord(m).name, asRecord(m).ref]));
+  if (identities(b) !== identities(a)) {
+    diff.needsRestart.add('daemon.models (names or refs)');
+    return;
+  }
+  for (let i = 0; i < b.length; i++) {
+    const before = asRecord(b[i]);
+    const after = asRecord(a[i]);
+    for (const field of new Set([...Object.keys(before), ...Object.keys(after)])) {
+      if (isDeepStrictEqual(before[field], after[field])) continue;
+      const reported = RELOADABLE_MODEL_FIELDS[field];
+      if (reported !== undefined) diff.applied.add(reported);
+      else diff.needsRestart.add(`daemon.models.${field}`);
+    }
   }
 }
 
@@ -60,7 +92,6 @@ function asRecord(v: unknown): Record<string, unknown> {
   return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
 }
 
-function withoutKey(v: unknown, key: string): Record<string, unknown> {
-  const { [key]: _dropped, ...rest } = asRecord(v);
-  return rest;
+function asArray(v: unknown): readonly unknown[] {
+  return Array.isArray(v) ? v : [];
 }

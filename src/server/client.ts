@@ -29,12 +29,14 @@ export interface ClientInferOptions {
 
 export class KserveClient {
   readonly #base: string;
+  readonly #socketPath: string | undefined;
   readonly #agent: Agent;
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number;
 
   constructor(options: KserveClientOptions = {}) {
     this.#base = (options.socketPath !== undefined ? 'http://localhost' : (options.url ?? 'http://127.0.0.1:8080')).replace(/\/+$/, '');
+    this.#socketPath = options.socketPath;
     this.#timeoutMs = options.timeoutMs ?? 60_000;
     this.#agent = new Agent({
       connections: options.connections ?? 8,
@@ -103,9 +105,11 @@ export class KserveClient {
         },
       };
     } catch (err) {
-      throw new EdgevolveError('E_INFER_CLIENT', `cannot reach the inference server at ${this.#base}${path}: ${err instanceof Error ? err.message : String(err)}`, {
+      // Over a socket the URL's host is a placeholder: name the socket, where the operator has to look.
+      const where = this.#socketPath !== undefined ? `on the unix socket ${this.#socketPath} (${method} ${path})` : `at ${this.#base}${path}`;
+      throw new EdgevolveError('E_INFER_CLIENT', `cannot reach the inference server ${where}: ${err instanceof Error ? err.message : String(err)}`, {
         cause: err,
-        context: { path },
+        context: { path, ...(this.#socketPath !== undefined ? { socketPath: this.#socketPath } : {}) },
       });
     }
   }

@@ -110,11 +110,11 @@ export async function pullModel(deps: PullDeps, req: PullRequest): Promise<PullR
   const layerStored = await deps.blobs.has(layer.digest);
   if (!layerStored) log?.info({ digest: layer.digest, bytes: layer.size }, 'downloading model layer');
   const started = deps.clock.now();
-  const downloaded = await downloadBlob(deps, req.source, layer, req.signal);
+  const downloaded = await fetchBlobIfMissing(deps, req.source, layer, req.signal);
   if (downloaded) log?.info({ digest: layer.digest, bytes: layer.size, ms: deps.clock.now() - started }, 'model layer verified');
   else log?.info({ digest: layer.digest, bytes: layer.size }, layerStored ? 'model layer already stored' : 'model layer stored meanwhile by a concurrent pull');
   for (const extra of extras) {
-    const fetched = await downloadBlob(deps, req.source, extra.descriptor, req.signal);
+    const fetched = await fetchBlobIfMissing(deps, req.source, extra.descriptor, req.signal);
     log?.info({ digest: extra.descriptor.digest, bytes: extra.descriptor.size, title: extra.title }, fetched ? 'layer verified' : 'layer already stored');
   }
   const layers: VersionLayer[] = extras.map((e) => ({ digest: e.descriptor.digest, mediaType: e.descriptor.mediaType, title: e.title }));
@@ -169,8 +169,13 @@ export async function pullModel(deps: PullDeps, req: PullRequest): Promise<PullR
  * already on disk; an interrupted body, a 5xx or a range error is retried with backoff;
  * a digest mismatch discards the bytes and is retried from zero.
  */
-/** Stores the blob unless it is stored already; true when it was downloaded, false when it was there. */
-export async function downloadBlob(deps: Pick<PullDeps, 'blobs' | 'clock' | 'random' | 'retry' | 'logger'>, source: ContentSource, descriptor: Descriptor, signal?: AbortSignal): Promise<boolean> {
+/** Stores the blob unless it is stored already. */
+export async function downloadBlob(deps: Pick<PullDeps, 'blobs' | 'clock' | 'random' | 'retry' | 'logger'>, source: ContentSource, descriptor: Descriptor, signal?: AbortSignal): Promise<void> {
+  await fetchBlobIfMissing(deps, source, descriptor, signal);
+}
+
+/** downloadBlob that says what it did: true when it downloaded the blob, false when it was stored already. */
+async function fetchBlobIfMissing(deps: Pick<PullDeps, 'blobs' | 'clock' | 'random' | 'retry' | 'logger'>, source: ContentSource, descriptor: Descriptor, signal?: AbortSignal): Promise<boolean> {
   return deps.blobs.exclusive(descriptor.digest, async () => {
     // Checked inside the lock: a concurrent pull of the same blob may just have committed it.
     if (await deps.blobs.has(descriptor.digest)) return false;

@@ -102,7 +102,13 @@ export class CandidateProbe {
     return { score: scoreOf(report, metric, baseline), cosine: report.fidelity?.outputs.find((o) => o.output === metric.output)?.meanCosine ?? 0 };
   }
 
-  /** Candidate median latency over fp32 median latency at the latency batch, the sessions taking turns. */
+  /**
+   * Candidate median latency over fp32 median latency at the latency batch, the sessions taking
+   * turns. Which one goes first alternates by round (an even number of rounds): with fp32
+   * always first, the candidate always ran right after fp32 had filled the caches with its
+   * weights, a bias bench-compress measured at 4-6% (scripts/lib/shuffled-orders.ts). Two
+   * sessions need no shuffle: alternating balances them exactly.
+   */
   async quickLatencyRatio(): Promise<number> {
     const feeds = this.reference.feeds;
     const rounds = 6;
@@ -111,10 +117,14 @@ export class CandidateProbe {
     const own: number[] = [];
     for (let round = 0; round < rounds; round++) {
       throwIfCancelled(this.options.signal);
-      const r = await measureLatencies(() => this.reference.session.run(feeds), { warmup: round === 0 ? 3 : 1, iterations: 10_000, maxMs: slice });
-      const c = await measureLatencies(() => this.session.run(feeds), { warmup: round === 0 ? 3 : 1, iterations: 10_000, maxMs: slice });
-      ref.push(...r.samplesMs);
-      own.push(...c.samplesMs);
+      const options = { warmup: round === 0 ? 3 : 1, iterations: 10_000, maxMs: slice };
+      const timeReference = async (): Promise<void> => {
+        ref.push(...(await measureLatencies(() => this.reference.session.run(feeds), options)).samplesMs);
+      };
+      const timeCandidate = async (): Promise<void> => {
+        own.push(...(await measureLatencies(() => this.session.run(feeds), options)).samplesMs);
+      };
+      for (const time of round % 2 === 0 ? [timeReference, timeCandidate] : [timeCandidate, timeReference]) await time();
     }
     const median = (xs: number[]): number => percentileOfSorted(Float64Array.from(xs).sort(), 50);
     return median(own) / median(ref);

@@ -26,9 +26,9 @@ import { checkAgainstModel, openDataset } from '../src/data/index.ts';
 import { parseCpuinfo } from '../src/hardware/parse/cpuinfo.ts';
 import { DataType, decodeModel, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, readModelFile, type ModelProto, type NodeProto, type TensorProto, type TensorValue } from '../src/onnx/index.ts';
 import { cosineSimilarity, evaluateModel } from '../src/planner/index.ts';
-import { uniform01 } from '../src/data/prng.ts';
 import { createSession, type Session } from '../src/runtime/index.ts';
 import { detectorImages } from '../test/integration/compress/quantize-ocr-images.ts';
+import { shuffledOrders } from './lib/shuffled-orders.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -74,19 +74,6 @@ interface Latencies {
   readonly cpu: number[];
   /** Ratio of each session's median to the first's, and the lowest and highest such ratio over five equal blocks of runs. */
   readonly ratios: { readonly ratio: number; readonly lo: number; readonly hi: number }[];
-}
-
-/** Each call a new order of 0..count-1 (Fisher–Yates, seeded: the same sequence every run of the bench). */
-function shuffledOrders(count: number): () => readonly number[] {
-  const random = uniform01(20260428);
-  const order = Array.from({ length: count }, (_, j) => j);
-  return () => {
-    for (let j = order.length - 1; j > 0; j--) {
-      const r = Math.floor(random() * (j + 1));
-      [order[j], order[r]] = [order[r]!, order[j]!];
-    }
-    return order;
-  };
 }
 
 /**

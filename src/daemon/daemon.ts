@@ -16,7 +16,7 @@ import { DeployStateStore } from './deploy-state.ts';
 import { EventLog } from './events.ts';
 import { InferenceHealth } from './health.ts';
 import type { Notifier } from './notify.ts';
-import type { ApiServer, CommandListener, ModelServing, ServiceHealth, TelemetryLink } from './ports.ts';
+import type { ApiServer, BatchingVerdict, CommandListener, ModelServing, ServiceHealth, TelemetryLink } from './ports.ts';
 import { LocalOptimizer, type OptimizeMethod, type PlannerDevice } from './local-optimize.ts';
 import { localTrustCheck } from './local-provenance.ts';
 import { memoryLimitEvent, memoryLimitStatus, type MemoryLimitCheck } from './memory-limit.ts';
@@ -353,7 +353,17 @@ export class Daemon {
       telemetry: this.#deps.telemetry?.health() ?? null,
       shadows: this.deploy.shadowProgress(),
       memoryLimit: this.#deps.memoryLimit === undefined ? null : memoryLimitStatus(this.#deps.memoryLimit),
+      batching: this.#batching(),
     };
+  }
+
+  #batching(): Record<string, BatchingVerdict> {
+    const verdicts: Record<string, BatchingVerdict> = {};
+    for (const m of this.#deps.serving.loaded()) {
+      const verdict = this.#deps.serving.batching?.(m.name);
+      if (verdict !== undefined) verdicts[m.name] = verdict;
+    }
+    return verdicts;
   }
 
   async report(): Promise<StatusReport> {

@@ -16,7 +16,7 @@ export { planReload, RELOADABLE, type ReloadPlan } from './reload.ts';
 export { seedFixtureLayout, seedRef, seedLayoutDir, fixtureModelsDir, sampleRequestPath, writeSampleRequest, SEED_MODEL, SEED_TAG } from './seed.ts';
 export { resolveConfigFile, SYSTEM_CONFIG_FILE } from './config-file.ts';
 export { readRuntimeStatus, writeRuntimeStatus, runtimeStatusPath, processAlive, modelStatus, type RuntimeStatus, type StatusReport, type ModelStatus } from './status.ts';
-export type { ApiServer, CommandListener, InferenceOutcome, ModelServing, ServedModel, ServiceHealth, TelemetryLink } from './ports.ts';
+export type { ApiServer, BatchingVerdict, CommandListener, InferenceOutcome, ModelServing, ServedModel, ServiceHealth, TelemetryLink } from './ports.ts';
 export { commandHandlers, commandPreemption, deployCommandResult, type CommandDeps } from './commands.ts';
 export { CommandPreemption, type PreemptionTarget } from './preemption.ts';
 export { telemetryEventSink } from './telemetry-sink.ts';

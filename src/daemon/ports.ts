@@ -15,6 +15,14 @@ export interface ServedModel {
   readonly modelPath: string;
 }
 
+/** The batch probe's verdict on a served version (runtime/serving's BatchingState). */
+export interface BatchingVerdict {
+  readonly enabled: boolean;
+  /** Most rows per batch when enabled. */
+  readonly maxRows: number | undefined;
+  readonly reason: string;
+}
+
 /** One finished inference on a served model (live request, not a probe). */
 export interface InferenceOutcome {
   readonly name: string;
@@ -33,6 +41,8 @@ export interface ModelServing {
   loaded(): readonly ServedModel[];
   /** Calls `listener` after every live inference; returns the unsubscribe function. */
   onInference(listener: (outcome: InferenceOutcome) => void): () => void;
+  /** Whether the served version of `name` batches concurrent requests, and why; absent where serving never batches (in-process). */
+  batching?(name: string): BatchingVerdict | undefined;
   /** Stops serving: no new sessions; releases every session. */
   close(): Promise<void>;
 }

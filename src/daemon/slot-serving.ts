@@ -15,7 +15,7 @@ import { createSession, type Session, type SessionOptions } from '../runtime/ind
 import { startShadowMirror, warmupFeeds, type InferenceEvent, type InferenceObserver, type ModelSlots, type ShadowMirror } from '../runtime/serving/index.ts';
 import type { ShadowRun, ShadowServing } from './deploy.ts';
 import { SHADOW_STOP_WAIT_MS, shadowRun } from './shadow-run.ts';
-import type { InferenceOutcome, ModelServing, ServedModel } from './ports.ts';
+import type { BatchingVerdict, InferenceOutcome, ModelServing, ServedModel } from './ports.ts';
 
 /** The request id probes carry, so observers can tell them from live requests. */
 export const PROBE_REQUEST_ID = 'edgevolve-health-probe';
@@ -81,6 +81,10 @@ export class SlotServing implements ModelServing, ShadowServing {
 
   loaded(): readonly ServedModel[] {
     return [...this.#served.values()].map((s) => s.model);
+  }
+
+  batching(name: string): BatchingVerdict | undefined {
+    return this.#served.has(name) ? this.#slots().get(name)?.active?.batching : undefined;
   }
 
   onInference(listener: (outcome: InferenceOutcome) => void): () => void {

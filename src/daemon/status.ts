@@ -11,7 +11,7 @@ import type { ShadowProgress } from './deploy.ts';
 import type { DaemonEvent } from './events.ts';
 import type { MemoryLimitStatus } from './memory-limit.ts';
 import type { ModelDeployState } from './deploy-state.ts';
-import type { ServedModel, ServiceHealth } from './ports.ts';
+import type { BatchingVerdict, ServedModel, ServiceHealth } from './ports.ts';
 
 export interface RuntimeStatus {
   readonly pid: number;
@@ -29,6 +29,8 @@ export interface RuntimeStatus {
   readonly shadows: readonly ShadowProgress[];
   /** service.memoryMax against the cgroup's memory.max, as checked at start (null: not checked). */
   readonly memoryLimit: MemoryLimitStatus | null;
+  /** Per served model: whether concurrent requests are batched, and why (absent from files written by daemons before it). */
+  readonly batching?: Readonly<Record<string, BatchingVerdict>>;
 }
 
 export function runtimeStatusPath(stateDir: string): string {

@@ -5,6 +5,8 @@ import { loadConfig } from '../../config/index.ts';
 // The daemon's files one by one, not its barrel: `status` reads the state, it loads no models, planner or registry client.
 import { resolveConfigFile } from '../../daemon/config-file.ts';
 import { DeployStateStore } from '../../daemon/deploy-state.ts';
+import type { ShadowProgress } from '../../daemon/deploy.ts';
+import type { MemoryLimitStatus } from '../../daemon/memory-limit.ts';
 import { modelStatus, processAlive, readRuntimeStatus, type StatusReport } from '../../daemon/status.ts';
 import { systemHost } from '../../host/index.ts';
 import { openStore } from '../../store/index.ts';
@@ -69,6 +71,14 @@ function renderStatus(r: StatusReport): string {
     if (d.telemetry !== null) out.push(`telemetry: ${d.telemetry.ok ? 'ok' : 'degraded'} (${d.telemetry.reason})`);
     const counts = Object.entries(d.eventCounts).map(([k, v]) => `${k} ${v}`);
     if (counts.length > 0) out.push(`events: ${counts.join(', ')}`);
+    for (const m of d.served) {
+      const b = d.batching?.[m.name];
+      out.push(`serving ${m.name} ${m.version}/${m.variant}${b === undefined ? '' : `: batching ${b.enabled ? `on${b.maxRows === undefined ? '' : `, up to ${b.maxRows} rows`}` : 'off'} (${b.reason})`}`);
+    }
+    // Files written by daemons before these fields existed have neither.
+    for (const s of d.shadows ?? []) out.push(`shadow ${s.model}: ${shadowProgressLine(s)}`);
+    const limit = d.memoryLimit ?? null;
+    if (limit !== null) out.push(`memory limit: ${memoryLimitLine(limit)}`);
   }
   for (const m of r.models) {
     out.push('');
@@ -78,4 +88,29 @@ function renderStatus(r: StatusReport): string {
     for (const h of m.history.slice(0, 5)) out.push(`  ${new Date(h.activatedAt).toISOString()}  ${h.version}/${h.variant}  ${h.reason}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+function shadowProgressLine(s: ShadowProgress): string {
+  const p95 = (ms: number | null): string => (ms === null ? '-' : `${ms.toFixed(1)} ms`);
+  return [
+    `${s.version}/${s.variant} beside ${s.live}`,
+    `${s.mirrored} of ${s.minRequests} requests mirrored (${s.dropped} dropped, ${s.failed} failed)`,
+    `${Math.round(s.elapsedMs / 1000)} s of ${Math.round(s.maxDurationMs / 1000)} s`,
+    `agreement ${s.agreement === null ? '-' : `${(s.agreement * 100).toFixed(1)}%`}${s.metric === null ? '' : ` (${s.metric})`}`,
+    `p95 ${p95(s.candidateP95Ms)} vs ${p95(s.liveP95Ms)} live`,
+  ].join(', ');
+}
+
+function memoryLimitLine(m: MemoryLimitStatus): string {
+  const mib = (bytes: number | null): string => (bytes === null ? 'no limit' : `${(bytes / 1024 ** 2).toFixed(0)} MiB`);
+  switch (m.status) {
+    case 'unconfigured':
+      return 'service.memoryMax not set (the unit keeps its own)';
+    case 'unknown':
+      return `service.memoryMax ${m.configured}, no cgroup v2 memory.max to compare with`;
+    case 'match':
+      return `service.memoryMax ${m.configured} (${mib(m.expectedBytes)}) is the cgroup's memory.max`;
+    case 'mismatch':
+      return `MISMATCH: service.memoryMax ${m.configured} (${mib(m.expectedBytes)}) but ${m.cgroup} has memory.max ${mib(m.actualBytes)}; run scripts/install.sh again`;
+  }
 }

@@ -18,9 +18,12 @@
  *   and over a unix socket: what any server on this machine pays to move the bytes.
  * - node:http floor: a bare node:http server that reads the same request body and answers
  *   the bytes the API answers (encoded from a real inference), without inference.
+ * - lean transport floor: the same as the node:http floor through the API's lean HTTP/1.1
+ *   transport (src/server/lean-transport.ts) instead of node:http.
  * - node:http + session.run: the same bare server, but it decodes the request, runs the
  *   model and encodes the answer (no routing, admission, deadlines, slots, metrics).
  * - API: the KServe server (one ModelSlots behind all of them) on TCP or a unix socket,
+ *   through the node:http transport or the lean transport (`server.transport`),
  *   with `busyPollMs` 0 or --busy-poll; "pinned" rows move the server process to CPU 0
  *   and the client to CPU 1 with `taskset` for that row only (raw pinned to CPU 0);
  *   "client spins" has the client keep its own loop awake while it waits.
@@ -48,8 +51,9 @@ import { readNpy } from '../src/data/index.ts';
 import { DataType, type TensorValue } from '../src/onnx/index.ts';
 import { createSession, type Session, type SessionOptions } from '../src/runtime/index.ts';
 import { ModelSlots, type ModelSlot } from '../src/runtime/serving/index.ts';
-import { createInferenceServer, KserveClient, type InferenceServer } from '../src/server/index.ts';
+import { createInferenceServer, KserveClient, type InferenceServer, type ServerTransport } from '../src/server/index.ts';
 import { BusyPoll } from '../src/server/busy-poll.ts';
+import { LeanHttpTransport } from '../src/server/lean-transport.ts';
 import { decodeInferenceRequest, decodeInferenceResponse } from '../src/server/decode.ts';
 import { encodeInferenceRequest, encodeInferenceResponse, type EncodedResponse } from '../src/server/encode.ts';
 
@@ -340,6 +344,30 @@ async function startFloor(
   return { server, poll, endpoint: { kind: 'http', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` } };
 }
 
+/** The lean transport floor: the same as the node:http floor (body read into one aligned buffer, the API's answer bytes), through the API's lean transport. */
+async function startLeanFloor(responses: { binary: EncodedResponse; json: EncodedResponse }): Promise<{ server: Server; endpoint: Endpoint; transport: LeanHttpTransport }> {
+  const server = createServer({ keepAliveTimeout: 65_000 });
+  const nodeConnection = server.listeners('connection')[0] as (socket: Socket) => void;
+  server.removeListener('connection', nodeConnection);
+  const transport = new LeanHttpTransport(
+    (req, res) => {
+      const jsonLength = req.inferenceHeaderLength !== undefined ? Number(req.inferenceHeaderLength) : undefined;
+      void req.body(Number.MAX_SAFE_INTEGER, jsonLength).then(() => {
+        const response = jsonLength !== undefined ? responses.binary : responses.json;
+        const headers: Record<string, string> = { 'content-type': jsonLength !== undefined ? 'application/octet-stream' : 'application/json' };
+        if (response.jsonLength !== undefined) headers['inference-header-content-length'] = String(response.jsonLength);
+        res.send(200, headers, response.body);
+      });
+    },
+    { started: () => undefined, finished: () => undefined },
+    { maxBodyBytes: 64 * 1024 * 1024, headersTimeoutMs: 60_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 65_000 },
+    (socket) => nodeConnection.call(server, socket),
+  );
+  server.on('connection', (socket: Socket) => transport.accept(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, transport, endpoint: { kind: 'http', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` } };
+}
+
 async function startSlots(bytes: Uint8Array, session: SessionOptions, batchRows = 0): Promise<{ slots: ModelSlots; slot: ModelSlot }> {
   const slots = new ModelSlots({ warmupRuns: 3, ...(batchRows > 1 ? { batching: { maxRows: batchRows, maxInFlight: Math.max(1, session.workers ?? 0) } } : {}) });
   const slot = slots.add('teacher');
@@ -347,12 +375,13 @@ async function startSlots(bytes: Uint8Array, session: SessionOptions, batchRows 
   return { slots, slot };
 }
 
-async function startApi(slots: ModelSlots, busyPollMs: number, socketPath?: string, concurrencyPerModel = 8): Promise<{ server: InferenceServer; endpoint: Endpoint }> {
+async function startApi(slots: ModelSlots, busyPollMs: number, socketPath?: string, concurrencyPerModel = 8, transport: ServerTransport = 'node-http'): Promise<{ server: InferenceServer; endpoint: Endpoint }> {
   const server = createInferenceServer({
     models: slots,
     listen: socketPath !== undefined ? { socketPath } : { port: 0 },
     limits: { concurrencyPerModel, maxQueuedRequests: 1024 },
     busyPollMs,
+    transport,
   });
   const { url } = await server.listen();
   return { server, endpoint: { kind: 'http', url: url ?? 'http://localhost', ...(socketPath !== undefined ? { socketPath } : {}) } };
@@ -449,6 +478,7 @@ async function main(): Promise<void> {
   const echoUnix = await startEcho(requestBytes, responseBytes, 0, path.join(socketDir, 'echo.sock'));
   const echoPollUnix = await startEcho(requestBytes, responseBytes, busyPollMs, path.join(socketDir, 'echo-poll.sock'));
   const floor = await startFloor({ binary: answer(true), json: answer(false) });
+  const leanFloor = await startLeanFloor({ binary: answer(true), json: answer(false) });
   const floorPollUnix = await startFloor({ binary: answer(true), json: answer(false) }, undefined, { busyPollMs, socketPath: path.join(socketDir, 'floor-poll.sock') });
   const timedRaw = timed(raw);
   const bare = await startFloor({ binary: answer(true), json: answer(false) }, async (body, jsonLength, binary) => {
@@ -464,8 +494,12 @@ async function main(): Promise<void> {
   const apiUnix = await startApi(inProcess.slots, 0, path.join(socketDir, 'api.sock'));
   const apiPoll = await startApi(inProcess.slots, busyPollMs);
   const apiPollUnix = await startApi(inProcess.slots, busyPollMs, path.join(socketDir, 'api-poll.sock'));
+  const lean = await startApi(inProcess.slots, 0, undefined, 8, 'lean');
+  const leanUnix = await startApi(inProcess.slots, 0, path.join(socketDir, 'lean.sock'), 8, 'lean');
   const batchedSlots = await startSlots(bytes, sessionOptions, batchRows);
   const batched = await startApi(batchedSlots.slots, 0);
+  const leanBatched = await startApi(batchedSlots.slots, 0, undefined, 8, 'lean');
+  const leanBatchedUnix = await startApi(batchedSlots.slots, 0, path.join(socketDir, 'lean-batched.sock'), 8, 'lean');
   // The default server.concurrencyPerModel (4): a batch holds only admitted requests.
   const batchedC4 = await startApi(batchedSlots.slots, 0, undefined, 4);
   const workerSlots = workers > 0 ? await startSlots(bytes, { ...sessionOptions, workers }) : undefined;
@@ -477,12 +511,17 @@ async function main(): Promise<void> {
     'echo-unix': echoUnix.endpoint,
     'echo-poll-unix': echoPollUnix.endpoint,
     floor: floor.endpoint,
+    'lean-floor': leanFloor.endpoint,
     'floor-poll-unix': floorPollUnix.endpoint,
     bare: bare.endpoint,
     api: api.endpoint,
     'api-unix': apiUnix.endpoint,
     'api-poll': apiPoll.endpoint,
     'api-poll-unix': apiPollUnix.endpoint,
+    lean: lean.endpoint,
+    'lean-unix': leanUnix.endpoint,
+    'lean-batched': leanBatched.endpoint,
+    'lean-batched-unix': leanBatchedUnix.endpoint,
     ...(worker !== undefined ? { worker: worker.endpoint } : {}),
     ...(workerBatched !== undefined ? { 'worker-batched': workerBatched.endpoint } : {}),
     batched: batched.endpoint,
@@ -531,12 +570,18 @@ async function main(): Promise<void> {
     row('transport floor: bytes echo, TCP', 'echo-tcp'),
     row('transport floor: bytes echo, unix socket', 'echo-unix'),
     row('node:http floor, TCP (no inference)', 'floor'),
+    row('lean transport floor, TCP (no inference)', 'lean-floor'),
     row('node:http + decode + session.run + encode, TCP', 'bare'),
-    row('API, TCP (defaults)', 'api'),
-    row('API, TCP, JSON tensors', 'api', { binary: false }),
-    row('API, unix socket', 'api-unix'),
+    row('API, TCP, node:http transport', 'api'),
+    row('API, TCP, node:http transport, JSON tensors', 'api', { binary: false }),
+    row('API, unix socket, node:http transport', 'api-unix'),
+    row('API, TCP, lean transport', 'lean'),
+    row('API, TCP, lean transport, JSON tensors', 'lean', { binary: false }),
+    row('API, unix socket, lean transport', 'lean-unix'),
     ...(worker !== undefined ? [row(`API, TCP, ${workers} inference worker(s)`, 'worker')] : []),
-    row(`API, TCP, dynamic batching (batchMaxRows ${batchRows})`, 'batched'),
+    row(`API, TCP, node:http transport, dynamic batching (batchMaxRows ${batchRows})`, 'batched'),
+    row(`API, TCP, lean transport, dynamic batching (batchMaxRows ${batchRows})`, 'lean-batched'),
+    row(`API, unix socket, lean transport, dynamic batching (batchMaxRows ${batchRows})`, 'lean-batched-unix'),
     row(`API, TCP, dynamic batching (batchMaxRows ${batchRows}), concurrencyPerModel 4`, 'batched-c4'),
     ...(workerBatched !== undefined ? [row(`API, TCP, ${workers} inference worker(s) + dynamic batching`, 'worker-batched')] : []),
     row(`API, TCP, ${poll}`, 'api-poll'),
@@ -609,11 +654,13 @@ async function main(): Promise<void> {
   const swapResult = await load;
 
   child.kill();
-  for (const s of [api, apiUnix, apiPoll, apiPollUnix, worker, workerBatched, batched, batchedC4]) await s?.server.close();
+  for (const s of [api, apiUnix, apiPoll, apiPollUnix, lean, leanUnix, leanBatched, leanBatchedUnix, worker, workerBatched, batched, batchedC4]) await s?.server.close();
   await workerBatchedSlots?.slots.close();
   await inProcess.slots.close();
   await batchedSlots.slots.close();
   await workerSlots?.slots.close();
+  leanFloor.transport.closeAll();
+  await new Promise((resolve) => leanFloor.server.close(resolve));
   for (const s of [floor, floorPollUnix, bare, echoTcp, echoUnix, echoPollUnix]) {
     s.poll.stop();
     await new Promise((resolve) => s.server.close(resolve));
@@ -643,8 +690,8 @@ async function main(): Promise<void> {
   const tunedApi = p50Of('api-poll-unix', true);
   const runOf = (target: string, spin = false): number => m(rows.find((r) => r.target === target && r.binary && !r.pinned && r.spin === spin)?.run ?? []);
   lines.push(
-    `session.run inside the server at p50: ${share(runOf('api'))} in the API (defaults), ${share(runOf('api-poll-unix', true))} latency-tuned, ${share(runOf('bare'))} in node:http + session.run; raw back to back ${rawP50.toFixed(3)} ms.`,
-    `Floors at p50, defaults: bytes echo TCP ${share(p50Of('echo-tcp'))}, unix ${share(p50Of('echo-unix'))}; node:http TCP ${share(p50Of('floor'))}.`,
+    `session.run inside the server at p50: ${share(runOf('api'))} in the API (node:http), ${share(runOf('lean'))} in the API (lean), ${share(runOf('api-poll-unix', true))} latency-tuned, ${share(runOf('bare'))} in node:http + session.run; raw back to back ${rawP50.toFixed(3)} ms.`,
+    `Floors at p50, defaults: bytes echo TCP ${share(p50Of('echo-tcp'))}, unix ${share(p50Of('echo-unix'))}; node:http TCP ${share(p50Of('floor'))}; lean transport TCP ${share(p50Of('lean-floor'))}.`,
     `Latency-tuned (unix socket, server busy-polls, client spins): API ${pct(tunedApi, rawP50)} over raw = transport ${share(tunedEcho)} + node:http over transport ${share(tunedFloor - tunedEcho)} + session.run served ${share(runOf('api-poll-unix', true))} + the rest (decode, slot, encode, and what the floor does not do) ${share(tunedApi - tunedFloor - runOf('api-poll-unix', true))}.`,
     `Busy-poll ${busyPollMs} ms at idle: ${idle.cpu.toFixed(1)} ms of server CPU over the idle second after the last request (window passed).`,
     '',

@@ -6,6 +6,7 @@ import { DataType, type TensorValue } from '../../../src/onnx/index.ts';
 import { createSession } from '../../../src/runtime/index.ts';
 import { ModelSlots } from '../../../src/runtime/serving/index.ts';
 import { createInferenceServer, KserveClient, type InferenceServer } from '../../../src/server/index.ts';
+import { SERVER_TRANSPORTS } from '../../helpers/server-transports.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MLP = readFileSync(`${ROOT}test/fixtures/models/mnist-mlp.onnx`);
@@ -13,7 +14,7 @@ const MLP = readFileSync(`${ROOT}test/fixtures/models/mnist-mlp.onnx`);
 const spun = (metrics: string): number => Number(/^edgevolve_busy_poll_seconds_total (\S+)$/m.exec(metrics)?.[1]);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('inference server: busy-poll window (server.busyPollMs)', () => {
+describe.each(SERVER_TRANSPORTS)('inference server: busy-poll window (server.busyPollMs) (%s transport)', (transport) => {
   let slots: ModelSlots;
   let input: TensorValue;
   beforeAll(async () => {
@@ -27,7 +28,7 @@ describe('inference server: busy-poll window (server.busyPollMs)', () => {
   });
 
   async function serve(busyPollMs: number, work: (server: InferenceServer, client: KserveClient) => Promise<void>): Promise<void> {
-    const server = createInferenceServer({ models: slots, listen: { port: 0 }, busyPollMs });
+    const server = createInferenceServer({ transport, models: slots, listen: { port: 0 }, busyPollMs });
     const client = new KserveClient({ url: (await server.listen()).url! });
     try {
       await work(server, client);

@@ -8,6 +8,7 @@ import { createSession } from '../../../src/runtime/index.ts';
 import { ModelSlots } from '../../../src/runtime/serving/index.ts';
 import { createInferenceServer, type InferenceServer } from '../../../src/server/index.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
+import { SERVER_TRANSPORTS } from '../../helpers/server-transports.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MLP = readFileSync(`${ROOT}test/fixtures/models/mnist-mlp.onnx`);
@@ -24,7 +25,7 @@ function edgevolve(args: string[]): Promise<{ status: number | null; stdout: str
   });
 }
 
-describe('edgevolve infer', () => {
+describe.each(SERVER_TRANSPORTS)('edgevolve infer (%s transport)', (transport) => {
   let slots: ModelSlots;
   let server: InferenceServer;
   let socketServer: InferenceServer;
@@ -40,10 +41,10 @@ describe('edgevolve infer', () => {
     cleanup = tmp.cleanup;
     slots = new ModelSlots({ warmupRuns: 0 });
     await slots.add('mnist').swap({ version: '3', createSession: () => createSession(MLP) });
-    server = createInferenceServer({ models: slots, listen: { port: 0 }, token });
+    server = createInferenceServer({ transport, models: slots, listen: { port: 0 }, token });
     url = (await server.listen()).url!;
     socketPath = join(tmp.dir, 's.sock');
-    socketServer = createInferenceServer({ models: slots, listen: { socketPath } });
+    socketServer = createInferenceServer({ transport, models: slots, listen: { socketPath } });
     await socketServer.listen();
     const all = await readNpy(`${ROOT}test/fixtures/data/mnist-test/input.npy`);
     const two = (all.data as Float32Array).slice(0, 2 * 784);

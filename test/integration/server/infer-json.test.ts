@@ -5,11 +5,12 @@ import { readNpy } from '../../../src/data/index.ts';
 import { createSession, type Session } from '../../../src/runtime/index.ts';
 import { ModelSlots } from '../../../src/runtime/serving/index.ts';
 import { createInferenceServer, type InferenceServer } from '../../../src/server/index.ts';
+import { SERVER_TRANSPORTS } from '../../helpers/server-transports.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MLP = readFileSync(`${ROOT}test/fixtures/models/mnist-mlp.onnx`);
 
-describe('KServe v2 JSON inference on mnist-mlp', () => {
+describe.each(SERVER_TRANSPORTS)('KServe v2 JSON inference on mnist-mlp (%s transport)', (transport) => {
   let slots: ModelSlots;
   let server: InferenceServer;
   let url: string;
@@ -19,7 +20,7 @@ describe('KServe v2 JSON inference on mnist-mlp', () => {
   beforeAll(async () => {
     slots = new ModelSlots({ warmupRuns: 1 });
     await slots.add('mnist').swap({ version: '1', variant: 'fp32', createSession: () => createSession(MLP) });
-    server = createInferenceServer({ models: slots, listen: { port: 0 } });
+    server = createInferenceServer({ transport, models: slots, listen: { port: 0 } });
     url = (await server.listen()).url!;
     reference = await createSession(MLP);
     const npy = await readNpy(`${ROOT}test/fixtures/data/mnist-test/input.npy`);

@@ -6,8 +6,9 @@ import { DataType, type TensorValue } from '../../../src/onnx/index.ts';
 import { createSession } from '../../../src/runtime/index.ts';
 import { ModelSlots } from '../../../src/runtime/serving/index.ts';
 import { createWorkerSession } from '../../../src/runtime/worker-session.ts';
-import { createInferenceServer, KserveClient, type InferenceServer } from '../../../src/server/index.ts';
+import { createInferenceServer, KserveClient, type InferenceServer, type ServerTransport } from '../../../src/server/index.ts';
 import { killableWorkers } from '../../helpers/killable-workers.ts';
+import { SERVER_TRANSPORTS } from '../../helpers/server-transports.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MLP = readFileSync(`${ROOT}test/fixtures/models/mnist-mlp.onnx`);
@@ -22,19 +23,19 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-async function serve(slots: ModelSlots): Promise<{ server: InferenceServer; client: KserveClient }> {
-  const server = createInferenceServer({ models: slots, listen: { port: 0 } });
+async function serve(slots: ModelSlots, transport: ServerTransport): Promise<{ server: InferenceServer; client: KserveClient }> {
+  const server = createInferenceServer({ transport, models: slots, listen: { port: 0 } });
   const { url } = await server.listen();
   const client = new KserveClient({ url: url! });
   cleanup.push(() => slots.close(), () => server.close(), () => client.close());
   return { server, client };
 }
 
-describe('inference server with inference workers', () => {
+describe.each(SERVER_TRANSPORTS)('inference server with inference workers (%s transport)', (transport) => {
   it('answers binary and JSON requests served by a worker with the logits of an in-process session', async () => {
     const slots = new ModelSlots({ warmupRuns: 1 });
     await slots.add('mnist').swap({ version: '1', createSession: () => createSession(MLP, { workers: 2 }) });
-    const { client } = await serve(slots);
+    const { client } = await serve(slots, transport);
     const reference = await createSession(MLP);
     cleanup.push(() => reference.release());
     const input: TensorValue = { dataType: DataType.FLOAT, dims: [8, 1, 28, 28], data: images.subarray(0, 8 * 784) };
@@ -52,7 +53,7 @@ describe('inference server with inference workers', () => {
     const workers = killableWorkers();
     const slots = new ModelSlots({ warmupRuns: 1 });
     await slots.add('mnist').swap({ version: '1', createSession: () => createWorkerSession(MLP, { logSeverityLevel: 3 }, { workers: 1, spawn: workers.spawn }) });
-    const { server, client } = await serve(slots);
+    const { server, client } = await serve(slots, transport);
     const input: TensorValue = { dataType: DataType.FLOAT, dims: [1, 1, 28, 28], data: images.subarray(0, 784) };
 
     workers.killDuringNextRun();

@@ -12,6 +12,7 @@ import { ModelSlots } from '../../../src/runtime/serving/index.ts';
 import { createInferenceServer, KserveClient, type InferenceServer, type InferenceServerOptions } from '../../../src/server/index.ts';
 import { gatherModelBytes } from '../../helpers/onnx-builders.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
+import { SERVER_TRANSPORTS } from '../../helpers/server-transports.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MLP = readFileSync(`${ROOT}test/fixtures/models/mnist-mlp.onnx`);
@@ -57,7 +58,7 @@ function gated(session: Session): { session: Session; open: () => void } {
   };
 }
 
-describe('inference server: results', () => {
+describe.each(SERVER_TRANSPORTS)('inference server: results (%s transport)', (transport) => {
   let slots: ModelSlots;
   let server: InferenceServer;
   let url: string;
@@ -66,7 +67,7 @@ describe('inference server: results', () => {
   beforeAll(async () => {
     slots = new ModelSlots({ warmupRuns: 1 });
     await slots.add('mnist').swap({ version: '1', createSession: () => createSession(MLP) });
-    ({ server, url } = await start({ models: slots }));
+    ({ server, url } = await start({ transport, models: slots }));
     reference = await createSession(MLP);
     client = new KserveClient({ url });
   });
@@ -142,7 +143,7 @@ describe('inference server: results', () => {
   });
 });
 
-describe('inference server: limits, failures, transports', () => {
+describe.each(SERVER_TRANSPORTS)('inference server: limits, failures, transports (%s transport)', (transport) => {
   const cleanups: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
@@ -151,7 +152,7 @@ describe('inference server: limits, failures, transports', () => {
   async function serve(options: Partial<InferenceServerOptions>, load: (slots: ModelSlots) => Promise<void>): Promise<{ server: InferenceServer; url: string; slots: ModelSlots }> {
     const slots = new ModelSlots({ warmupRuns: 0 });
     await load(slots);
-    const started = await start({ ...options, models: slots });
+    const started = await start({ transport, ...options, models: slots });
     cleanups.push(async () => {
       await started.server.close(1000);
       await slots.close();
@@ -267,9 +268,9 @@ describe('inference server: limits, failures, transports', () => {
     const slots = new ModelSlots({ warmupRuns: 0 });
     await slots.add('gather').swap({ version: '1', createSession: () => createSession(GATHER) });
     // A socket another live server holds is not taken over.
-    const first = createInferenceServer({ models: slots, listen: { socketPath } });
+    const first = createInferenceServer({ transport, models: slots, listen: { socketPath } });
     await first.listen();
-    const second = createInferenceServer({ models: slots, listen: { socketPath } });
+    const second = createInferenceServer({ transport, models: slots, listen: { socketPath } });
     await expect(second.listen()).rejects.toMatchObject({ code: 'E_SERVER_LISTEN' });
     await first.close();
     // A process killed with SIGKILL leaves its socket file behind: that one is replaced.
@@ -278,7 +279,7 @@ describe('inference server: limits, failures, transports', () => {
     crashed.kill('SIGKILL');
     await new Promise((resolve) => crashed.once('exit', resolve));
     expect((await stat(socketPath)).isSocket()).toBe(true);
-    const server = createInferenceServer({ models: slots, listen: { socketPath } });
+    const server = createInferenceServer({ transport, models: slots, listen: { socketPath } });
     expect(await server.listen()).toMatchObject({ socketPath, url: undefined });
     const client = new KserveClient({ socketPath });
     const result = await client.infer('gather', { i: { dataType: DataType.INT64, dims: [2], data: new BigInt64Array([0n, 2n]) } }, { binary: true });
@@ -293,7 +294,7 @@ describe('inference server: limits, failures, transports', () => {
     const held = gated(await createSession(MLP));
     const slots = new ModelSlots({ warmupRuns: 0 });
     await slots.add('mnist').swap({ version: '1', createSession: () => Promise.resolve(held.session) });
-    const { server, url } = await start({ models: slots });
+    const { server, url } = await start({ transport, models: slots });
     cleanups.push(() => slots.close());
     const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(image(0).data) }] });
     const inFlight = post(`${url}/v2/models/mnist/infer`, body);
@@ -316,7 +317,7 @@ describe('inference server: limits, failures, transports', () => {
       },
     });
     await slots.add('gather').swap({ version: '1', createSession: () => createSession(GATHER) });
-    const { server, url } = await start({ models: slots });
+    const { server, url } = await start({ transport, models: slots });
     cleanups.push(async () => {
       await server.close();
       await slots.close();
@@ -331,7 +332,7 @@ describe('inference server: limits, failures, transports', () => {
     const seen: TensorValue[] = [];
     const slots = new ModelSlots({ warmupRuns: 0, observers: [{ onInference: (e) => seen.push(e.inputs.input!) }] });
     await slots.add('mnist').swap({ version: '1', createSession: () => createSession(MLP) });
-    const { server, url } = await start({ models: slots });
+    const { server, url } = await start({ transport, models: slots });
     const client = new KserveClient({ url });
     cleanups.push(async () => {
       await client.close();

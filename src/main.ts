@@ -7,7 +7,7 @@ import { loadConfig, type Config } from './config/index.ts';
 import { readFile } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { CommandChannel, CommandStore, controlSettings, controlStorePath, resolveFleetKeys } from './control/index.ts';
-import { checkConfigPatch, commandHandlers, commandPreemption, Daemon, EventLog, InProcessServing, resolveConfigFile, seedFixtureLayout, SEED_MODEL, SlotServing, PROBE_REQUEST_ID, telemetryEventSink, writeSampleRequest, systemdNotifier, type ApiServer, type CommandListener, type DesiredModel, type ModelServing, type Notifier, type TelemetryLink, withOverlay } from './daemon/index.ts';
+import { checkConfigPatch, commandHandlers, hostDevicePressure, commandPreemption, Daemon, EventLog, InProcessServing, resolveConfigFile, seedFixtureLayout, SEED_MODEL, SlotServing, PROBE_REQUEST_ID, telemetryEventSink, writeSampleRequest, systemdNotifier, type ApiServer, type CommandListener, type DesiredModel, type ModelServing, type Notifier, type TelemetryLink, withOverlay } from './daemon/index.ts';
 import { hostSystemSampler, openTelemetry, readTlsMaterial, type TelemetryService } from './telemetry/index.ts';
 import { selfProcessMemory } from './host/process-memory.ts';
 import type { DeviceProfile as HardwareProfile } from './hardware/index.ts';
@@ -137,7 +137,9 @@ export async function startDaemon(options: StartOptions = {}): Promise<DaemonHan
     const hw = await hardware();
     return { fingerprint: hw.fingerprint, measured: hw.measured, cpu: await readCpuIsa(nodeFiles(), process.arch) };
   };
-  const daemon = new Daemon({ config, store, serving, host, logger, notifier, desired, events, profile: selection, telemetry: telemetryLink, control, plannerDevice, memoryLimit, ...(api === undefined ? {} : { api }) });
+  // Read by the budget watch only when a breach is reported (throttling) or a model has a memory budget (memory).
+  const pressure = hostDevicePressure({ files: nodeFiles(), commands: systemCommands, systemInfo, processMemory: selfProcessMemory });
+  const daemon = new Daemon({ config, store, serving, host, logger, notifier, desired, events, profile: selection, telemetry: telemetryLink, control, plannerDevice, memoryLimit, pressure, ...(api === undefined ? {} : { api }) });
   holder.daemon = daemon;
   if (config.control.enabled) {
     // A rollback or another deploy queued behind a deploy command whose shadow runs cancels that shadow at once.

@@ -11,6 +11,7 @@ import type { Host } from '../host/index.ts';
 import type { Logger } from '../log/index.ts';
 import { parseDigest, type OpenedStore } from '../store/index.ts';
 import { BudgetWatch } from './budget-watch.ts';
+import type { DevicePressure } from './device-pressure.ts';
 import { DeploymentManager, type ModelBudgets, type Recovery } from './deploy.ts';
 import { DeployStateStore } from './deploy-state.ts';
 import { EventLog } from './events.ts';
@@ -45,6 +46,8 @@ export interface DaemonDeps {
   readonly plannerDevice?: () => Promise<PlannerDevice>;
   /** service.memoryMax against the cgroup (memory-limit.ts), checked by the composition root before the store opens. */
   readonly memoryLimit?: MemoryLimitCheck;
+  /** Throttling and memory readings for the budget watch (device-pressure.ts); without them it watches p95 only. */
+  readonly pressure?: DevicePressure;
 }
 
 export class Daemon {
@@ -126,6 +129,8 @@ export class Daemon {
       logger: deps.logger.child({ module: 'budget' }),
       rules: () => this.#config.deploy.budgetWatch,
       budgetMs: (name) => this.budgets(name).latencyP95Ms,
+      memoryBudgetMb: (name) => this.budgets(name).memoryMb,
+      ...(deps.pressure === undefined ? {} : { pressure: deps.pressure }),
       replan: async (name, reason) => {
         const desired = this.#desired(name);
         return desired === undefined ? null : this.reconciler.replanOrOptimize(desired, reason, this.#abort.signal);

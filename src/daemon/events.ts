@@ -4,6 +4,7 @@
  * composition root wires (the telemetry outbox when there is one).
  */
 import type { Logger } from '../log/index.ts';
+import type { BreachCause } from './budget-watch.ts';
 
 /** What a shadow measured, as events carry it (null: nothing measured). */
 export interface ShadowMeasurement {
@@ -81,7 +82,8 @@ export interface DaemonEventMap {
    */
   'shadow-skipped': { readonly model: string; readonly version: string; readonly variant: string; readonly live: string; readonly reason: string; readonly action: 'trial' | 'reject' };
   'deploy-aborted': { readonly model: string; readonly version: string; readonly reason: string };
-  'budget-breach': { readonly model: string; readonly p95Ms: number; readonly budgetMs: number; readonly forMs: number };
+  /** p95Ms and budgetMs are null when memory alone breached; the cause fields say what the device read at the time. */
+  'budget-breach': { readonly model: string; readonly p95Ms: number | null; readonly budgetMs: number | null; readonly forMs: number } & BreachCause;
   'replan': { readonly model: string; readonly from: string; readonly to: string | null; readonly reason: string };
   /** What an on-device optimization did (every run, whatever started it and however it ended). */
   'local-optimize': LocalOptimizeEvent;

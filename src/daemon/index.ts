@@ -4,7 +4,8 @@ export { DeploymentManager, servedModel, type DeployDeps, type DeployOutcome, ty
 export { DeployStateStore, emptyDeployState, type ModelDeployState, type ModelDeployStateInput, type ShadowMarker, type TrialMarker } from './deploy-state.ts';
 export { judgeShadow, judgeTrial, type GateRules, type GateVerdict, type ShadowMeasured, type ShadowRules, type ShadowVerdict } from './health-gate.ts';
 export { LatencyWindow, percentile, type WindowSummary } from './latency-window.ts';
-export { BudgetWatch, stepBreach, type BreachRules, type BreachState } from './budget-watch.ts';
+export { BudgetWatch, memoryTight, stepBreach, stepSustained, type BreachCause, type BreachRules, type BreachState } from './budget-watch.ts';
+export { hostDevicePressure, type DevicePressure, type MemoryReading, type ThrottleReading } from './device-pressure.ts';
 export { EventLog, type DaemonEvent, type DaemonEventKind, type DaemonEventMap, type EventSink, type LocalOptimizeEvent, type LocalOptimizeEventOutcome, type LocalOptimizeTrigger } from './events.ts';
 export { InferenceHealth, type HealthConfig } from './health.ts';
 export { InProcessServing, zeroFeeds } from './in-process-serving.ts';

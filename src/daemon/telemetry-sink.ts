@@ -27,8 +27,14 @@ function classify(event: DaemonEvent): { type: EventType; severity: Severity; me
     case 'memory-limit-mismatch':
       // Reported as an error-type warning: a unit whose MemoryMax is not the configured one needs an operator (install.sh again).
       return { type: 'error', severity: 'warning', message: String(f.message) };
-    case 'budget-breach':
-      return { type: 'budget-violation', severity: 'warning', message: `${String(f.model)} p95 ${String(f.p95Ms)} ms over its ${String(f.budgetMs)} ms budget` };
+    case 'budget-breach': {
+      const b = (event as DaemonEvent<'budget-breach'>).fields;
+      const over: string[] = [];
+      if (b.p95Ms !== null) over.push(`p95 ${b.p95Ms} ms over its ${b.budgetMs} ms budget`);
+      if (b.cause !== 'latency') over.push(`memory tight against its ${b.memoryBudgetMb} MB budget (${b.memoryAvailableMb} MB available, ${b.memoryResidentMb} MB resident)`);
+      const throttled = b.throttled === null ? 'unknown' : b.throttled ? 'yes' : 'no';
+      return { type: 'budget-violation', severity: 'warning', message: `${b.model} ${over.join(', ')}; CPU throttled: ${throttled}` };
+    }
     case 'replan':
       return { type: 'budget-violation', severity: 'info', message: `${String(f.model)} re-planned from ${String(f.from)} to ${String(f.to)}: ${String(f.reason)}` };
     case 'local-optimize': {

@@ -64,7 +64,7 @@ export const storeConfigSchema = z
 export const modelBudgetsSchema = z
   .object({
     latencyP95Ms: z.number().positive().optional().describe('Latency budget: p95 of one inference, ms. The health gate and the budget watch hold the model to it.'),
-    memoryMb: z.number().positive().optional().describe('Memory the model may use, MB (variant selection).'),
+    memoryMb: z.number().positive().optional().describe('Memory the model may use, MB: variant selection, and the budget watch (the resident size over it, or less than it available, for breachForMs re-plans).'),
     minAccuracy: z.number().min(0).max(1).optional().describe('Lowest acceptable accuracy (0..1) of a variant, from its annotations.'),
     variant: z.string().optional().describe('Serve exactly this variant instead of choosing one.'),
   })
@@ -152,14 +152,14 @@ export const deployConfigSchema = z
       .describe('Shadow mode (README "The daemon", shadow mode); SIGHUP applies a change.'),
     budgetWatch: z
       .object({
-        enabled: z.boolean().default(true).describe('Re-plan (pick a lighter variant) when p95 stays over the budget.'),
-        breachForMs: z.number().int().positive().default(120_000).describe('How long p95 must stay over the budget before re-planning, ms.'),
+        enabled: z.boolean().default(true).describe('Re-plan (pick a lighter variant) when p95 stays over the latency budget or memory stays tight against the memory budget.'),
+        breachForMs: z.number().int().positive().default(120_000).describe('How long p95 must stay over the budget (or memory tight) before re-planning, ms.'),
         checkIntervalMs: z.number().int().positive().default(10_000).describe('How often p95 is compared to the budget, ms.'),
         minSamples: z.number().int().positive().default(50).describe('Inferences in a check window before its p95 counts.'),
       })
       .strict()
       .prefault({})
-      .describe('Continuous budget watch: re-plan when live p95 stays over the model budget; SIGHUP applies a change.'),
+      .describe('Continuous budget watch: re-plan when live p95 stays over the model budget or memory stays tight; SIGHUP applies a change.'),
   })
   .strict();
 

@@ -212,8 +212,8 @@ export const serverConfigSchema = z
       .describe('Keep the event loop awake this many ms after each answer, so the next request and inference start on a core that did not sleep (one core busy meanwhile; an idle server stops spinning after the window); 0 is off (README "Inference API": measured).'),
     transport: z
       .enum(['lean', 'node-http'])
-      .default('lean')
-      .describe("HTTP/1.1 transport of the API. 'lean': a parser on node:net for the common requests (Content-Length bodies, keep-alive, pipelining), handing anything else (chunked, Expect, Upgrade, absolute-form) to node:http on the same connection; 'node-http': node:http parses every request (README \"Inference API\": measured)."),
+      .default('node-http')
+      .describe("HTTP/1.1 transport of the API. 'node-http': node:http parses every request. 'lean': a strict parser on the accepted sockets for the common requests (Content-Length bodies, keep-alive, pipelining), handing anything else (chunked, Expect, Upgrade, absolute-form) to node:http on the same connection; it passes every server test but did not measure better than node:http on the 2-vCPU VM (README \"Inference API\": measured)."),
     batchMaxRows: z
       .union([z.literal('auto'), z.number().int().nonnegative().max(65536)], { error: "expected 'auto' or a row count from 0 to 65536" })
       .default('auto')

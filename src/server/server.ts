@@ -2,9 +2,9 @@
  * The local inference API: the KServe v2 Open Inference Protocol (REST) over HTTP/1.1,
  * on 127.0.0.1 or a unix socket, with health, metadata, inference (JSON tensors and
  * the binary-data extension) and Prometheus metrics. Routing and handling are
- * transport-agnostic (exchange.ts); the lean transport (lean-transport.ts) carries the
- * common requests and hands the rest to node:http (node-transport.ts), or node:http
- * carries everything (`transport: 'node-http'`).
+ * transport-agnostic (exchange.ts); node:http carries the requests (node-transport.ts),
+ * or with `transport: 'lean'` the lean transport (lean-transport.ts) carries the common
+ * ones and hands the rest to node:http.
  * https://github.com/kserve/open-inference-protocol/blob/main/specification/protocol/inference_rest.md
  *
  * Robustness: the body is capped while it streams (413); each model admits a bounded
@@ -63,8 +63,8 @@ export interface InferenceServerOptions {
    */
   readonly busyPollMs?: number;
   /**
-   * 'lean' (default): the lean HTTP/1.1 transport parses the common requests itself and
-   * hands the others to node:http; 'node-http': node:http parses every request.
+   * 'node-http' (default): node:http parses every request; 'lean': the lean HTTP/1.1
+   * transport parses the common requests itself and hands the others to node:http.
    */
   readonly transport?: ServerTransport;
 }
@@ -141,7 +141,7 @@ class KserveServer implements InferenceServer {
     // requestTimeout bounds receiving a request (headers and body): a client trickling its body (slowloris) is answered 408 and dropped.
     const timeouts = { keepAliveTimeout: 65_000, headersTimeout: Math.min(60_000, this.#limits.requestTimeoutMs), requestTimeout: this.#limits.requestTimeoutMs };
     const server = createServer(timeouts, nodeHttpListener(handler, hooks));
-    if ((this.#options.transport ?? 'lean') === 'lean') {
+    if (this.#options.transport === 'lean') {
       // One listening server for both transports: node:http's own connection listener becomes the fallback, so a
       // connection handed to it keeps node:http's timeouts, and close()/closeAllConnections() reach it.
       const nodeConnection = server.listeners('connection')[0] as ((socket: Socket) => void) | undefined;

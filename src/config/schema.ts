@@ -64,7 +64,7 @@ export const storeConfigSchema = z
 export const modelBudgetsSchema = z
   .object({
     latencyP95Ms: z.number().positive().optional().describe('Latency budget: p95 of one inference, ms. The health gate and the budget watch hold the model to it.'),
-    memoryMb: z.number().positive().optional().describe('Memory the model may use, MB: variant selection, and the budget watch (the resident size over it, or less than it available, for breachForMs re-plans).'),
+    memoryMb: z.number().positive().optional().describe('Memory the model may use, MB: variant selection, and the budget watch (less than it available for breachForMs re-plans; the process resident size over it is reported, not re-planned).'),
     minAccuracy: z.number().min(0).max(1).optional().describe('Lowest acceptable accuracy (0..1) of a variant, from its annotations.'),
     variant: z.string().optional().describe('Serve exactly this variant instead of choosing one.'),
   })

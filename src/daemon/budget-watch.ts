@@ -42,13 +42,15 @@ export function stepSustained(state: BreachState, over: boolean | undefined, now
 }
 
 /**
- * Memory is tight for a model when the process's resident size is over its memoryMb (as
- * telemetry counts a violation), or when less than memoryMb is available: a swap creates
- * the next version's session beside the serving one, so the device must hold the budget twice.
+ * Memory is tight for a model when less than its memoryMb is available (MemAvailable): a
+ * swap creates the next version's session beside the serving one, so the device must hold
+ * the budget twice. memoryMb is the model's own memory (what variant selection and the
+ * planner compare with it), so the process's resident size, which includes Node's ~100 MB,
+ * is reported with the breach but does not start one: against a budget under Node's own
+ * footprint every check would re-plan, and no lighter variant can shrink Node.
  */
 export function memoryTight(memory: MemoryReading, budgetMb: number): boolean {
-  const budget = budgetMb * MIB;
-  return memory.residentBytes > budget || memory.availableBytes < budget;
+  return memory.availableBytes < budgetMb * MIB;
 }
 
 const MIB = 1024 * 1024;

@@ -95,15 +95,17 @@ describe('budget watch: memory tight for long enough re-plans, and every breach 
     expect(rig.serving.loaded()[0]?.variant).toBe('int8');
   });
 
-  it('memory that recovers before breachForMs, or resident size over the budget only briefly, does not re-plan', async () => {
+  it('memory that recovers before breachForMs does not re-plan; a resident size over the budget (Node included) never does', async () => {
     await start({ memoryMb: 100 });
-    pressure.memoryReading = { availableBytes: 4096 * MIB, residentBytes: 150 * MIB };
+    const tight = { availableBytes: 40 * MIB, residentBytes: 90 * MIB };
+    const ample = { availableBytes: 4096 * MIB, residentBytes: 60 * MIB };
+    pressure.memoryReading = tight;
     await watch.check();
     now += BREACH_FOR_MS / 2;
-    pressure.memoryReading = { availableBytes: 4096 * MIB, residentBytes: 60 * MIB };
+    pressure.memoryReading = ample;
     await watch.check();
     now += BREACH_FOR_MS / 2;
-    pressure.memoryReading = { availableBytes: 4096 * MIB, residentBytes: 150 * MIB };
+    pressure.memoryReading = tight;
     await watch.check();
     now += BREACH_FOR_MS - 1;
     await watch.check();
@@ -113,9 +115,19 @@ describe('budget watch: memory tight for long enough re-plans, and every breach 
     now += 1;
     await watch.check();
     expect(rig.events.ofKind('budget-breach')).toHaveLength(0);
-    pressure.memoryReading = { availableBytes: 4096 * MIB, residentBytes: 150 * MIB };
+    pressure.memoryReading = tight;
     await watch.check();
-    expect(rig.events.ofKind('budget-breach')[0]?.fields).toMatchObject({ cause: 'memory', memoryResidentMb: 150, throttled: null, throttle: null });
+    expect(rig.events.ofKind('budget-breach')[0]?.fields).toMatchObject({ cause: 'memory', memoryAvailableMb: 40, memoryResidentMb: 90, throttled: null, throttle: null });
+  });
+
+  it('a process resident over memoryMb with memory available is reported, not re-planned (no variant can shrink Node)', async () => {
+    await start({ memoryMb: 100 });
+    pressure.memoryReading = { availableBytes: 4096 * MIB, residentBytes: 300 * MIB };
+    for (let i = 0; i < 4; i++) {
+      await watch.check();
+      now += BREACH_FOR_MS;
+    }
+    expect(rig.events.ofKind('budget-breach')).toHaveLength(0);
   });
 
   it('a p95 breach reports the CPU as not throttled with what was read, and the memory left', async () => {

@@ -1,6 +1,6 @@
 /** Runs `edgevolve run` as a real child process (src/cli/bin.js, as systemd's ExecStart does). */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
@@ -13,6 +13,17 @@ export interface DaemonProcess {
   readonly exited: Promise<number>;
   /** Resolves with the first stdout line matching. */
   line(match: RegExp, timeoutMs?: number): Promise<string>;
+}
+
+/**
+ * A recorded host root (for the daemon's `hostRoot`) whose cgroup v2 says the daemon runs in
+ * edgevolve.service with memory.max `memoryMaxBytes`, as a unit installed with that limit would.
+ */
+export async function writeServiceCgroupRoot(root: string, memoryMaxBytes: number): Promise<void> {
+  await mkdir(join(root, 'proc/self'), { recursive: true });
+  await writeFile(join(root, 'proc/self/cgroup'), '0::/system.slice/edgevolve.service\n');
+  await mkdir(join(root, 'sys/fs/cgroup/system.slice/edgevolve.service'), { recursive: true });
+  await writeFile(join(root, 'sys/fs/cgroup/system.slice/edgevolve.service/memory.max'), `${memoryMaxBytes}\n`);
 }
 
 export async function writeDaemonConfig(dir: string, stateDir: string, extra: Record<string, unknown> = {}): Promise<string> {

@@ -3,7 +3,6 @@
  * no models, no API) started with /proc and /sys from a recorded root, as systemd would
  * have left them after the operator edited service.memoryMax without re-running install.sh.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,7 +12,7 @@ import { nodeFiles } from '../../../src/host/files.ts';
 import { startDaemon, type DaemonHandle } from '../../../src/main.ts';
 import { readRuntimeStatus } from '../../../src/daemon/index.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
-import { writeDaemonConfig } from './daemon-process.ts';
+import { writeDaemonConfig, writeServiceCgroupRoot } from './daemon-process.ts';
 
 const NOTIFIER = { enabled: false, watchdogMs: undefined, notify: () => Promise.resolve() };
 
@@ -23,10 +22,7 @@ describe('the daemon start compares service.memoryMax with its cgroup', () => {
   beforeEach(async () => {
     tmp = await makeTempDir('edgevolve-memlimit-');
     // The unit's cgroup still has the limit of the last install: 1 GiB.
-    await mkdir(join(tmp.dir, 'root/proc/self'), { recursive: true });
-    await writeFile(join(tmp.dir, 'root/proc/self/cgroup'), '0::/system.slice/edgevolve.service\n');
-    await mkdir(join(tmp.dir, 'root/sys/fs/cgroup/system.slice/edgevolve.service'), { recursive: true });
-    await writeFile(join(tmp.dir, 'root/sys/fs/cgroup/system.slice/edgevolve.service/memory.max'), `${1024 ** 3}\n`);
+    await writeServiceCgroupRoot(join(tmp.dir, 'root'), 1024 ** 3);
   });
   afterEach(async () => {
     await handle?.stop();

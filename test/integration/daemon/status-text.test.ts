@@ -4,7 +4,6 @@
  * cgroup root whose memory.max differs from service.memoryMax; the status file the daemon
  * wrote is then read by the CLI as an operator would.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readRuntimeStatus } from '../../../src/daemon/index.ts';
@@ -13,7 +12,7 @@ import { silentLogger } from '../../../src/log/index.ts';
 import { startDaemon, type DaemonHandle } from '../../../src/main.ts';
 import { edgevolve } from '../../helpers/cli.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
-import { writeDaemonConfig } from './daemon-process.ts';
+import { writeDaemonConfig, writeServiceCgroupRoot } from './daemon-process.ts';
 
 const NOTIFIER = { enabled: false, watchdogMs: undefined, notify: () => Promise.resolve() };
 
@@ -22,10 +21,7 @@ describe('edgevolve status shows the batching verdict and the memory-limit check
   let handle: DaemonHandle | undefined;
   beforeEach(async () => {
     tmp = await makeTempDir('edgevolve-status-text-');
-    await mkdir(join(tmp.dir, 'root/proc/self'), { recursive: true });
-    await writeFile(join(tmp.dir, 'root/proc/self/cgroup'), '0::/system.slice/edgevolve.service\n');
-    await mkdir(join(tmp.dir, 'root/sys/fs/cgroup/system.slice/edgevolve.service'), { recursive: true });
-    await writeFile(join(tmp.dir, 'root/sys/fs/cgroup/system.slice/edgevolve.service/memory.max'), `${1024 ** 3}\n`);
+    await writeServiceCgroupRoot(join(tmp.dir, 'root'), 1024 ** 3);
   });
   afterEach(async () => {
     await handle?.stop();

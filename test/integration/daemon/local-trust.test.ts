@@ -13,7 +13,7 @@ import { InProcessServing, LocalOptimizer, Reconciler, type DesiredModel } from 
 import { systemHost } from '../../../src/host/index.ts';
 import { silentLogger } from '../../../src/log/index.ts';
 import { OciLayout, pushArtifact, signArtifact } from '../../../src/registry/index.ts';
-import { parseDigest } from '../../../src/store/index.ts';
+import { parseDigest, type VersionRecord } from '../../../src/store/index.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { deployRig, MLP, PROFILE, testConfig, writeFailingModel, type DeployRig } from './fixtures.ts';
 
@@ -64,6 +64,13 @@ describe('local variants under a signing policy', () => {
     reconciler = new Reconciler({ store: rig.store, host: systemHost(), logger: silentLogger(), deploy: rig.deploy, state: rig.state, config: () => rig.config, profile: () => Promise.resolve(PROFILE), optimizer, events: rig.events });
   }
 
+  /** Optimizes on the device to REQUEST's budgets; the variant it built and deployed. */
+  async function buildVariant(): Promise<VersionRecord> {
+    const run = await reconciler.optimize(desired, 'test', undefined, REQUEST);
+    if (run.outcome.kind !== 'built') throw new Error(`expected a built variant, got ${run.outcome.kind}`);
+    return run.outcome.record;
+  }
+
   beforeEach(async () => {
     tmp = await makeTempDir('edgevolve-local-trust-');
   });
@@ -96,9 +103,7 @@ describe('local variants under a signing policy', () => {
 
   it('a tampered local variant file is refused at load by its digest, and the previous version serves', async () => {
     await setUp({ sign: true });
-    const run = await reconciler.optimize(desired, 'test', undefined, REQUEST);
-    if (run.outcome.kind !== 'built') throw new Error(`expected a built variant, got ${run.outcome.kind}`);
-    const built = run.outcome.record;
+    const built = await buildVariant();
     expect(rig.store.repository.active('m')?.id).toBe(built.id);
 
     const file = rig.store.blobs.path(parseDigest(built.modelDigest, 'model'));
@@ -112,9 +117,7 @@ describe('local variants under a signing policy', () => {
   it('a restart whose active local variant lost its provenance row serves the newest trusted version instead, with an event naming E_LOCAL_VARIANT_UNTRUSTED', async () => {
     await setUp({ sign: true });
     const parent = rig.store.repository.active('m')!;
-    const run = await reconciler.optimize(desired, 'test', undefined, REQUEST);
-    if (run.outcome.kind !== 'built') throw new Error(`expected a built variant, got ${run.outcome.kind}`);
-    const built = run.outcome.record;
+    const built = await buildVariant();
     expect(rig.store.repository.active('m')?.id).toBe(built.id);
     rig.store.db.prepare('DELETE FROM local_provenance').run();
 
@@ -145,9 +148,7 @@ describe('local variants under a signing policy', () => {
   it('an operator rollback to a local variant the policy no longer trusts is refused with E_LOCAL_VARIANT_UNTRUSTED, and the signed version keeps serving', async () => {
     await setUp({ sign: true });
     const parent = rig.store.repository.active('m')!;
-    const run = await reconciler.optimize(desired, 'test', undefined, REQUEST);
-    if (run.outcome.kind !== 'built') throw new Error(`expected a built variant, got ${run.outcome.kind}`);
-    const built = run.outcome.record;
+    const built = await buildVariant();
     // Back to the signed release while the variant is still trusted; then its provenance row goes.
     expect(await rig.deploy.rollback('m', 'test')).toMatchObject({ outcome: 'rolled-back', to: { id: parent.id } });
     rig.store.db.prepare('DELETE FROM local_provenance').run();
@@ -167,9 +168,7 @@ describe('local variants under a signing policy', () => {
   it('a failed trial whose previous version is a local variant no longer trusted rolls back to the newest trusted version instead, the event naming both exact variants', async () => {
     await setUp({ sign: true });
     const parent = rig.store.repository.active('m')!;
-    const run = await reconciler.optimize(desired, 'test', undefined, REQUEST);
-    if (run.outcome.kind !== 'built') throw new Error(`expected a built variant, got ${run.outcome.kind}`);
-    const built = run.outcome.record;
+    const built = await buildVariant();
     expect(rig.store.repository.active('m')?.id).toBe(built.id);
     // The variant served; then its provenance row went (the policy now refuses it) and a signed 2.0.0 arrives that cannot run.
     rig.store.db.prepare('DELETE FROM local_provenance').run();

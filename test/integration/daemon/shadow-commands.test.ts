@@ -5,66 +5,37 @@
  * holds that slot; a rollback or a deploy of another ref queued behind it must still cancel
  * the shadow at once (src/daemon/preemption.ts), not after deploy.shadow.maxDurationMs.
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connectAsync, type MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parsePrivateKey, sendCommand, type FleetSigningKey } from '../../../src/control/index.ts';
-import { silentLogger } from '../../../src/log/index.ts';
-import { startDaemon, type DaemonHandle } from '../../../src/main.ts';
-import { requireMosquitto, startMosquitto, type RunningMosquitto } from '../../helpers/mosquitto.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
-import { writeDaemonConfig } from './daemon-process.ts';
+import { requireMosquitto } from '../../helpers/mosquitto.ts';
 import { CNN, publish } from './fixtures.ts';
+import { startFleetRig, type FleetRig } from './fleet-rig.ts';
 
-const NOTIFIER = { enabled: false, watchdogMs: undefined, notify: () => Promise.resolve() };
 /** No traffic reaches the shadow and it would wait ten minutes: only a cancellation ends it within the test's timeout. */
 const SHADOW = { enabled: true, share: 1, minRequests: 1_000_000, maxDurationMs: 600_000, onNoTraffic: 'reject' };
 
 describe.runIf(requireMosquitto())('rollback and deploy commands queued behind a deploy command in shadow', () => {
-  let tmp: { dir: string; cleanup: () => Promise<void> };
-  let broker: RunningMosquitto;
-  let handle: DaemonHandle | undefined;
-  let client: MqttClient | undefined;
-  let signer: FleetSigningKey;
+  let rig: FleetRig;
   let oci: string;
-
   beforeEach(async () => {
-    tmp = await makeTempDir('edgevolve-shadow-commands-');
-    broker = await startMosquitto();
-    const pair = generateKeyPairSync('ed25519');
-    signer = parsePrivateKey('fleet-key', pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
-    oci = join(tmp.dir, 'oci');
-    for (const version of ['1.0.0', '2.0.0', '3.0.0', '4.0.0']) await publish(oci, version, [{ name: 'fp32', modelPath: CNN }]);
-    const configFile = await writeDaemonConfig(tmp.dir, join(tmp.dir, 'state'), {
-      mqtt: { urls: [broker.url], fleet: 'f1', deviceId: 'dev1' },
-      control: { publicKeys: { 'fleet-key': pair.publicKey.export({ type: 'spki', format: 'pem' }) as string } },
-      daemon: { seedFixtures: false, models: [{ name: 'm', ref: `oci-layout:${oci}:1.0.0` }] },
-      deploy: { shadow: SHADOW },
+    rig = await startFleetRig('edgevolve-shadow-commands-', async (dir) => {
+      oci = join(dir, 'oci');
+      for (const version of ['1.0.0', '2.0.0', '3.0.0', '4.0.0']) await publish(oci, version, [{ name: 'fp32', modelPath: CNN }]);
+      return { daemon: { seedFixtures: false, models: [{ name: 'm', ref: `oci-layout:${oci}:1.0.0` }] }, deploy: { shadow: SHADOW } };
     });
-    handle = await startDaemon({ configFile, env: {}, installProcessHandlers: false, logger: silentLogger(), notifier: NOTIFIER });
-    client = await connectAsync(broker.url, { clientId: 'operator' });
   });
   afterEach(async () => {
-    await client?.endAsync();
-    await handle?.stop();
-    await broker.close();
-    await tmp.cleanup();
+    await rig.close();
   });
 
-  const send = async (type: 'deploy' | 'rollback', payload: unknown) => {
-    const outcome = await sendCommand(client!, { fleet: 'f1', device: 'dev1', type, payload, signer, timeoutMs: 45_000 });
-    const result = outcome.results.get('dev1')?.result;
-    if (result === undefined) throw new Error(`no result for ${type} ${JSON.stringify(payload)} within 45 s`);
-    return result;
-  };
+  const send = (type: 'deploy' | 'rollback', payload: unknown) => rig.send(type, payload, 45_000);
   const shadowOf = async (version: string): Promise<void> => {
     // Shown in status once the candidate's session runs beside the live one.
-    for (let i = 0; i < 2000 && !handle!.daemon.runtimeStatus().shadows.some((s) => s.version === version); i++) await sleep(10);
-    expect(handle!.daemon.runtimeStatus().shadows.map((s) => s.version)).toEqual([version]);
+    for (let i = 0; i < 2000 && !rig.handle.daemon.runtimeStatus().shadows.some((s) => s.version === version); i++) await sleep(10);
+    expect(rig.handle.daemon.runtimeStatus().shadows.map((s) => s.version)).toEqual([version]);
   };
-  const served = (): string[] => handle!.daemon.runtimeStatus().served.map((m) => m.version);
+  const served = (): string[] => rig.handle.daemon.runtimeStatus().served.map((m) => m.version);
 
   it('a rollback ends the shadow at once (the candidate abandoned, 1.0.0 kept, nothing rolled back further); a deploy of another ref supersedes one', async () => {
     expect(served()).toEqual(['1.0.0']);
@@ -86,8 +57,8 @@ describe.runIf(requireMosquitto())('rollback and deploy commands queued behind a
 
     // 1.0.0 served throughout; the rolled-back candidates are remembered as failed, the superseded one is not.
     expect(served()).toEqual(['1.0.0']);
-    const failed = (await handle!.daemon.report()).models.find((m) => m.name === 'm')?.failed.map((f) => f.reason);
+    const failed = (await rig.handle.daemon.report()).models.find((m) => m.name === 'm')?.failed.map((f) => f.reason);
     expect(failed).toEqual(['shadow cancelled after 0 mirrored requests: rollback command', 'shadow cancelled after 0 mirrored requests: rollback command']);
-    expect(handle!.daemon.runtimeStatus().shadows).toEqual([]);
+    expect(rig.handle.daemon.runtimeStatus().shadows).toEqual([]);
   }, 60_000);
 });
